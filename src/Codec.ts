@@ -1,0 +1,203 @@
+/**
+ * The versioned JSON codec of stored records (the seed's MarshalJSON / UnmarshalJSON), built
+ * from Schema: exact round trips, and a typed {@link CodecError} — never a throw — for any
+ * malformed input.
+ *
+ * @since 0.1.0
+ */
+import { Data, Either, Schema } from "effect"
+import { ParseResult } from "effect"
+import { Json, Redirect, Session, type TokenRecord } from "./Session.js"
+
+/**
+ * The format version written by this release. Decoding any other version fails.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const FORMAT_VERSION = 1 as const
+
+/**
+ * Inputs longer than this (in UTF-16 code units) are refused before parsing: 1 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_ENCODED_LENGTH = 1024 * 1024
+
+/**
+ * A record that could not be decoded: too large, not JSON, a wrong version, or wrong fields.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CodecError extends Data.TaggedError("CodecError")<{
+  readonly reason: "TooLarge" | "Malformed"
+  readonly message: string
+}> {}
+
+const Time = Schema.Number.pipe(Schema.finite())
+const NullableString = Schema.OptionFromNullOr(Schema.String)
+
+const SessionFields = Schema.Struct({
+  v: Schema.Literal(FORMAT_VERSION),
+  type: Schema.Literal("session"),
+  key: Schema.String,
+  tokenKey: Schema.String,
+  createdAt: Time,
+  idIssuedAt: Time,
+  lastAccessAt: Time,
+  userId: NullableString,
+  ip: NullableString,
+  userAgentHash: NullableString,
+  data: Schema.Record({ key: Schema.String, value: Json }),
+  version: Schema.Int
+})
+
+const RedirectFields = Schema.Struct({
+  v: Schema.Literal(FORMAT_VERSION),
+  type: Schema.Literal("redirect"),
+  tokenKey: Schema.String,
+  sessionKey: Schema.String,
+  rotatedAt: Time,
+  expiresAt: Time,
+  ip: NullableString,
+  userAgentHash: NullableString,
+  successorKey: Schema.String,
+  sealedSuccessor: Schema.String
+})
+
+/**
+ * The Schema of a stored session: its JSON object form ↔ {@link Session}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionSchema: Schema.Schema<Session, Schema.Schema.Encoded<typeof SessionFields>> = Schema.transform(
+  SessionFields,
+  Schema.declare((u): u is Session => u instanceof Session),
+  {
+    strict: true,
+    decode: ({ type: _type, v: _v, ...fields }) => new Session(fields),
+    encode: (s) => ({
+      v: FORMAT_VERSION,
+      type: "session" as const,
+      key: s.key,
+      tokenKey: s.tokenKey,
+      createdAt: s.createdAt,
+      idIssuedAt: s.idIssuedAt,
+      lastAccessAt: s.lastAccessAt,
+      userId: s.userId,
+      ip: s.ip,
+      userAgentHash: s.userAgentHash,
+      data: s.data,
+      version: s.version
+    })
+  }
+)
+
+/**
+ * The Schema of a stored redirect: its JSON object form ↔ {@link Redirect}.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RedirectSchema: Schema.Schema<Redirect, Schema.Schema.Encoded<typeof RedirectFields>> = Schema.transform(
+  RedirectFields,
+  Schema.declare((u): u is Redirect => u instanceof Redirect),
+  {
+    strict: true,
+    decode: ({ type: _type, v: _v, ...fields }) => new Redirect(fields),
+    encode: (r) => ({
+      v: FORMAT_VERSION,
+      type: "redirect" as const,
+      tokenKey: r.tokenKey,
+      sessionKey: r.sessionKey,
+      rotatedAt: r.rotatedAt,
+      expiresAt: r.expiresAt,
+      ip: r.ip,
+      userAgentHash: r.userAgentHash,
+      successorKey: r.successorKey,
+      sealedSuccessor: r.sealedSuccessor
+    })
+  }
+)
+
+/**
+ * The Schema of any stored record.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const TokenRecordSchema = Schema.Union(SessionSchema, RedirectSchema)
+
+const encodeRecord = Schema.encodeSync(TokenRecordSchema)
+const decodeRecord = Schema.decodeUnknownEither(TokenRecordSchema, { onExcessProperty: "error" })
+const encodeSessionSync = Schema.encodeSync(SessionSchema)
+const decodeSessionEither = Schema.decodeUnknownEither(SessionSchema, { onExcessProperty: "error" })
+
+const parse = (input: string): Either.Either<unknown, CodecError> => {
+  if (typeof input !== "string") return Either.left(new CodecError({ reason: "Malformed", message: "not a string" }))
+  if (input.length > MAX_ENCODED_LENGTH) {
+    return Either.left(new CodecError({ reason: "TooLarge", message: `${input.length} characters exceed ${MAX_ENCODED_LENGTH}` }))
+  }
+  try {
+    return Either.right(JSON.parse(input))
+  } catch (e) {
+    return Either.left(new CodecError({ reason: "Malformed", message: `not JSON: ${(e as Error).message}` }))
+  }
+}
+
+const malformed = (e: ParseResult.ParseError) =>
+  new CodecError({ reason: "Malformed", message: ParseResult.TreeFormatter.formatErrorSync(e) })
+
+/**
+ * Encodes a session or redirect as a JSON string.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (record: TokenRecord): string => JSON.stringify(encodeRecord(record))
+
+/**
+ * Decodes a JSON string into a session or redirect.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (input: string): Either.Either<TokenRecord, CodecError> =>
+  Either.flatMap(parse(input), (json) => Either.mapLeft(decodeRecord(json), malformed))
+
+/**
+ * Encodes a session as a JSON string.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeSession = (session: Session): string => JSON.stringify(encodeSessionSync(session))
+
+/**
+ * Decodes a JSON string into a session (a redirect is an error here).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeSession = (input: string): Either.Either<Session, CodecError> =>
+  Either.flatMap(parse(input), (json) => Either.mapLeft(decodeSessionEither(json), malformed))
+
+/**
+ * Decodes an already parsed value (e.g. a JSONB column) into a session.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeSessionUnknown = (input: unknown): Either.Either<Session, CodecError> =>
+  Either.mapLeft(decodeSessionEither(input), malformed)
+
+/**
+ * Encodes a session to its JSON object form (for a JSON column).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encodeSessionObject = (session: Session): Schema.Schema.Encoded<typeof SessionSchema> => encodeSessionSync(session)

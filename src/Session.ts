@@ -1,0 +1,509 @@
+/**
+ * The pure core: sessions and redirects as immutable values, and the timing rules as pure
+ * functions of the session, the configuration, the client and `now` — no services, no I/O.
+ *
+ * A session has a stable internal `key` (never sent to a client) and a current token (the cookie
+ * value) stored only as its `tokenKey` (the token's SHA-256 when `hashIdsAtRest`). When the
+ * token rotates, the old one becomes a {@link Redirect} to the same session for the grace period.
+ *
+ * @since 0.1.0
+ */
+import { Data, Either, Option, Schema } from "effect"
+import { dual } from "effect/Function"
+import type { ParseError } from "effect/ParseResult"
+import { type IpAddress, parseIp, samePrefix } from "./internal/ip.js"
+import { userAgentHash } from "./internal/hash.js"
+import type { SessionConfigShape } from "./SessionConfig.js"
+import { millis } from "./SessionConfig.js"
+
+/**
+ * A JSON value: what session data holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+
+/**
+ * The Schema of a JSON value (finite numbers only, so that every value survives a round trip).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Json: Schema.Schema<Json> = Schema.Union(
+  Schema.Null,
+  Schema.Boolean,
+  Schema.Number.pipe(Schema.finite()),
+  Schema.String,
+  Schema.Array(Schema.suspend((): Schema.Schema<Json> => Json)),
+  Schema.Record({ key: Schema.String, value: Schema.suspend((): Schema.Schema<Json> => Json) })
+)
+
+/**
+ * What a request tells about its client: the resolved IP address and the user agent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Client {
+  readonly ip: Option.Option<string>
+  readonly userAgent: Option.Option<string>
+}
+
+/**
+ * A client as the store remembers it: the IP and a hash of the user agent.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Binding {
+  readonly ip: Option.Option<string>
+  readonly userAgentHash: Option.Option<string>
+}
+
+/**
+ * A client from optional plain values.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const client = (options: { readonly ip?: string | undefined; readonly userAgent?: string | undefined } = {}): Client => ({
+  ip: Option.fromNullable(options.ip),
+  userAgent: Option.fromNullable(options.userAgent)
+})
+
+/**
+ * The binding recorded for a client.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const bindingOf = (c: Client): Binding => ({
+  ip: c.ip,
+  userAgentHash: Option.map(c.userAgent, userAgentHash)
+})
+
+/**
+ * A session: immutable; every change returns a new value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Session extends Data.TaggedClass("Session")<{
+  /** Stable internal key: never sent to a client, never changed. */
+  readonly key: string
+  /** Store key of the current token (its SHA-256 when `hashIdsAtRest`). */
+  readonly tokenKey: string
+  /** Birth, for the absolute timeout (epoch milliseconds). */
+  readonly createdAt: number
+  /** Birth of the current token, for rotation. */
+  readonly idIssuedAt: number
+  /** The idle clock: the last recorded access. */
+  readonly lastAccessAt: number
+  /** The logged-in user, if any. */
+  readonly userId: Option.Option<string>
+  /** The client IP at the last binding. */
+  readonly ip: Option.Option<string>
+  /** Hash of the client's user agent at the last binding. */
+  readonly userAgentHash: Option.Option<string>
+  /** Key/value data (JSON values). */
+  readonly data: { readonly [key: string]: Json }
+  /** Stored version, for compare-and-set across processes. 0 before the first save. */
+  readonly version: number
+}> {}
+
+/**
+ * A rotated-away token: it resolves to its session until `expiresAt`, and carries the successor
+ * token sealed with a key derived from itself.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Redirect extends Data.TaggedClass("Redirect")<{
+  /** Store key of this (old) token. */
+  readonly tokenKey: string
+  /** The session it leads to. */
+  readonly sessionKey: string
+  /** When the token was rotated away. */
+  readonly rotatedAt: number
+  /** The end of the grace period (rotatedAt + gracePeriod). */
+  readonly expiresAt: number
+  /** The client binding at rotation. */
+  readonly ip: Option.Option<string>
+  /** The user-agent hash at rotation. */
+  readonly userAgentHash: Option.Option<string>
+  /** Store key of the successor token, to check the unsealed value. */
+  readonly successorKey: string
+  /** The successor token sealed with a key derived from the old token. */
+  readonly sealedSuccessor: string
+}> {}
+
+/**
+ * What the store holds under a token key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenRecord = Session | Redirect
+
+/**
+ * Whether a value is a {@link Session}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isSession = (u: unknown): u is Session => u instanceof Session
+
+/**
+ * Whether a value is a {@link Redirect}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRedirect = (u: unknown): u is Redirect => u instanceof Redirect
+
+/**
+ * A new session born at `now`, bound to `client`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const start = (options: {
+  readonly key: string
+  readonly tokenKey: string
+  readonly now: number
+  readonly client: Client
+}): Session => {
+  const binding = bindingOf(options.client)
+  return new Session({
+    key: options.key,
+    tokenKey: options.tokenKey,
+    createdAt: options.now,
+    idIssuedAt: options.now,
+    lastAccessAt: options.now,
+    userId: Option.none(),
+    ip: binding.ip,
+    userAgentHash: binding.userAgentHash,
+    data: {},
+    version: 0
+  })
+}
+
+const copy = (self: Session, patch: Partial<ConstructorParameters<typeof Session>[0]>): Session =>
+  new Session({ ...self, ...patch })
+
+/**
+ * Records an access at `now` — but only when at least `touchInterval` has passed since the
+ * recorded one. Returns the very same value otherwise, so `touched !== self` says a write is due.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const touch: {
+  (now: number, config: SessionConfigShape): (self: Session) => Session
+  (self: Session, now: number, config: SessionConfigShape): Session
+} = dual(3, (self: Session, now: number, config: SessionConfigShape): Session =>
+  now - self.lastAccessAt >= millis(config.touchInterval) ? copy(self, { lastAccessAt: now }) : self)
+
+/**
+ * The result of a rotation: the session under its new token, and the redirect that the old
+ * token becomes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Rotation {
+  readonly session: Session
+  readonly redirect: Redirect
+}
+
+/**
+ * Rotates the token: the session keeps its key, data, user and `createdAt`; it gets the new
+ * token key and `idIssuedAt = now`; the old token becomes a redirect until `now + gracePeriod`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const rotate: {
+  (options: RotateOptions): (self: Session) => Rotation
+  (self: Session, options: RotateOptions): Rotation
+} = dual(2, (self: Session, options: RotateOptions): Rotation => ({
+  session: copy(self, { tokenKey: options.tokenKey, idIssuedAt: options.now, lastAccessAt: options.now }),
+  redirect: new Redirect({
+    tokenKey: self.tokenKey,
+    sessionKey: self.key,
+    rotatedAt: options.now,
+    expiresAt: options.now + millis(options.config.gracePeriod),
+    ip: self.ip,
+    userAgentHash: self.userAgentHash,
+    successorKey: options.tokenKey,
+    sealedSuccessor: options.sealedSuccessor
+  })
+}))
+
+/**
+ * Options of {@link rotate}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RotateOptions {
+  /** Store key of the new token. */
+  readonly tokenKey: string
+  /** The new token sealed with the old one (see the internal hash module). */
+  readonly sealedSuccessor: string
+  readonly now: number
+  readonly config: SessionConfigShape
+}
+
+/**
+ * Why a session or token is no longer valid.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ExpiryReason = "idle" | "absolute" | "grace"
+
+/**
+ * Which client change was rejected.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AnomalyKind = "ip" | "userAgent"
+
+/**
+ * The decision for a request, in the order of the rules (DESIGN §3).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Decision = Data.TaggedEnum<{
+  /** No record: no session. */
+  Missing: {}
+  /** A redirect still inside its grace period: follow it to the successor. */
+  Follow: { readonly redirect: Redirect }
+  /** The session idled out or reached its absolute timeout, or the redirect's grace period ended. */
+  Expired: { readonly reason: ExpiryReason; readonly record: TokenRecord }
+  /** The client changed in a way the configuration rejects: destroy the session. */
+  Anomaly: { readonly kind: AnomalyKind; readonly session: Session }
+  /** Valid, but the token is due for rotation. */
+  Rotate: { readonly session: Session }
+  /** Valid: touch and go on. */
+  Valid: { readonly session: Session }
+}>
+
+/**
+ * Constructors and matchers of {@link Decision}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Decision = Data.taggedEnum<Decision>()
+
+const ipPrefixBits = (address: IpAddress, config: SessionConfigShape): number =>
+  address.family === 4 ? (config.acceptRemoteIp - 1) * 8 : config.ipv6PrefixLength
+
+/**
+ * Whether the client differs from the session's binding in a way the configuration rejects.
+ * IPv4 keeps the first 1, 2 or 3 octets (acceptRemoteIp 2, 3, 4); IPv6 keeps the first
+ * `ipv6PrefixLength` bits; an IPv4-mapped IPv6 address counts as IPv4; a change of family, or
+ * an address that appears or disappears, is a change. A user agent may not change unless
+ * `acceptChangingUserAgent`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const detectAnomaly: {
+  (client: Client, config: SessionConfigShape): (self: Binding) => Option.Option<AnomalyKind>
+  (self: Binding, client: Client, config: SessionConfigShape): Option.Option<AnomalyKind>
+} = dual(3, (self: Binding, c: Client, config: SessionConfigShape): Option.Option<AnomalyKind> => {
+  if (config.acceptRemoteIp !== 1 && !ipAccepted(self.ip, c.ip, config)) return Option.some("ip")
+  if (!config.acceptChangingUserAgent) {
+    const now = Option.map(c.userAgent, userAgentHash)
+    if (!Option.getEquivalence((a: string, b: string) => a === b)(self.userAgentHash, now)) return Option.some("userAgent")
+  }
+  return Option.none()
+})
+
+const ipAccepted = (before: Option.Option<string>, after: Option.Option<string>, config: SessionConfigShape): boolean => {
+  if (Option.isNone(before) && Option.isNone(after)) return true
+  if (Option.isNone(before) || Option.isNone(after)) return false
+  if (before.value === after.value) return true
+  const a = parseIp(before.value)
+  const b = parseIp(after.value)
+  if (!a || !b || a.family !== b.family) return false
+  return samePrefix(a, b, ipPrefixBits(a, config))
+}
+
+/**
+ * Whether a session is past its idle or absolute timeout at `now`.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const expiry = (self: Session, now: number, config: SessionConfigShape): Option.Option<"idle" | "absolute"> =>
+  now - self.createdAt >= millis(config.absoluteTimeout)
+    ? Option.some("absolute")
+    : now - self.lastAccessAt >= millis(config.idleTimeout)
+    ? Option.some("idle")
+    : Option.none()
+
+/**
+ * The instant at which a session dies unless it is used again: the earlier of its idle and
+ * absolute deadlines. Stores use it as the record's TTL.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const expiresAt = (self: Session, config: SessionConfigShape): number =>
+  Math.min(self.lastAccessAt + millis(config.idleTimeout), self.createdAt + millis(config.absoluteTimeout))
+
+/**
+ * The decision for a request whose token led to `record` (rules 2–6 of DESIGN §3; rule 1, the
+ * malformed token, is decided before the store is asked).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const decide = (
+  record: Option.Option<TokenRecord>,
+  context: { readonly now: number; readonly client: Client; readonly config: SessionConfigShape }
+): Decision => {
+  if (Option.isNone(record)) return Decision.Missing()
+  const r = record.value
+  const { client: c, config, now } = context
+  if (r._tag === "Redirect") {
+    return now < r.expiresAt ? Decision.Follow({ redirect: r }) : Decision.Expired({ reason: "grace", record: r })
+  }
+  const expired = expiry(r, now, config)
+  if (Option.isSome(expired)) return Decision.Expired({ reason: expired.value, record: r })
+  const anomaly = detectAnomaly(r, c, config)
+  if (Option.isSome(anomaly)) return Decision.Anomaly({ kind: anomaly.value, session: r })
+  if (now - r.idIssuedAt >= millis(config.idRotationInterval)) return Decision.Rotate({ session: r })
+  return Decision.Valid({ session: r })
+}
+
+/**
+ * Attaches a user (the seed's `LogIn`). The service rotates the token at the same time, against
+ * session fixation.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const logIn: {
+  (userId: string): (self: Session) => Session
+  (self: Session, userId: string): Session
+} = dual(2, (self: Session, userId: string): Session => copy(self, { userId: Option.some(userId) }))
+
+/**
+ * Detaches the user (the seed's `LogOut`); the data stays. The service rotates the token.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const logOut = (self: Session): Session => copy(self, { userId: Option.none() })
+
+/**
+ * The value under `key`.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const get: {
+  (key: string): (self: Session) => Option.Option<Json>
+  (self: Session, key: string): Option.Option<Json>
+} = dual(2, (self: Session, key: string): Option.Option<Json> =>
+  Object.prototype.hasOwnProperty.call(self.data, key) ? Option.some(self.data[key]!) : Option.none())
+
+/**
+ * The value under `key`, decoded with a caller's Schema (so Dates, bigints and classes come back
+ * as themselves). A value that does not decode is a `ParseError`.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const getAs: {
+  <A, I extends Json>(key: string, schema: Schema.Schema<A, I>): (self: Session) => Either.Either<Option.Option<A>, ParseError>
+  <A, I extends Json>(self: Session, key: string, schema: Schema.Schema<A, I>): Either.Either<Option.Option<A>, ParseError>
+} = dual(3, <A, I extends Json>(self: Session, key: string, schema: Schema.Schema<A, I>): Either.Either<Option.Option<A>, ParseError> => {
+  const raw = get(self, key)
+  if (Option.isNone(raw)) return Either.right(Option.none())
+  return Either.map(Schema.decodeUnknownEither(schema)(raw.value), Option.some)
+})
+
+/**
+ * Sets `key` to a JSON value.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const set: {
+  (key: string, value: Json): (self: Session) => Session
+  (self: Session, key: string, value: Json): Session
+} = dual(3, (self: Session, key: string, value: Json): Session => copy(self, { data: { ...self.data, [key]: value } }))
+
+/**
+ * Sets `key` to a value encoded with a caller's Schema.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const setAs: {
+  <A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>): (self: Session) => Either.Either<Session, ParseError>
+  <A, I extends Json>(self: Session, key: string, value: A, schema: Schema.Schema<A, I>): Either.Either<Session, ParseError>
+} = dual(4, <A, I extends Json>(self: Session, key: string, value: A, schema: Schema.Schema<A, I>): Either.Either<Session, ParseError> =>
+  Either.map(Schema.encodeEither(schema)(value), (encoded) => set(self, key, encoded)))
+
+/**
+ * Removes `key` (the seed's `Delete`). Returns the same value when the key is absent.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const remove: {
+  (key: string): (self: Session) => Session
+  (self: Session, key: string): Session
+} = dual(2, (self: Session, key: string): Session => {
+  if (!Object.prototype.hasOwnProperty.call(self.data, key)) return self
+  const { [key]: _removed, ...data } = self.data
+  return copy(self, { data })
+})
+
+/**
+ * Removes `key` and returns its value (the seed's `GetAndDelete`).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const pop: {
+  (key: string): (self: Session) => readonly [Option.Option<Json>, Session]
+  (self: Session, key: string): readonly [Option.Option<Json>, Session]
+} = dual(2, (self: Session, key: string): readonly [Option.Option<Json>, Session] => [get(self, key), remove(self, key)])
+
+/**
+ * Rebinds the session to a client (after an accepted change), returning the same value when
+ * nothing changed.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const bind: {
+  (c: Client): (self: Session) => Session
+  (self: Session, c: Client): Session
+} = dual(2, (self: Session, c: Client): Session => {
+  const b = bindingOf(c)
+  const eq = Option.getEquivalence((x: string, y: string) => x === y)
+  return eq(self.ip, b.ip) && eq(self.userAgentHash, b.userAgentHash) ? self : copy(self, { ip: b.ip, userAgentHash: b.userAgentHash })
+})
+
+/**
+ * The session with a new stored version (set by a store after a successful save).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const withVersion: {
+  (version: number): (self: Session) => Session
+  (self: Session, version: number): Session
+} = dual(2, (self: Session, version: number): Session => copy(self, { version }))

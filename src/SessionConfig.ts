@@ -1,0 +1,357 @@
+/**
+ * Configuration: every option with its documented, secure default, validation, and the layers
+ * that provide it (`layer` from plain values, `layerConfig` from environment variables).
+ *
+ * @since 0.1.0
+ */
+import { Config, Context, Data, Duration, Effect, Either, Layer, Option } from "effect"
+import type { IpRange } from "./internal/ip.js"
+import { parseRange } from "./internal/ip.js"
+import { DEFAULT_TOKEN_BYTES, MIN_TOKEN_BYTES } from "./Ids.js"
+
+/**
+ * The `SameSite` attribute of the session cookie.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SameSite = "lax" | "strict" | "none"
+
+/**
+ * Levels of accepted IP change (the seed's `AcceptRemoteIP`): `1` accepts any change; `2`, `3`
+ * and `4` require the first 1, 2 or 3 octets of an IPv4 address to stay the same (and the
+ * first {@link SessionConfig.ipv6PrefixLength} bits of an IPv6 address).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AcceptRemoteIp = 1 | 2 | 3 | 4
+
+/**
+ * Attributes of the session cookie (the seed's `SessionCookie` and `NewSessionCookie`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CookieSettings {
+  /** Cookie name. Default `id`. A `__Host-` name requires Secure, Path=/ and no Domain. */
+  readonly name: string
+  /** Default `/`. */
+  readonly path: string
+  /** Default none (host-only cookie, the safest). */
+  readonly domain: Option.Option<string>
+  /** Default `true`: scripts cannot read the token. */
+  readonly httpOnly: boolean
+  /** Default `true`: the cookie travels over HTTPS only (browsers treat http://localhost as secure). */
+  readonly secure: boolean
+  /** Default `lax`. `none` requires `secure`. */
+  readonly sameSite: SameSite
+  /** Default `false`. CHIPS partitioned cookie; requires `secure`. */
+  readonly partitioned: boolean
+}
+
+/**
+ * The resolved, validated configuration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionConfigShape {
+  /** The session cookie (replaces the seed's SessionCookie / NewSessionCookie). */
+  readonly cookie: CookieSettings
+  /** A session unused this long dies. Default 30 minutes (replaces SessionExpiry). */
+  readonly idleTimeout: Duration.Duration
+  /** A session dies this long after its birth, however active. Default 12 hours (new). */
+  readonly absoluteTimeout: Duration.Duration
+  /** A token older than this is replaced on its next use. Default 15 minutes (replaces SessionIDExpiry). */
+  readonly idRotationInterval: Duration.Duration
+  /** A replaced token keeps resolving to its successor this long. Default 1 minute (replaces SessionIDGracePeriod). */
+  readonly gracePeriod: Duration.Duration
+  /** Accepted IP change, 1–4. Default 1: any change (mobile clients change networks) (replaces AcceptRemoteIP). */
+  readonly acceptRemoteIp: AcceptRemoteIp
+  /** IPv6 bits that must stay when `acceptRemoteIp` > 1, 0–128. Default 64 (new: the seed ignores IPv6). */
+  readonly ipv6PrefixLength: number
+  /** Whether a changed user agent is accepted. Default `false`: it destroys the session (replaces AcceptChangingUserAgent). */
+  readonly acceptChangingUserAgent: boolean
+  /** Entries in the local LRU cache: 0 = off, negative = unbounded. Default 10,000 (replaces MaxSessionCacheSize). */
+  readonly maxCacheSize: number
+  /** A cached entry unused this long is evicted. Default 1 hour (replaces SessionCacheExpiry). */
+  readonly cacheExpiry: Duration.Duration
+  /** Last-access times are written to the store at most this often; must be < idleTimeout. Default 1 minute (new). */
+  readonly touchInterval: Duration.Duration
+  /** Proxies (addresses or CIDR ranges) allowed to set X-Forwarded-For. Default none (new). */
+  readonly trustedProxies: ReadonlyArray<string>
+  /** Store records under the SHA-256 of the token, so a store leak leaks no live session. Default `true` (new). */
+  readonly hashIdsAtRest: boolean
+  /** Random bytes in a token, at least 16. Default 32 (256 bits). */
+  readonly tokenBytes: number
+  /** How often the sweeper removes expired records from stores without TTL. Default 5 minutes. */
+  readonly sweepInterval: Duration.Duration
+}
+
+/**
+ * Options as a caller writes them: every field optional, durations in any `DurationInput`
+ * form (`"30 minutes"`, `Duration.hours(1)`, milliseconds as a number).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionConfigInput {
+  readonly cookie?: Partial<Omit<CookieSettings, "domain">> & { readonly domain?: string | undefined }
+  readonly idleTimeout?: Duration.DurationInput
+  readonly absoluteTimeout?: Duration.DurationInput
+  readonly idRotationInterval?: Duration.DurationInput
+  readonly gracePeriod?: Duration.DurationInput
+  readonly acceptRemoteIp?: number
+  readonly ipv6PrefixLength?: number
+  readonly acceptChangingUserAgent?: boolean
+  readonly maxCacheSize?: number
+  readonly cacheExpiry?: Duration.DurationInput
+  readonly touchInterval?: Duration.DurationInput
+  readonly trustedProxies?: ReadonlyArray<string>
+  readonly hashIdsAtRest?: boolean
+  readonly tokenBytes?: number
+  readonly sweepInterval?: Duration.DurationInput
+}
+
+/**
+ * An invalid option, named, with the reason. Raised when the config layer is built.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionConfigError extends Data.TaggedError("SessionConfigError")<{
+  readonly option: string
+  readonly message: string
+}> {}
+
+/**
+ * The defaults, secure first.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: SessionConfigShape = {
+  cookie: {
+    name: "id",
+    path: "/",
+    domain: Option.none(),
+    httpOnly: true,
+    secure: true,
+    sameSite: "lax",
+    partitioned: false
+  },
+  idleTimeout: Duration.minutes(30),
+  absoluteTimeout: Duration.hours(12),
+  idRotationInterval: Duration.minutes(15),
+  gracePeriod: Duration.minutes(1),
+  acceptRemoteIp: 1,
+  ipv6PrefixLength: 64,
+  acceptChangingUserAgent: false,
+  maxCacheSize: 10_000,
+  cacheExpiry: Duration.hours(1),
+  touchInterval: Duration.minutes(1),
+  trustedProxies: [],
+  hashIdsAtRest: true,
+  tokenBytes: DEFAULT_TOKEN_BYTES,
+  sweepInterval: Duration.minutes(5)
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * The parsed trusted-proxy ranges of a validated config.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const trustedProxyRanges = (config: SessionConfigShape): ReadonlyArray<IpRange> =>
+  config.trustedProxies.flatMap((p) => {
+    const r = parseRange(p)
+    return r ? [r] : []
+  })
+
+/**
+ * Resolves and validates options against the defaults. Fails with the first invalid option.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfigShape, SessionConfigError> => {
+  const fail = (option: string, message: string) => Either.left(new SessionConfigError({ option, message }))
+  const duration = (option: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
+    if (value === undefined) return Either.right(fallback)
+    const d = Duration.decodeUnknown(value)
+    if (Option.isNone(d)) return fail(option, `not a duration: ${String(value)}`)
+    if (!Duration.isFinite(d.value) || Duration.toMillis(d.value) <= 0) {
+      return fail(option, `must be a positive, finite duration, got ${Duration.format(d.value)}`)
+    }
+    return Either.right(d.value)
+  }
+  return Either.gen(function*() {
+    const c = input.cookie ?? {}
+    const cookie: CookieSettings = {
+      name: c.name ?? defaults.cookie.name,
+      path: c.path ?? defaults.cookie.path,
+      domain: Option.fromNullable(c.domain),
+      httpOnly: c.httpOnly ?? defaults.cookie.httpOnly,
+      secure: c.secure ?? defaults.cookie.secure,
+      sameSite: c.sameSite ?? defaults.cookie.sameSite,
+      partitioned: c.partitioned ?? defaults.cookie.partitioned
+    }
+    if (!COOKIE_NAME.test(cookie.name)) return yield* fail("cookie.name", `not a valid cookie name: ${JSON.stringify(cookie.name)}`)
+    if (!["lax", "strict", "none"].includes(cookie.sameSite)) {
+      return yield* fail("cookie.sameSite", `must be "lax", "strict" or "none", got ${JSON.stringify(cookie.sameSite)}`)
+    }
+    if (!cookie.path.startsWith("/") || /[;\s]/.test(cookie.path)) return yield* fail("cookie.path", "must start with / and hold no ; or spaces")
+    if (Option.isSome(cookie.domain) && !/^[A-Za-z0-9.-]+$/.test(cookie.domain.value)) return yield* fail("cookie.domain", "not a valid domain")
+    if (cookie.sameSite === "none" && !cookie.secure) return yield* fail("cookie.sameSite", "SameSite=None requires secure: true")
+    if (cookie.partitioned && !cookie.secure) return yield* fail("cookie.partitioned", "Partitioned requires secure: true")
+    if (cookie.name.startsWith("__Secure-") && !cookie.secure) return yield* fail("cookie.name", "a __Secure- cookie requires secure: true")
+    if (cookie.name.startsWith("__Host-")) {
+      if (!cookie.secure) return yield* fail("cookie.name", "a __Host- cookie requires secure: true")
+      if (cookie.path !== "/") return yield* fail("cookie.name", "a __Host- cookie requires path: \"/\"")
+      if (Option.isSome(cookie.domain)) return yield* fail("cookie.name", "a __Host- cookie must not set a domain")
+    }
+    const idleTimeout = yield* duration("idleTimeout", input.idleTimeout, defaults.idleTimeout)
+    const absoluteTimeout = yield* duration("absoluteTimeout", input.absoluteTimeout, defaults.absoluteTimeout)
+    const idRotationInterval = yield* duration("idRotationInterval", input.idRotationInterval, defaults.idRotationInterval)
+    const gracePeriod = yield* duration("gracePeriod", input.gracePeriod, defaults.gracePeriod)
+    const cacheExpiry = yield* duration("cacheExpiry", input.cacheExpiry, defaults.cacheExpiry)
+    const sweepInterval = yield* duration("sweepInterval", input.sweepInterval, defaults.sweepInterval)
+    const touchInterval = yield* duration(
+      "touchInterval",
+      input.touchInterval,
+      // Keep the default valid for short idle timeouts: at most a tenth of the idle timeout.
+      input.idleTimeout === undefined ? defaults.touchInterval : Duration.min(defaults.touchInterval, Duration.divide(idleTimeout, 10).pipe(Option.getOrElse(() => defaults.touchInterval)))
+    )
+    if (Duration.greaterThanOrEqualTo(touchInterval, idleTimeout)) {
+      return yield* fail("touchInterval", `must be shorter than idleTimeout (${Duration.format(idleTimeout)})`)
+    }
+    const acceptRemoteIp = input.acceptRemoteIp ?? defaults.acceptRemoteIp
+    if (![1, 2, 3, 4].includes(acceptRemoteIp)) return yield* fail("acceptRemoteIp", `must be 1, 2, 3 or 4, got ${acceptRemoteIp}`)
+    const ipv6PrefixLength = input.ipv6PrefixLength ?? defaults.ipv6PrefixLength
+    if (!Number.isInteger(ipv6PrefixLength) || ipv6PrefixLength < 0 || ipv6PrefixLength > 128) {
+      return yield* fail("ipv6PrefixLength", `must be an integer from 0 to 128, got ${ipv6PrefixLength}`)
+    }
+    const maxCacheSize = input.maxCacheSize ?? defaults.maxCacheSize
+    if (!Number.isInteger(maxCacheSize)) return yield* fail("maxCacheSize", `must be an integer, got ${maxCacheSize}`)
+    const tokenBytes = input.tokenBytes ?? defaults.tokenBytes
+    if (!Number.isInteger(tokenBytes) || tokenBytes < MIN_TOKEN_BYTES || tokenBytes > 64) {
+      return yield* fail("tokenBytes", `must be an integer from ${MIN_TOKEN_BYTES} to 64, got ${tokenBytes}`)
+    }
+    const trustedProxies = input.trustedProxies ?? defaults.trustedProxies
+    for (const p of trustedProxies) {
+      if (!parseRange(p)) return yield* fail("trustedProxies", `not an IP address or CIDR range: ${JSON.stringify(p)}`)
+    }
+    return {
+      cookie,
+      idleTimeout,
+      absoluteTimeout,
+      idRotationInterval,
+      gracePeriod,
+      acceptRemoteIp: acceptRemoteIp as AcceptRemoteIp,
+      ipv6PrefixLength,
+      acceptChangingUserAgent: input.acceptChangingUserAgent ?? defaults.acceptChangingUserAgent,
+      maxCacheSize,
+      cacheExpiry,
+      touchInterval,
+      trustedProxies,
+      hashIdsAtRest: input.hashIdsAtRest ?? defaults.hashIdsAtRest,
+      tokenBytes,
+      sweepInterval
+    }
+  })
+}
+
+/**
+ * The configuration service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class SessionConfig extends Context.Tag("effect-sessions/SessionConfig")<SessionConfig, SessionConfigShape>() {}
+
+/**
+ * Provides the configuration from plain values (defaults for what is left out). Invalid values
+ * fail the layer with a {@link SessionConfigError} naming the option.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (input: SessionConfigInput = {}): Layer.Layer<SessionConfig, SessionConfigError> =>
+  Layer.effect(SessionConfig, make(input))
+
+const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
+
+/**
+ * The options read through Effect `Config` (environment variables by default), under the
+ * prefix `SESSIONS_`: `SESSIONS_COOKIE_NAME`, `SESSIONS_COOKIE_PATH`, `SESSIONS_COOKIE_DOMAIN`,
+ * `SESSIONS_COOKIE_SECURE`, `SESSIONS_COOKIE_HTTP_ONLY`, `SESSIONS_COOKIE_SAME_SITE`,
+ * `SESSIONS_IDLE_TIMEOUT`, `SESSIONS_ABSOLUTE_TIMEOUT`, `SESSIONS_ID_ROTATION_INTERVAL`,
+ * `SESSIONS_GRACE_PERIOD`, `SESSIONS_ACCEPT_REMOTE_IP`, `SESSIONS_IPV6_PREFIX_LENGTH`,
+ * `SESSIONS_ACCEPT_CHANGING_USER_AGENT`, `SESSIONS_MAX_CACHE_SIZE`, `SESSIONS_CACHE_EXPIRY`,
+ * `SESSIONS_TOUCH_INTERVAL`, `SESSIONS_TRUSTED_PROXIES` (comma-separated),
+ * `SESSIONS_HASH_IDS_AT_REST`, `SESSIONS_TOKEN_BYTES`, `SESSIONS_SWEEP_INTERVAL`.
+ * Durations are written like `30 minutes` or `90 seconds`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const config: Config.Config<SessionConfigInput> = Config.all({
+  cookieName: optional(Config.string("COOKIE_NAME")),
+  cookiePath: optional(Config.string("COOKIE_PATH")),
+  cookieDomain: optional(Config.string("COOKIE_DOMAIN")),
+  cookieSecure: optional(Config.boolean("COOKIE_SECURE")),
+  cookieHttpOnly: optional(Config.boolean("COOKIE_HTTP_ONLY")),
+  cookieSameSite: optional(Config.literal("lax", "strict", "none")("COOKIE_SAME_SITE")),
+  idleTimeout: optional(Config.duration("IDLE_TIMEOUT")),
+  absoluteTimeout: optional(Config.duration("ABSOLUTE_TIMEOUT")),
+  idRotationInterval: optional(Config.duration("ID_ROTATION_INTERVAL")),
+  gracePeriod: optional(Config.duration("GRACE_PERIOD")),
+  acceptRemoteIp: optional(Config.integer("ACCEPT_REMOTE_IP")),
+  ipv6PrefixLength: optional(Config.integer("IPV6_PREFIX_LENGTH")),
+  acceptChangingUserAgent: optional(Config.boolean("ACCEPT_CHANGING_USER_AGENT")),
+  maxCacheSize: optional(Config.integer("MAX_CACHE_SIZE")),
+  cacheExpiry: optional(Config.duration("CACHE_EXPIRY")),
+  touchInterval: optional(Config.duration("TOUCH_INTERVAL")),
+  trustedProxies: optional(Config.array(Config.string(), "TRUSTED_PROXIES")),
+  hashIdsAtRest: optional(Config.boolean("HASH_IDS_AT_REST")),
+  tokenBytes: optional(Config.integer("TOKEN_BYTES")),
+  sweepInterval: optional(Config.duration("SWEEP_INTERVAL"))
+}).pipe(
+  Config.nested("SESSIONS"),
+  Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookieSameSite, cookieSecure, ...rest }) => {
+    const cookie = Object.fromEntries(
+      Object.entries({ name: cookieName, path: cookiePath, domain: cookieDomain, secure: cookieSecure, httpOnly: cookieHttpOnly, sameSite: cookieSameSite })
+        .filter(([, v]) => v !== undefined)
+    )
+    const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
+    return { ...defined, cookie } as SessionConfigInput
+  })
+)
+
+/**
+ * Provides the configuration from Effect `Config` (see {@link config}), on top of `overrides`
+ * given in code. A malformed variable fails as a `ConfigError`, an invalid value as a
+ * {@link SessionConfigError}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides: SessionConfigInput = {}
+): Layer.Layer<SessionConfig, SessionConfigError | import("effect/ConfigError").ConfigError> =>
+  Layer.effect(
+    SessionConfig,
+    Effect.flatMap(config, (fromEnv) =>
+      make({ ...overrides, ...fromEnv, cookie: { ...overrides.cookie, ...fromEnv.cookie } }))
+  )
+
+/**
+ * Milliseconds of a duration, for the pure core's arithmetic.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const millis = (d: Duration.Duration): number => Duration.toMillis(d)

@@ -1,0 +1,16 @@
+/**
+ * effect-sessions: server-side, cookie-based web sessions for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Codec from "./Codec.js"
+/** @since 0.1.0 */
+export * as Ids from "./Ids.js"
+/** @since 0.1.0 */
+export * as SecureRandom from "./SecureRandom.js"
+/** @since 0.1.0 */
+export * as Session from "./Session.js"
+/** @since 0.1.0 */
+export * as SessionConfig from "./SessionConfig.js"
