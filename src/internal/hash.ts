@@ -68,3 +68,6 @@ export const safeEqual = (a: string, b: string): boolean => {
  */
 export const seededBlock = (seed: string, counter: number): Buffer =>
   createHash("sha256").update(`effect-sessions/seeded/${seed}/${counter}`).digest()
+
+/** The public identifier of a session in listings: a hash of its internal key. @internal */
+export const publicId = (sessionKey: string): string => sha256(`public:${sessionKey}`).slice(0, 16)

@@ -1,0 +1,141 @@
+/**
+ * The store contract: what any backend (memory, SQL, Redis, your own) must do, its typed error,
+ * and the in-memory implementation that is the default.
+ *
+ * Rules every store follows (checked by the shared conformance suite, `spec/conformance/`):
+ * - Missing is `Option.none()`, never an error; deleting an absent key is a no-op.
+ * - Errors are {@link PersistenceError}s and are for system faults only (store down, corrupt
+ *   record).
+ * - `save` and `rotate` are compare-and-set on the session's `version`: they return `false`,
+ *   and change nothing, when the stored version is not the expected one (or the session is
+ *   gone). Of two concurrent rotations of one token exactly one wins.
+ * - A record whose deadline (`expiresAt`) has passed may be returned or not; the service decides
+ *   expiry by time itself. Stores without TTLs remove such records in `sweep`.
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { makeMemoryStore } from "./internal/memoryStore.js"
+import type { Redirect, Session, TokenRecord } from "./Session.js"
+
+/**
+ * A system fault in a store: it is down, it answered garbage, or a record is corrupt.
+ * `method` names the operation that failed; `reason` classifies it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PersistenceError extends Data.TaggedError("PersistenceError")<{
+  readonly method: string
+  readonly reason: "Unavailable" | "Corrupt" | "Unknown"
+  readonly cause?: unknown
+  /** For a corrupt record: its store key (a token key, never a raw token). */
+  readonly key?: string
+}> {
+  override get message(): string {
+    const cause = this.cause instanceof Error ? `: ${this.cause.message}` : this.cause === undefined ? "" : `: ${String(this.cause)}`
+    return `Persistence.${this.method} failed (${this.reason})${cause}`
+  }
+}
+
+/**
+ * The store operations. Keys are token keys (the SHA-256 of a token when `hashIdsAtRest`) and
+ * session keys (the stable internal key); a store never sees a raw token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PersistenceShape {
+  /** The record under a token key: the session for its current token, or a redirect. */
+  readonly load: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>, PersistenceError>
+  /** A session by its internal key. */
+  readonly loadSession: (sessionKey: string) => Effect.Effect<Option.Option<Session>, PersistenceError>
+  /** Inserts a new session (and its token); `expiresAt` is its deadline for TTL-based stores. */
+  readonly create: (session: Session, expiresAt: number) => Effect.Effect<void, PersistenceError>
+  /**
+   * Replaces the session if its stored version is `expectedVersion` (the new value carries the
+   * next version). Keeps the user index in step. `false` when the version differs or it is gone.
+   */
+  readonly save: (session: Session, expectedVersion: number, expiresAt: number) => Effect.Effect<boolean, PersistenceError>
+  /**
+   * Atomic rotation: if the stored session has version `expectedVersion` and its current token
+   * is `redirect.tokenKey`, store `session` (new token, next version) and turn the old token into
+   * `redirect` (until `redirect.expiresAt`) in one step. `false` otherwise.
+   */
+  readonly rotate: (session: Session, expectedVersion: number, redirect: Redirect, expiresAt: number) => Effect.Effect<boolean, PersistenceError>
+  /** Deletes a session, its current token and its user-index entry. No-op when absent. */
+  readonly delete: (sessionKey: string) => Effect.Effect<void, PersistenceError>
+  /** Deletes whatever a token key holds (used to drop a corrupt record). No-op when absent. */
+  readonly deleteToken: (tokenKey: string) => Effect.Effect<void, PersistenceError>
+  /** The live sessions of a user (the user index). */
+  readonly sessionsOfUser: (userId: string) => Effect.Effect<ReadonlyArray<Session>, PersistenceError>
+  /** Removes expired sessions and redirects; returns how many records went. A no-op for stores with TTLs. */
+  readonly sweep: Effect.Effect<number, PersistenceError>
+  /**
+   * Token keys changed by other processes sharing this store (for cache coherence). Stores that
+   * only one process can use return `Stream.empty`.
+   */
+  readonly invalidations: Stream.Stream<string>
+}
+
+/**
+ * The store service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Persistence extends Context.Tag("effect-sessions/Persistence")<Persistence, PersistenceShape>() {}
+
+/**
+ * The in-memory store: the default, for one process. It reads time from `Clock` (so
+ * `TestClock` drives its expiry) and is swept by the sweeper layer.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, makeMemoryStore)
+
+/**
+ * Builds a fresh in-memory store (for tests that want two independent stores, or to wrap).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<PersistenceShape> = Effect.sync(makeMemoryStore)
+
+/**
+ * Wraps a store so that every call is counted (for tests and diagnostics: "a cache hit does not
+ * touch the store").
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const counted = (store: PersistenceShape): { readonly store: PersistenceShape; readonly calls: () => Record<string, number> } => {
+  const counts: Record<string, number> = {}
+  const tick = (name: string) => {
+    counts[name] = (counts[name] ?? 0) + 1
+  }
+  const wrap = <Args extends ReadonlyArray<unknown>, A, E>(name: string, f: (...args: Args) => Effect.Effect<A, E>) =>
+  (...args: Args) => Effect.suspend(() => {
+    tick(name)
+    return f(...args)
+  })
+  return {
+    calls: () => ({ ...counts }),
+    store: {
+      load: wrap("load", store.load),
+      loadSession: wrap("loadSession", store.loadSession),
+      create: wrap("create", store.create),
+      save: wrap("save", store.save),
+      rotate: wrap("rotate", store.rotate),
+      delete: wrap("delete", store.delete),
+      deleteToken: wrap("deleteToken", store.deleteToken),
+      sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
+      sweep: Effect.suspend(() => {
+        tick("sweep")
+        return store.sweep
+      }),
+      invalidations: store.invalidations
+    }
+  }
+}

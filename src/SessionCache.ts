@@ -1,0 +1,98 @@
+/**
+ * The local write-through cache: an LRU of token records held in a `Ref`, with a capacity
+ * (`maxCacheSize`: 0 = off, negative = unbounded) and idle eviction (`cacheExpiry`).
+ *
+ * Every change goes to the store first and then here, and last-access times are written through
+ * whenever they move (see `Session.touch`), so the cache never holds anything fresher than the
+ * store: any cache size behaves exactly like no cache (invariant 7).
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Option, Ref } from "effect"
+import { Lru } from "./internal/lru.js"
+import type { TokenRecord } from "./Session.js"
+import { millis, SessionConfig } from "./SessionConfig.js"
+import type { Duration } from "effect"
+
+/**
+ * The cache operations, by token key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionCacheShape {
+  readonly get: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>>
+  readonly set: (tokenKey: string, record: TokenRecord) => Effect.Effect<void>
+  readonly invalidate: (tokenKey: string) => Effect.Effect<void>
+  /** Empties the cache (the seed's PurgeSessions; nothing is pending, since every change is written through). */
+  readonly clear: Effect.Effect<void>
+  readonly size: Effect.Effect<number>
+  /** Token keys from least to most recently used (for tests). */
+  readonly keys: Effect.Effect<ReadonlyArray<string>>
+  /** Whether the cache stores anything at all. */
+  readonly enabled: boolean
+}
+
+/**
+ * The cache service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class SessionCache extends Context.Tag("effect-sessions/SessionCache")<SessionCache, SessionCacheShape>() {}
+
+/**
+ * Builds a cache. Time for idle eviction comes from `Clock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: { readonly capacity: number; readonly expiry: Duration.Duration }): Effect.Effect<SessionCacheShape> =>
+  Effect.map(Ref.make(new Lru<string, TokenRecord>(options.capacity, millis(options.expiry))), (ref): SessionCacheShape => {
+    const enabled = options.capacity !== 0
+    if (!enabled) {
+      return {
+        enabled,
+        get: () => Effect.succeed(Option.none()),
+        set: () => Effect.void,
+        invalidate: () => Effect.void,
+        clear: Effect.void,
+        size: Effect.succeed(0),
+        keys: Effect.succeed([])
+      }
+    }
+    return {
+      enabled,
+      get: (tokenKey) =>
+        Effect.clockWith((clock) =>
+          Ref.modify(ref, (lru) => [Option.fromNullable(lru.get(tokenKey, clock.unsafeCurrentTimeMillis())), lru])
+        ),
+      set: (tokenKey, record) =>
+        Effect.clockWith((clock) => Ref.update(ref, (lru) => {
+          lru.set(tokenKey, record, clock.unsafeCurrentTimeMillis())
+          return lru
+        })),
+      invalidate: (tokenKey) =>
+        Ref.update(ref, (lru) => {
+          lru.delete(tokenKey)
+          return lru
+        }),
+      clear: Ref.update(ref, (lru) => {
+        lru.clear()
+        return lru
+      }),
+      size: Ref.get(ref).pipe(Effect.map((lru) => lru.size)),
+      keys: Ref.get(ref).pipe(Effect.map((lru) => lru.keys()))
+    }
+  })
+
+/**
+ * The cache sized by the configuration's `maxCacheSize` and `cacheExpiry`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<SessionCache, never, SessionConfig> = Layer.effect(
+  SessionCache,
+  Effect.flatMap(SessionConfig, (config) => make({ capacity: config.maxCacheSize, expiry: config.cacheExpiry }))
+)

@@ -1,0 +1,327 @@
+/**
+ * The Sessions service: the effectful shell around the pure core. It resolves a request's token
+ * to a session (following redirects, expiring, detecting anomalies, rotating), writes every
+ * change through the local cache to the store under a per-session lock with compare-and-set
+ * retries across processes, and manages users (log in, log out, log out everywhere, list).
+ *
+ * @since 0.1.0
+ */
+import type { Redacted } from "effect"
+import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
+import type { ParseError } from "effect/ParseResult"
+import type { Schema } from "effect"
+import { makeSessions } from "./internal/sessions.js"
+import { Persistence, type PersistenceError } from "./Persistence.js"
+import * as Persistence_ from "./Persistence.js"
+import { SecureRandom } from "./SecureRandom.js"
+import * as SecureRandom_ from "./SecureRandom.js"
+import type { Client, Json, Session } from "./Session.js"
+import * as SessionCache from "./SessionCache.js"
+import { SessionConfig } from "./SessionConfig.js"
+import * as SessionConfig_ from "./SessionConfig.js"
+
+/**
+ * A session in use by a request: the value as last seen, and the token the client holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ActiveSession {
+  readonly session: Session
+  readonly token: Redacted.Redacted<string>
+}
+
+/**
+ * What the response must do with the session cookie: leave it, set it (new, rotated or
+ * followed token), or clear it (the token is dead).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CookieAction = "none" | "set" | "clear"
+
+/**
+ * How a request's token was resolved.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Outcome =
+  | "absent" // no token
+  | "malformed" // a token of the wrong length or alphabet: the store was not asked
+  | "missing" // unknown token
+  | "expired" // idle, absolute, or a redirect past its grace period
+  | "anomaly" // a rejected client change: the session was destroyed
+  | "valid"
+  | "rotated" // valid, and the token was replaced
+  | "followed" // an old token inside its grace period led to the current one
+  | "created" // a new session
+
+/**
+ * The full result of {@link SessionsShape.resolve}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolution {
+  readonly session: Option.Option<ActiveSession>
+  readonly cookie: CookieAction
+  readonly outcome: Outcome
+}
+
+/**
+ * A session of a user as listed to that user (OWASP: users can see and end their sessions).
+ * `id` is a public identifier derived from the internal key, never a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionInfo {
+  readonly id: string
+  readonly createdAt: number
+  readonly lastAccessAt: number
+  readonly idIssuedAt: number
+  readonly ip: Option.Option<string>
+  readonly userAgentHash: Option.Option<string>
+}
+
+/**
+ * The session was destroyed (expired, logged out everywhere, …) while a request still held it.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionGoneError extends Data.TaggedError("SessionGoneError")<{
+  readonly method: string
+  /** A short hash of the token, never the token. */
+  readonly session: string
+}> {
+  override get message(): string {
+    return `Sessions.${this.method}: session ${this.session} is gone`
+  }
+}
+
+/**
+ * A change kept losing the compare-and-set race against other processes.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionConflictError extends Data.TaggedError("SessionConflictError")<{
+  readonly method: string
+  readonly session: string
+  readonly attempts: number
+}> {
+  override get message(): string {
+    return `Sessions.${this.method}: session ${this.session} still conflicted after ${this.attempts} attempts`
+  }
+}
+
+/**
+ * A value in the session did not decode with the caller's schema.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionDataError extends Data.TaggedError("SessionDataError")<{
+  readonly method: string
+  readonly key: string
+  readonly cause: ParseError
+}> {
+  override get message(): string {
+    return `Sessions.${this.method}: value under ${JSON.stringify(this.key)} does not match its schema: ${this.cause.message}`
+  }
+}
+
+/**
+ * Loading a user object failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
+  readonly userId: string
+  readonly cause: unknown
+}> {}
+
+/**
+ * Errors of operations on an active session.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionError = PersistenceError | SessionGoneError | SessionConflictError
+
+/**
+ * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results are
+ * cached per user ID until {@link SessionsShape.refreshUser}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class UserLoader extends Context.Tag("effect-sessions/UserLoader")<UserLoader, {
+  readonly load: (userId: string) => Effect.Effect<Option.Option<unknown>, unknown>
+}>() {}
+
+/**
+ * The service operations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionsShape {
+  /** Resolves a request's token (DESIGN §3) and says what to do with the cookie. With `create`, a request without a valid session gets a new one. */
+  readonly resolve: (
+    token: string | undefined,
+    client: Client,
+    options?: { readonly create?: boolean }
+  ) => Effect.Effect<Resolution, PersistenceError>
+  /** {@link resolve} reduced to the session (the seed's `Start`). */
+  readonly start: (
+    token: string | undefined,
+    client: Client,
+    options?: { readonly create?: boolean }
+  ) => Effect.Effect<Option.Option<ActiveSession>, PersistenceError>
+  /** A new session for a client. */
+  readonly create: (client: Client) => Effect.Effect<ActiveSession, PersistenceError>
+  /** The latest value of a session (cache, then store). */
+  readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionError>
+  /** The value under `key`. */
+  readonly get: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  /** The value under `key`, decoded with a caller's schema. */
+  readonly getAs: <A, I extends Json>(
+    handle: ActiveSession,
+    key: string,
+    schema: Schema.Schema<A, I>
+  ) => Effect.Effect<Option.Option<A>, SessionError | SessionDataError>
+  /** Sets `key` (written through). */
+  readonly set: (handle: ActiveSession, key: string, value: Json) => Effect.Effect<Session, SessionError>
+  /** Sets `key` to a value encoded with a caller's schema. */
+  readonly setAs: <A, I extends Json>(
+    handle: ActiveSession,
+    key: string,
+    value: A,
+    schema: Schema.Schema<A, I>
+  ) => Effect.Effect<Session, SessionError | SessionDataError>
+  /** Removes `key`. */
+  readonly remove: (handle: ActiveSession, key: string) => Effect.Effect<Session, SessionError>
+  /** Removes `key` and returns its value (the seed's GetAndDelete). */
+  readonly pop: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  /** Atomically replaces the value under `key` with `f(old)` and returns the new value (counters). */
+  readonly update: (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
+  /** Atomically applies a pure change to the session. Re-applied on the latest value after a lost race. */
+  readonly modify: (handle: ActiveSession, f: (session: Session) => Session) => Effect.Effect<Session, SessionError>
+  /** Replaces the token now (the old one follows for the grace period unless `grace: false`). */
+  readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionError>
+  /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
+  readonly logIn: (
+    handle: ActiveSession,
+    userId: string,
+    options?: { readonly exclusive?: boolean; readonly client?: Client }
+  ) => Effect.Effect<ActiveSession, SessionError>
+  /** Detaches the user and rotates the token with no grace period. */
+  readonly logOut: (handle: ActiveSession) => Effect.Effect<ActiveSession, SessionError>
+  /** Ends every session of a user; returns how many ended. */
+  readonly logOutEverywhere: (userId: string) => Effect.Effect<number, PersistenceError>
+  /** The live sessions of a user. */
+  readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, PersistenceError>
+  /** Ends one session of a user by its public `id` (from {@link listSessions}). */
+  readonly endSession: (userId: string, id: string) => Effect.Effect<boolean, PersistenceError>
+  /** Ends the session. */
+  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, PersistenceError>
+  /** Empties the local cache (nothing is pending: every change was written through). */
+  readonly flush: Effect.Effect<void>
+  /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */
+  readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
+  /** Drops the cached user object of a user, so that the next {@link user} loads it again. */
+  readonly refreshUser: (userId: string) => Effect.Effect<void>
+}
+
+/**
+ * The service.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Sessions extends Context.Tag("effect-sessions/Sessions")<Sessions, SessionsShape>() {}
+
+/**
+ * The service over the `Persistence`, `SessionCache`, `SessionConfig` and `SecureRandom` in
+ * context. Scoped: it listens to the store's invalidations from other processes while it lives.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWithCache: Layer.Layer<
+  Sessions,
+  never,
+  Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom
+> = Layer.scoped(Sessions, makeSessions)
+
+/**
+ * The service with its cache built from the configuration.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | SecureRandom> = layerWithCache.pipe(
+  Layer.provide(SessionCache.layer)
+)
+
+/**
+ * Everything for one process on the in-memory store: configuration from `options`, the live
+ * SecureRandom, the memory store and its sweeper.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Session, Sessions } from "effect-sessions"
+ *
+ * const program = Effect.gen(function*() {
+ *   const sessions = yield* Sessions.Sessions
+ *   const handle = yield* sessions.create(Session.client({ ip: "203.0.113.7", userAgent: "curl/8" }))
+ *   yield* sessions.set(handle, "theme", "dark")
+ * })
+ * Effect.runPromise(Effect.provide(program, Sessions.layerMemory({ idleTimeout: "20 minutes" })))
+ * ```
+ */
+export const layerMemory = (
+  options: SessionConfig_.SessionConfigInput = {}
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError> => layerStore(options).pipe(Layer.provide(Persistence_.layerMemory))
+
+/**
+ * Everything but the store: configuration from `options`, the live SecureRandom, the cache, the
+ * service and the sweeper, over the `Persistence` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStore = (
+  options: SessionConfig_.SessionConfigInput = {}
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError, Persistence> =>
+  Layer.merge(layer, layerSweeper).pipe(
+    Layer.provide(Layer.merge(SessionConfig_.layer(options), SecureRandom_.layer))
+  )
+
+/**
+ * Periodically removes expired records from stores without TTLs (every `sweepInterval`).
+ * A failed sweep is logged and retried at the next interval.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSweeper: Layer.Layer<never, never, Persistence | SessionConfig> = Layer.scopedDiscard(
+  Effect.gen(function*() {
+    const store = yield* Persistence
+    const config = yield* SessionConfig
+    yield* store.sweep.pipe(
+      Effect.tap((n) => n > 0 ? Effect.logDebug(`swept ${n} expired session records`) : Effect.void),
+      Effect.catchAll((e) => Effect.logWarning("session sweep failed", e)),
+      Effect.repeat(Schedule.spaced(config.sweepInterval)),
+      Effect.delay(config.sweepInterval),
+      Effect.forkScoped
+    )
+  })
+)

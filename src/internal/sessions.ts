@@ -1,0 +1,457 @@
+/**
+ * The implementation of the Sessions service: resolution of a token (DESIGN §3), write-through
+ * to cache and store, per-session locks, compare-and-set retries, users, metrics and spans.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect, Either, Metric, Option, Redacted, Stream } from "effect"
+import * as Ids from "../Ids.js"
+import { Persistence, type PersistenceError } from "../Persistence.js"
+import { SecureRandom } from "../SecureRandom.js"
+import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
+import * as S from "../Session.js"
+import { SessionCache } from "../SessionCache.js"
+import { SessionConfig } from "../SessionConfig.js"
+import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
+import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader, UserLoaderError } from "../Sessions.js"
+import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
+
+/** Attempts of a compare-and-set before giving up (another process keeps winning). */
+const MAX_ATTEMPTS = 16
+/** Redirect hops followed at most (a chain forms when a token is rotated twice within the grace period). */
+const MAX_HOPS = 4
+
+const metrics = {
+  created: Metric.counter("effect_sessions_created_total", { description: "sessions created" }),
+  rotated: Metric.counter("effect_sessions_rotated_total", { description: "session tokens rotated" }),
+  expired: Metric.counter("effect_sessions_expired_total", { description: "sessions or tokens found expired, by reason" }),
+  anomalies: Metric.counter("effect_sessions_anomalies_total", { description: "sessions destroyed for a client change, by kind" }),
+  destroyed: Metric.counter("effect_sessions_destroyed_total", { description: "sessions destroyed on request" }),
+  cacheHits: Metric.counter("effect_sessions_cache_hits_total", { description: "token lookups answered by the local cache" }),
+  cacheMisses: Metric.counter("effect_sessions_cache_misses_total", { description: "token lookups that went to the store" }),
+  conflicts: Metric.counter("effect_sessions_conflicts_total", { description: "compare-and-set races lost to another writer" })
+}
+
+/** @internal */
+export { metrics }
+
+interface Lock {
+  readonly semaphore: Effect.Semaphore
+  refs: number
+}
+
+/** @internal */
+export const makeSessions = Effect.gen(function*() {
+  const store = yield* Persistence
+  const cache = yield* SessionCache
+  const config = yield* SessionConfig
+  const random = yield* SecureRandom
+  const userLoader = yield* Effect.serviceOption(UserLoader)
+
+  const keyOf = (token: string) => hashToken(token, config.hashIdsAtRest)
+  const base64url = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url")
+  const newToken = Effect.map(random.bytes(config.tokenBytes), base64url)
+  // The internal key is never sent anywhere; 256 bits make it unguessable all the same.
+  const newKey = Effect.map(random.bytes(32), base64url)
+  // Privilege changes (log in, log out) rotate without a grace period: the old token must die now.
+  const noGrace = { ...config, gracePeriod: Duration.zero }
+
+  // ---- per-session locks: one fiber at a time per session key; entries leave with their last user
+  const locks = new Map<string, Lock>()
+  const withLock = (sessionKey: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.suspend(() => {
+      let lock = locks.get(sessionKey)
+      if (lock === undefined) {
+        lock = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
+        locks.set(sessionKey, lock)
+      }
+      const held = lock
+      held.refs++
+      return held.semaphore.withPermits(1)(effect).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (--held.refs === 0) locks.delete(sessionKey)
+        }))
+      )
+    })
+
+  // ---- cached reads
+  const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
+    Effect.flatMap(cache.get(tk), (cached) => {
+      if (Option.isSome(cached)) return Effect.as(Metric.increment(metrics.cacheHits), cached)
+      return store.load(tk).pipe(
+        Effect.tap((record) =>
+          Effect.zipRight(
+            Metric.increment(metrics.cacheMisses),
+            Option.isSome(record) ? cache.set(tk, record.value) : Effect.void
+          )
+        )
+      )
+    })
+
+  /** The latest stored value of a session; `hint` is a token key that probably holds it in the cache. */
+  const latest = (sessionKey: string, hint: string): Effect.Effect<Option.Option<Session>, PersistenceError> =>
+    Effect.flatMap(cache.get(hint), (cached) =>
+      Option.isSome(cached) && cached.value._tag === "Session" && cached.value.key === sessionKey
+        ? Effect.succeed(Option.some(cached.value))
+        : store.loadSession(sessionKey))
+
+  const remember = (session: Session) => cache.set(session.tokenKey, session)
+
+  const drop = (session: Session) => Effect.zipRight(store.delete(session.key), cache.invalidate(session.tokenKey))
+
+  const active = (session: Session, token: string): ActiveSession => ({ session, token: Redacted.make(token) })
+
+  const resolution = (session: Option.Option<ActiveSession>, cookie: Resolution["cookie"], outcome: Outcome): Resolution => ({
+    session,
+    cookie,
+    outcome
+  })
+
+  // ---- creation
+  const create = (client: Client): Effect.Effect<ActiveSession, PersistenceError> =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const token = yield* newToken
+      const key = yield* newKey
+      const session = S.withVersion(S.start({ key, tokenKey: keyOf(token), now, client }), 1)
+      yield* store.create(session, S.expiresAt(session, config))
+      yield* remember(session)
+      yield* Metric.increment(metrics.created)
+      return active(session, token)
+    }).pipe(Effect.withSpan("Sessions.create"))
+
+  // ---- rotation: replace the token of the session that `token` currently leads to
+  const rotateLocked = (
+    sessionKey: string,
+    token: string,
+    options: { readonly grace: boolean; readonly change?: (s: Session) => Session }
+  ): Effect.Effect<Option.Option<ActiveSession>, PersistenceError> =>
+    Effect.gen(function*() {
+      const tk = keyOf(token)
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = yield* latest(sessionKey, tk)
+        if (Option.isNone(current)) return Option.none()
+        // Someone else rotated first: the caller follows the redirect instead.
+        if (current.value.tokenKey !== tk) return Option.none()
+        const now = yield* Clock.currentTimeMillis
+        const successor = yield* newToken
+        const changed = options.change ? options.change(current.value) : current.value
+        const rotation = S.rotate(changed, {
+          tokenKey: keyOf(successor),
+          sealedSuccessor: config.hashIdsAtRest ? seal(successor, token) : successor,
+          now,
+          config: options.grace ? config : noGrace
+        })
+        const next = S.withVersion(rotation.session, current.value.version + 1)
+        const won = yield* store.rotate(next, current.value.version, rotation.redirect, S.expiresAt(next, config))
+        if (won) {
+          yield* cache.set(rotation.redirect.tokenKey, rotation.redirect)
+          yield* remember(next)
+          yield* Metric.increment(metrics.rotated)
+          return Option.some(active(next, successor))
+        }
+        yield* Metric.increment(metrics.conflicts)
+        yield* cache.invalidate(tk)
+        // Lost to another process: if the token is no longer current the caller follows.
+        const fresh = yield* store.load(tk)
+        if (Option.isNone(fresh) || fresh.value._tag !== "Session") return Option.none()
+      }
+      return Option.none()
+    })
+
+  // ---- resolution (DESIGN §3)
+  const resolveToken = (token: string, client: Client, hops: number, followed: boolean): Effect.Effect<Resolution, PersistenceError> =>
+    Effect.gen(function*() {
+      const tk = keyOf(token)
+      const record = yield* loadRecord(tk).pipe(
+        Effect.catchIf((e) => e.reason === "Corrupt", (e) =>
+          Effect.zipRight(
+            Effect.logWarning("dropped a corrupt session record").pipe(
+              Effect.annotateLogs({ event: "corrupt-record", token: logHash(token), cause: String(e.cause) })
+            ),
+            Effect.as(store.deleteToken(tk), Option.none<TokenRecord>())
+          ))
+      )
+      const now = yield* Clock.currentTimeMillis
+      const decision = S.decide(record, { now, client, config })
+      switch (decision._tag) {
+        case "Missing":
+          return resolution(Option.none(), "clear", "missing")
+        case "Follow": {
+          const r = decision.redirect
+          const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
+          if (hops >= MAX_HOPS || !safeEqual(keyOf(successor), r.successorKey)) {
+            yield* Effect.logWarning("a redirect did not open with its token").pipe(
+              Effect.annotateLogs({ event: "bad-redirect", token: logHash(token) })
+            )
+            return resolution(Option.none(), "clear", "missing")
+          }
+          return yield* resolveToken(successor, client, hops + 1, true)
+        }
+        case "Expired": {
+          yield* Metric.increment(Metric.tagged(metrics.expired, "reason", decision.reason))
+          if (decision.record._tag === "Session") {
+            yield* drop(decision.record)
+          } else {
+            yield* lateUse(decision.record, token, now)
+          }
+          return resolution(Option.none(), "clear", "expired")
+        }
+        case "Anomaly": {
+          yield* Metric.increment(Metric.tagged(metrics.anomalies, "kind", decision.kind))
+          yield* drop(decision.session)
+          yield* Effect.logWarning("session destroyed: client changed").pipe(
+            Effect.annotateLogs({ event: "anomaly", kind: decision.kind, token: logHash(token) })
+          )
+          return resolution(Option.none(), "clear", "anomaly")
+        }
+        case "Rotate": {
+          const rotated = yield* withLock(decision.session.key)(rotateLocked(decision.session.key, token, { grace: true }))
+          if (Option.isSome(rotated)) return resolution(rotated, "set", "rotated")
+          // Lost the race: the token is now a redirect (or gone); resolve it again.
+          if (hops >= MAX_HOPS) return resolution(Option.none(), "clear", "missing")
+          return yield* resolveToken(token, client, hops + 1, followed)
+        }
+        case "Valid": {
+          const session = decision.session
+          const touched = S.touch(session, now, config)
+          const result = touched === session
+            ? Option.some(session)
+            : yield* withLock(session.key)(writeTouch(session.key, tk, now))
+          if (Option.isNone(result)) return resolution(Option.none(), "clear", "missing")
+          return resolution(Option.some(active(result.value, token)), followed ? "set" : "none", followed ? "followed" : "valid")
+        }
+      }
+    })
+
+  const lateUse = (redirect: Redirect, token: string, now: number) =>
+    Effect.logWarning("a rotated session token was used after its grace period").pipe(
+      Effect.annotateLogs({ event: "late-token-use", token: logHash(token), lateByMillis: now - redirect.expiresAt })
+    )
+
+  /** Writes a moved last-access time (CAS, re-read on a lost race). */
+  const writeTouch = (sessionKey: string, hint: string, now: number) =>
+    Effect.gen(function*() {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = yield* latest(sessionKey, hint)
+        if (Option.isNone(current)) return Option.none<Session>()
+        const touched = S.touch(current.value, now, config)
+        if (touched === current.value) return current
+        const next = S.withVersion(touched, current.value.version + 1)
+        if (yield* store.save(next, current.value.version, S.expiresAt(next, config))) {
+          yield* remember(next)
+          return Option.some(next)
+        }
+        yield* Metric.increment(metrics.conflicts)
+        yield* cache.invalidate(current.value.tokenKey)
+      }
+      return Option.none<Session>()
+    })
+
+  const resolve: SessionsShape["resolve"] = (token, client, options) =>
+    Effect.gen(function*() {
+      const create_ = options?.create === true
+      const base: Resolution = token === undefined || token === ""
+        ? resolution(Option.none(), "none", "absent")
+        : !Ids.isWellFormedToken(token, config.tokenBytes)
+        ? resolution(Option.none(), "clear", "malformed")
+        : yield* resolveToken(token, client, 0, false)
+      if (Option.isSome(base.session) || !create_) return base
+      return resolution(Option.some(yield* create(client)), "set", "created")
+    }).pipe(
+      Effect.withSpan("Sessions.resolve", {
+        attributes: token === undefined ? {} : { "session.token_hash": logHash(token) }
+      })
+    )
+
+  // ---- changes to an active session
+  const gone = (method: string, handle: ActiveSession) =>
+    new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
+
+  const modifyWith = <B>(
+    method: string,
+    handle: ActiveSession,
+    f: (session: Session) => readonly [B, Session]
+  ): Effect.Effect<readonly [B, Session], SessionError> =>
+    withLock(handle.session.key)(Effect.gen(function*() {
+      const hint = handle.session.tokenKey
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const current = yield* latest(handle.session.key, hint)
+        if (Option.isNone(current)) return yield* Effect.fail(gone(method, handle))
+        const now = yield* Clock.currentTimeMillis
+        // A dead session takes no writes (invariants 1 and 2 hold for writers too).
+        if (Option.isSome(S.expiry(current.value, now, config))) {
+          yield* drop(current.value)
+          return yield* Effect.fail(gone(method, handle))
+        }
+        const [result, changed] = f(current.value)
+        if (changed === current.value) return [result, current.value] as const
+        const next = S.withVersion(S.touch(changed, now, config), current.value.version + 1)
+        if (yield* store.save(next, current.value.version, S.expiresAt(next, config))) {
+          yield* remember(next)
+          return [result, next] as const
+        }
+        yield* Metric.increment(metrics.conflicts)
+        yield* cache.invalidate(current.value.tokenKey)
+      }
+      return yield* Effect.fail(
+        new SessionConflictError({ method, session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
+      )
+    })).pipe(Effect.withSpan(`Sessions.${method}`, { attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) } }))
+
+  const modify: SessionsShape["modify"] = (handle, f) =>
+    Effect.map(modifyWith("modify", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
+
+  const current: SessionsShape["current"] = (handle) =>
+    Effect.flatMap(latest(handle.session.key, handle.session.tokenKey), (s) =>
+      Option.match(s, {
+        onNone: () => Effect.fail(gone("current", handle)),
+        onSome: Effect.succeed
+      }))
+
+  /** The token that currently leads to the handle's session, following redirects from the handle's token. */
+  const currentToken = (handle: ActiveSession): Effect.Effect<Option.Option<string>, PersistenceError> =>
+    Effect.gen(function*() {
+      let token = Redacted.value(handle.token)
+      for (let hop = 0; hop <= MAX_HOPS; hop++) {
+        const record = yield* loadRecord(keyOf(token))
+        if (Option.isNone(record)) return Option.none()
+        const r = record.value
+        if (r._tag === "Session") return r.key === handle.session.key ? Option.some(token) : Option.none()
+        if (r.sessionKey !== handle.session.key) return Option.none()
+        const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
+        if (!safeEqual(keyOf(successor), r.successorKey)) return Option.none()
+        token = successor
+      }
+      return Option.none()
+    })
+
+  const rotateHandle = (
+    method: string,
+    handle: ActiveSession,
+    options: { readonly grace: boolean; readonly change?: (s: Session) => Session }
+  ): Effect.Effect<ActiveSession, SessionError> =>
+    withLock(handle.session.key)(Effect.gen(function*() {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const token = yield* currentToken(handle)
+        if (Option.isNone(token)) return yield* Effect.fail(gone(method, handle))
+        const now = yield* Clock.currentTimeMillis
+        const session = yield* latest(handle.session.key, keyOf(token.value))
+        if (Option.isNone(session)) return yield* Effect.fail(gone(method, handle))
+        if (Option.isSome(S.expiry(session.value, now, config))) {
+          yield* drop(session.value)
+          return yield* Effect.fail(gone(method, handle))
+        }
+        const rotated = yield* rotateLocked(handle.session.key, token.value, options)
+        if (Option.isSome(rotated)) return rotated.value
+      }
+      return yield* Effect.fail(
+        new SessionConflictError({ method, session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
+      )
+    })).pipe(Effect.withSpan(`Sessions.${method}`, { attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) } }))
+
+  const endSessions = (sessions: ReadonlyArray<Session>) =>
+    Effect.forEach(sessions, (s) => Effect.zipRight(drop(s), Metric.increment(metrics.destroyed)), { discard: true })
+
+  const logOutEverywhere = (userId: string, except?: string) =>
+    Effect.flatMap(store.sessionsOfUser(userId), (sessions) => {
+      const victims = sessions.filter((s) => s.key !== except)
+      return Effect.as(endSessions(victims), victims.length)
+    })
+
+  // ---- users
+  const users = new Map<string, Option.Option<unknown>>()
+
+  const info = (s: Session): SessionInfo => ({
+    id: publicId(s.key),
+    createdAt: s.createdAt,
+    lastAccessAt: s.lastAccessAt,
+    idIssuedAt: s.idIssuedAt,
+    ip: s.ip,
+    userAgentHash: s.userAgentHash
+  })
+
+  // Other processes sharing the store tell us which token keys they changed.
+  yield* store.invalidations.pipe(
+    Stream.runForEach((tk) => cache.invalidate(tk)),
+    Effect.catchAllCause((cause) => Effect.logWarning("session invalidation stream ended", cause)),
+    Effect.forkScoped
+  )
+
+  const service: SessionsShape = {
+    resolve,
+    start: (token, client, options) => Effect.map(resolve(token, client, options), (r) => r.session),
+    create,
+    current,
+    get: (handle, key) => Effect.map(current(handle), (s) => S.get(s, key)),
+    getAs: (handle, key, schema) =>
+      Effect.flatMap(current(handle), (s) =>
+        Either.match(S.getAs(s, key, schema), {
+          onLeft: (cause) => Effect.fail(new SessionDataError({ method: "getAs", key, cause })),
+          onRight: Effect.succeed
+        })),
+    set: (handle, key, value) => Effect.map(modifyWith("set", handle, (s) => [undefined, S.set(s, key, value)] as const), ([, s]) => s),
+    setAs: (handle, key, value, schema) =>
+      Either.match(S.setAs(handle.session, key, value, schema), {
+        onLeft: (cause) => Effect.fail(new SessionDataError({ method: "setAs", key, cause })),
+        // Encode once, then apply to the latest value.
+        onRight: (encoded) => {
+          const json = encoded.data[key] as Json
+          return Effect.map(modifyWith("setAs", handle, (s) => [undefined, S.set(s, key, json)] as const), ([, s]) => s)
+        }
+      }),
+    remove: (handle, key) => Effect.map(modifyWith("remove", handle, (s) => [undefined, S.remove(s, key)] as const), ([, s]) => s),
+    pop: (handle, key) => Effect.map(modifyWith("pop", handle, (s) => S.pop(s, key)), ([v]) => v),
+    update: (handle, key, f) =>
+      Effect.map(modifyWith("update", handle, (s) => {
+        const value = f(S.get(s, key))
+        return [value, S.set(s, key, value)] as const
+      }), ([v]) => v),
+    modify,
+    regenerateId: (handle, options) => rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
+    logIn: (handle, userId, options) =>
+      Effect.gen(function*() {
+        if (options?.exclusive) yield* logOutEverywhere(userId, handle.session.key)
+        const client = options?.client
+        return yield* rotateHandle("logIn", handle, {
+          grace: false,
+          change: (s) => {
+            const withUser = S.logIn(s, userId)
+            return client ? S.bind(withUser, client) : withUser
+          }
+        })
+      }),
+    logOut: (handle) => rotateHandle("logOut", handle, { grace: false, change: S.logOut }),
+    logOutEverywhere: (userId) => logOutEverywhere(userId).pipe(Effect.withSpan("Sessions.logOutEverywhere")),
+    listSessions: (userId) => Effect.map(store.sessionsOfUser(userId), (sessions) => sessions.map(info)),
+    endSession: (userId, id) =>
+      Effect.flatMap(store.sessionsOfUser(userId), (sessions) => {
+        const victim = sessions.find((s) => publicId(s.key) === id)
+        return victim ? Effect.as(endSessions([victim]), true) : Effect.succeed(false)
+      }),
+    destroy: (handle) =>
+      Effect.gen(function*() {
+        const s = yield* latest(handle.session.key, handle.session.tokenKey)
+        yield* store.delete(handle.session.key)
+        yield* cache.invalidate(handle.session.tokenKey)
+        if (Option.isSome(s)) yield* cache.invalidate(s.value.tokenKey)
+        yield* Metric.increment(metrics.destroyed)
+      }).pipe(Effect.withSpan("Sessions.destroy")),
+    flush: cache.clear,
+    user: (handle) =>
+      Effect.gen(function*() {
+        const s = yield* current(handle)
+        if (Option.isNone(s.userId) || Option.isNone(userLoader)) return Option.none()
+        const userId = s.userId.value
+        const cached = users.get(userId)
+        if (cached !== undefined) return cached
+        const loaded = yield* userLoader.value.load(userId).pipe(
+          Effect.mapError((cause) => new UserLoaderError({ userId, cause }))
+        )
+        users.set(userId, loaded)
+        return loaded
+      }),
+    refreshUser: (userId) => Effect.sync(() => void users.delete(userId))
+  }
+  return service
+})
