@@ -8,7 +8,11 @@ export * as Codec from "./Codec.js"
 /** @since 0.1.0 */
 export * as Ids from "./Ids.js"
 /** @since 0.1.0 */
+export * as Password from "./Password.js"
+/** @since 0.1.0 */
 export * as Persistence from "./Persistence.js"
+/** @since 0.1.0 */
+export * as PwnedPasswords from "./PwnedPasswords.js"
 /** @since 0.1.0 */
 export * as SecureRandom from "./SecureRandom.js"
 /** @since 0.1.0 */

@@ -5,16 +5,9 @@
  */
 
 /**
- * NFKC form of a password (NIST SP 800-63B-4 §3.1.1.2: "apply the normalization process
- * for stabilized strings using either the NFKC or NFKD normalization"). Never truncates.
- *
- * @internal
- */
-export const nfkc = (s: string): string => s.normalize("NFKC")
-
-/**
- * The comparison form: NFKC, then lower-cased. Every list entry, keyboard row and context
- * word goes through this same function, so both sides of a comparison agree.
+ * The comparison form: NFKC (NIST SP 800-63B-4 §3.1.1.2), then lower-cased. Every list
+ * entry, keyboard row and context word goes through this same function, so both sides of a
+ * comparison agree.
  *
  * @internal
  */
