@@ -269,8 +269,8 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
 )
 
 /**
- * Everything for one process on the in-memory store: configuration from `options`, the live
- * SecureRandom, the memory store and its sweeper.
+ * Everything for one process on the in-memory store: the service and its configuration (from
+ * `options`), the live SecureRandom, the memory store and its sweeper.
  *
  * @since 0.1.0
  * @category layers
@@ -289,20 +289,22 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
  */
 export const layerMemory = (
   options: SessionConfig_.SessionConfigInput = {}
-): Layer.Layer<Sessions, SessionConfig_.SessionConfigError> => layerStore(options).pipe(Layer.provide(Persistence_.layerMemory))
+): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError> => layerStore(options).pipe(Layer.provide(Persistence_.layerMemory))
 
 /**
- * Everything but the store: configuration from `options`, the live SecureRandom, the cache, the
- * service and the sweeper, over the `Persistence` in context.
+ * Everything but the store: configuration from `options` (also provided, for the HTTP
+ * middleware), the live SecureRandom, the cache, the service and the sweeper, over the
+ * `Persistence` in context.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerStore = (
   options: SessionConfig_.SessionConfigInput = {}
-): Layer.Layer<Sessions, SessionConfig_.SessionConfigError, Persistence> =>
+): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError, Persistence> =>
   Layer.merge(layer, layerSweeper).pipe(
-    Layer.provide(Layer.merge(SessionConfig_.layer(options), SecureRandom_.layer))
+    Layer.provideMerge(SessionConfig_.layer(options)),
+    Layer.provide(SecureRandom_.layer)
   )
 
 /**

@@ -6,6 +6,8 @@
 /** @since 0.1.0 */
 export * as Codec from "./Codec.js"
 /** @since 0.1.0 */
+export * as Http from "./Http.js"
+/** @since 0.1.0 */
 export * as Ids from "./Ids.js"
 /** @since 0.1.0 */
 export * as Password from "./Password.js"

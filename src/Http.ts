@@ -1,0 +1,179 @@
+/**
+ * The HTTP edge: a middleware for `@effect/platform` apps that resolves the session cookie,
+ * provides {@link CurrentSession} to handlers and writes `Set-Cookie`, and HttpApi security
+ * middlewares built on it.
+ *
+ * @since 0.1.0
+ */
+import type { HttpApp } from "@effect/platform"
+import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
+import type { Option, Schema } from "effect"
+import { Context, Effect, Layer } from "effect"
+import { makeMiddleware, currentUserFromSession } from "./internal/http.js"
+import type { PersistenceError } from "./Persistence.js"
+import type { Json, Session } from "./Session.js"
+import type { SessionConflictError, SessionDataError, SessionError, SessionGoneError, SessionInfo, Sessions, UserLoaderError } from "./Sessions.js"
+import type { SessionConfig } from "./SessionConfig.js"
+
+/**
+ * The session of the current request. Lazy: reading never creates a session; the first write
+ * (or {@link CurrentSessionShape.ensure}) does, and the response then carries the cookie.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CurrentSessionShape {
+  /** The session's latest value, if the request has one. */
+  readonly session: Effect.Effect<Option.Option<Session>, SessionError>
+  /** The session, created now if the request has none. */
+  readonly ensure: Effect.Effect<Session, PersistenceError>
+  /** The logged-in user's ID. */
+  readonly userId: Effect.Effect<Option.Option<string>, SessionError>
+  /** The value under `key`. */
+  readonly get: (key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  /** The value under `key`, decoded with a schema. */
+  readonly getAs: <A, I extends Json>(key: string, schema: Schema.Schema<A, I>) => Effect.Effect<Option.Option<A>, SessionError | SessionDataError>
+  /** Sets `key` (creating the session if needed). */
+  readonly set: (key: string, value: Json) => Effect.Effect<void, SessionError>
+  /** Sets `key` to a value encoded with a schema. */
+  readonly setAs: <A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>) => Effect.Effect<void, SessionError | SessionDataError>
+  /** Removes `key`. */
+  readonly remove: (key: string) => Effect.Effect<void, SessionError>
+  /** Removes `key` and returns its value. */
+  readonly pop: (key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  /** Atomically replaces the value under `key` with `f(old)` and returns it (creating the session if needed). */
+  readonly update: (key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
+  /** Logs a user in (creating the session if needed); the token rotates. */
+  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionError>
+  /** Logs the user out; the token rotates. */
+  readonly logOut: Effect.Effect<void, SessionError>
+  /** Replaces the token now. */
+  readonly regenerateId: Effect.Effect<void, SessionError>
+  /** Ends the session and clears the cookie. */
+  readonly destroy: Effect.Effect<void, PersistenceError>
+  /** The sessions of the logged-in user (empty when nobody is logged in). */
+  readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionError>
+  /** Ends every session of the logged-in user, this one included. */
+  readonly logOutEverywhere: Effect.Effect<number, SessionError>
+  /** The user object, through the `UserLoader` in context. */
+  readonly user: Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
+}
+
+/**
+ * The current request's session, provided by {@link middleware}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CurrentSession extends Context.Tag("effect-sessions/Http/CurrentSession")<CurrentSession, CurrentSessionShape>() {}
+
+/**
+ * Options of {@link middleware}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MiddlewareOptions {
+  /** Create a session for every request that has none (default `false`: lazy). */
+  readonly create?: boolean
+  /** Status of the answer when the store fails (default 503). No cookie is set then. */
+  readonly unavailableStatus?: number
+  /** Status of the answer when the session ended while the request was using it (default 401). */
+  readonly goneStatus?: number
+}
+
+/**
+ * The session middleware. It reads the cookie (an oversized header, a duplicated cookie or a
+ * malformed token never reach the store), resolves the client IP (the socket's peer, or through
+ * `trustedProxies` the rightmost untrusted `X-Forwarded-For` hop), resolves the session, provides
+ * {@link CurrentSession}, and writes `Set-Cookie` for a new, rotated, followed or ended session.
+ * A store failure answers `unavailableStatus` and never hands out a new session.
+ *
+ * @since 0.1.0
+ * @category middleware
+ * @example
+ * ```ts
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Option } from "effect"
+ * import { Http } from "effect-sessions"
+ *
+ * const app = HttpRouter.empty.pipe(
+ *   HttpRouter.post("/count", Effect.gen(function*() {
+ *     const session = yield* Http.CurrentSession
+ *     const count = yield* session.update("count", (n) => Option.getOrElse(n, () => 0) as number + 1)
+ *     return yield* HttpServerResponse.json({ count })
+ *   })),
+ *   Http.middleware()
+ * )
+ * ```
+ */
+export const middleware: (
+  options?: MiddlewareOptions
+) => <E, R>(
+  app: HttpApp.Default<E, R>
+) => HttpApp.Default<
+  Exclude<E, PersistenceError | SessionConflictError | SessionGoneError>,
+  Exclude<R, CurrentSession> | Sessions | SessionConfig
+> = makeMiddleware
+
+/**
+ * HttpApi security that provides {@link CurrentSession} to endpoints. The session itself is
+ * resolved by {@link middleware}, which must wrap the API (`HttpApiBuilder.serve(Http.middleware())`);
+ * the cookie security scheme documents the cookie in OpenAPI.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class SessionSecurity extends HttpApiMiddleware.Tag<SessionSecurity>()("effect-sessions/Http/SessionSecurity", {
+  provides: CurrentSession,
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "id" }) }
+}) {}
+
+/**
+ * The logged-in user of an endpoint behind {@link RequireUser}.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class CurrentUser extends Context.Tag("effect-sessions/Http/CurrentUser")<CurrentUser, {
+  readonly userId: string
+}>() {}
+
+/**
+ * HttpApi security that requires a logged-in user: provides {@link CurrentUser}, and fails with
+ * `HttpApiError.Unauthorized` (401) when the request's session has no user.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-sessions/Http/RequireUser", {
+  provides: CurrentUser,
+  failure: HttpApiError.Unauthorized,
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "id" }) }
+}) {}
+
+const missingMiddleware = Effect.dieMessage(
+  "effect-sessions: CurrentSession is missing — wrap the API with Http.middleware() (HttpApiBuilder.serve(Http.middleware()))"
+)
+
+/**
+ * The implementation of {@link SessionSecurity}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSessionSecurity: Layer.Layer<SessionSecurity> = Layer.succeed(SessionSecurity, {
+  session: () => Effect.flatMap(Effect.serviceOption(CurrentSession), (o) => o._tag === "Some" ? Effect.succeed(o.value) : missingMiddleware)
+})
+
+/**
+ * The implementation of {@link RequireUser}.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRequireUser: Layer.Layer<RequireUser> = Layer.succeed(RequireUser, {
+  session: () =>
+    Effect.flatMap(Effect.serviceOption(CurrentSession), (o) =>
+      o._tag === "Some" ? currentUserFromSession(o.value) : missingMiddleware)
+})

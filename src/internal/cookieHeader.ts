@@ -1,0 +1,34 @@
+/**
+ * Reading the session cookie out of a raw `Cookie` header strictly: an oversized header, or a
+ * name that appears more than once (a cookie-tossing attempt, or a stale cookie of another
+ * path), yields no token, so such requests never reach the store.
+ *
+ * @internal
+ */
+
+/** Cookie headers longer than this are not read at all. @internal */
+export const MAX_COOKIE_HEADER = 8192
+
+/** @internal */
+export type CookieRead =
+  | { readonly _tag: "Absent" }
+  | { readonly _tag: "Rejected"; readonly reason: "oversized" | "duplicated" }
+  | { readonly _tag: "Present"; readonly value: string }
+
+/** @internal */
+export const readCookie = (header: string | undefined, name: string): CookieRead => {
+  if (header === undefined || header === "") return { _tag: "Absent" }
+  if (header.length > MAX_COOKIE_HEADER) return { _tag: "Rejected", reason: "oversized" }
+  let found: string | undefined
+  let count = 0
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=")
+    if (eq < 0) continue
+    if (part.slice(0, eq).trim() !== name) continue
+    count++
+    found = part.slice(eq + 1).trim()
+  }
+  if (count === 0 || found === undefined) return { _tag: "Absent" }
+  if (count > 1) return { _tag: "Rejected", reason: "duplicated" }
+  return { _tag: "Present", value: found }
+}
