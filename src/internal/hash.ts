@@ -8,10 +8,16 @@
  *
  * @internal
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto"
+import { createHash, createHmac, hash as nodeHash, timingSafeEqual } from "node:crypto"
+
+// `crypto.hash` (Node ≥ 20.12) is the one-shot form: about three times faster for short inputs,
+// and token hashing is on every request's path.
+const oneShot = nodeHash as ((algorithm: string, data: string, encoding: "base64url") => string) | undefined
 
 /** SHA-256 of a UTF-8 string, base64url without padding (43 characters). @internal */
-export const sha256 = (input: string): string => createHash("sha256").update(input, "utf8").digest("base64url")
+export const sha256 = oneShot
+  ? (input: string): string => oneShot("sha256", input, "base64url")
+  : (input: string): string => createHash("sha256").update(input, "utf8").digest("base64url")
 
 /** SHA-256 of a UTF-8 string as lowercase hex. @internal */
 export const sha256Hex = (input: string): string => createHash("sha256").update(input, "utf8").digest("hex")
@@ -20,8 +26,20 @@ export const sha256Hex = (input: string): string => createHash("sha256").update(
 export const tokenKey = (token: string, hashIdsAtRest: boolean): string =>
   hashIdsAtRest ? sha256(token) : token
 
+// Few distinct user agents make up most traffic: remember the last hashes (bounded).
+const uaMemo = new Map<string, string>()
+const UA_MEMO_SIZE = 512
+
 /** A 128-bit hash of a user agent string (so a store leak does not show browsers). @internal */
-export const userAgentHash = (userAgent: string): string => sha256(`ua:${userAgent}`).slice(0, 22)
+export const userAgentHash = (userAgent: string): string => {
+  let hash = uaMemo.get(userAgent)
+  if (hash === undefined) {
+    hash = sha256(`ua:${userAgent}`).slice(0, 22)
+    if (uaMemo.size >= UA_MEMO_SIZE) uaMemo.clear()
+    if (userAgent.length <= 1024) uaMemo.set(userAgent, hash)
+  }
+  return hash
+}
 
 /**
  * A short, non-reversible fingerprint of a token for logs, spans and errors (48 bits: enough to

@@ -248,21 +248,34 @@ export const makeSessions = Effect.gen(function*() {
       return Option.none<Session>()
     })
 
-  const resolve: SessionsShape["resolve"] = (token, client, options) =>
-    Effect.gen(function*() {
-      const create_ = options?.create === true
-      const base: Resolution = token === undefined || token === ""
-        ? resolution(Option.none(), "none", "absent")
-        : !Ids.isWellFormedToken(token, config.tokenBytes)
-        ? resolution(Option.none(), "clear", "malformed")
-        : yield* resolveToken(token, client, 0, false)
-      if (Option.isSome(base.session) || !create_) return base
-      return resolution(Option.some(yield* create(client)), "set", "created")
-    }).pipe(
-      Effect.withSpan("Sessions.resolve", {
-        attributes: token === undefined ? {} : { "session.token_hash": logHash(token) }
+  // Hot path: a cached, valid session whose last access needs no write is answered without a
+  // store call, a lock or a generator; everything else takes `resolveToken`.
+  const resolve: SessionsShape["resolve"] = (token, client, options) => {
+    const create_ = options?.create === true
+    const orCreate = (r: Resolution): Effect.Effect<Resolution, PersistenceError> =>
+      Option.isSome(r.session) || !create_
+        ? Effect.succeed(r)
+        : Effect.map(create(client), (h) => resolution(Option.some(h), "set", "created"))
+    if (token === undefined || token === "") return orCreate(resolution(Option.none(), "none", "absent"))
+    if (!Ids.isWellFormedToken(token, config.tokenBytes)) return orCreate(resolution(Option.none(), "clear", "malformed"))
+    const tk = keyOf(token)
+    return Effect.clockWith((clock) =>
+      Effect.flatMap(cache.get(tk), (cached) => {
+        if (Option.isSome(cached) && cached.value._tag === "Session") {
+          const now = clock.unsafeCurrentTimeMillis()
+          const decision = S.decide(cached, { now, client, config })
+          if (decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session) {
+            metrics.cacheHits.unsafeUpdate(1, [])
+            return Effect.succeed(resolution(Option.some(active(decision.session, token)), "none", "valid"))
+          }
+        }
+        return resolveToken(token, client, 0, false).pipe(
+          Effect.flatMap(orCreate),
+          Effect.withSpan("Sessions.resolve", { attributes: { "session.token_hash": logHash(token) }, captureStackTrace: false })
+        )
       })
     )
+  }
 
   // ---- changes to an active session
   const gone = (method: string, handle: ActiveSession) =>
