@@ -1,0 +1,343 @@
+/**
+ * Every store through the one conformance suite: memory, SQLite (in memory and in a file),
+ * PostgreSQL and Redis — plus what only the real backends have: layerConfig's choice of driver,
+ * and Redis failing fast during an outage and recovering without a restart.
+ *
+ * PostgreSQL and Redis come from DATABASE_URL / REDIS_URL (see spec/services.ts); every run uses
+ * its own table and key prefixes and removes them afterwards.
+ */
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Cause, ConfigProvider, Context, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { createServer, connect, type Server, type Socket } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { Persistence, PersistenceError, layerMemory } from "../src/Persistence.js"
+import * as PgStore from "../src/Persistence/Pg.js"
+import * as RedisStore from "../src/Persistence/Redis.js"
+import * as Sql from "../src/Persistence/Sql.js"
+import * as SqliteStore from "../src/Persistence/Sqlite.js"
+import * as SecureRandom from "../src/SecureRandom.js"
+import { makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
+import { postgresUrl, redisUrl, withService } from "./services.js"
+
+const runId = randomBytes(4).toString("hex")
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+// ---------------------------------------------------------------------------------------------
+
+persistenceSuite("Memory", layerMemory)
+
+// ---------------------------------------------------------------------------------------------
+// SQL: hooks into the tables
+// ---------------------------------------------------------------------------------------------
+
+const sqlHooks = (prefix: string): SuiteOptions<SqlClient> => ({
+  corrupt: (tokenKey, garbage) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const rows = yield* sql<{ session_key: string; redirect: string | null }>`SELECT session_key, redirect
+        FROM ${sql(`${prefix}tokens`)} WHERE token_key = ${tokenKey}`
+      const row = rows[0]
+      if (row === undefined) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
+      if (row.redirect === null) {
+        yield* sql`UPDATE ${sql(`${prefix}sessions`)} SET record = ${garbage} WHERE key = ${row.session_key}`
+      } else {
+        yield* sql`UPDATE ${sql(`${prefix}tokens`)} SET redirect = ${garbage} WHERE token_key = ${tokenKey}`
+      }
+    }),
+  residue: (r: Residue) =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient
+      const sessions = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(`${prefix}sessions`)}
+        WHERE key = ${r.sessionKey}`
+      const tokens = yield* sql<{ n: number | string }>`SELECT count(*) AS n FROM ${sql(`${prefix}tokens`)}
+        WHERE ${sql.in("token_key", r.tokenKeys)}`
+      return Number(sessions[0]?.n ?? 0) + Number(tokens[0]?.n ?? 0)
+    })
+})
+
+/** Drops the tables of a prefix when the layer closes (needs the SqlClient still open). */
+const dropTablesOnClose = (prefix: string) =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const sql = yield* SqlClient
+    yield* Effect.addFinalizer(() =>
+      Effect.all([
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+      ]).pipe(Effect.ignoreLogged)
+    )
+  }))
+
+// SQLite, in memory: the store and the hooks share the one connection.
+{
+  const prefix = "es_"
+  persistenceSuite(
+    "SQLite (in memory)",
+    Sql.layer({ tablePrefix: prefix }).pipe(
+      Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })),
+      Layer.provide(SecureRandom.layer)
+    ),
+    sqlHooks(prefix)
+  )
+}
+
+// SQLite, in a file: the convenience layer, and the hooks on a second connection to the file.
+{
+  const prefix = "effect_sessions_"
+  const fileLayer = Layer.unwrapScoped(
+    Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "effect-sessions-sqlite-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    ).pipe(Effect.map((dir) => {
+      const filename = join(dir, "sessions.db")
+      return SqliteStore.layerSqlite({ filename }).pipe(
+        Layer.provide(SecureRandom.layer),
+        Layer.merge(SqliteClient.layer({ filename }))
+      )
+    }))
+  )
+  persistenceSuite("SQLite (file)", fileLayer, sqlHooks(prefix))
+}
+
+const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+/** Builds a store layer and checks that it answers. */
+const answers = <E>(storeLayer: Layer.Layer<Persistence, E, SecureRandom.SecureRandom>) =>
+  Effect.gen(function*() {
+    const store = yield* Persistence
+    assert.isTrue(Option.isNone(yield* store.load(uid("nope"))))
+  }).pipe(Effect.provide(storeLayer), Effect.provide(SecureRandom.layer))
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+const pgPrefix = `es_t_${runId}_`
+
+await withService("PostgreSQL", postgresUrl, () => {
+  const client = PgClient.layer({ url: Redacted.make(postgresUrl) })
+  const store = Layer.merge(Sql.layer({ tablePrefix: pgPrefix }), dropTablesOnClose(pgPrefix)).pipe(
+    Layer.provideMerge(client),
+    Layer.provide(SecureRandom.layer)
+  )
+  // The peer is "another process": its own pool and listener, through the convenience layer.
+  const peer = PgStore.layerPg({ url: postgresUrl, tablePrefix: pgPrefix }).pipe(Layer.provide(SecureRandom.layer))
+  persistenceSuite("PostgreSQL", store, { ...sqlHooks(pgPrefix), peer })
+
+  describe("layerConfig (PostgreSQL)", () => {
+    it.live("DATABASE_URL=postgres://… builds the PostgreSQL store", () => {
+      const prefix = `es_t_${runId}_cfg_`
+      return answers(Sql.layerConfig({ tablePrefix: prefix })).pipe(
+        withEnv({ DATABASE_URL: postgresUrl }),
+        Effect.ensuring(
+          Effect.gen(function*() {
+            const sql = yield* SqlClient
+            yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
+            yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+          }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
+        )
+      )
+    })
+  })
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------------------
+
+class RawRedis extends Context.Tag("spec/RawRedis")<RawRedis, IORedis>() {}
+
+const rawRedis = Layer.scoped(
+  RawRedis,
+  Effect.acquireRelease(
+    Effect.sync(() => new IORedis(redisUrl, { maxRetriesPerRequest: 1 })),
+    (c) => Effect.promise(() => c.quit())
+  )
+)
+
+/** Deletes every key of a prefix when the layer closes. */
+const deleteKeysOnClose = (prefix: string) =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const redis = yield* RawRedis
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(async () => {
+        let cursor = "0"
+        do {
+          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500)
+          if (keys.length > 0) await redis.del(...keys)
+          cursor = next
+        } while (cursor !== "0")
+      }).pipe(Effect.ignoreLogged)
+    )
+  }))
+
+const redisHooks = (prefix: string): SuiteOptions<RawRedis> => ({
+  corrupt: (tokenKey, garbage) =>
+    Effect.gen(function*() {
+      const redis = yield* RawRedis
+      const value = yield* Effect.promise(() => redis.get(`${prefix}t:${tokenKey}`))
+      if (value === null) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
+      if (value.startsWith("c:")) yield* Effect.promise(() => redis.hset(`${prefix}s:${value.slice(2)}`, "r", garbage))
+      else yield* Effect.promise(() => redis.set(`${prefix}t:${tokenKey}`, garbage, "KEEPTTL"))
+    }),
+  residue: (r: Residue) =>
+    Effect.gen(function*() {
+      const redis = yield* RawRedis
+      const keys = yield* Effect.promise(() => redis.exists(`${prefix}s:${r.sessionKey}`, ...r.tokenKeys.map((t) => `${prefix}t:${t}`)))
+      const indexed = r.userId === undefined ? 0 : yield* Effect.promise(() => redis.sismember(`${prefix}u:${r.userId}`, r.sessionKey))
+      return keys + indexed
+    })
+})
+
+const redisPrefix = `es:t:${runId}:`
+
+/** A TCP proxy in front of Redis that a test can cut and restore (an outage without touching Redis). */
+const makeProxy = (target: URL) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly port: number; readonly cut: Effect.Effect<void>; readonly restore: Effect.Effect<void> }>((resume) => {
+      const sockets = new Set<Socket>()
+      const targetPort = Number(target.port || 6379)
+      const targetHost = target.hostname || "127.0.0.1"
+      const onConnection = (downstream: Socket) => {
+        const upstream = connect({ host: targetHost, port: targetPort })
+        for (const s of [downstream, upstream]) {
+          sockets.add(s)
+          s.on("error", () => {})
+          s.on("close", () => {
+            sockets.delete(s)
+            downstream.destroy()
+            upstream.destroy()
+          })
+        }
+        downstream.pipe(upstream).pipe(downstream)
+      }
+      let server: Server = createServer(onConnection)
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        resume(Effect.succeed({
+          port,
+          cut: Effect.async<void>((done) => {
+            server.close(() => done(Effect.void))
+            for (const s of sockets) s.destroy()
+          }),
+          restore: Effect.async<void>((done) => {
+            server = createServer(onConnection)
+            server.listen(port, "127.0.0.1", () => done(Effect.void))
+          })
+        }))
+      })
+    }),
+    (proxy) => Effect.ignore(Effect.timeout(proxy.cut, "1 second"))
+  )
+
+await withService("Redis", redisUrl, () => {
+  const store = Layer.merge(RedisStore.layer({ url: redisUrl, prefix: redisPrefix }), deleteKeysOnClose(redisPrefix)).pipe(
+    Layer.provideMerge(rawRedis),
+    Layer.provide(SecureRandom.layer)
+  )
+  const peer = RedisStore.layer({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.provide(SecureRandom.layer))
+  persistenceSuite("Redis", store, { ...redisHooks(redisPrefix), peer, ttl: true })
+
+  layer(SecureRandom.layer, { excludeTestServices: true })("Redis outage", (it) => {
+    const prefix = `${redisPrefix}outage:`
+    it.effect("a request during an outage fails fast with Unavailable; the store recovers by itself", () =>
+      Effect.gen(function*() {
+        const proxy = yield* makeProxy(new URL(redisUrl))
+        const url = new URL(redisUrl)
+        url.hostname = "127.0.0.1"
+        url.port = String(proxy.port)
+        const store = yield* RedisStore.make({ url: url.toString(), prefix })
+        const direct = yield* RedisStore.make({ url: redisUrl, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, k)))
+
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* store.create(s, now + 60_000)
+        assert.isTrue(Option.isSome(yield* store.load(s.tokenKey)))
+
+        yield* proxy.cut
+        for (const attempt of [store.load(s.tokenKey), store.save(s, 0, now + 60_000), store.delete(s.key)]) {
+          const started = Date.now()
+          const exit = yield* Effect.exit(attempt as Effect.Effect<unknown, PersistenceError>)
+          const elapsed = Date.now() - started
+          assert.isTrue(Exit.isFailure(exit), "a request during the outage must fail")
+          if (Exit.isFailure(exit)) {
+            const failure = Cause.failureOption(exit.cause)
+            assert.isTrue(Option.isSome(failure), Cause.pretty(exit.cause))
+            const e = Option.getOrThrow(failure)
+            assert.instanceOf(e, PersistenceError)
+            assert.strictEqual(e.reason, "Unavailable")
+          }
+          assert.isBelow(elapsed, 1500, "failed fast")
+        }
+
+        yield* proxy.restore
+        // Reconnects by itself (the retry strategy waits at most 1 s between attempts).
+        let recovered = false
+        for (let i = 0; i < 60 && !recovered; i++) {
+          const exit = yield* Effect.exit(store.load(s.tokenKey))
+          recovered = Exit.isSuccess(exit) && Option.isSome(exit.value)
+          if (!recovered) yield* Effect.sleep("100 millis")
+        }
+        assert.isTrue(recovered, "the store did not recover within 6 s")
+
+        // And the subscriber resubscribed: a write by another process is heard again.
+        let resubscribed = false
+        let current = s
+        for (let i = 0; i < 60 && !resubscribed; i++) {
+          const next = makeSession(now, { key: current.key, tokenKey: current.tokenKey, version: current.version + 1 })
+          assert.isTrue(yield* direct.save(next, current.version, now + 60_000))
+          current = next
+          const got = yield* Queue.take(heard).pipe(Effect.timeout("100 millis"), Effect.option)
+          resubscribed = Option.isSome(got) && got.value === s.tokenKey
+        }
+        assert.isTrue(resubscribed, "invalidations did not resume after the outage")
+        yield* direct.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 20_000 })
+  })
+
+  describe("layerConfig (Redis)", () => {
+    it.live("REDIS_URL builds the Redis store", () =>
+      answers(RedisStore.layerConfig({ prefix: `${redisPrefix}cfg:` })).pipe(withEnv({ REDIS_URL: redisUrl })))
+  })
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+describe("Sql.parseDatabaseUrl", () => {
+  it("reads the kind of database and where it is", () => {
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite::memory:"), { _tag: "Sqlite", filename: ":memory:" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:data/sessions.db"), { _tag: "Sqlite", filename: "data/sessions.db" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:///var/lib/s.db"), { _tag: "Sqlite", filename: "/var/lib/s.db" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:///var/lib/s%20x.db"), { _tag: "Sqlite", filename: "/var/lib/s x.db" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:/tmp/s.db"), { _tag: "Sqlite", filename: "/tmp/s.db" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgres://u@h:5432/db"), { _tag: "Pg", url: "postgres://u@h:5432/db" })
+    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgresql://h/db"), { _tag: "Pg", url: "postgresql://h/db" })
+    assert.isUndefined(Sql.parseDatabaseUrl("mysql://h/db"))
+    assert.isUndefined(Sql.parseDatabaseUrl("sqlite:"))
+    assert.isUndefined(Sql.parseDatabaseUrl("not a url"))
+  })
+})
+
+describe("layerConfig", () => {
+  it.live("DATABASE_URL=sqlite:… builds the SQLite store", () =>
+    answers(Sql.layerConfig()).pipe(withEnv({ DATABASE_URL: "sqlite::memory:" })))
+
+  it.live("an unknown DATABASE_URL scheme is a typed error", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(answers(Sql.layerConfig()).pipe(withEnv({ DATABASE_URL: "mysql://h/db" })))
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) assert.instanceOf(Option.getOrThrow(Cause.failureOption(exit.cause)), PersistenceError)
+    }))
+})

@@ -1,0 +1,75 @@
+/**
+ * The shared services of the store-backed tests: where PostgreSQL and Redis are, whether they
+ * are required, and a quick TCP check of whether they answer.
+ */
+import { connect } from "node:net"
+
+/** PostgreSQL for the tests (`DATABASE_URL`). */
+export const postgresUrl: string = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test"
+
+/** Redis for the tests (`REDIS_URL`). */
+export const redisUrl: string = process.env.REDIS_URL ?? "redis://127.0.0.1:6379"
+
+/** When set (`SESSIONS_REQUIRE_SERVICES=1`), an unreachable service fails the tests instead of skipping them. */
+export const requireServices: boolean = process.env.SESSIONS_REQUIRE_SERVICES === "1"
+
+const defaultPorts: Record<string, number> = { "postgres:": 5432, "postgresql:": 5432, "redis:": 6379, "rediss:": 6379 }
+
+/** The URL without its credentials, for messages. */
+export const redact = (url: string): string => {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = "***"
+    return u.toString()
+  } catch {
+    return "(unparsable URL)"
+  }
+}
+
+/** Whether a TCP connection to the URL's host and port opens within `timeoutMs`. */
+export const reachable = (url: string, timeoutMs = 1000): Promise<boolean> =>
+  new Promise((resolve) => {
+    let u: URL
+    try {
+      u = new URL(url)
+    } catch {
+      return resolve(false)
+    }
+    const port = u.port === "" ? defaultPorts[u.protocol] : Number(u.port)
+    if (port === undefined) return resolve(false)
+    const host = u.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1"
+    const socket = connect({ host, port })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once("connect", () => done(true))
+    socket.once("error", () => done(false))
+  })
+
+/**
+ * Registers `register` when the service answers; otherwise a failing test (when services are
+ * required) or a visibly skipped suite with the reason.
+ */
+export const withService = async (
+  name: string,
+  url: string,
+  register: () => void,
+  api: { readonly describe: { (name: string, f: () => void): void; skip: (name: string, f: () => void) => void }; readonly it: (name: string, f: () => void) => void }
+): Promise<void> => {
+  if (await reachable(url)) return register()
+  const where = redact(url)
+  if (requireServices) {
+    api.describe(name, () => {
+      api.it(`${name} is reachable`, () => {
+        throw new Error(`${name} required but unreachable at ${where} (SESSIONS_REQUIRE_SERVICES=1)`)
+      })
+    })
+    return
+  }
+  console.warn(`[effect-sessions] ${name} unreachable at ${where}: its tests are skipped (set SESSIONS_REQUIRE_SERVICES=1 to fail instead)`)
+  api.describe.skip(`${name} (skipped: unreachable at ${where})`, () => {
+    api.it("needs the service", () => {})
+  })
+}

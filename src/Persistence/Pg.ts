@@ -1,0 +1,68 @@
+/**
+ * The SQL store on PostgreSQL (`@effect/sql-pg`): a ready-made layer that opens the connection
+ * pool, creates the tables and listens for invalidations (`LISTEN/NOTIFY`). Importing this
+ * module never loads the SQLite driver.
+ *
+ * @since 0.1.0
+ */
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqlError } from "@effect/sql/SqlError"
+import type { ConfigError } from "effect/ConfigError"
+import { Config, Layer, Redacted } from "effect"
+import { type Persistence, PersistenceError } from "../Persistence.js"
+import type { SecureRandom } from "../SecureRandom.js"
+import * as Sql from "./Sql.js"
+
+/**
+ * Options of {@link layerPg}: the store's options, the connection URL, and any other option of
+ * `@effect/sql-pg`'s client (pool size, timeouts, TLS …).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Sql.Options {
+  /** `postgres://user:password@host:port/database`. */
+  readonly url: string | Redacted.Redacted<string>
+  /** Further client options (`maxConnections`, `connectTimeout`, `ssl` …). */
+  readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
+}
+
+const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+
+const clientConfig = (options: Options): PgClient.PgClientConfig => ({
+  connectTimeout: "5 seconds",
+  ...options.client,
+  url: typeof options.url === "string" ? Redacted.make(options.url) : options.url
+})
+
+/**
+ * The SQL store on a PostgreSQL database: opens its own `PgClient` (closed with the layer).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPg = (options: Options): Layer.Layer<Persistence, PersistenceError, SecureRandom> => {
+  const { client: _client, url: _url, ...storeOptions } = options
+  return Sql.layer(storeOptions).pipe(
+    Layer.provide(PgClient.layer(clientConfig(options))),
+    Layer.mapError((e) => isSqlError(e) ? new PersistenceError({ method: "connect", reason: "Unavailable", cause: e }) : e)
+  )
+}
+
+/**
+ * The SQL store on the PostgreSQL database at `DATABASE_URL` (or the `url` config given).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Sql.Options & {
+    readonly url?: Config.Config<Redacted.Redacted> | undefined
+    readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
+  } = {}
+): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+  const { client, url, ...storeOptions } = options
+  return Layer.unwrapEffect(
+    Config.map(url ?? Config.redacted("DATABASE_URL"), (value) => layerPg({ ...storeOptions, client, url: value }))
+  )
+}

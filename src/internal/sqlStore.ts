@@ -1,0 +1,323 @@
+/**
+ * The SQL Persistence: one implementation for every `@effect/sql` dialect (tested on SQLite and
+ * PostgreSQL). Two tables:
+ *
+ * - `<prefix>sessions`: `key` (primary key), `token_key` (the current token), `user_id` (the user
+ *   index), `version`, `expires_at` (epoch ms), `record` (the Codec JSON of the session);
+ * - `<prefix>tokens`: `token_key` (primary key), `session_key`, `redirect` (NULL for a current
+ *   token, the Codec JSON of the Redirect for a rotated-away one), `expires_at` (NULL for a current
+ *   token, whose life is its session's; the end of the grace period for a redirect).
+ *
+ * `save` and `rotate` are conditional UPDATEs (`WHERE key = ? AND version = ? AND token_key = ?`)
+ * whose `RETURNING` rows say whether they won. `rotate` runs the UPDATE first and touches the
+ * tokens only when it won, inside one transaction: under PostgreSQL's READ COMMITTED the row lock
+ * of the UPDATE serializes concurrent rotations, and the loser re-checks the WHERE clause against
+ * the winner's row and updates nothing; SQLite runs one transaction at a time. Every write locks
+ * the session row before the token rows, so two writers cannot deadlock.
+ *
+ * Invalidations (PostgreSQL only): every save, rotate, delete and deleteToken sends
+ * `pg_notify(channel, '<originId>:<tokenKey>')` for each token key it changed (inside the
+ * transaction, so it is delivered on commit), and the layer listens on the channel.
+ *
+ * @internal
+ */
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Clock, Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
+import type { Scope } from "effect"
+import * as Codec from "../Codec.js"
+import type { Notifications } from "../Persistence/Sql.js"
+import { PersistenceError, type PersistenceShape } from "../Persistence.js"
+import type { Redirect, Session, TokenRecord } from "../Session.js"
+
+/** @internal */
+export interface SqlStoreOptions {
+  readonly sql: SqlClient
+  readonly tablePrefix: string
+  readonly originId: string
+  /** The LISTEN/NOTIFY channel; defaults to `<tablePrefix>invalidate`. */
+  readonly channel?: string | undefined
+  /** Overrides the detection of `listen` on the client (PgClient). `false` turns it off. */
+  readonly notifications?: Notifications | false | undefined
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+const hasNotifications = (u: unknown): u is Notifications =>
+  (typeof u === "object" || typeof u === "function") && u !== null && typeof (u as Notifications).listen === "function"
+
+/** Epoch milliseconds as stored: integers, rounded up so that `expires_at <= now` ⟺ `expiresAt <= now`. */
+const ms = (n: number): number => Math.ceil(n)
+
+interface TokenRow {
+  readonly session_key: string
+  readonly redirect: string | null
+  readonly record: string | null
+}
+
+/**
+ * Builds the store on an `SqlClient`: creates the tables and indexes if missing and, for
+ * PostgreSQL, starts listening for invalidations (in the given scope).
+ *
+ * @internal
+ */
+export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<PersistenceShape, PersistenceError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const prefix = options.tablePrefix
+    if (!IDENTIFIER.test(prefix)) {
+      return yield* new PersistenceError({
+        method: "init",
+        reason: "Unknown",
+        cause: new Error(`tablePrefix must match ${IDENTIFIER.source}, got ${JSON.stringify(prefix)}`)
+      })
+    }
+    // Column names are ours: never let a client's name transforms (camelCase …) rename them.
+    const sql = options.sql.withoutTransforms()
+    const sessions = sql(`${prefix}sessions`)
+    const tokens = sql(`${prefix}tokens`)
+    const channel = options.channel ?? `${prefix}invalidate`
+    const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const notifications: Notifications | undefined = !isPg || options.notifications === false
+      ? undefined
+      : options.notifications ?? (hasNotifications(options.sql) ? options.sql : undefined)
+    // Without a channel to listen on, nobody would hear the notifications: do not send them.
+    const notifying = notifications !== undefined
+
+    const unavailable = (method: string) => (cause: SqlError) => new PersistenceError({ method, reason: "Unavailable", cause })
+    const corrupt = (method: string, key: string, cause: unknown) => new PersistenceError({ method, reason: "Corrupt", key, cause })
+    const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | PersistenceError, R>) =>
+      Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
+
+    // -- schema ---------------------------------------------------------------------------------
+
+    const init = Effect.gen(function*() {
+      // Two processes starting at once would race on PostgreSQL's catalog: serialize them.
+      yield* sql.onDialectOrElse({
+        pg: () => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(hashtext(${`effect-sessions:${prefix}`}))`),
+        orElse: () => Effect.void
+      })
+      yield* sql`CREATE TABLE IF NOT EXISTS ${sessions} (
+        key TEXT PRIMARY KEY,
+        token_key TEXT NOT NULL,
+        user_id TEXT NULL,
+        version BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        record TEXT NOT NULL
+      )`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_user_id`)} ON ${sessions} (user_id) WHERE user_id IS NOT NULL`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_expires_at`)} ON ${sessions} (expires_at)`
+      yield* sql`CREATE TABLE IF NOT EXISTS ${tokens} (
+        token_key TEXT PRIMARY KEY,
+        session_key TEXT NOT NULL,
+        redirect TEXT NULL,
+        expires_at BIGINT NULL
+      )`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}tokens_session_key`)} ON ${tokens} (session_key)`
+      yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}tokens_expires_at`)} ON ${tokens} (expires_at) WHERE expires_at IS NOT NULL`
+    })
+    yield* run("init", sql.withTransaction(init))
+
+    // -- helpers --------------------------------------------------------------------------------
+
+    /** Sends one notification per token key, in the current transaction if there is one. */
+    const notify = (tokenKeys: ReadonlyArray<string>) =>
+      !notifying || tokenKeys.length === 0
+        ? Effect.void
+        : Effect.asVoid(
+          sql`SELECT ${sql.csv(tokenKeys.map((k) => sql`pg_notify(${channel}, ${`${options.originId}:${k}`})`))}`
+        )
+
+    const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, PersistenceError> =>
+      Either.match(Codec.decodeSession(text), {
+        onLeft: (e) => Effect.fail(corrupt(method, key, e)),
+        onRight: Effect.succeed
+      })
+
+    const decodeRedirect = (method: string, key: string, text: string): Effect.Effect<Redirect, PersistenceError> =>
+      Either.match(Codec.decode(text), {
+        onLeft: (e) => Effect.fail(corrupt(method, key, e)),
+        onRight: (r) => r._tag === "Redirect" ? Effect.succeed(r) : Effect.fail(corrupt(method, key, new Error("a session where a redirect belongs")))
+      })
+
+    /** Deletes a session and its current token; the token keys it removed (for notifications). */
+    const removeSession = (sessionKey: string) =>
+      Effect.gen(function*() {
+        const rows = yield* sql<{ token_key: string }>`DELETE FROM ${sessions} WHERE key = ${sessionKey} RETURNING token_key`
+        const row = rows[0]
+        if (row === undefined) return []
+        yield* sql`DELETE FROM ${tokens}
+                   WHERE token_key = ${row.token_key} AND session_key = ${sessionKey} AND redirect IS NULL`
+        return [row.token_key]
+      })
+
+    const userIdOf = (session: Session): string | null => Option.getOrNull(session.userId)
+
+    // -- operations -----------------------------------------------------------------------------
+
+    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const rows = yield* run(
+          "load",
+          sql<TokenRow>`SELECT t.session_key, t.redirect, s.record
+            FROM ${tokens} t
+            LEFT JOIN ${sessions} s ON t.redirect IS NULL AND s.key = t.session_key AND s.expires_at > ${now}
+            WHERE t.token_key = ${tokenKey} AND (t.expires_at IS NULL OR t.expires_at > ${now})`
+        )
+        const row = rows[0]
+        if (row === undefined) return Option.none()
+        if (row.redirect !== null) return Option.some(yield* decodeRedirect("load", tokenKey, row.redirect))
+        if (row.record === null) return Option.none()
+        return Option.some<TokenRecord>(yield* decodeSession("load", tokenKey, row.record))
+      })
+
+    const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, PersistenceError> =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const rows = yield* run(
+          "loadSession",
+          sql<{ record: string }>`SELECT record FROM ${sessions} WHERE key = ${sessionKey} AND expires_at > ${now}`
+        )
+        const row = rows[0]
+        return row === undefined ? Option.none() : Option.some(yield* decodeSession("loadSession", sessionKey, row.record))
+      })
+
+    const create = (session: Session, expiresAt: number): Effect.Effect<void, PersistenceError> =>
+      run(
+        "create",
+        sql.withTransaction(Effect.gen(function*() {
+          yield* sql`INSERT INTO ${sessions} (key, token_key, user_id, version, expires_at, record)
+            VALUES (${session.key}, ${session.tokenKey}, ${userIdOf(session)}, ${session.version}, ${ms(expiresAt)},
+                    ${Codec.encodeSession(session)})
+            ON CONFLICT (key) DO UPDATE SET
+              token_key = excluded.token_key, user_id = excluded.user_id, version = excluded.version,
+              expires_at = excluded.expires_at, record = excluded.record`
+          yield* sql`INSERT INTO ${tokens} (token_key, session_key, redirect, expires_at)
+            VALUES (${session.tokenKey}, ${session.key}, ${null}, ${null})
+            ON CONFLICT (token_key) DO UPDATE SET session_key = excluded.session_key, redirect = NULL, expires_at = NULL`
+        }))
+      )
+
+    const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, PersistenceError> => {
+      const update = sql`UPDATE ${sessions}
+        SET user_id = ${userIdOf(session)}, version = ${session.version}, expires_at = ${ms(expiresAt)},
+            record = ${Codec.encodeSession(session)}
+        WHERE key = ${session.key} AND version = ${expectedVersion} AND token_key = ${session.tokenKey}
+        RETURNING key`
+      // With notifications, one statement does both, so that a peer hears of exactly the writes
+      // that committed (pg_notify is delivered on commit) and the hot path stays one round trip.
+      const statement = notifying
+        ? sql<{ key: string }>`WITH updated AS (${update})
+            SELECT updated.key, pg_notify(${channel}, ${`${options.originId}:${session.tokenKey}`}) FROM updated`
+        : update
+      return run("save", Effect.map(statement, (rows) => rows.length > 0))
+    }
+
+    const rotate = (
+      session: Session,
+      expectedVersion: number,
+      redirect: Redirect,
+      expiresAt: number
+    ): Effect.Effect<boolean, PersistenceError> =>
+      run(
+        "rotate",
+        sql.withTransaction(Effect.gen(function*() {
+          // First the conditional UPDATE: it takes the row lock that elects one winner.
+          const rows = yield* sql<{ key: string }>`UPDATE ${sessions}
+            SET token_key = ${session.tokenKey}, user_id = ${userIdOf(session)}, version = ${session.version},
+                expires_at = ${ms(expiresAt)}, record = ${Codec.encodeSession(session)}
+            WHERE key = ${session.key} AND version = ${expectedVersion} AND token_key = ${redirect.tokenKey}
+            RETURNING key`
+          if (rows.length === 0) return false
+          yield* sql`INSERT INTO ${tokens} (token_key, session_key, redirect, expires_at)
+            VALUES (${redirect.tokenKey}, ${redirect.sessionKey}, ${Codec.encode(redirect)}, ${ms(redirect.expiresAt)}),
+                   (${session.tokenKey}, ${session.key}, ${null}, ${null})
+            ON CONFLICT (token_key) DO UPDATE SET
+              session_key = excluded.session_key, redirect = excluded.redirect, expires_at = excluded.expires_at`
+          yield* notify([redirect.tokenKey, session.tokenKey])
+          return true
+        }))
+      )
+
+    const del = (sessionKey: string): Effect.Effect<void, PersistenceError> =>
+      run(
+        "delete",
+        sql.withTransaction(Effect.flatMap(removeSession(sessionKey), notify))
+      )
+
+    const deleteToken = (tokenKey: string): Effect.Effect<void, PersistenceError> =>
+      run(
+        "deleteToken",
+        sql.withTransaction(Effect.gen(function*() {
+          // Read first, lock the session row before the token row (the order of every writer).
+          const rows = yield* sql<{ session_key: string; redirect: string | null }>`SELECT session_key, redirect
+            FROM ${tokens} WHERE token_key = ${tokenKey}`
+          const row = rows[0]
+          if (row === undefined) return
+          const removed = row.redirect === null ? yield* removeSession(row.session_key) : []
+          yield* sql`DELETE FROM ${tokens} WHERE token_key = ${tokenKey}`
+          yield* notify([...new Set([tokenKey, ...removed])])
+        }))
+      )
+
+    const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, PersistenceError> =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const rows = yield* run(
+          "sessionsOfUser",
+          sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
+            WHERE user_id = ${userId} AND expires_at > ${now}`
+        )
+        return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
+      })
+
+    const sweep: Effect.Effect<number, PersistenceError> = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      return yield* run(
+        "sweep",
+        sql.withTransaction(Effect.gen(function*() {
+          // The current tokens of expired sessions go with them (not counted: one record each).
+          yield* sql`DELETE FROM ${tokens} WHERE redirect IS NULL AND session_key IN (
+            SELECT key FROM ${sessions} WHERE expires_at <= ${now})`
+          const gone = yield* sql<{ key: string }>`DELETE FROM ${sessions} WHERE expires_at <= ${now} RETURNING key`
+          const redirects = yield* sql<{ token_key: string }>`DELETE FROM ${tokens}
+            WHERE expires_at IS NOT NULL AND expires_at <= ${now} RETURNING token_key`
+          return gone.length + redirects.length
+        }))
+      )
+    })
+
+    // -- invalidations --------------------------------------------------------------------------
+
+    let invalidations: Stream.Stream<string> = Stream.empty
+    if (notifications !== undefined) {
+      // One LISTEN per layer, started now and shared by every consumer of the stream.
+      const hub = yield* PubSub.unbounded<string>()
+      const own = `${options.originId}:`
+      yield* notifications.listen(channel).pipe(
+        Stream.runForEach((payload) => {
+          const i = payload.indexOf(":")
+          if (i < 0 || payload.startsWith(own)) return Effect.void
+          return PubSub.publish(hub, payload.slice(i + 1))
+        }),
+        Effect.tapErrorCause((cause) => Effect.logWarning("effect-sessions: SQL invalidation listener failed; retrying", cause)),
+        Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
+        Effect.interruptible,
+        Effect.forkScoped
+      )
+      invalidations = Stream.fromPubSub(hub)
+    }
+
+    return {
+      load,
+      loadSession,
+      create,
+      save,
+      rotate,
+      delete: del,
+      deleteToken,
+      sessionsOfUser,
+      sweep,
+      invalidations
+    } satisfies PersistenceShape
+  })
