@@ -7,7 +7,7 @@
  */
 import { Data, Either, Schema } from "effect"
 import { ParseResult } from "effect"
-import { Json, Redirect, Session, type TokenRecord } from "./Session.js"
+import { JsonObject, Redirect, Session, type TokenRecord } from "./Session.js"
 
 /**
  * The format version written by this release. Decoding any other version fails.
@@ -50,7 +50,7 @@ const SessionFields = Schema.Struct({
   userId: NullableString,
   ip: NullableString,
   userAgentHash: NullableString,
-  data: Schema.Record({ key: Schema.String, value: Json }),
+  data: JsonObject,
   version: Schema.Int
 })
 
@@ -148,8 +148,16 @@ const parse = (input: string): Either.Either<unknown, CodecError> => {
   }
 }
 
-const malformed = (e: ParseResult.ParseError) =>
-  new CodecError({ reason: "Malformed", message: ParseResult.TreeFormatter.formatErrorSync(e) })
+const malformed = (e: ParseResult.ParseError) => {
+  let message: string
+  try {
+    // The formatter prints offending values; a hostile value may be too deep to print.
+    message = ParseResult.TreeFormatter.formatErrorSync(e)
+  } catch {
+    message = "the record does not match the stored format"
+  }
+  return new CodecError({ reason: "Malformed", message: message.length > 2000 ? `${message.slice(0, 2000)}…` : message })
+}
 
 /**
  * Encodes a session or redirect as a JSON string.

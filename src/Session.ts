@@ -9,6 +9,8 @@
  * @since 0.1.0
  */
 import { Data, Either, Option, Schema } from "effect"
+import type { Pipeable } from "effect/Pipeable"
+import { pipeArguments } from "effect/Pipeable"
 import { dual } from "effect/Function"
 import type { ParseError } from "effect/ParseResult"
 import { type IpAddress, parseIp, samePrefix } from "./internal/ip.js"
@@ -25,18 +27,75 @@ import { millis } from "./SessionConfig.js"
 export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
 
 /**
- * The Schema of a JSON value (finite numbers only, so that every value survives a round trip).
+ * The deepest nesting of arrays and objects accepted in session data. Deeper values are refused:
+ * they serve no session and would let a hostile record exhaust the stack of a recursive walker.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_JSON_DEPTH = 64
+
+const isPlainObject = (u: object): boolean => {
+  const proto = Object.getPrototypeOf(u)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Whether a value is JSON that survives a round trip: null, booleans, finite numbers, strings,
+ * arrays and plain objects, nested at most {@link MAX_JSON_DEPTH} deep. Iterative, so no input
+ * can overflow the stack.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isJson = (u: unknown): u is Json => {
+  const stack: Array<readonly [unknown, number]> = [[u, 0]]
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop()!
+    if (value === null || typeof value === "boolean" || typeof value === "string") continue
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) return false
+      continue
+    }
+    if (typeof value !== "object" || depth >= MAX_JSON_DEPTH) return false
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push([item, depth + 1])
+      continue
+    }
+    if (!isPlainObject(value)) return false
+    // Own keys only: a "__proto__" key from JSON.parse is an own property and stays one.
+    for (const key of Object.keys(value)) stack.push([(value as Record<string, unknown>)[key], depth + 1])
+  }
+  return true
+}
+
+/**
+ * The Schema of a JSON value (see {@link isJson}). Values pass through unchanged — no copy is
+ * rebuilt — so keys such as `__proto__` stay own data properties.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const Json: Schema.Schema<Json> = Schema.Union(
-  Schema.Null,
-  Schema.Boolean,
-  Schema.Number.pipe(Schema.finite()),
-  Schema.String,
-  Schema.Array(Schema.suspend((): Schema.Schema<Json> => Json)),
-  Schema.Record({ key: Schema.String, value: Schema.suspend((): Schema.Schema<Json> => Json) })
+export const Json: Schema.Schema<Json> = Schema.declare(isJson, {
+  identifier: "Json",
+  message: () => `not JSON (finite numbers, plain objects, nested at most ${MAX_JSON_DEPTH} deep)`,
+  description: `a JSON value (finite numbers, plain objects, nested at most ${MAX_JSON_DEPTH} deep)`
+})
+
+/**
+ * The Schema of session data: a plain object of JSON values.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JsonObject: Schema.Schema<{ readonly [key: string]: Json }> = Schema.declare(
+  (u): u is { readonly [key: string]: Json } =>
+    typeof u === "object" && u !== null && !Array.isArray(u) && isPlainObject(u) && isJson(u),
+  {
+    identifier: "JsonObject",
+    description: "a plain object of JSON values",
+    message: () => `not a plain object of JSON values (nested at most ${MAX_JSON_DEPTH} deep)`
+  }
 )
 
 /**
@@ -110,7 +169,13 @@ export class Session extends Data.TaggedClass("Session")<{
   readonly data: { readonly [key: string]: Json }
   /** Stored version, for compare-and-set across processes. 0 before the first save. */
   readonly version: number
-}> {}
+}> implements Pipeable {
+  /** `session.pipe(Session.set("k", 1), Session.logIn("u"))` */
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
+}
 
 /**
  * A rotated-away token: it resolves to its session until `expiresAt`, and carries the successor
@@ -136,7 +201,13 @@ export class Redirect extends Data.TaggedClass("Redirect")<{
   readonly successorKey: string
   /** The successor token sealed with a key derived from the old token. */
   readonly sealedSuccessor: string
-}> {}
+}> implements Pipeable {
+  /** Pipes the redirect through functions. */
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
+}
 
 /**
  * What the store holds under a token key.

@@ -118,7 +118,9 @@ export class SessionConflictError extends Data.TaggedError("SessionConflictError
 }
 
 /**
- * A value in the session did not decode with the caller's schema.
+ * A value in the session did not decode with the caller's schema, or a value to store is not
+ * JSON that survives a round trip (a non-finite number, a class instance, nesting deeper than
+ * `Session.MAX_JSON_DEPTH`).
  *
  * @since 0.1.0
  * @category errors
@@ -150,7 +152,7 @@ export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
  * @since 0.1.0
  * @category errors
  */
-export type SessionError = PersistenceError | SessionGoneError | SessionConflictError
+export type SessionError = PersistenceError | SessionGoneError | SessionConflictError | SessionDataError
 
 /**
  * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results are

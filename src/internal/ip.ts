@@ -34,18 +34,23 @@ const parseV4 = (s: string): Uint8Array | undefined => {
 const parseV6 = (input: string): Uint8Array | undefined => {
   let s = input
   const zone = s.indexOf("%")
-  if (zone >= 0) s = s.slice(0, zone)
+  if (zone >= 0) {
+    // A zone ID is a non-empty interface name or number.
+    if (!/^[0-9A-Za-z._~-]+$/.test(s.slice(zone + 1))) return undefined
+    s = s.slice(0, zone)
+  }
   if (s.length === 0 || s.length > 45) return undefined
   const groups: Array<number> = []
   let tail: Array<number> = []
   const halves = s.split("::")
   if (halves.length > 2) return undefined
-  const parseGroups = (part: string, into: Array<number>): boolean => {
+  // Dotted IPv4 may only stand for the last 32 bits: at the very end of the address.
+  const parseGroups = (part: string, into: Array<number>, last: boolean): boolean => {
     if (part === "") return true
     const items = part.split(":")
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
-      if (i === items.length - 1 && item.includes(".")) {
+      if (last && i === items.length - 1 && item.includes(".")) {
         const v4 = parseV4(item)
         if (!v4) return false
         into.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!)
@@ -56,9 +61,9 @@ const parseV6 = (input: string): Uint8Array | undefined => {
     }
     return true
   }
-  if (!parseGroups(halves[0]!, groups)) return undefined
+  if (!parseGroups(halves[0]!, groups, halves.length === 1)) return undefined
   if (halves.length === 2) {
-    if (!parseGroups(halves[1]!, tail)) return undefined
+    if (!parseGroups(halves[1]!, tail, true)) return undefined
     if (groups.length + tail.length > 7) return undefined
     const zeros = new Array<number>(8 - groups.length - tail.length).fill(0)
     tail = [...zeros, ...tail]

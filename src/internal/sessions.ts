@@ -4,7 +4,8 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Either, Metric, Option, Redacted, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Metric, Option, Redacted, Schema, Stream } from "effect"
+import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
 import { Persistence, type PersistenceError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
@@ -299,6 +300,9 @@ export const makeSessions = Effect.gen(function*() {
         }
         const [result, changed] = f(current.value)
         if (changed === current.value) return [result, current.value] as const
+        if (changed.data !== current.value.data && !S.isJson(changed.data)) {
+          return yield* Effect.fail(invalidData(method, changed.data))
+        }
         const next = S.withVersion(S.touch(changed, now, config), current.value.version + 1)
         if (yield* store.save(next, current.value.version, S.expiresAt(next, config))) {
           yield* remember(next)
@@ -311,6 +315,14 @@ export const makeSessions = Effect.gen(function*() {
         new SessionConflictError({ method, session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
       )
     })).pipe(Effect.withSpan(`Sessions.${method}`, { attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) } }))
+
+  const invalidData = (method: string, data: unknown) => {
+    const parsed = Schema.decodeUnknownEither(S.JsonObject)(data)
+    const key = Object.keys(data as object).find((k) => !S.isJson((data as Record<string, unknown>)[k])) ?? ""
+    return Either.isLeft(parsed)
+      ? new SessionDataError({ method, key, cause: parsed.left })
+      : new SessionDataError({ method, key, cause: new ParseError({ issue: new Type(S.JsonObject.ast, data) }) })
+  }
 
   const modify: SessionsShape["modify"] = (handle, f) =>
     Effect.map(modifyWith("modify", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
