@@ -10,14 +10,14 @@ import { assert, describe, it, layer } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, ConfigProvider, Context, Effect, Exit, Layer, Option, Queue, Redacted, Stream } from "effect"
+import { Cause, Clock, ConfigProvider, Context, Effect, Exit, Layer, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, connect, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Persistence, PersistenceError, layerMemory } from "../src/Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, Persistence, PersistenceError, layerMemory, layerMemoryWith } from "../src/Persistence.js"
 import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
@@ -32,7 +32,9 @@ const runId = randomBytes(4).toString("hex")
 // Memory
 // ---------------------------------------------------------------------------------------------
 
-persistenceSuite("Memory", layerMemory)
+// The contract's expiry tests run with no retention past deadlines (a record is hidden at its
+// deadline); the default retention is checked on its own below.
+persistenceSuite("Memory", layerMemoryWith({ retentionMillis: 0 }))
 
 // ---------------------------------------------------------------------------------------------
 // SQL: hooks into the tables
@@ -75,12 +77,41 @@ const dropTablesOnClose = (prefix: string) =>
     )
   }))
 
+// Retention: by default the stores keep a record DEFAULT_RETENTION_MILLIS past its deadline, so
+// that the service can still tell why a token is dead (idle, absolute, late use after rotation).
+describe("Persistence retention past deadlines", () => {
+  const retentionCase = (name: string, storeLayer: Layer.Layer<Persistence, unknown>) =>
+    it.effect(`${name}: a record is kept until deadline + retention, then hidden and swept`, () =>
+      Effect.gen(function*() {
+        const store = yield* Persistence
+        const now = yield* Clock.currentTimeMillis
+        const s = makeSession(now)
+        yield* store.create(s, now + 1000)
+        yield* TestClock.adjust(1000 + DEFAULT_RETENTION_MILLIS - 1)
+        assert.isTrue(Option.isSome(yield* store.loadSession(s.key)), "kept within the retention")
+        assert.isTrue(Option.isSome(yield* store.load(s.tokenKey)))
+        assert.strictEqual(yield* store.sweep, 0)
+        yield* TestClock.adjust(1)
+        assert.isTrue(Option.isNone(yield* store.loadSession(s.key)), "hidden after the retention")
+        assert.isTrue(Option.isNone(yield* store.load(s.tokenKey)))
+        assert.isAtMost(yield* store.sweep, 1)
+      }).pipe(Effect.provide(storeLayer), Effect.provide(TestContext.TestContext)))
+  retentionCase("Memory", layerMemory)
+  retentionCase(
+    "SQLite (in memory)",
+    Sql.layer({ tablePrefix: "ret_" }).pipe(
+      Layer.provide(SqliteClient.layer({ filename: ":memory:" })),
+      Layer.provide(SecureRandom.layer)
+    )
+  )
+})
+
 // SQLite, in memory: the store and the hooks share the one connection.
 {
   const prefix = "es_"
   persistenceSuite(
     "SQLite (in memory)",
-    Sql.layer({ tablePrefix: prefix }).pipe(
+    Sql.layer({ tablePrefix: prefix, retentionMillis: 0 }).pipe(
       Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })),
       Layer.provide(SecureRandom.layer)
     ),
@@ -97,7 +128,7 @@ const dropTablesOnClose = (prefix: string) =>
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
     ).pipe(Effect.map((dir) => {
       const filename = join(dir, "sessions.db")
-      return SqliteStore.layerSqlite({ filename }).pipe(
+      return SqliteStore.layerSqlite({ filename, retentionMillis: 0 }).pipe(
         Layer.provide(SecureRandom.layer),
         Layer.merge(SqliteClient.layer({ filename }))
       )
@@ -123,12 +154,12 @@ const pgPrefix = `es_t_${runId}_`
 
 await withService("PostgreSQL", postgresUrl, () => {
   const client = PgClient.layer({ url: Redacted.make(postgresUrl) })
-  const store = Layer.merge(Sql.layer({ tablePrefix: pgPrefix }), dropTablesOnClose(pgPrefix)).pipe(
+  const store = Layer.merge(Sql.layer({ tablePrefix: pgPrefix, retentionMillis: 0 }), dropTablesOnClose(pgPrefix)).pipe(
     Layer.provideMerge(client),
     Layer.provide(SecureRandom.layer)
   )
   // The peer is "another process": its own pool and listener, through the convenience layer.
-  const peer = PgStore.layerPg({ url: postgresUrl, tablePrefix: pgPrefix }).pipe(Layer.provide(SecureRandom.layer))
+  const peer = PgStore.layerPg({ url: postgresUrl, tablePrefix: pgPrefix, retentionMillis: 0 }).pipe(Layer.provide(SecureRandom.layer))
   persistenceSuite("PostgreSQL", store, { ...sqlHooks(pgPrefix), peer })
 
   describe("layerConfig (PostgreSQL)", () => {
@@ -239,11 +270,11 @@ const makeProxy = (target: URL) =>
   )
 
 await withService("Redis", redisUrl, () => {
-  const store = Layer.merge(RedisStore.layer({ url: redisUrl, prefix: redisPrefix }), deleteKeysOnClose(redisPrefix)).pipe(
+  const store = Layer.merge(RedisStore.layer({ url: redisUrl, prefix: redisPrefix, retentionMillis: 0 }), deleteKeysOnClose(redisPrefix)).pipe(
     Layer.provideMerge(rawRedis),
     Layer.provide(SecureRandom.layer)
   )
-  const peer = RedisStore.layer({ url: redisUrl, prefix: redisPrefix }).pipe(Layer.provide(SecureRandom.layer))
+  const peer = RedisStore.layer({ url: redisUrl, prefix: redisPrefix, retentionMillis: 0 }).pipe(Layer.provide(SecureRandom.layer))
   persistenceSuite("Redis", store, { ...redisHooks(redisPrefix), peer, ttl: true })
 
   layer(SecureRandom.layer, { excludeTestServices: true })("Redis outage", (it) => {

@@ -7,8 +7,8 @@
  */
 import type { HttpApp } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import type { Option, Schema } from "effect"
-import { Context, Effect, Layer } from "effect"
+import type { Option } from "effect"
+import { Context, Effect, Layer, Schema } from "effect"
 import { makeMiddleware, currentUserFromSession } from "./internal/http.js"
 import type { PersistenceError } from "./Persistence.js"
 import type { Json, Session } from "./Session.js"
@@ -53,6 +53,8 @@ export interface CurrentSessionShape {
   readonly destroy: Effect.Effect<void, PersistenceError>
   /** The sessions of the logged-in user (empty when nobody is logged in). */
   readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionError>
+  /** Ends one session of the logged-in user by its public id (from `listSessions`); `false` when it is not theirs. */
+  readonly endSession: (id: string) => Effect.Effect<boolean, SessionError>
   /** Ends every session of the logged-in user, this one included. */
   readonly logOutEverywhere: Effect.Effect<number, SessionError>
   /** The user object, through the `UserLoader` in context. */
@@ -119,7 +121,8 @@ export const middleware: (
 /**
  * HttpApi security that provides {@link CurrentSession} to endpoints. The session itself is
  * resolved by {@link middleware}, which must wrap the API (`HttpApiBuilder.serve(Http.middleware())`);
- * the cookie security scheme documents the cookie in OpenAPI.
+ * the cookie security scheme documents the default cookie name `id` in OpenAPI (with another
+ * name, declare your own Tag and implement it with {@link sessionSecurityHandler}).
  *
  * @since 0.1.0
  * @category HttpApi
@@ -141,16 +144,42 @@ export class CurrentUser extends Context.Tag("effect-sessions/Http/CurrentUser")
 
 /**
  * HttpApi security that requires a logged-in user: provides {@link CurrentUser}, and fails with
- * `HttpApiError.Unauthorized` (401) when the request's session has no user.
+ * `HttpApiError.Unauthorized` (401) when the request's session has no user — or with
+ * `HttpApiError.ServiceUnavailable` (503) when the store fails, so an outage never looks like a
+ * log-out.
  *
  * @since 0.1.0
  * @category HttpApi
  */
 export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-sessions/Http/RequireUser", {
   provides: CurrentUser,
-  failure: HttpApiError.Unauthorized,
+  failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
   security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "id" }) }
 }) {}
+
+/**
+ * The security handler behind {@link SessionSecurity}, for your own `HttpApiMiddleware.Tag`
+ * (e.g. to document another cookie name in OpenAPI):
+ * `Layer.succeed(MySecurity, { session: Http.sessionSecurityHandler })`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const sessionSecurityHandler = (): Effect.Effect<CurrentSessionShape> =>
+  Effect.flatMap(Effect.serviceOption(CurrentSession), (o) => o._tag === "Some" ? Effect.succeed(o.value) : missingMiddleware)
+
+/**
+ * The security handler behind {@link RequireUser}, for your own `HttpApiMiddleware.Tag`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const requireUserHandler = (): Effect.Effect<
+  CurrentUser["Type"],
+  HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable
+> =>
+  Effect.flatMap(Effect.serviceOption(CurrentSession), (o) =>
+    o._tag === "Some" ? currentUserFromSession(o.value) : missingMiddleware)
 
 const missingMiddleware = Effect.dieMessage(
   "effect-sessions: CurrentSession is missing — wrap the API with Http.middleware() (HttpApiBuilder.serve(Http.middleware()))"
@@ -163,7 +192,7 @@ const missingMiddleware = Effect.dieMessage(
  * @category layers
  */
 export const layerSessionSecurity: Layer.Layer<SessionSecurity> = Layer.succeed(SessionSecurity, {
-  session: () => Effect.flatMap(Effect.serviceOption(CurrentSession), (o) => o._tag === "Some" ? Effect.succeed(o.value) : missingMiddleware)
+  session: sessionSecurityHandler
 })
 
 /**
@@ -173,7 +202,5 @@ export const layerSessionSecurity: Layer.Layer<SessionSecurity> = Layer.succeed(
  * @category layers
  */
 export const layerRequireUser: Layer.Layer<RequireUser> = Layer.succeed(RequireUser, {
-  session: () =>
-    Effect.flatMap(Effect.serviceOption(CurrentSession), (o) =>
-      o._tag === "Some" ? currentUserFromSession(o.value) : missingMiddleware)
+  session: requireUserHandler
 })

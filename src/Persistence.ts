@@ -9,14 +9,25 @@
  * - `save` and `rotate` are compare-and-set on the session's `version`: they return `false`,
  *   and change nothing, when the stored version is not the expected one (or the session is
  *   gone). Of two concurrent rotations of one token exactly one wins.
- * - A record whose deadline (`expiresAt`) has passed may be returned or not; the service decides
- *   expiry by time itself. Stores without TTLs remove such records in `sweep`.
+ * - A record is kept until its deadline (`expiresAt`) plus a retention period
+ *   ({@link DEFAULT_RETENTION_MILLIS} unless the store is configured otherwise), then hidden and
+ *   removed (by TTL, or by `sweep` where the backend has none). The service decides expiry by time
+ *   itself; the retention lets it still tell why a token is dead — idle, absolute, or a rotated
+ *   token used after its grace period (a theft signal it reports) — rather than "unknown".
  *
  * @since 0.1.0
  */
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import type { Redirect, Session, TokenRecord } from "./Session.js"
+
+/**
+ * How long the built-in stores keep a record past its deadline: 10 minutes.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_RETENTION_MILLIS = 10 * 60 * 1000
 
 /**
  * A system fault in a store: it is down, it answered garbage, or a record is corrupt.
@@ -93,7 +104,7 @@ export class Persistence extends Context.Tag("effect-sessions/Persistence")<Pers
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, makeMemoryStore)
+export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, () => makeMemoryStore())
 
 /**
  * Builds a fresh in-memory store (for tests that want two independent stores, or to wrap).
@@ -101,7 +112,17 @@ export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, mak
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<PersistenceShape> = Effect.sync(makeMemoryStore)
+export const makeMemory: Effect.Effect<PersistenceShape> = Effect.sync(() => makeMemoryStore())
+
+/**
+ * The in-memory store with its own retention past deadlines (milliseconds; 0 hides a record at
+ * its deadline).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemoryWith = (options: { readonly retentionMillis: number }): Layer.Layer<Persistence> =>
+  Layer.sync(Persistence, () => makeMemoryStore(options.retentionMillis))
 
 /**
  * Wraps a store so that every call is counted (for tests and diagnostics: "a cache hit does not

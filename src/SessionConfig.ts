@@ -122,8 +122,12 @@ export interface SessionConfigInput {
  */
 export class SessionConfigError extends Data.TaggedError("SessionConfigError")<{
   readonly option: string
-  readonly message: string
-}> {}
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `invalid session option ${this.option}: ${this.reason}`
+  }
+}
 
 /**
  * The defaults, secure first.
@@ -178,7 +182,7 @@ export const trustedProxyRanges = (config: SessionConfigShape): ReadonlyArray<Ip
  * @category constructors
  */
 export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfigShape, SessionConfigError> => {
-  const fail = (option: string, message: string) => Either.left(new SessionConfigError({ option, message }))
+  const fail = (option: string, reason: string) => Either.left(new SessionConfigError({ option, reason }))
   const duration = (option: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
     if (value === undefined) return Either.right(fallback)
     const d = Duration.decodeUnknown(value)

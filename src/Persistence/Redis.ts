@@ -71,6 +71,8 @@ export interface Options {
   readonly originId?: string | undefined
   /** How long building the layer waits for the connection, in milliseconds (default 5000). */
   readonly connectTimeout?: number | undefined
+  /** How long records are kept past their deadline, in milliseconds (default `Persistence.DEFAULT_RETENTION_MILLIS`). */
+  readonly retentionMillis?: number | undefined
 }
 
 /**
@@ -89,7 +91,8 @@ export const make = (options: Options = {}): Effect.Effect<PersistenceShape, Per
       redisOptions: options.redisOptions,
       prefix: options.prefix ?? DEFAULT_PREFIX,
       originId,
-      connectTimeout: options.connectTimeout
+      connectTimeout: options.connectTimeout,
+      retentionMillis: options.retentionMillis
     })
   })
 

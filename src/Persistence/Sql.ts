@@ -69,6 +69,8 @@ export interface Options {
    * `PgClient`) is used; `false` turns invalidations off. Other dialects have none.
    */
   readonly notifications?: Notifications | false | undefined
+  /** How long records are kept past their deadline, in milliseconds (default `Persistence.DEFAULT_RETENTION_MILLIS`). */
+  readonly retentionMillis?: number | undefined
 }
 
 /**
@@ -89,7 +91,8 @@ export const make = (
       tablePrefix: options.tablePrefix ?? DEFAULT_TABLE_PREFIX,
       originId,
       channel: options.channel,
-      notifications: options.notifications
+      notifications: options.notifications,
+      retentionMillis: options.retentionMillis
     })
   })
 

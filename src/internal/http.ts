@@ -3,8 +3,7 @@
  *
  * @internal
  */
-import { HttpApiError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
+import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Redacted, Ref } from "effect"
 import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
@@ -81,6 +80,15 @@ const makeCurrentSession = (
           : Effect.map(sessions.listSessions(s.userId.value), (list) =>
             list.map((info) => ({ ...info, current: info.id === publicId(s.key) }))))
     }),
+    endSession: (id) =>
+      Effect.flatMap(handle, (h) => {
+        if (Option.isNone(h)) return Effect.succeed(false)
+        return Effect.flatMap(sessions.current(h.value), (s) => {
+          if (Option.isNone(s.userId)) return Effect.succeed(false)
+          return Effect.tap(sessions.endSession(s.userId.value, id), (ended) =>
+            ended && id === publicId(s.key) ? Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction }) : Effect.void)
+        })
+      }),
     logOutEverywhere: Effect.flatMap(handle, (h) => {
       if (Option.isNone(h)) return Effect.succeed(0)
       return Effect.flatMap(sessions.current(h.value), (s) =>
@@ -111,10 +119,9 @@ const applyCookie = (
   const name = config.cookie.name
   if (state.cookie === "set" && Option.isSome(state.handle)) {
     const withCookie = HttpServerResponse.unsafeSetCookie(response, name, Redacted.value(state.handle.value.token), cookieOptions(config))
-    // A response that sets a session cookie must not be stored by shared caches.
-    return withCookie.headers["cache-control"] === undefined
-      ? HttpServerResponse.setHeader(withCookie, "cache-control", "no-store")
-      : withCookie
+    // A response that carries a session token must never be stored by a cache, whatever the
+    // handler said: a shared cache would hand the token to other users.
+    return HttpServerResponse.setHeader(withCookie, "cache-control", "no-store")
   }
   if (state.cookie === "clear" && hadCookie) return HttpServerResponse.expireCookie(response, name, cookieOptions(config))
   return response
@@ -145,28 +152,42 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     const resolution = resolved.right
     const state = yield* Ref.make<RequestState>({
       handle: resolution.session,
-      cookie: read._tag === "Rejected" ? "clear" : resolution.cookie
+      cookie: read._tag === "Rejected" && resolution.outcome !== "created" ? "clear" : resolution.cookie
     })
+    // The cookie is written by a pre-response handler, so that it reaches the client whatever the
+    // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
+    // never reached its client would be lost once the grace period ends.
+    yield* HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction })), (s) =>
+        applyCookie(response, config, s, hadCookie))
+    )
     const current = makeCurrentSession(sessions, client, state, yield* Effect.makeSemaphore(1))
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
     if (result._tag === "Left") {
       const error: unknown = result.left
       if (isUnavailable(error)) {
         yield* Effect.logWarning("session store unavailable", error)
+        // Nothing about the session is certain now: answer without touching the cookie.
+        yield* Ref.update(state, (s) => ({ ...s, cookie: "none" as CookieAction }))
         return unavailable
       }
       if (isGone(error)) {
-        return HttpServerResponse.expireCookie(HttpServerResponse.empty({ status: options.goneStatus ?? 401 }), config.cookie.name, cookieOptions(config))
+        yield* Ref.set(state, { handle: Option.none(), cookie: "clear" })
+        return HttpServerResponse.empty({ status: options.goneStatus ?? 401 })
       }
       return yield* Effect.fail(error)
     }
-    return applyCookie(result.right, config, yield* Ref.get(state), hadCookie)
+    return result.right
   })
 
 /** @internal */
 export const currentUserFromSession = (current: CurrentSessionShape) =>
   current.userId.pipe(
-    Effect.catchAll(() => Effect.succeed(Option.none<string>())),
+    // A session that ended meanwhile has no user; a store that fails is an outage, not a log-out.
+    Effect.catchIf(isGone, () => Effect.succeed(Option.none<string>())),
+    Effect.catchAll((e) =>
+      Effect.zipRight(Effect.logWarning("session store unavailable", e), Effect.fail(new HttpApiError.ServiceUnavailable()))
+    ),
     Effect.flatMap((userId) =>
       Option.match(userId, {
         onNone: () => Effect.fail(new HttpApiError.Unauthorized()),

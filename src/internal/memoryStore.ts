@@ -5,7 +5,7 @@
  * @internal
  */
 import { Clock, Effect, Option, Stream } from "effect"
-import type { PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 interface StoredSession {
@@ -14,7 +14,7 @@ interface StoredSession {
 }
 
 /** @internal */
-export const makeMemoryStore = (): PersistenceShape => {
+export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): PersistenceShape => {
   // tokenKey → session key (current token) or a redirect (old token)
   const tokens = new Map<string, string | Redirect>()
   const sessions = new Map<string, StoredSession>()
@@ -48,7 +48,7 @@ export const makeMemoryStore = (): PersistenceShape => {
   const live = (sessionKey: string, now: number): Option.Option<Session> => {
     const stored = sessions.get(sessionKey)
     if (!stored) return Option.none()
-    if (stored.expiresAt <= now) {
+    if (stored.expiresAt + retention <= now) {
       removeSession(sessionKey)
       return Option.none()
     }
@@ -60,7 +60,7 @@ export const makeMemoryStore = (): PersistenceShape => {
       const entry = tokens.get(tokenKey)
       if (entry === undefined) return Option.none()
       if (typeof entry === "string") return live(entry, now)
-      if (entry.expiresAt <= now) {
+      if (entry.expiresAt + retention <= now) {
         tokens.delete(tokenKey)
         return Option.none()
       }
@@ -112,13 +112,13 @@ export const makeMemoryStore = (): PersistenceShape => {
     sweep: Effect.map(Clock.currentTimeMillis, (now) => {
       let removed = 0
       for (const [key, stored] of sessions) {
-        if (stored.expiresAt <= now) {
+        if (stored.expiresAt + retention <= now) {
           removeSession(key)
           removed++
         }
       }
       for (const [key, entry] of tokens) {
-        if (typeof entry !== "string" && entry.expiresAt <= now) {
+        if (typeof entry !== "string" && entry.expiresAt + retention <= now) {
           tokens.delete(key)
           removed++
         }

@@ -22,7 +22,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, PersistenceError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 const LIB = `
@@ -212,6 +212,7 @@ export interface RedisStoreOptions {
   readonly originId: string
   /** How long to wait for the first connection when the layer is built. */
   readonly connectTimeout?: number | undefined
+  readonly retentionMillis?: number | undefined
 }
 
 /** Resolves when a client is ready, rejects after `timeout` ms (with its last error, if any). */
@@ -268,6 +269,7 @@ const ignoreErrors = () => {}
  */
 export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<PersistenceShape, PersistenceError, Scope.Scope> =>
   Effect.gen(function*() {
+    const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
     const p = options.prefix
     const channel = `${p}invalidate`
     const origin = options.originId
@@ -320,7 +322,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
           if (decoded.right._tag !== "Redirect") return yield* corrupt("load", tokenKey, new Error("a session where a redirect belongs"))
           // TTLs are whole milliseconds and run on the server's clock: also honour the deadline.
           const now = yield* Clock.currentTimeMillis
-          return decoded.right.expiresAt <= now ? Option.none() : Option.some<TokenRecord>(decoded.right)
+          return decoded.right.expiresAt + retention <= now ? Option.none() : Option.some<TokenRecord>(decoded.right)
         }
         if (record === null || record === undefined) return Option.none()
         return Option.some<TokenRecord>(yield* decodeSession("load", tokenKey, record))
@@ -349,7 +351,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             session.version,
             userArg(session),
             Codec.encodeSession(session),
-            pxUntil(now, expiresAt)
+            pxUntil(now, expiresAt + retention)
           ))
       })
 
@@ -367,7 +369,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             session.version,
             userArg(session),
             Codec.encodeSession(session),
-            pxUntil(now, expiresAt)
+            pxUntil(now, expiresAt + retention)
           ))
         return won === 1
       })
@@ -392,9 +394,9 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             session.version,
             userArg(session),
             Codec.encodeSession(session),
-            pxUntil(now, expiresAt),
+            pxUntil(now, expiresAt + retention),
             Codec.encode(redirect),
-            pxUntil(now, redirect.expiresAt)
+            pxUntil(now, redirect.expiresAt + retention)
           ))
         return won === 1
       })

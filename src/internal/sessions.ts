@@ -4,10 +4,10 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Either, Metric, Option, Redacted, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Either, Metric, Option, Random, Redacted, Schema, Stream } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
-import { Persistence, type PersistenceError } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, Persistence, type PersistenceError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
 import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
@@ -18,7 +18,20 @@ import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader, U
 import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
 
 /** Attempts of a compare-and-set before giving up (another process keeps winning). */
-const MAX_ATTEMPTS = 16
+const MAX_ATTEMPTS = 32
+
+/**
+ * After a lost compare-and-set race: wait a random 0…2^attempt ms (at most 64) so that writers in
+ * several processes stop colliding in lockstep. The wait is scheduling, not timekeeping: it uses
+ * the event loop's timer so that it also passes under a paused TestClock; the jitter comes from
+ * Effect's `Random` (nothing secret depends on it).
+ */
+const backoff = (attempt: number): Effect.Effect<void> =>
+  Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** attempt) + 1), (ms) =>
+    Effect.async<void>((resume) => {
+      const timer = setTimeout(() => resume(Effect.void), ms)
+      return Effect.sync(() => clearTimeout(timer))
+    }))
 /** Redirect hops followed at most (a chain forms when a token is rotated twice within the grace period). */
 const MAX_HOPS = 4
 
@@ -76,9 +89,20 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   // ---- cached reads
+  // The cache answers only while the store would still hold the record (deadline + retention),
+  // so that any cache size behaves like none (invariant 7).
+  const retained = (record: TokenRecord, now: number): boolean =>
+    (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) + DEFAULT_RETENTION_MILLIS > now
+
   const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
-      if (Option.isSome(cached)) return Effect.as(Metric.increment(metrics.cacheHits), cached)
+      if (Option.isSome(cached)) {
+        return Effect.clockWith((clock) =>
+          retained(cached.value, clock.unsafeCurrentTimeMillis())
+            ? Effect.as(Metric.increment(metrics.cacheHits), cached)
+            : Effect.zipRight(cache.invalidate(tk), loadRecord(tk))
+        )
+      }
       return store.load(tk).pipe(
         Effect.tap((record) =>
           Effect.zipRight(
@@ -152,6 +176,7 @@ export const makeSessions = Effect.gen(function*() {
           return Option.some(active(next, successor))
         }
         yield* Metric.increment(metrics.conflicts)
+        yield* backoff(attempt)
         yield* cache.invalidate(tk)
         // Lost to another process: if the token is no longer current the caller follows.
         const fresh = yield* store.load(tk)
@@ -176,8 +201,11 @@ export const makeSessions = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const decision = S.decide(record, { now, client, config })
       switch (decision._tag) {
+        // An unknown token, or an old one past its grace period, leaves the cookie alone: the
+        // browser may already hold a newer token under the same name (a response to an older
+        // request can arrive last), and removing the cookie by name would log it out.
         case "Missing":
-          return resolution(Option.none(), "clear", "missing")
+          return resolution(Option.none(), "none", "missing")
         case "Follow": {
           const r = decision.redirect
           const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
@@ -193,10 +221,10 @@ export const makeSessions = Effect.gen(function*() {
           yield* Metric.increment(Metric.tagged(metrics.expired, "reason", decision.reason))
           if (decision.record._tag === "Session") {
             yield* drop(decision.record)
-          } else {
-            yield* lateUse(decision.record, token, now)
+            return resolution(Option.none(), "clear", "expired")
           }
-          return resolution(Option.none(), "clear", "expired")
+          yield* lateUse(decision.record, token, now)
+          return resolution(Option.none(), "none", "expired")
         }
         case "Anomaly": {
           yield* Metric.increment(Metric.tagged(metrics.anomalies, "kind", decision.kind))
@@ -244,6 +272,7 @@ export const makeSessions = Effect.gen(function*() {
           return Option.some(next)
         }
         yield* Metric.increment(metrics.conflicts)
+        yield* backoff(attempt)
         yield* cache.invalidate(current.value.tokenKey)
       }
       return Option.none<Session>()
@@ -309,6 +338,7 @@ export const makeSessions = Effect.gen(function*() {
           return [result, next] as const
         }
         yield* Metric.increment(metrics.conflicts)
+        yield* backoff(attempt)
         yield* cache.invalidate(current.value.tokenKey)
       }
       return yield* Effect.fail(
@@ -378,8 +408,16 @@ export const makeSessions = Effect.gen(function*() {
   const endSessions = (sessions: ReadonlyArray<Session>) =>
     Effect.forEach(sessions, (s) => Effect.zipRight(drop(s), Metric.increment(metrics.destroyed)), { discard: true })
 
+  /** The user's sessions that are still alive (stores keep dead ones for a while: see `retained`). */
+  const liveSessionsOf = (userId: string) =>
+    Effect.flatMap(store.sessionsOfUser(userId), (sessions) =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return Effect.succeed(sessions.filter((s) => Option.isNone(S.expiry(s, now, config))))
+      }))
+
   const logOutEverywhere = (userId: string, except?: string) =>
-    Effect.flatMap(store.sessionsOfUser(userId), (sessions) => {
+    Effect.flatMap(liveSessionsOf(userId), (sessions) => {
       const victims = sessions.filter((s) => s.key !== except)
       return Effect.as(endSessions(victims), victims.length)
     })
@@ -448,9 +486,9 @@ export const makeSessions = Effect.gen(function*() {
       }),
     logOut: (handle) => rotateHandle("logOut", handle, { grace: false, change: S.logOut }),
     logOutEverywhere: (userId) => logOutEverywhere(userId).pipe(Effect.withSpan("Sessions.logOutEverywhere")),
-    listSessions: (userId) => Effect.map(store.sessionsOfUser(userId), (sessions) => sessions.map(info)),
+    listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
-      Effect.flatMap(store.sessionsOfUser(userId), (sessions) => {
+      Effect.flatMap(liveSessionsOf(userId), (sessions) => {
         const victim = sessions.find((s) => publicId(s.key) === id)
         return victim ? Effect.as(endSessions([victim]), true) : Effect.succeed(false)
       }),

@@ -27,7 +27,7 @@ import { Clock, Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, PersistenceError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 /** @internal */
@@ -39,6 +39,7 @@ export interface SqlStoreOptions {
   readonly channel?: string | undefined
   /** Overrides the detection of `listen` on the client (PgClient). `false` turns it off. */
   readonly notifications?: Notifications | false | undefined
+  readonly retentionMillis?: number | undefined
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -63,6 +64,7 @@ interface TokenRow {
  */
 export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<PersistenceShape, PersistenceError, Scope.Scope> =>
   Effect.gen(function*() {
+    const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
     const prefix = options.tablePrefix
     if (!IDENTIFIER.test(prefix)) {
       return yield* new PersistenceError({
@@ -187,7 +189,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         "create",
         sql.withTransaction(Effect.gen(function*() {
           yield* sql`INSERT INTO ${sessions} (key, token_key, user_id, version, expires_at, record)
-            VALUES (${session.key}, ${session.tokenKey}, ${userIdOf(session)}, ${session.version}, ${ms(expiresAt)},
+            VALUES (${session.key}, ${session.tokenKey}, ${userIdOf(session)}, ${session.version}, ${ms(expiresAt + retention)},
                     ${Codec.encodeSession(session)})
             ON CONFLICT (key) DO UPDATE SET
               token_key = excluded.token_key, user_id = excluded.user_id, version = excluded.version,
@@ -200,7 +202,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, PersistenceError> => {
       const update = sql`UPDATE ${sessions}
-        SET user_id = ${userIdOf(session)}, version = ${session.version}, expires_at = ${ms(expiresAt)},
+        SET user_id = ${userIdOf(session)}, version = ${session.version}, expires_at = ${ms(expiresAt + retention)},
             record = ${Codec.encodeSession(session)}
         WHERE key = ${session.key} AND version = ${expectedVersion} AND token_key = ${session.tokenKey}
         RETURNING key`
@@ -225,12 +227,12 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           // First the conditional UPDATE: it takes the row lock that elects one winner.
           const rows = yield* sql<{ key: string }>`UPDATE ${sessions}
             SET token_key = ${session.tokenKey}, user_id = ${userIdOf(session)}, version = ${session.version},
-                expires_at = ${ms(expiresAt)}, record = ${Codec.encodeSession(session)}
+                expires_at = ${ms(expiresAt + retention)}, record = ${Codec.encodeSession(session)}
             WHERE key = ${session.key} AND version = ${expectedVersion} AND token_key = ${redirect.tokenKey}
             RETURNING key`
           if (rows.length === 0) return false
           yield* sql`INSERT INTO ${tokens} (token_key, session_key, redirect, expires_at)
-            VALUES (${redirect.tokenKey}, ${redirect.sessionKey}, ${Codec.encode(redirect)}, ${ms(redirect.expiresAt)}),
+            VALUES (${redirect.tokenKey}, ${redirect.sessionKey}, ${Codec.encode(redirect)}, ${ms(redirect.expiresAt + retention)}),
                    (${session.tokenKey}, ${session.key}, ${null}, ${null})
             ON CONFLICT (token_key) DO UPDATE SET
               session_key = excluded.session_key, redirect = excluded.redirect, expires_at = excluded.expires_at`
