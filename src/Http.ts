@@ -120,7 +120,10 @@ export const middleware: (
 
 /**
  * HttpApi security that provides {@link CurrentSession} to endpoints. The session itself is
- * resolved by {@link middleware}, which must wrap the API (`HttpApiBuilder.serve(Http.middleware())`);
+ * resolved by {@link middleware}, which must wrap the API — best as
+ * `HttpApiBuilder.middleware(Http.middleware(), { withContext: true })`, where a handler's store
+ * failure still becomes a 503 (`HttpApiBuilder.serve(Http.middleware())` works too, but there the
+ * server has already turned such a failure into a 500);
  * the cookie security scheme documents the default cookie name `id` in OpenAPI (with another
  * name, declare your own Tag and implement it with {@link sessionSecurityHandler}).
  *
@@ -182,7 +185,7 @@ export const requireUserHandler = (): Effect.Effect<
     o._tag === "Some" ? currentUserFromSession(o.value) : missingMiddleware)
 
 const missingMiddleware = Effect.dieMessage(
-  "effect-sessions: CurrentSession is missing — wrap the API with Http.middleware() (HttpApiBuilder.serve(Http.middleware()))"
+  "effect-sessions: CurrentSession is missing — wrap the API with Http.middleware(), e.g. HttpApiBuilder.middleware(Http.middleware(), { withContext: true })"
 )
 
 /**

@@ -1,0 +1,386 @@
+/**
+ * The demo app: server-rendered pages (`/`, `/sessions`) and a small JSON contract (`/api/...`)
+ * for scripts and load tests, behind the session middleware.
+ *
+ * `app` needs `Sessions` and `SessionConfig`; `layerSessions` builds them over a store with the
+ * demo's defaults and the `SESSIONS_*` environment variables on top. Tests mount `app` on their
+ * own server with `Sessions.layerMemory(...)`.
+ */
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { ConfigError } from "effect/ConfigError"
+import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Http, Password, SecureRandom, SessionConfig, Sessions } from "../../src/index.js"
+import type { Json } from "../../src/Session.js"
+import type { Persistence } from "../../src/index.js"
+import * as pages from "./pages.js"
+
+// ---------------------------------------------------------------------------
+// configuration
+// ---------------------------------------------------------------------------
+
+/**
+ * The demo's defaults: short enough to watch a rotation by hand (the library's defaults are
+ * 15 minutes and 1 minute). Every `SESSIONS_*` environment variable overrides them, e.g.
+ * `SESSIONS_ID_ROTATION_INTERVAL="20 seconds" SESSIONS_GRACE_PERIOD="10 seconds"`.
+ */
+export const demoDefaults: SessionConfig.SessionConfigInput = {
+  idRotationInterval: "1 minute",
+  gracePeriod: "30 seconds",
+  touchInterval: "10 seconds"
+}
+
+/**
+ * `Sessions` and `SessionConfig` over the store given, configured by `demoDefaults` and the
+ * environment (`SessionConfig.layerConfig`).
+ */
+export const layerSessions = <E>(
+  store: Layer.Layer<Persistence.Persistence, E, SecureRandom.SecureRandom>,
+  overrides: SessionConfig.SessionConfigInput = demoDefaults
+): Layer.Layer<Sessions.Sessions | SessionConfig.SessionConfig, E | SessionConfig.SessionConfigError | ConfigError> =>
+  Layer.merge(Sessions.layer, Sessions.layerSweeper).pipe(
+    Layer.provideMerge(Layer.unwrapEffect(Effect.map(SessionConfig.config, (fromEnv) => {
+      // An idle timeout from the environment without a touch interval gets the library's
+      // default touch interval (a tenth of it, at most a minute), which is always valid.
+      if (fromEnv.idleTimeout === undefined || fromEnv.touchInterval !== undefined) return SessionConfig.layerConfig(overrides)
+      const { touchInterval: _ignored, ...rest } = overrides
+      return SessionConfig.layerConfig(rest)
+    }))),
+    Layer.provide(store),
+    Layer.provide(SecureRandom.layer)
+  )
+
+/** The name of the store, shown on the home page (set by the server). */
+export class StoreName extends Context.Reference<StoreName>()("demo/StoreName", {
+  defaultValue: () => "memory"
+}) {}
+
+/** The service name given to the password checker (a password may not contain it). */
+export const serviceName = "effect-sessions demo"
+
+/** The longest user name accepted. */
+export const MAX_USER_LENGTH = 64
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+const timings = Effect.map(SessionConfig.SessionConfig, (c): pages.Timings => ({
+  idleTimeout: Duration.toMillis(c.idleTimeout),
+  absoluteTimeout: Duration.toMillis(c.absoluteTimeout),
+  idRotationInterval: Duration.toMillis(c.idRotationInterval),
+  gracePeriod: Duration.toMillis(c.gracePeriod),
+  touchInterval: Duration.toMillis(c.touchInterval),
+  cookieName: c.cookie.name,
+  secure: c.cookie.secure
+}))
+
+const asCount = (value: Option.Option<Json>): number =>
+  Option.match(value, { onNone: () => 0, onSome: (v) => (typeof v === "number" && Number.isFinite(v) ? v : 0) })
+
+const increment = (old: Option.Option<Json>): Json => asCount(old) + 1
+
+/** Headers of every HTML page: never cached, no script, no framing. */
+const pageHeaders = {
+  "cache-control": "no-store",
+  "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "same-origin"
+}
+
+const page = (body: string, status = 200) =>
+  HttpServerResponse.text(body, { status, contentType: "text/html; charset=utf-8", headers: pageHeaders })
+
+/** A 303 after a POST form: the browser follows with a GET. */
+const seeOther = (location: string) => HttpServerResponse.redirect(location, { status: 303 })
+
+const json = (body: unknown, status = 200) =>
+  HttpServerResponse.unsafeJson(body, { status, headers: { "cache-control": "no-store" } })
+
+const badRequest = (message: string) => json({ error: message }, 400)
+
+/** A user name: trimmed, 1–64 code points, no control characters. */
+export const validateUser = (raw: string): { readonly user: string } | { readonly error: string } => {
+  const user = raw.normalize("NFKC").trim()
+  if (user === "") return { error: "the user name is empty" }
+  if ([...user].length > MAX_USER_LENGTH) return { error: `the user name is longer than ${MAX_USER_LENGTH} characters` }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(user)) return { error: "the user name holds control characters" }
+  return { user }
+}
+
+/** A password problem as advice for the user. */
+export const describeProblem: (problem: Password.PasswordProblem) => string = Password.PasswordProblem.$match({
+  TooShort: ({ length, min }) => `Too short: ${length} characters, at least ${min} are needed. A few unrelated words make a good passphrase.`,
+  TooLong: ({ length, max }) => `Too long: ${length} characters, at most ${max} are accepted.`,
+  ContextWord: ({ word }) => `It contains “${word}”, which is your user name or this site's name.`,
+  Compromised: () => "It is one of the most common passwords, found in breach corpora.",
+  DictionaryWord: ({ word }) => `It is a single dictionary word or name (“${word}”), which is easy to guess. Try a phrase.`,
+  Repetitive: () => "It repeats the same few characters.",
+  Sequential: () => "It is a sequence such as 1234, abcd or qwerty."
+})
+
+/** Every problem of a password, as advice (empty: accepted). */
+export const passwordProblems = (password: string, user: string): ReadonlyArray<string> =>
+  Password.checkPassword(password, { context: { userName: user, serviceName } }).problems.map(describeProblem)
+
+const notices: Record<string, string> = {
+  "logged-in": "You are logged in. The token was replaced.",
+  "logged-out": "You are logged out. The counter stayed; the token was replaced.",
+  "ended": "The session was ended.",
+  "ended-current": "This browser's session was ended: you have a new, empty session from now on.",
+  "logged-out-everywhere": "Every session of your user was ended, this one included."
+}
+
+const noticeOf = Effect.map(
+  HttpServerRequest.schemaSearchParams(Schema.Struct({ notice: Schema.optional(Schema.String) })),
+  ({ notice }) => (notice === undefined ? undefined : notices[notice])
+).pipe(Effect.orElseSucceed(() => undefined))
+
+/** The home page, optionally with the login form as submitted. */
+const renderHome = (login?: { readonly user: string; readonly problems: ReadonlyArray<string> }, status = 200) =>
+  Effect.gen(function*() {
+    const current = yield* Http.CurrentSession
+    const session = yield* current.session
+    const now = yield* Clock.currentTimeMillis
+    const notice = yield* noticeOf
+    const model: pages.HomeModel = {
+      now,
+      session: Option.getOrUndefined(Option.map(session, (s) => ({
+        createdAt: s.createdAt,
+        idIssuedAt: s.idIssuedAt,
+        lastAccessAt: s.lastAccessAt,
+        user: Option.getOrUndefined(s.userId),
+        count: asCount(Option.fromNullable(s.data["count"]))
+      }))),
+      timings: yield* timings,
+      store: yield* StoreName,
+      notice,
+      login
+    }
+    return page(pages.homePage(model), status)
+  })
+
+const sessionRows = Effect.gen(function*() {
+  const current = yield* Http.CurrentSession
+  const list = yield* current.listSessions
+  return list.map((s) => ({
+    id: s.id,
+    createdAt: s.createdAt,
+    lastAccessAt: s.lastAccessAt,
+    idIssuedAt: s.idIssuedAt,
+    ip: Option.getOrUndefined(s.ip),
+    current: s.current
+  }))
+})
+
+const LoginForm = Schema.Struct({ user: Schema.String, password: Schema.String })
+const LoginJson = Schema.Struct({ user: Schema.String, password: Schema.optional(Schema.String) })
+const SessionIdParams = Schema.Struct({ id: Schema.String })
+
+/** Ends one session of the logged-in user by its public id; ending this browser's session ends the request's too. */
+const endSession = (id: string) =>
+  Effect.gen(function*() {
+    const current = yield* Http.CurrentSession
+    const sessions = yield* Sessions.Sessions
+    const user = yield* current.userId
+    if (Option.isNone(user)) return { ended: false, current: false }
+    const list = yield* current.listSessions
+    const target = list.find((s) => s.id === id)
+    if (target === undefined) return { ended: false, current: false }
+    if (target.current) {
+      yield* current.destroy
+      return { ended: true, current: true }
+    }
+    return { ended: yield* sessions.endSession(user.value, id), current: false }
+  })
+
+// ---------------------------------------------------------------------------
+// routes
+// ---------------------------------------------------------------------------
+
+/** The pages: POST forms answer 303 back to a page. */
+const htmlRoutes = HttpRouter.empty.pipe(
+  HttpRouter.get("/", renderHome()),
+  HttpRouter.post(
+    "/counter",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      yield* current.update("count", increment)
+      return seeOther("/")
+    })
+  ),
+  HttpRouter.post(
+    "/login",
+    Effect.gen(function*() {
+      const form = yield* HttpServerRequest.schemaBodyUrlParams(LoginForm).pipe(Effect.option)
+      if (Option.isNone(form)) return yield* renderHome({ user: "", problems: ["Enter a user name and a password."] }, 400)
+      const checked = validateUser(form.value.user)
+      if ("error" in checked) return yield* renderHome({ user: form.value.user, problems: [`Invalid user name: ${checked.error}.`] }, 422)
+      const problems = passwordProblems(form.value.password, checked.user)
+      if (problems.length > 0) return yield* renderHome({ user: checked.user, problems }, 422)
+      const current = yield* Http.CurrentSession
+      yield* current.logIn(checked.user)
+      return seeOther("/?notice=logged-in")
+    })
+  ),
+  HttpRouter.post(
+    "/logout",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      yield* current.logOut
+      return seeOther("/?notice=logged-out")
+    })
+  ),
+  HttpRouter.get(
+    "/sessions",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      const user = yield* current.userId
+      const model: pages.SessionsModel = {
+        now: yield* Clock.currentTimeMillis,
+        user: Option.getOrUndefined(user),
+        sessions: yield* sessionRows,
+        timings: yield* timings,
+        notice: yield* noticeOf
+      }
+      return page(pages.sessionsPage(model))
+    })
+  ),
+  HttpRouter.post(
+    "/sessions/:id/end",
+    Effect.gen(function*() {
+      const { id } = yield* HttpRouter.schemaPathParams(SessionIdParams)
+      const result = yield* endSession(id)
+      if (result.current) return seeOther("/?notice=ended-current")
+      return seeOther(result.ended ? "/sessions?notice=ended" : "/sessions")
+    }).pipe(Effect.catchTag("ParseError", () => Effect.succeed(seeOther("/sessions"))))
+  ),
+  HttpRouter.post(
+    "/logout-everywhere",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      yield* current.logOutEverywhere
+      return seeOther("/?notice=logged-out-everywhere")
+    })
+  )
+)
+
+/**
+ * The JSON contract scripts and load tests rely on:
+ *
+ * | request | answer |
+ * |---|---|
+ * | `GET /api/counter` | `{"count": n}` (0 without a session; creates none) |
+ * | `POST /api/counter` | increments, `{"count": n}` (creates the session if needed) |
+ * | `GET /api/me` | `{"user": name \| null, "count": n}` |
+ * | `POST /api/login` `{"user": name, "password"?: string}` | `{"user": name}`; 400 bad body or name; 422 `{"error", "problems"}` weak password (checked only when given) |
+ * | `POST /api/logout` | `{"user": null}` |
+ * | `POST /api/logout-everywhere` | `{"ended": n}` |
+ * | `GET /api/sessions` | `{"user": name \| null, "sessions": [{id, createdAt, lastAccessAt, idIssuedAt, ip, current}]}` (ISO times) |
+ * | `DELETE /api/sessions/:id` | `{"ended": boolean}` |
+ *
+ * A store failure answers 503 with an empty body (the middleware).
+ */
+const apiRoutes = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/api/counter",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      return json({ count: asCount(yield* current.get("count")) })
+    })
+  ),
+  HttpRouter.post(
+    "/api/counter",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      return json({ count: yield* current.update("count", increment) })
+    })
+  ),
+  HttpRouter.get(
+    "/api/me",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      const session = yield* current.session
+      return json({
+        user: Option.getOrNull(Option.flatMap(session, (s) => s.userId)),
+        count: Option.match(session, { onNone: () => 0, onSome: (s) => asCount(Option.fromNullable(s.data["count"])) })
+      })
+    })
+  ),
+  HttpRouter.post(
+    "/api/login",
+    Effect.gen(function*() {
+      const body = yield* HttpServerRequest.schemaBodyJson(LoginJson).pipe(Effect.option)
+      if (Option.isNone(body)) return badRequest("expected a JSON body {\"user\": string, \"password\"?: string}")
+      const checked = validateUser(body.value.user)
+      if ("error" in checked) return badRequest(checked.error)
+      if (body.value.password !== undefined) {
+        const problems = passwordProblems(body.value.password, checked.user)
+        if (problems.length > 0) return json({ error: "weak password", problems }, 422)
+      }
+      const current = yield* Http.CurrentSession
+      yield* current.logIn(checked.user)
+      return json({ user: checked.user })
+    })
+  ),
+  HttpRouter.post(
+    "/api/logout",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      yield* current.logOut
+      return json({ user: null })
+    })
+  ),
+  HttpRouter.post(
+    "/api/logout-everywhere",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      return json({ ended: yield* current.logOutEverywhere })
+    })
+  ),
+  HttpRouter.get(
+    "/api/sessions",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      const user = yield* current.userId
+      const rows = yield* sessionRows
+      return json({
+        user: Option.getOrNull(user),
+        sessions: rows.map((r) => ({
+          id: r.id,
+          createdAt: new Date(r.createdAt).toISOString(),
+          lastAccessAt: new Date(r.lastAccessAt).toISOString(),
+          idIssuedAt: new Date(r.idIssuedAt).toISOString(),
+          ip: r.ip ?? null,
+          current: r.current
+        }))
+      })
+    })
+  ),
+  HttpRouter.del(
+    "/api/sessions/:id",
+    Effect.gen(function*() {
+      const { id } = yield* HttpRouter.schemaPathParams(SessionIdParams)
+      const result = yield* endSession(id)
+      return json({ ended: result.ended })
+    }).pipe(Effect.catchTag("ParseError", () => Effect.succeed(badRequest("bad session id"))))
+  )
+)
+
+/**
+ * Any other path: a 404 answered by the app itself rather than by the server's `RouteNotFound`
+ * handling, so that it passes through the session middleware and carries the session cookie when
+ * this request rotated the token (the browser's automatic `/favicon.ico` request included).
+ */
+const notFound = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  if (request.url.startsWith("/api/")) return json({ error: "not found" }, 404)
+  const current = yield* Http.CurrentSession
+  return page(pages.notFoundPage(Option.getOrUndefined(yield* current.userId)), 404)
+})
+
+/** Every route, without the session middleware. */
+export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.all("*", notFound))
+
+/** The app: the routes behind the session middleware. Needs `Sessions` and `SessionConfig`. */
+export const app = router.pipe(Http.middleware())
