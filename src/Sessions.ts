@@ -258,7 +258,7 @@ export const layerWithCache: Layer.Layer<
   Sessions,
   never,
   Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom
-> = Layer.scoped(Sessions, makeSessions)
+> = Layer.scoped(Sessions, Effect.suspend(() => makeSessions)) // suspended: the modules import each other
 
 /**
  * The service with its cache built from the configuration.

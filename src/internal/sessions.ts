@@ -7,7 +7,7 @@
 import { Clock, Duration, Effect, Either, Metric, Option, Random, Redacted, Schema, Stream } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
-import { DEFAULT_RETENTION_MILLIS, Persistence, type PersistenceError } from "../Persistence.js"
+import { Persistence, type PersistenceError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
 import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
@@ -89,10 +89,10 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   // ---- cached reads
-  // The cache answers only while the store would still hold the record (deadline + retention),
-  // so that any cache size behaves like none (invariant 7).
+  // The cache answers only for records still before their deadline; past it, the store decides
+  // (it may keep dead records for a while, or not), so any cache size behaves like none (invariant 7).
   const retained = (record: TokenRecord, now: number): boolean =>
-    (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) + DEFAULT_RETENTION_MILLIS > now
+    (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) > now
 
   const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
@@ -357,12 +357,14 @@ export const makeSessions = Effect.gen(function*() {
   const modify: SessionsShape["modify"] = (handle, f) =>
     Effect.map(modifyWith("modify", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
 
+  // Reads see only live sessions: a dead one (the store may still hold it) is gone.
   const current: SessionsShape["current"] = (handle) =>
     Effect.flatMap(latest(handle.session.key, handle.session.tokenKey), (s) =>
-      Option.match(s, {
-        onNone: () => Effect.fail(gone("current", handle)),
-        onSome: Effect.succeed
-      }))
+      Effect.clockWith((clock) =>
+        Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config))
+          ? Effect.fail(gone("current", handle))
+          : Effect.succeed(s.value)
+      ))
 
   /** The token that currently leads to the handle's session, following redirects from the handle's token. */
   const currentToken = (handle: ActiveSession): Effect.Effect<Option.Option<string>, PersistenceError> =>
@@ -374,6 +376,7 @@ export const makeSessions = Effect.gen(function*() {
         const r = record.value
         if (r._tag === "Session") return r.key === handle.session.key ? Option.some(token) : Option.none()
         if (r.sessionKey !== handle.session.key) return Option.none()
+        if (r.expiresAt <= (yield* Clock.currentTimeMillis)) return Option.none()
         const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
         if (!safeEqual(keyOf(successor), r.successorKey)) return Option.none()
         token = successor

@@ -21,6 +21,7 @@
  *
  * @internal
  */
+import { sha256 } from "./hash.js"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
@@ -152,7 +153,10 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         return [row.token_key]
       })
 
-    const userIdOf = (session: Session): string | null => Option.getOrNull(session.userId)
+    // The user index column holds a hash of the user ID: any string works as an ID (PostgreSQL
+    // text cannot hold NUL), and the index alone does not tell who the users are.
+    const userColumn = (userId: string): string => sha256(`user:${userId}`)
+    const userIdOf = (session: Session): string | null => Option.match(session.userId, { onNone: () => null, onSome: userColumn })
 
     // -- operations -----------------------------------------------------------------------------
 
@@ -268,7 +272,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         const rows = yield* run(
           "sessionsOfUser",
           sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
-            WHERE user_id = ${userId} AND expires_at > ${now}`
+            WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
         return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
       })

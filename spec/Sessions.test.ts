@@ -1,0 +1,657 @@
+/**
+ * The Sessions service: data operations, users (UserLoader, listSessions, endSession,
+ * logOutEverywhere, exclusive logIn), the sweeper, store failures, and in-process concurrency
+ * (invariant 10).
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import * as Persistence from "../src/Persistence.js"
+import * as SecureRandom from "../src/SecureRandom.js"
+import * as Session from "../src/Session.js"
+import * as SessionConfig from "../src/SessionConfig.js"
+import * as Sessions from "../src/Sessions.js"
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------------------------
+
+const serviceLayer = (
+  config: SessionConfig.SessionConfigInput = {},
+  options: { readonly seed?: string; readonly store?: Persistence.PersistenceShape } = {}
+): Layer.Layer<Sessions.Sessions> =>
+  Sessions.layer.pipe(
+    Layer.provide(
+      Layer.mergeAll(
+        options.store === undefined ? Persistence.layerMemory : Layer.succeed(Persistence.Persistence, options.store),
+        Layer.orDie(SessionConfig.layer(config)),
+        SecureRandom.layerSeeded(options.seed ?? "sessions")
+      )
+    )
+  )
+
+const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
+const advance = (millis: number) => TestClock.adjust(Duration.millis(millis))
+const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
+const phone = Session.client({ ip: "203.0.113.40", userAgent: "Mozilla/5.0 (iPhone) Safari/604.1" })
+
+const someSession = (r: Sessions.Resolution): Sessions.ActiveSession => {
+  assert.isTrue(Option.isSome(r.session), `expected a session, got outcome ${r.outcome}`)
+  return Option.getOrThrow(r.session)
+}
+
+const isDead = (sessions: Sessions.SessionsShape, token: string, client: Session.Client = browser) =>
+  Effect.map(sessions.resolve(token, client), (r) => Option.isNone(r.session))
+
+/**
+ * A store that hides a record at its deadline (no retention), as the Persistence contract allows
+ * (a TTL store such as Redis behaves so when configured without retention).
+ */
+const forgetAtDeadline = (inner: Persistence.PersistenceShape): Persistence.PersistenceShape => {
+  const deadlines = new Map<string, number>()
+  const visible = (r: Session.TokenRecord, now: number) =>
+    (r._tag === "Redirect" ? r.expiresAt : deadlines.get(r.key) ?? Number.POSITIVE_INFINITY) > now
+  const keep = (s: Session.Session, expiresAt: number) => (ok: boolean) => {
+    if (ok) deadlines.set(s.key, expiresAt)
+  }
+  return {
+    ...inner,
+    load: (tk) => Effect.zipWith(inner.load(tk), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
+    save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
+    rotate: (s, v, r, e) => Effect.tap(inner.rotate(s, v, r, e), keep(s, e)),
+    sessionsOfUser: (user) => Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
+  }
+}
+
+/** A well-formed token that no session has. */
+const strangerToken = "A".repeat(43)
+
+const counter = (old: Option.Option<Session.Json>): Session.Json => (Option.getOrElse(old, () => 0) as number) + 1
+
+// ---------------------------------------------------------------------------------------------
+// basics
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: basics", () => {
+  it.effect("create, resolve, and the data operations", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      assert.strictEqual(tok(h).length, 43)
+      const r = yield* sessions.resolve(tok(h), browser)
+      assert.strictEqual(r.outcome, "valid")
+      assert.strictEqual(r.cookie, "none")
+      yield* sessions.set(h, "theme", "dark")
+      yield* sessions.set(h, "cart", [1, 2])
+      assert.deepStrictEqual(yield* sessions.get(h, "theme"), Option.some("dark"))
+      assert.deepStrictEqual(yield* sessions.pop(h, "theme"), Option.some("dark"))
+      assert.deepStrictEqual(yield* sessions.pop(h, "theme"), Option.none())
+      assert.strictEqual(yield* sessions.update(h, "n", counter), 1)
+      assert.strictEqual(yield* sessions.update(h, "n", counter), 2)
+      yield* sessions.remove(h, "cart")
+      assert.deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: 2 })
+      // typed values
+      const When = Schema.Date
+      yield* sessions.setAs(h, "when", new Date(86_400_000), When)
+      const when = yield* sessions.getAs(h, "when", When)
+      assert.strictEqual(Option.getOrThrow(when).getTime(), 86_400_000)
+      const bad = yield* Effect.flip(sessions.getAs(h, "n", Schema.String))
+      assert.strictEqual(bad._tag, "SessionDataError")
+      // a fresh resolve sees everything
+      const again = someSession(yield* sessions.resolve(tok(h), browser))
+      assert.deepStrictEqual({ ...again.session.data }, { n: 2, when: "1970-01-02T00:00:00.000Z" })
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("absent and malformed tokens resolve without a store call; create: true makes a new session", () =>
+    Effect.gen(function*() {
+      const counted = Persistence.counted(yield* Persistence.makeMemory)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const absent = yield* sessions.resolve(undefined, browser)
+        assert.deepStrictEqual([absent.outcome, absent.cookie], ["absent", "none"])
+        for (const bad of ["short", "A".repeat(44), "!".repeat(43), "A".repeat(42) + "="]) {
+          const r = yield* sessions.resolve(bad, browser)
+          assert.deepStrictEqual([r.outcome, r.cookie], ["malformed", "clear"])
+        }
+        assert.deepStrictEqual(counted.calls(), {})
+        const missing = yield* sessions.resolve(strangerToken, browser)
+        assert.strictEqual(missing.outcome, "missing")
+        assert.notStrictEqual(missing.cookie, "set")
+        assert.strictEqual(counted.calls().load, 1)
+        const created = yield* sessions.resolve("garbage", browser, { create: true })
+        assert.deepStrictEqual([created.outcome, created.cookie], ["created", "set"])
+        assert.strictEqual((yield* sessions.resolve(tok(someSession(created)), browser)).outcome, "valid")
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
+    }))
+
+  it.effect("destroy ends the session, also for tokens inside their grace period", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h0 = yield* sessions.create(browser)
+      const h1 = yield* sessions.regenerateId(h0)
+      yield* sessions.destroy(h1)
+      assert.isTrue(yield* isDead(sessions, tok(h1)))
+      assert.isTrue(yield* isDead(sessions, tok(h0)))
+      const gone = yield* Effect.flip(sessions.set(h1, "k", 1))
+      assert.strictEqual(gone._tag, "SessionGoneError")
+      // destroying twice is fine
+      yield* sessions.destroy(h1)
+    }).pipe(Effect.provide(serviceLayer({ gracePeriod: "1 minute" }))))
+
+  it.effect("a handle whose token was rotated away without grace behaves the same over any store (retaining dead records or not)", () =>
+    Effect.gen(function*() {
+      const attempt = (store: Persistence.PersistenceShape) =>
+        Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          const h0 = yield* sessions.create(browser)
+          yield* sessions.logIn(h0, "ada") // h0's token dies now (no grace)
+          const tag = <A, E extends { readonly _tag: string }>(e: Effect.Effect<A, E>) =>
+            Effect.map(Effect.either(e), (x) => x._tag === "Left" ? x.left._tag : "ok")
+          return [
+            yield* tag(sessions.regenerateId(h0)),
+            yield* tag(sessions.logOut(h0)),
+            yield* tag(sessions.logIn(h0, "bob"))
+          ]
+        }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store })))
+      const retaining = yield* attempt(yield* Persistence.makeMemory)
+      const forgetting = yield* attempt(forgetAtDeadline(yield* Persistence.makeMemory))
+      assert.deepStrictEqual(retaining, forgetting)
+    }))
+
+  it.effect("an expired session takes no writes", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      yield* advance(30 * 60_000)
+      const e = yield* Effect.flip(sessions.set(h, "k", 1))
+      assert.strictEqual(e._tag, "SessionGoneError")
+      assert.isTrue(yield* isDead(sessions, tok(h)))
+    }).pipe(Effect.provide(serviceLayer({ idleTimeout: "30 minutes" }))))
+})
+
+// ---------------------------------------------------------------------------------------------
+// users
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: users", () => {
+  const loader = (calls: Array<string>) =>
+    Layer.succeed(Sessions.UserLoader, {
+      load: (userId: string) =>
+        Effect.sync(() => {
+          calls.push(userId)
+          return userId === "nobody" ? Option.none() : Option.some({ id: userId, name: userId.toUpperCase() })
+        })
+    })
+
+  it.effect("user() loads through the UserLoader, caches per user, and refreshUser loads again", () => {
+    const calls: Array<string> = []
+    return Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const anonymous = yield* sessions.create(browser)
+      assert.deepStrictEqual(yield* sessions.user(anonymous), Option.none())
+      assert.deepStrictEqual(calls, [], "no user, no load")
+      const h = yield* sessions.logIn(anonymous, "ada")
+      assert.deepStrictEqual(yield* sessions.user(h), Option.some({ id: "ada", name: "ADA" }))
+      assert.deepStrictEqual(yield* sessions.user(h), Option.some({ id: "ada", name: "ADA" }))
+      assert.deepStrictEqual(calls, ["ada"], "loaded once")
+      yield* sessions.refreshUser("ada")
+      yield* sessions.user(h)
+      assert.deepStrictEqual(calls, ["ada", "ada"])
+      // a user the loader does not know
+      const other = yield* sessions.logIn(yield* sessions.create(phone), "nobody")
+      assert.deepStrictEqual(yield* sessions.user(other), Option.none())
+      // after logOut there is no user again
+      const out = yield* sessions.logOut(h)
+      assert.deepStrictEqual(yield* sessions.user(out), Option.none())
+    }).pipe(Effect.provide(serviceLayer().pipe(Layer.provide(loader(calls)))))
+  })
+
+  it.effect("user() is none without a UserLoader", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      assert.deepStrictEqual(yield* sessions.user(h), Option.none())
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("a failing UserLoader is a UserLoaderError", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      const e = yield* Effect.flip(sessions.user(h))
+      assert.strictEqual(e._tag, "UserLoaderError")
+      assert.strictEqual((e as Sessions.UserLoaderError).userId, "ada")
+    }).pipe(
+      Effect.provide(serviceLayer().pipe(Layer.provide(Layer.succeed(Sessions.UserLoader, { load: () => Effect.fail("db down") }))))
+    ))
+
+  it.effect("listSessions lists a user's live sessions with public ids, never tokens; endSession ends one", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const a1 = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      yield* advance(1_000)
+      const a2 = yield* sessions.logIn(yield* sessions.create(phone), "ada")
+      const b1 = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      const list = yield* sessions.listSessions("ada")
+      assert.strictEqual(list.length, 2)
+      const ids = list.map((i) => i.id)
+      assert.strictEqual(new Set(ids).size, 2)
+      expect([...list].map((i) => i.createdAt).sort()).toEqual([a1.session.createdAt, a2.session.createdAt].sort())
+      expect(list.map((i) => Option.getOrNull(i.ip)).sort()).toEqual(["198.51.100.7", "203.0.113.40"])
+      const text = JSON.stringify(list)
+      for (const h of [a1, a2, b1]) {
+        assert.notInclude(text, tok(h))
+        assert.notInclude(text, h.session.key, "the internal key is not listed either")
+      }
+      assert.deepStrictEqual(yield* sessions.listSessions("nobody"), [])
+      // ending a2 by its listed id (found by its creation time)
+      const a2Info = list.find((i) => i.createdAt === a2.session.createdAt)!
+      assert.isFalse(yield* sessions.endSession("bob", a2Info.id), "not bob's session")
+      assert.isFalse(yield* sessions.endSession("ada", "no-such-id"))
+      assert.isTrue(yield* sessions.endSession("ada", a2Info.id))
+      assert.isTrue(yield* isDead(sessions, tok(a2), phone))
+      assert.isFalse(yield* isDead(sessions, tok(a1)))
+      assert.deepStrictEqual((yield* sessions.listSessions("ada")).map((i) => i.id), ids.filter((i) => i !== a2Info.id))
+      assert.isFalse(yield* sessions.endSession("ada", a2Info.id), "already ended")
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("logOutEverywhere ends every session of a user and counts them; other users keep theirs", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const a = yield* Effect.all([
+        sessions.logIn(yield* sessions.create(browser), "ada"),
+        sessions.logIn(yield* sessions.create(phone), "ada"),
+        sessions.logIn(yield* sessions.create(browser), "ada")
+      ])
+      const b = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 3)
+      for (const h of a) assert.isTrue(yield* isDead(sessions, tok(h), h === a[1] ? phone : browser))
+      assert.isFalse(yield* isDead(sessions, tok(b)))
+      assert.deepStrictEqual(yield* sessions.listSessions("ada"), [])
+      assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 0)
+      // a logged-out session (user detached) is not the user's any more
+      const c = yield* sessions.logIn(yield* sessions.create(browser), "cy")
+      yield* sessions.logOut(c)
+      assert.strictEqual(yield* sessions.logOutEverywhere("cy"), 0)
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("listSessions and logOutEverywhere see live sessions only (an idle or too old one is not listed or counted)", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      yield* sessions.logIn(yield* sessions.create(browser), "ada") // will idle out
+      yield* advance(4 * 60_000)
+      const busy = yield* sessions.logIn(yield* sessions.create(phone), "ada")
+      yield* advance(60_000) // the first one is idle now (5 minutes), the second is 1 minute old
+      const list = yield* sessions.listSessions("ada")
+      assert.deepStrictEqual(list.map((i) => i.createdAt), [busy.session.createdAt])
+      assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 1)
+    }).pipe(Effect.provide(serviceLayer({ idleTimeout: "5 minutes" }))))
+
+  it.effect("logIn { exclusive: true } ends the user's other sessions and keeps this one", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const old1 = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      const old2 = yield* sessions.logIn(yield* sessions.create(phone), "ada")
+      const bob = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      const fresh = yield* sessions.create(browser)
+      yield* sessions.set(fresh, "cart", [7])
+      const h = yield* sessions.logIn(fresh, "ada", { exclusive: true })
+      assert.isTrue(yield* isDead(sessions, tok(old1)))
+      assert.isTrue(yield* isDead(sessions, tok(old2), phone))
+      assert.isFalse(yield* isDead(sessions, tok(bob)))
+      const r = someSession(yield* sessions.resolve(tok(h), browser))
+      assert.deepStrictEqual(r.session.data, { cart: [7] })
+      assert.deepStrictEqual(Option.getOrNull(r.session.userId), "ada")
+      assert.strictEqual((yield* sessions.listSessions("ada")).length, 1)
+      // exclusive again from the same session keeps it
+      const again = yield* sessions.logIn(h, "ada", { exclusive: true })
+      assert.isFalse(yield* isDead(sessions, tok(again)))
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("logIn with a client rebinds the session to it", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.logIn(yield* sessions.create(browser), "ada", { client: phone })
+      const r = yield* sessions.resolve(tok(h), phone)
+      assert.strictEqual(r.outcome, "valid")
+      assert.strictEqual((yield* sessions.resolve(tok(h), browser)).outcome, "anomaly")
+    }).pipe(Effect.provide(serviceLayer({ acceptRemoteIp: 4 }))))
+})
+
+// ---------------------------------------------------------------------------------------------
+// sweeper
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: sweeper", () => {
+  it.effect("layerSweeper sweeps every sweepInterval and removes expired records", () =>
+    Effect.gen(function*() {
+      const swept: Array<number> = []
+      const memory = yield* Persistence.makeMemory
+      const counted = Persistence.counted({ ...memory, sweep: Effect.tap(memory.sweep, (n) => Effect.sync(() => swept.push(n))) })
+      // A sweep interval longer than any retention a store keeps dead records for (the built-in
+      // stores: minutes), so that what died before a sweep is gone after it.
+      const config = SessionConfig.layer({ idleTimeout: "5 seconds", gracePeriod: "1 second", sweepInterval: "2 hours" })
+      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+        Layer.provide(Layer.mergeAll(Layer.succeed(Persistence.Persistence, counted.store), Layer.orDie(config), SecureRandom.layerSeeded("sweep")))
+      )
+      const hour = 60 * 60_000
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const a = yield* sessions.create(browser)
+        const b = yield* sessions.create(phone)
+        yield* sessions.regenerateId(b) // one session record, plus a redirect for the old token
+        yield* advance(2 * hour - 1)
+        assert.strictEqual(counted.calls().sweep ?? 0, 0, "not before the interval")
+        yield* advance(1)
+        yield* Effect.yieldNow()
+        assert.strictEqual(counted.calls().sweep, 1)
+        assert.deepStrictEqual(swept, [3], "two sessions and one redirect, all expired")
+        // the records are gone from the store itself
+        assert.deepStrictEqual(yield* memory.loadSession(a.session.key), Option.none())
+        assert.deepStrictEqual(yield* memory.load(a.session.tokenKey), Option.none())
+        yield* advance(2 * hour)
+        yield* Effect.yieldNow()
+        assert.strictEqual(counted.calls().sweep, 2)
+        assert.deepStrictEqual(swept, [3, 0])
+        // a session made now goes at the next sweep after it dies
+        yield* sessions.create(browser)
+        yield* advance(2 * hour)
+        yield* Effect.yieldNow()
+        assert.deepStrictEqual(swept, [3, 0, 1])
+      }).pipe(Effect.provide(env))
+    }))
+
+  it.effect("a live session survives a sweep; a failed sweep is retried at the next interval", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      let fail = true
+      const flaky = {
+        ...memory,
+        sweep: Effect.suspend(() => {
+          if (fail) {
+            fail = false
+            return Effect.fail(new Persistence.PersistenceError({ method: "sweep", reason: "Unavailable" }))
+          }
+          return memory.sweep
+        })
+      }
+      const counted = Persistence.counted(flaky)
+      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+        Layer.provide(Layer.mergeAll(
+          Layer.succeed(Persistence.Persistence, counted.store),
+          Layer.orDie(SessionConfig.layer({ idleTimeout: "1 minute", sweepInterval: "10 seconds" })),
+          SecureRandom.layerSeeded("sweep2")
+        ))
+      )
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* advance(10_000)
+        yield* Effect.yieldNow()
+        assert.strictEqual(counted.calls().sweep, 1)
+        yield* advance(10_000)
+        yield* Effect.yieldNow()
+        assert.strictEqual(counted.calls().sweep, 2, "the sweeper survived the failure")
+        assert.strictEqual((yield* sessions.resolve(tok(h), browser)).outcome, "valid")
+      }).pipe(Effect.provide(env))
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// store failures
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: store failures", () => {
+  const unavailable = (method: string) => new Persistence.PersistenceError({ method, reason: "Unavailable", cause: new Error("connection refused") })
+
+  it.effect("a store whose load fails: resolve fails with a typed PersistenceError and creates nothing", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      const counted = Persistence.counted({ ...memory, load: () => Effect.fail(unavailable("load")) })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const e = yield* Effect.flip(sessions.resolve(strangerToken, browser))
+        assert.strictEqual(e._tag, "PersistenceError")
+        assert.strictEqual(e.method, "load")
+        assert.strictEqual(e.reason, "Unavailable")
+        const withCreate = yield* Effect.exit(sessions.resolve(strangerToken, browser, { create: true }))
+        assert.isTrue(Exit.isFailure(withCreate), "no fresh session handed out silently")
+        assert.strictEqual(counted.calls().create ?? 0, 0)
+        const viaStart = yield* Effect.flip(sessions.start(strangerToken, browser, { create: true }))
+        assert.strictEqual(viaStart._tag, "PersistenceError")
+      }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store: counted.store })))
+    }))
+
+  it.effect("a store whose create or save fails: create and set fail with PersistenceError", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      let down = false
+      const store: Persistence.PersistenceShape = {
+        ...memory,
+        create: (s, e) => down ? Effect.fail(unavailable("create")) : memory.create(s, e),
+        save: (s, v, e) => down ? Effect.fail(unavailable("save")) : memory.save(s, v, e)
+      }
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        down = true
+        const e1 = yield* Effect.flip(sessions.create(browser))
+        assert.deepStrictEqual([e1._tag, (e1 as Persistence.PersistenceError).method], ["PersistenceError", "create"])
+        const e2 = yield* Effect.flip(sessions.set(h, "k", 1))
+        assert.deepStrictEqual([e2._tag, (e2 as Persistence.PersistenceError).method], ["PersistenceError", "save"])
+        down = false
+        // nothing half-written: the value is not there, and the next write works
+        assert.deepStrictEqual(yield* sessions.get(h, "k"), Option.none())
+        yield* sessions.set(h, "k", 2)
+        assert.deepStrictEqual(yield* sessions.get(h, "k"), Option.some(2))
+      }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+
+  it.effect("a corrupt record is dropped and the request proceeds without a session", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      let corruptOnce = false
+      const store: Persistence.PersistenceShape = {
+        ...memory,
+        load: (tk) => {
+          if (corruptOnce) {
+            corruptOnce = false
+            return Effect.fail(new Persistence.PersistenceError({ method: "load", reason: "Corrupt", key: tk, cause: "bad json" }))
+          }
+          return memory.load(tk)
+        }
+      }
+      const counted = Persistence.counted(store)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "k", 1)
+        corruptOnce = true
+        const r = yield* sessions.resolve(tok(h), browser)
+        assert.strictEqual(r.outcome, "missing")
+        assert.notStrictEqual(r.cookie, "set")
+        assert.isTrue(Option.isNone(r.session))
+        assert.strictEqual(counted.calls().deleteToken, 1, "the corrupt record was dropped")
+        // dropped for good: the token leads nowhere now
+        assert.strictEqual((yield* sessions.resolve(tok(h), browser)).outcome, "missing")
+        // with create: the request gets a new session instead of an error
+        corruptOnce = true
+        const c = yield* sessions.resolve(tok(h), browser, { create: true })
+        assert.strictEqual(c.outcome, "created")
+        assert.notStrictEqual(tok(someSession(c)), tok(h))
+      }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store: counted.store })))
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// invariant 10: concurrency in one process
+// ---------------------------------------------------------------------------------------------
+
+/** A store whose `save` of one chosen session waits at a gate (to hold that session's lock). */
+const gatedStore = Effect.gen(function*() {
+  const memory = yield* Persistence.makeMemory
+  const blocked = new Set<string>()
+  const saves = new Map<string, number>()
+  let gate = yield* Deferred.make<void>()
+  let entered = yield* Deferred.make<void>()
+  const store: Persistence.PersistenceShape = {
+    ...memory,
+    save: (s, v, e) =>
+      Effect.suspend(() => {
+        saves.set(s.key, (saves.get(s.key) ?? 0) + 1)
+        return blocked.has(s.key)
+          ? Deferred.succeed(entered, undefined).pipe(Effect.zipRight(Deferred.await(gate)), Effect.zipRight(memory.save(s, v, e)))
+          : memory.save(s, v, e)
+      })
+  }
+  return {
+    store,
+    /** How many saves of a session reached the store. */
+    saves: (key: string) => saves.get(key) ?? 0,
+    block: (key: string) => Effect.sync(() => blocked.add(key)),
+    unblock: (key: string) => Effect.sync(() => blocked.delete(key)),
+    /** Completes once a blocked save is waiting at the gate. */
+    entered: Effect.suspend(() => Deferred.await(entered)),
+    open: Effect.suspend(() => Deferred.succeed(gate, undefined)),
+    reset: Effect.gen(function*() {
+      gate = yield* Deferred.make<void>()
+      entered = yield* Deferred.make<void>()
+    })
+  }
+})
+
+describe("Sessions: concurrency (invariant 10)", () => {
+  it.effect("invariant 10: concurrency (in-process) — 1,000 concurrent sets of distinct keys leave all 1,000 keys", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      yield* Effect.all(Array.from({ length: 1000 }, (_, i) => sessions.set(h, `k${i}`, i)), { concurrency: "unbounded" })
+      const data = (yield* sessions.current(h)).data
+      assert.strictEqual(Object.keys(data).length, 1000)
+      for (let i = 0; i < 1000; i++) assert.strictEqual(data[`k${i}`], i)
+      // and the store agrees (flush the cache, read again)
+      yield* sessions.flush
+      const r = someSession(yield* sessions.resolve(tok(h), browser))
+      assert.strictEqual(Object.keys(r.session.data).length, 1000)
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("invariant 10: concurrency (in-process) — 1,000 concurrent update increments end at exactly 1,000", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      const seen = yield* Effect.all(Array.from({ length: 1000 }, () => sessions.update(h, "n", counter)), { concurrency: "unbounded" })
+      assert.deepStrictEqual(yield* sessions.get(h, "n"), Option.some(1000))
+      assert.strictEqual(new Set(seen).size, 1000, "every update saw a different previous value")
+    }).pipe(Effect.provide(serviceLayer())))
+
+  for (const maxCacheSize of [0, 10_000]) {
+    it.effect(`invariant 10: concurrency (in-process) — concurrent resolves of a token due for rotation elect one rotation (cache ${maxCacheSize})`, () =>
+      Effect.gen(function*() {
+        const counted = Persistence.counted(yield* Persistence.makeMemory)
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          const h = yield* sessions.create(browser)
+          yield* sessions.set(h, "k", "v")
+          yield* advance(15 * 60_000)
+          const results = yield* Effect.all(Array.from({ length: 100 }, () => sessions.resolve(tok(h), browser)), {
+            concurrency: "unbounded"
+          })
+          assert.strictEqual(counted.calls().rotate, 1, "one rotation")
+          const outcomes = results.map((r) => r.outcome)
+          assert.strictEqual(outcomes.filter((o) => o === "rotated").length, 1)
+          assert.strictEqual(outcomes.filter((o) => o === "followed").length, 99)
+          const handles = results.map(someSession)
+          assert.strictEqual(new Set(handles.map(tok)).size, 1, "everyone ends on the same token")
+          assert.notStrictEqual(tok(handles[0]!), tok(h))
+          assert.isTrue(handles.every((x) => x.session.key === h.session.key && x.session.data["k"] === "v"))
+          // concurrent writes through all of them land on one session
+          yield* Effect.all(handles.map((x, i) => sessions.set(x, `w${i}`, i)), { concurrency: "unbounded" })
+          assert.strictEqual(Object.keys((yield* sessions.current(h)).data).length, 101)
+        }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "15 minutes", maxCacheSize }, { store: counted.store })))
+      }))
+  }
+
+  it.live("invariant 10: concurrency (in-process) — operations on different sessions don't wait for each other", () =>
+    Effect.gen(function*() {
+      const gated = yield* gatedStore
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const a = yield* sessions.create(browser)
+        const b = yield* sessions.create(phone)
+        yield* gated.block(a.session.key)
+        const slow = yield* Effect.fork(sessions.set(a, "x", 1))
+        yield* gated.entered // a's lock is held inside the store call
+        // b's write completes meanwhile
+        yield* sessions.set(b, "y", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "b waited for a" }))
+        assert.deepStrictEqual(yield* sessions.get(b, "y"), Option.some(2))
+        // a second write to a does wait
+        const queued = yield* Effect.fork(sessions.set(a, "z", 3))
+        yield* Effect.sleep("20 millis")
+        assert.isTrue(Option.isNone(yield* Fiber.poll(slow)))
+        assert.isTrue(Option.isNone(yield* Fiber.poll(queued)), "same session: serialised")
+        assert.strictEqual(gated.saves(a.session.key), 1, "the queued write waits for the lock, not at the store")
+        yield* gated.unblock(a.session.key)
+        yield* gated.open
+        yield* Fiber.join(slow)
+        yield* Fiber.join(queued)
+        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { x: 1, z: 3 })
+      }).pipe(Effect.provide(serviceLayer({}, { store: gated.store })))
+    }))
+
+  it.live("invariant 10: concurrency (in-process) — a lock is released when its holder or a waiter is interrupted", () =>
+    Effect.gen(function*() {
+      const gated = yield* gatedStore
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const a = yield* sessions.create(browser)
+        // the holder is interrupted inside the store call
+        yield* gated.block(a.session.key)
+        const holder = yield* Effect.fork(sessions.set(a, "lost", 1))
+        yield* gated.entered
+        yield* Fiber.interrupt(holder)
+        yield* gated.unblock(a.session.key)
+        yield* sessions.set(a, "next", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
+        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2 })
+        // a waiter is interrupted while queued behind a holder
+        yield* gated.reset
+        yield* gated.block(a.session.key)
+        const holder2 = yield* Effect.fork(sessions.set(a, "held", 3))
+        yield* gated.entered
+        const waiter = yield* Effect.fork(sessions.set(a, "waiter", 4))
+        yield* Effect.sleep("20 millis")
+        yield* Fiber.interrupt(waiter)
+        yield* gated.unblock(a.session.key)
+        yield* gated.open
+        yield* Fiber.join(holder2)
+        yield* sessions.set(a, "after", 5).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
+        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2, held: 3, after: 5 })
+      }).pipe(Effect.provide(serviceLayer({}, { store: gated.store })))
+    }))
+
+  it.live("invariant 10: concurrency (in-process) — a lock is released when the operation fails", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      let failures = 1
+      const store: Persistence.PersistenceShape = {
+        ...memory,
+        save: (s, v, e) =>
+          Effect.suspend(() =>
+            failures-- > 0 ? Effect.fail(new Persistence.PersistenceError({ method: "save", reason: "Unavailable" })) : memory.save(s, v, e)
+          )
+      }
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const a = yield* sessions.create(browser)
+        const e = yield* Effect.flip(sessions.set(a, "x", 1))
+        assert.strictEqual(e._tag, "PersistenceError")
+        yield* sessions.set(a, "y", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
+        // a defect inside modify releases it too
+        const defect = yield* Effect.exit(sessions.modify(a, () => {
+          throw new Error("boom")
+        }))
+        assert.isTrue(Exit.isFailure(defect))
+        yield* sessions.set(a, "z", 3).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
+        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { y: 2, z: 3 })
+      }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+})
