@@ -3,6 +3,7 @@
  * with a 30 s limit. A program must exit 0. A server (it prints `Listening on http://…`) must
  * answer GET / with 200 twice — the second time through the session cookie of the first — and is
  * then stopped. New examples are picked up by themselves; `*.server.ts` files are skipped, and
+ * `*.test.ts` files are tests vitest runs itself;
  * folders under examples/ are multi-file apps with their own tests and are not walked.
  */
 import { describe, expect, it } from "@effect/vitest"
@@ -15,7 +16,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const dir = join(root, "examples")
 
 const examples = readdirSync(dir, { withFileTypes: true })
-  .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".server.ts") && !e.name.endsWith(".d.ts"))
+  .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".server.ts") && !e.name.endsWith(".test.ts") && !e.name.endsWith(".d.ts"))
   .map((e) => e.name)
   .sort()
 
