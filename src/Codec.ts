@@ -4,6 +4,7 @@
  * malformed input.
  *
  * @since 0.1.0
+ * @module
  */
 import { Data, Either, Schema } from "effect"
 import { ParseResult } from "effect"
@@ -39,7 +40,13 @@ export class CodecError extends Data.TaggedError("CodecError")<{
 const Time = Schema.Number.pipe(Schema.finite())
 const NullableString = Schema.OptionFromNullOr(Schema.String)
 
-const SessionFields = Schema.Struct({
+/**
+ * The JSON object form of a stored session (format version {@link FORMAT_VERSION}).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const SessionJson = Schema.Struct({
   v: Schema.Literal(FORMAT_VERSION),
   type: Schema.Literal("session"),
   key: Schema.String,
@@ -54,7 +61,13 @@ const SessionFields = Schema.Struct({
   version: Schema.Int
 })
 
-const RedirectFields = Schema.Struct({
+/**
+ * The JSON object form of a stored redirect (format version {@link FORMAT_VERSION}).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const RedirectJson = Schema.Struct({
   v: Schema.Literal(FORMAT_VERSION),
   type: Schema.Literal("redirect"),
   tokenKey: Schema.String,
@@ -73,8 +86,8 @@ const RedirectFields = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const SessionSchema: Schema.Schema<Session, Schema.Schema.Encoded<typeof SessionFields>> = Schema.transform(
-  SessionFields,
+export const SessionSchema: Schema.Schema<Session, Schema.Schema.Encoded<typeof SessionJson>> = Schema.transform(
+  SessionJson,
   Schema.declare((u): u is Session => u instanceof Session),
   {
     strict: true,
@@ -102,8 +115,8 @@ export const SessionSchema: Schema.Schema<Session, Schema.Schema.Encoded<typeof 
  * @since 0.1.0
  * @category schemas
  */
-export const RedirectSchema: Schema.Schema<Redirect, Schema.Schema.Encoded<typeof RedirectFields>> = Schema.transform(
-  RedirectFields,
+export const RedirectSchema: Schema.Schema<Redirect, Schema.Schema.Encoded<typeof RedirectJson>> = Schema.transform(
+  RedirectJson,
   Schema.declare((u): u is Redirect => u instanceof Redirect),
   {
     strict: true,

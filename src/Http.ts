@@ -4,6 +4,7 @@
  * middlewares built on it.
  *
  * @since 0.1.0
+ * @module
  */
 import type { HttpApp } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"

@@ -3,6 +3,7 @@
  * `cuid`s. All randomness comes from {@link SecureRandom}, all time from Effect's `Clock`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Clock, Effect, GlobalValue, Redacted } from "effect"
 import { hostname } from "node:os"

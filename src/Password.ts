@@ -6,6 +6,7 @@
  * The breached-password range check against Pwned Passwords lives in `PwnedPasswords`.
  *
  * @since 0.1.0
+ * @module
  */
 import { Data, Effect, Either, Redacted } from "effect"
 import * as lists from "./internal/password/lists.js"

@@ -16,6 +16,7 @@
  *   token used after its grace period (a theft signal it reports) — rather than "unknown".
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
 import { makeMemoryStore } from "./internal/memoryStore.js"

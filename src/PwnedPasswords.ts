@@ -9,6 +9,7 @@
  * or `FetchHttpClient.layer`).
  *
  * @since 0.1.0
+ * @module
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"

@@ -6,6 +6,7 @@
  * system's CSPRNG; `layerSeeded` is deterministic, for tests that need repeatable IDs.
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer } from "effect"
 import { seededBlock } from "./internal/hash.js"

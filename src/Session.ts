@@ -7,6 +7,7 @@
  * token rotates, the old one becomes a {@link Redirect} to the same session for the grace period.
  *
  * @since 0.1.0
+ * @module
  */
 import { Data, Either, Option, Schema } from "effect"
 import type { Pipeable } from "effect/Pipeable"

@@ -7,6 +7,7 @@
  * store: any cache size behaves exactly like no cache (invariant 7).
  *
  * @since 0.1.0
+ * @module
  */
 import { Context, Effect, Layer, Option, Ref } from "effect"
 import { Lru } from "./internal/lru.js"

@@ -3,6 +3,7 @@
  * that provide it (`layer` from plain values, `layerConfig` from environment variables).
  *
  * @since 0.1.0
+ * @module
  */
 import { Config, Context, Data, Duration, Effect, Either, Layer, Option } from "effect"
 import type { IpRange } from "./internal/ip.js"
@@ -20,7 +21,7 @@ export type SameSite = "lax" | "strict" | "none"
 /**
  * Levels of accepted IP change (the seed's `AcceptRemoteIP`): `1` accepts any change; `2`, `3`
  * and `4` require the first 1, 2 or 3 octets of an IPv4 address to stay the same (and the
- * first {@link SessionConfig.ipv6PrefixLength} bits of an IPv6 address).
+ * first {@link SessionConfigShape.ipv6PrefixLength} bits of an IPv6 address).
  *
  * @since 0.1.0
  * @category models
@@ -166,8 +167,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 /**
  * The parsed trusted-proxy ranges of a validated config.
  *
- * @since 0.1.0
- * @category utils
+ * @internal
  */
 export const trustedProxyRanges = (config: SessionConfigShape): ReadonlyArray<IpRange> =>
   config.trustedProxies.flatMap((p) => {

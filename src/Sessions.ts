@@ -5,6 +5,7 @@
  * retries across processes, and manages users (log in, log out, log out everywhere, list).
  *
  * @since 0.1.0
+ * @module
  */
 import type { Redacted } from "effect"
 import { Context, Data, Effect, Layer, Option, Schedule } from "effect"

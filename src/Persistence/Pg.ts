@@ -4,6 +4,7 @@
  * module never loads the SQLite driver.
  *
  * @since 0.1.0
+ * @module
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlError } from "@effect/sql/SqlError"

@@ -11,6 +11,7 @@
  * reconnecting in the background. Needs a standalone Redis (or one primary), not Redis Cluster.
  *
  * @since 0.1.0
+ * @module
  */
 import { Config, Effect, Layer, Redacted } from "effect"
 import type { ConfigError } from "effect/ConfigError"

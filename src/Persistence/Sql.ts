@@ -16,6 +16,7 @@
  * `Persistence/Sqlite`, or {@link layerConfig}, which loads only the driver its URL names.
  *
  * @since 0.1.0
+ * @module
  */
 import type { SqlClient as SqlClientService } from "@effect/sql/SqlClient"
 import { SqlClient } from "@effect/sql/SqlClient"

@@ -4,6 +4,7 @@
  * Importing this module never loads the PostgreSQL driver.
  *
  * @since 0.1.0
+ * @module
  */
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { ConfigError } from "effect/ConfigError"
