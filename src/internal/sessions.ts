@@ -32,8 +32,12 @@ const backoff = (attempt: number): Effect.Effect<void> =>
       const timer = setTimeout(() => resume(Effect.void), ms)
       return Effect.sync(() => clearTimeout(timer))
     }))
-/** Redirect hops followed at most (a chain forms when a token is rotated twice within the grace period). */
-const MAX_HOPS = 4
+/**
+ * Redirect hops followed at most. A chain forms when a session rotates again within the grace
+ * period of an earlier token (`regenerateId` in a loop, a short rotation interval); each hop is one
+ * lookup, and a chain cannot loop (every successor is fresh randomness checked against its hash).
+ */
+const MAX_HOPS = 16
 
 const metrics = {
   created: Metric.counter("effect_sessions_created_total", { description: "sessions created" }),
