@@ -164,26 +164,34 @@ describe("Ids.randomId", () => {
 
   it("the live base62 characters are uniform (chi-square over 620,000 characters, 61 degrees of freedom)", () => {
     // 6,200 IDs of 100 characters: the pooled path of the live generator, as in real use.
-    const ids = run(Effect.gen(function*() {
-      const out: Array<string> = []
-      for (let i = 0; i < 6_200; i++) out.push(yield* Ids.randomId(100))
-      return out
-    }))
-    const index = new Map([...BASE62].map((c, k) => [c.charCodeAt(0), k]))
-    const counts = new Array<number>(62).fill(0)
-    let total = 0
-    for (const id of ids) {
-      for (let j = 0; j < id.length; j++) {
-        const k = index.get(id.charCodeAt(j))
-        if (k === undefined) assert.fail(`not base62: ${id[j]}`)
-        counts[k]!++
-        total++
+    const sample = (): number => {
+      const ids = run(Effect.gen(function*() {
+        const out: Array<string> = []
+        for (let i = 0; i < 6_200; i++) out.push(yield* Ids.randomId(100))
+        return out
+      }))
+      const index = new Map([...BASE62].map((c, k) => [c.charCodeAt(0), k]))
+      const counts = new Array<number>(62).fill(0)
+      let total = 0
+      for (const id of ids) {
+        for (let j = 0; j < id.length; j++) {
+          const k = index.get(id.charCodeAt(j))
+          if (k === undefined) assert.fail(`not base62: ${id[j]}`)
+          counts[k]!++
+          total++
+        }
       }
+      assert.strictEqual(total, 620_000)
+      const stat = chiSquare(counts)
+      console.log(`chi-square of live randomId over ${total} characters: ${stat.toFixed(2)} (limit ${CHI2_61_Q999})`)
+      return stat
     }
-    assert.strictEqual(total, 620_000)
-    const stat = chiSquare(counts)
-    console.log(`chi-square of live randomId over ${total} characters: ${stat.toFixed(2)} (limit ${CHI2_61_Q999})`)
-    assert.isBelow(stat, CHI2_61_Q999)
+    // A fair generator exceeds the 0.999 quantile once in a thousand samples; a second, fresh
+    // sample makes a false alarm a one-in-a-million event, while a biased mapping (about 4,100,
+    // see below) fails both by a factor of forty.
+    const first = sample()
+    if (first < CHI2_61_Q999) return
+    assert.isBelow(sample(), CHI2_61_Q999, `two samples in a row above the limit (first: ${first.toFixed(2)})`)
   })
 
   it("the same test rejects the biased mapping byte % 62 without rejection (the test has power)", () => {

@@ -173,7 +173,13 @@ export class UserLoader extends Context.Tag("effect-sessions/UserLoader")<UserLo
  * @category models
  */
 export interface SessionsShape {
-  /** Resolves a request's token (DESIGN §3) and says what to do with the cookie. With `create`, a request without a valid session gets a new one. */
+  /**
+   * Resolves a request's token by the timing rules (README, "The timing rules") and says what to
+   * do with the cookie. With `create`, a request without a valid session gets a new one. The hot
+   * path — a cached, valid session whose last access needs no write — is answered without a store
+   * call, a lock or a span (tracing it would cost more than the answer); every resolution that
+   * reaches the store runs in a `Sessions.resolve` span.
+   */
   readonly resolve: (
     token: string | undefined,
     client: Client,
