@@ -31,6 +31,16 @@ import type { Redirect, Session, TokenRecord } from "./Session.js"
 export const DEFAULT_RETENTION_MILLIS = 10 * 60 * 1000
 
 /**
+ * The `invalidations` element that means "anything cached may be stale": a store emits it when
+ * its invalidation channel was interrupted (a reconnect), since messages may have been lost
+ * meanwhile. Token keys are never empty, so it cannot be mistaken for one.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const INVALIDATE_ALL = ""
+
+/**
  * A system fault in a store: it is down, it answered garbage, or a record is corrupt.
  * `method` names the operation that failed; `reason` classifies it.
  *
@@ -84,8 +94,9 @@ export interface PersistenceShape {
   /** Removes expired sessions and redirects; returns how many records went. A no-op for stores with TTLs. */
   readonly sweep: Effect.Effect<number, PersistenceError>
   /**
-   * Token keys changed by other processes sharing this store (for cache coherence). Stores that
-   * only one process can use return `Stream.empty`.
+   * Token keys changed by other processes sharing this store (for cache coherence), and
+   * {@link INVALIDATE_ALL} after an interruption of the channel. Stores that only one process can
+   * use return `Stream.empty`.
    */
   readonly invalidations: Stream.Stream<string>
 }

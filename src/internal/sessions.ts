@@ -7,7 +7,7 @@
 import { Clock, Duration, Effect, Either, Metric, Option, Random, Redacted, Schema, Stream } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
-import { Persistence, type PersistenceError } from "../Persistence.js"
+import { INVALIDATE_ALL, Persistence, type PersistenceError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
 import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
@@ -15,6 +15,7 @@ import { SessionCache } from "../SessionCache.js"
 import { SessionConfig } from "../SessionConfig.js"
 import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader, UserLoaderError } from "../Sessions.js"
+import { makeKeyedLock } from "./keyedLock.js"
 import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
 
 /** Attempts of a compare-and-set before giving up (another process keeps winning). */
@@ -53,11 +54,6 @@ const metrics = {
 /** @internal */
 export { metrics }
 
-interface Lock {
-  readonly semaphore: Effect.Semaphore
-  refs: number
-}
-
 /** @internal */
 export const makeSessions = Effect.gen(function*() {
   const store = yield* Persistence
@@ -74,29 +70,18 @@ export const makeSessions = Effect.gen(function*() {
   // Privilege changes (log in, log out) rotate without a grace period: the old token must die now.
   const noGrace = { ...config, gracePeriod: Duration.zero }
 
-  // ---- per-session locks: one fiber at a time per session key; entries leave with their last user
-  const locks = new Map<string, Lock>()
-  const withLock = (sessionKey: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => {
-      let lock = locks.get(sessionKey)
-      if (lock === undefined) {
-        lock = { semaphore: Effect.unsafeMakeSemaphore(1), refs: 0 }
-        locks.set(sessionKey, lock)
-      }
-      const held = lock
-      held.refs++
-      return held.semaphore.withPermits(1)(effect).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          if (--held.refs === 0) locks.delete(sessionKey)
-        }))
-      )
-    })
+  // ---- per-session locks: one fiber at a time per session key, first come first served
+  const { withLock } = makeKeyedLock()
 
   // ---- cached reads
   // The cache answers only for records still before their deadline; past it, the store decides
   // (it may keep dead records for a while, or not), so any cache size behaves like none (invariant 7).
   const retained = (record: TokenRecord, now: number): boolean =>
     (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) > now
+
+  // Counts invalidations from other processes. A record read from the store is cached only if
+  // none arrived during the read: an invalidation that overtook the read must not be undone by it.
+  let invalidationEpoch = 0
 
   const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
@@ -107,11 +92,12 @@ export const makeSessions = Effect.gen(function*() {
             : Effect.zipRight(cache.invalidate(tk), loadRecord(tk))
         )
       }
+      const epoch = invalidationEpoch
       return store.load(tk).pipe(
         Effect.tap((record) =>
           Effect.zipRight(
             Metric.increment(metrics.cacheMisses),
-            Option.isSome(record) ? cache.set(tk, record.value) : Effect.void
+            Option.isSome(record) && epoch === invalidationEpoch ? cache.set(tk, record.value) : Effect.void
           )
         )
       )
@@ -441,9 +427,15 @@ export const makeSessions = Effect.gen(function*() {
     userAgentHash: s.userAgentHash
   })
 
-  // Other processes sharing the store tell us which token keys they changed.
+  // Other processes sharing the store tell us which token keys they changed; an empty key means
+  // the channel was interrupted and anything cached may be stale.
   yield* store.invalidations.pipe(
-    Stream.runForEach((tk) => cache.invalidate(tk)),
+    Stream.runForEach((tk) =>
+      Effect.suspend(() => {
+        invalidationEpoch++
+        return tk === INVALIDATE_ALL ? cache.clear : cache.invalidate(tk)
+      })
+    ),
     Effect.catchAllCause((cause) => Effect.logWarning("session invalidation stream ended", cause)),
     Effect.forkScoped
   )
