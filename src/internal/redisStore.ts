@@ -22,7 +22,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { DEFAULT_RETENTION_MILLIS, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, PersistenceError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 const LIB = `
@@ -419,9 +419,11 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
 
     // -- invalidations --------------------------------------------------------------------------
 
+    // The subscription is renewed by hand after a reconnect, so that the consumers can be told
+    // (INVALIDATE_ALL) once it is back: messages published while it was down are lost.
     const subscriber = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const s = client.duplicate()
+        const s = client.duplicate({ autoResubscribe: false })
         s.on("error", ignoreErrors)
         return s
       }),
@@ -431,6 +433,15 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       try: () => whenReady(subscriber, connectTimeout).then(() => subscriber.subscribe(channel)),
       catch: unavailable("connect")
     })
+    const resets = new Set<() => void>()
+    const onReconnected = () => {
+      subscriber.subscribe(channel).then(
+        () => resets.forEach((reset) => reset()),
+        () => subscriber.disconnect(true) // try again from a fresh connection
+      )
+    }
+    subscriber.on("ready", onReconnected)
+    yield* Effect.addFinalizer(() => Effect.sync(() => subscriber.off("ready", onReconnected)))
     const own = `${origin}:`
     // Every consumer adds its own listener to the one subscribed connection.
     const invalidations = Stream.asyncPush<string>((emit) =>
@@ -441,10 +452,16 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             const i = message.indexOf(":")
             if (i >= 0) emit.single(message.slice(i + 1))
           }
+          const onReset = () => emit.single(INVALIDATE_ALL)
           subscriber.on("message", onMessage)
-          return onMessage
+          resets.add(onReset)
+          return { onMessage, onReset }
         }),
-        (onMessage) => Effect.sync(() => subscriber.off("message", onMessage))
+        ({ onMessage, onReset }) =>
+          Effect.sync(() => {
+            subscriber.off("message", onMessage)
+            resets.delete(onReset)
+          })
       ), { bufferSize: "unbounded" })
 
     return {

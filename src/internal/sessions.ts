@@ -79,9 +79,22 @@ export const makeSessions = Effect.gen(function*() {
   const retained = (record: TokenRecord, now: number): boolean =>
     (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) > now
 
-  // Counts invalidations from other processes. A record read from the store is cached only if
-  // none arrived during the read: an invalidation that overtook the read must not be undone by it.
+  // Invalidations from other processes are numbered. A record read from the store is cached only
+  // if no invalidation of its key (nor a clear) arrived during the read: an invalidation that
+  // overtook the read must not be undone by it.
   let invalidationEpoch = 0
+  let clearedAtEpoch = 0
+  const invalidatedAt = new Map<string, number>()
+  const noteInvalidation = (tk: string) => {
+    invalidationEpoch++
+    if (tk === INVALIDATE_ALL || invalidatedAt.size >= 10_000) {
+      // Forgetting per-key numbers is safe: every read in flight now counts as overtaken.
+      invalidatedAt.clear()
+      clearedAtEpoch = invalidationEpoch
+    }
+    if (tk !== INVALIDATE_ALL) invalidatedAt.set(tk, invalidationEpoch)
+  }
+  const overtaken = (tk: string, since: number) => clearedAtEpoch > since || (invalidatedAt.get(tk) ?? 0) > since
 
   const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
@@ -97,7 +110,7 @@ export const makeSessions = Effect.gen(function*() {
         Effect.tap((record) =>
           Effect.zipRight(
             Metric.increment(metrics.cacheMisses),
-            Option.isSome(record) && epoch === invalidationEpoch ? cache.set(tk, record.value) : Effect.void
+            Option.isSome(record) && !overtaken(tk, epoch) ? cache.set(tk, record.value) : Effect.void
           )
         )
       )
@@ -432,7 +445,7 @@ export const makeSessions = Effect.gen(function*() {
   yield* store.invalidations.pipe(
     Stream.runForEach((tk) =>
       Effect.suspend(() => {
-        invalidationEpoch++
+        noteInvalidation(tk)
         return tk === INVALIDATE_ALL ? cache.clear : cache.invalidate(tk)
       })
     ),

@@ -1,0 +1,73 @@
+/**
+ * The service-level conformance suite (spec/conformance/sessions.ts: invariants 1–10 on the
+ * running service) over every store: memory, SQLite (a file), PostgreSQL and Redis.
+ *
+ * PostgreSQL and Redis come from DATABASE_URL / REDIS_URL (spec/services.ts); an unreachable
+ * service skips its suite with a message, or fails it with SESSIONS_REQUIRE_SERVICES=1. Every run
+ * uses its own table and key prefixes (and SQLite file) and removes them afterwards.
+ */
+import { afterAll, describe, it } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Effect, Layer, Redacted } from "effect"
+import { Redis as IORedis } from "ioredis"
+import { randomBytes } from "node:crypto"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Persistence from "../src/Persistence.js"
+import * as PgStore from "../src/Persistence/Pg.js"
+import * as RedisStore from "../src/Persistence/Redis.js"
+import * as SqliteStore from "../src/Persistence/Sqlite.js"
+import * as SecureRandom from "../src/SecureRandom.js"
+import { sessionsSuite } from "./conformance/sessions.js"
+import { postgresUrl, redisUrl, withService } from "./services.js"
+
+const runId = randomBytes(4).toString("hex")
+
+// Memory: one store instance; the "second process" of invariant 10 is a second service over it
+// (a memory store can only be shared inside one process).
+sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50 })
+
+// SQLite: a file in a temporary directory; the second process opens its own connection to it.
+{
+  const dir = mkdtempSync(join(tmpdir(), "effect-sessions-stores-"))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const sqlite = () => SqliteStore.layerSqlite({ filename: join(dir, "sessions.db") }).pipe(Layer.provide(SecureRandom.layer))
+  sessionsSuite("SQLite", sqlite(), { peer: sqlite(), numRuns: 25, timingRuns: 40 })
+}
+
+// PostgreSQL: each "process" has its own pool, listener and origin id.
+await withService("PostgreSQL", postgresUrl, () => {
+  const prefix = `es_s_${runId}_`
+  const pg = () => PgStore.layerPg({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))
+  afterAll(() =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient
+        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
+        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
+    ))
+  sessionsSuite("PostgreSQL", pg(), { peer: pg(), numRuns: 25, timingRuns: 40 })
+}, { describe, it })
+
+// Redis: each "process" has its own connections and origin id.
+await withService("Redis", redisUrl, () => {
+  const prefix = `es:s:${runId}:`
+  const redis = () => RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer))
+  afterAll(async () => {
+    const client = new IORedis(redisUrl, { maxRetriesPerRequest: 1 })
+    try {
+      let cursor = "0"
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+        if (keys.length > 0) await client.del(...keys)
+        cursor = next
+      } while (cursor !== "0")
+    } finally {
+      client.disconnect()
+    }
+  })
+  sessionsSuite("Redis", redis(), { peer: redis(), numRuns: 25, timingRuns: 40 })
+}, { describe, it })

@@ -1,0 +1,144 @@
+/**
+ * A small session server for the multi-process and fault tests (one of several processes that
+ * share one store): `node --import tsx spec/multiprocess/server.ts`.
+ *
+ * Environment:
+ * - `STORE`: `redis` or `postgres`;
+ * - `REDIS_URL` / `DATABASE_URL`: where the store is (a PostgreSQL URL may carry
+ *   `?application_name=…`, which names this process's connections);
+ * - `PREFIX`: the Redis key prefix or the SQL table prefix;
+ * - `ORIGIN_ID` (optional): this process's id in invalidation messages;
+ * - `ROTATION`, `GRACE`, `TOUCH` (optional): the token rotation interval, grace period and touch
+ *   interval (defaults: 300 millis, 10 seconds, 100 millis).
+ *
+ * Routes (all behind `Http.middleware()`):
+ * - `POST /api/counter` → `{ "count": n }` (increments through `CurrentSession.update`)
+ * - `GET /api/counter` → `{ "count": n }`
+ * - `POST /api/login` with `{ "user": "…" }` → `{ "user": "…" }`
+ * - `POST /api/logout-everywhere` → `{ "ended": n }`
+ * - `GET /api/me` → `{ "user": string | null, "count": n }`
+ *
+ * Listens on 127.0.0.1, port 0, and prints `Listening on http://127.0.0.1:PORT`. SIGTERM or
+ * SIGINT close the server and the store connections.
+ */
+import { HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
+import { Console, Duration, Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
+import { createServer } from "node:http"
+import * as Http from "../../src/Http.js"
+import type { Persistence, PersistenceError } from "../../src/Persistence.js"
+import * as Pg from "../../src/Persistence/Pg.js"
+import * as Redis from "../../src/Persistence/Redis.js"
+import * as SecureRandom from "../../src/SecureRandom.js"
+import type { Json } from "../../src/Session.js"
+import * as Sessions from "../../src/Sessions.js"
+
+const env = (name: string): string | undefined => {
+  const value = process.env[name]
+  return value === undefined || value === "" ? undefined : value
+}
+
+const required = (name: string): string => {
+  const value = env(name)
+  if (value === undefined) throw new Error(`${name} is required`)
+  return value
+}
+
+/** A duration from the environment (e.g. `300 millis`); invalid text fails at start-up. */
+const duration = (name: string, fallback: Duration.DurationInput): Duration.Duration => {
+  const text = env(name)
+  if (text === undefined) return Duration.decode(fallback)
+  const parsed = Duration.decodeUnknown(text)
+  if (Option.isNone(parsed)) throw new Error(`${name}: not a duration: ${JSON.stringify(text)}`)
+  return parsed.value
+}
+
+const store = (): Layer.Layer<Persistence, PersistenceError> => {
+  const kind = required("STORE")
+  const prefix = required("PREFIX")
+  const originId = env("ORIGIN_ID")
+  switch (kind) {
+    case "redis":
+      return Redis.layer({ url: required("REDIS_URL"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
+    case "postgres":
+      return Pg.layerPg({ url: required("DATABASE_URL"), tablePrefix: prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
+    default:
+      throw new Error(`STORE must be redis or postgres, got ${JSON.stringify(kind)}`)
+  }
+}
+
+const asCount = (value: Option.Option<Json>): number =>
+  Option.match(value, { onNone: () => 0, onSome: (v) => (typeof v === "number" ? v : 0) })
+
+const Login = Schema.Struct({ user: Schema.String })
+
+const app = HttpRouter.empty.pipe(
+  HttpRouter.post(
+    "/api/counter",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      const count = yield* session.update("count", (old) => asCount(old) + 1)
+      return yield* HttpServerResponse.json({ count })
+    })
+  ),
+  HttpRouter.get(
+    "/api/counter",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      return yield* HttpServerResponse.json({ count: asCount(yield* session.get("count")) })
+    })
+  ),
+  HttpRouter.post(
+    "/api/login",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      const { user } = yield* HttpServerRequest.schemaBodyJson(Login)
+      yield* session.logIn(user)
+      return yield* HttpServerResponse.json({ user })
+    }).pipe(Effect.catchTags({
+      ParseError: () => HttpServerResponse.json({ error: "expected {\"user\": string}" }, { status: 400 }),
+      RequestError: () => HttpServerResponse.json({ error: "unreadable body" }, { status: 400 })
+    }))
+  ),
+  HttpRouter.post(
+    "/api/logout-everywhere",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      return yield* HttpServerResponse.json({ ended: yield* session.logOutEverywhere })
+    })
+  ),
+  HttpRouter.get(
+    "/api/me",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      const user = yield* session.userId
+      const count = asCount(yield* session.get("count"))
+      return yield* HttpServerResponse.json({ user: Option.getOrNull(user), count })
+    })
+  ),
+  Http.middleware()
+)
+
+const sessions = Sessions.layerStore({
+  idRotationInterval: duration("ROTATION", "300 millis"),
+  gracePeriod: duration("GRACE", "10 seconds"),
+  touchInterval: duration("TOUCH", "100 millis"),
+  idleTimeout: "10 minutes",
+  cookie: { secure: false }
+}).pipe(Layer.provide(store()))
+
+const Announce = Layer.effectDiscard(
+  HttpServer.addressWith((address) =>
+    address._tag === "TcpAddress"
+      ? Console.log(`Listening on http://127.0.0.1:${address.port}`)
+      : Console.log(`Listening on ${address.path}`)
+  )
+)
+
+const Main = Layer.mergeAll(HttpServer.serve(app), Announce).pipe(
+  Layer.provide(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 })),
+  Layer.provide(sessions)
+)
+
+// Warnings (a store outage: one per failed request) are expected in the fault tests: errors only.
+NodeRuntime.runMain(Layer.launch(Main).pipe(Logger.withMinimumLogLevel(env("LOG_LEVEL") === "debug" ? LogLevel.Debug : LogLevel.Error)))
