@@ -16,6 +16,7 @@ import { SessionConfig } from "../SessionConfig.js"
 import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader, UserLoaderError } from "../Sessions.js"
 import { makeKeyedLock } from "./keyedLock.js"
+import { sleepReal } from "./realTime.js"
 import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
 
 /** Attempts of a compare-and-set before giving up (another process keeps winning). */
@@ -28,11 +29,7 @@ const MAX_ATTEMPTS = 32
  * Effect's `Random` (nothing secret depends on it).
  */
 const backoff = (attempt: number): Effect.Effect<void> =>
-  Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** attempt) + 1), (ms) =>
-    Effect.async<void>((resume) => {
-      const timer = setTimeout(() => resume(Effect.void), ms)
-      return Effect.sync(() => clearTimeout(timer))
-    }))
+  Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** attempt) + 1), sleepReal)
 /**
  * Redirect hops followed at most. A chain forms when a session rotates again within the grace
  * period of an earlier token (`regenerateId` in a loop, a short rotation interval); each hop is one

@@ -24,11 +24,12 @@
 import { sha256 } from "./hash.js"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Effect, Either, Option, PubSub, Schedule, Stream } from "effect"
+import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { sleepReal } from "./realTime.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 /** @internal */
@@ -297,19 +298,59 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     let invalidations: Stream.Stream<string> = Stream.empty
     if (notifications !== undefined) {
-      // One LISTEN per layer, started now and shared by every consumer of the stream.
+      const notifier = notifications
+      // One LISTEN per layer, shared by every consumer of the stream. @effect/sql-pg ignores errors
+      // of its LISTEN connection, so a dropped connection would go silent for good: the store sends
+      // itself a heartbeat through the channel, and when its heartbeats stop arriving it listens
+      // again on a fresh connection and tells the consumers (INVALIDATE_ALL) that they may have
+      // missed changes meanwhile. The layer is ready only once its own heartbeat has come back:
+      // from then on, no change by another process can go unheard.
       const hub = yield* PubSub.unbounded<string>()
       const own = `${options.originId}:`
-      yield* notifications.listen(channel).pipe(
+      const beatPrefix = `hb:${options.originId}:`
+      let beats = 0
+      const listenOnce = notifier.listen(channel).pipe(
         Stream.runForEach((payload) => {
+          if (payload.startsWith("hb:")) {
+            if (payload.startsWith(beatPrefix)) beats++
+            return Effect.void
+          }
           const i = payload.indexOf(":")
           if (i < 0 || payload.startsWith(own)) return Effect.void
           return PubSub.publish(hub, payload.slice(i + 1))
         }),
-        Effect.tapErrorCause((cause) => Effect.logWarning("effect-sessions: SQL invalidation listener failed; retrying", cause)),
-        Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.union(Schedule.spaced("5 seconds")))),
-        Effect.interruptible,
-        Effect.forkScoped
+        Effect.catchAllCause((cause) => Effect.logWarning("effect-sessions: SQL invalidation listener failed", cause))
+      )
+      const heartbeat = (n: number) => Effect.ignore(sql`SELECT pg_notify(${channel}, ${`${beatPrefix}${n}`})`)
+      /** Sends heartbeats until one comes back (true) or `millis` pass (false). */
+      const echoed = (millis: number) =>
+        Effect.gen(function*() {
+          const start = beats
+          for (let waited = 0; waited < millis; waited += 100) {
+            if (waited % 500 === 0) yield* heartbeat(start + waited)
+            yield* sleepReal(100)
+            if (beats > start) return true
+          }
+          return false
+        })
+      const listening = yield* Deferred.make<void>()
+      yield* Effect.gen(function*() {
+        for (let round = 0;; round++) {
+          const listener = yield* Effect.fork(listenOnce)
+          if (yield* echoed(5000)) {
+            if (round > 0) yield* PubSub.publish(hub, INVALIDATE_ALL)
+            yield* Deferred.succeed(listening, undefined)
+            // Healthy while heartbeats keep coming back.
+            while (yield* Effect.zipRight(sleepReal(1000), echoed(2000)));
+            yield* Effect.logWarning("effect-sessions: SQL invalidation channel went silent; listening again")
+          }
+          yield* Fiber.interrupt(listener)
+          yield* sleepReal(Math.min(5000, 100 * 2 ** Math.min(round, 6)))
+        }
+      }).pipe(Effect.interruptible, Effect.forkScoped)
+      yield* Deferred.await(listening).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "not listening" }),
+        Effect.catchAll(() => Effect.logWarning("effect-sessions: SQL invalidations not confirmed within 5 s; continuing"))
       )
       invalidations = Stream.fromPubSub(hub)
     }
