@@ -193,6 +193,8 @@ type Commands = { readonly [K in Command]: (key: string, ...args: ReadonlyArray<
  * @internal
  */
 export const failFastOptions: RedisOptions = {
+  // Commands issued in one tick travel in one write: many concurrent requests, few syscalls.
+  enableAutoPipelining: true,
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
   commandTimeout: 1000,

@@ -124,7 +124,17 @@ export const makeSessions = Effect.gen(function*() {
 
   const drop = (session: Session) => Effect.zipRight(store.delete(session.key), cache.invalidate(session.tokenKey))
 
-  const active = (session: Session, token: string): ActiveSession => ({ session, token: Redacted.make(token) })
+  // The Redacted wrapper is made on first use: most hot-path answers never read the token again.
+  const active = (session: Session, token: string): ActiveSession => {
+    let redacted: Redacted.Redacted<string> | undefined
+    return {
+      session,
+      get token() {
+        return redacted ??= Redacted.make(token)
+      }
+    }
+  }
+  const touchMillis = Duration.toMillis(config.touchInterval)
 
   const resolution = (session: Option.Option<ActiveSession>, cookie: Resolution["cookie"], outcome: Outcome): Resolution => ({
     session,
@@ -143,7 +153,7 @@ export const makeSessions = Effect.gen(function*() {
       yield* remember(session)
       yield* Metric.increment(metrics.created)
       return active(session, token)
-    }).pipe(Effect.withSpan("Sessions.create"))
+    }).pipe(Effect.withSpan("Sessions.create", { captureStackTrace: false }))
 
   // ---- rotation: replace the token of the session that `token` currently leads to
   const rotateLocked = (
@@ -332,7 +342,12 @@ export const makeSessions = Effect.gen(function*() {
         if (changed.data !== current.value.data && !S.isJson(changed.data)) {
           return yield* Effect.fail(invalidData(method, changed.data))
         }
-        const next = S.withVersion(S.touch(changed, now, config), current.value.version + 1)
+        // One new value: the change, its access time (touched when due) and the next version.
+        const next = new S.Session({
+          ...changed,
+          lastAccessAt: now - changed.lastAccessAt >= touchMillis ? now : changed.lastAccessAt,
+          version: current.value.version + 1
+        })
         if (yield* store.save(next, current.value.version, S.expiresAt(next, config))) {
           yield* remember(next)
           return [result, next] as const
@@ -344,7 +359,10 @@ export const makeSessions = Effect.gen(function*() {
       return yield* Effect.fail(
         new SessionConflictError({ method, session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
       )
-    })).pipe(Effect.withSpan(`Sessions.${method}`, { attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) } }))
+    })).pipe(Effect.withSpan(`Sessions.${method}`, {
+      attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) },
+      captureStackTrace: false
+    }))
 
   const invalidData = (method: string, data: unknown) => {
     const parsed = Schema.decodeUnknownEither(S.JsonObject)(data)
@@ -406,7 +424,10 @@ export const makeSessions = Effect.gen(function*() {
       return yield* Effect.fail(
         new SessionConflictError({ method, session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
       )
-    })).pipe(Effect.withSpan(`Sessions.${method}`, { attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) } }))
+    })).pipe(Effect.withSpan(`Sessions.${method}`, {
+      attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) },
+      captureStackTrace: false
+    }))
 
   const endSessions = (sessions: ReadonlyArray<Session>) =>
     Effect.forEach(sessions, (s) => Effect.zipRight(drop(s), Metric.increment(metrics.destroyed)), { discard: true })
@@ -494,7 +515,7 @@ export const makeSessions = Effect.gen(function*() {
         })
       }),
     logOut: (handle) => rotateHandle("logOut", handle, { grace: false, change: S.logOut }),
-    logOutEverywhere: (userId) => logOutEverywhere(userId).pipe(Effect.withSpan("Sessions.logOutEverywhere")),
+    logOutEverywhere: (userId) => logOutEverywhere(userId).pipe(Effect.withSpan("Sessions.logOutEverywhere", { captureStackTrace: false })),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {
@@ -508,7 +529,7 @@ export const makeSessions = Effect.gen(function*() {
         yield* cache.invalidate(handle.session.tokenKey)
         if (Option.isSome(s)) yield* cache.invalidate(s.value.tokenKey)
         yield* Metric.increment(metrics.destroyed)
-      }).pipe(Effect.withSpan("Sessions.destroy")),
+      }).pipe(Effect.withSpan("Sessions.destroy", { captureStackTrace: false })),
     flush: cache.clear,
     user: (handle) =>
       Effect.gen(function*() {
