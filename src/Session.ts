@@ -432,11 +432,22 @@ export const expiresAt = (self: Session, config: SessionConfigShape): number =>
   Math.min(self.lastAccessAt + millis(config.idleTimeout), self.createdAt + millis(config.absoluteTimeout))
 
 /**
- * The decision for a request whose token led to `record` (rules 2–6 of DESIGN §3; rule 1, the
- * malformed token, is decided before the store is asked).
+ * The decision for a request whose token led to `record` (rules 2–6 of the timing rules; rule 1,
+ * the malformed token, is decided before the store is asked).
  *
  * @since 0.1.0
  * @category combinators
+ * @example
+ * ```ts
+ * import { Option } from "effect"
+ * import { Session, SessionConfig } from "effect-sessions"
+ *
+ * const config = SessionConfig.defaults
+ * const client = Session.client({ ip: "203.0.113.7", userAgent: "curl/8" })
+ * const s = Session.start({ key: "k", tokenKey: "t", now: 0, client })
+ * Session.decide(Option.some(s), { now: 16 * 60_000, client, config })._tag // "Rotate"
+ * Session.decide(Option.some(s), { now: 31 * 60_000, client, config })._tag // "Expired" (idle)
+ * ```
  */
 export const decide = (
   record: Option.Option<TokenRecord>,

@@ -282,6 +282,18 @@ export class SessionConfig extends Context.Tag("effect-sessions/SessionConfig")<
  *
  * @since 0.1.0
  * @category layers
+ * @example
+ * ```ts
+ * import { SessionConfig } from "effect-sessions"
+ *
+ * const config = SessionConfig.layer({
+ *   cookie: { name: "__Host-id", sameSite: "strict" },
+ *   idleTimeout: "20 minutes",
+ *   absoluteTimeout: "8 hours",
+ *   acceptRemoteIp: 3, // the first two IPv4 octets (and 64 IPv6 bits) must stay
+ *   trustedProxies: ["10.0.0.0/8"]
+ * })
+ * ```
  */
 export const layer = (input: SessionConfigInput = {}): Layer.Layer<SessionConfig, SessionConfigError> =>
   Layer.effect(SessionConfig, make(input))
