@@ -43,13 +43,13 @@ export interface SessionCacheShape {
 export class SessionCache extends Context.Tag("effect-sessions/SessionCache")<SessionCache, SessionCacheShape>() {}
 
 /**
- * Builds a cache. Time for idle eviction comes from `Clock`.
+ * Builds a cache. Time for idle eviction comes from the `Clock` in context when it is built.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (options: { readonly capacity: number; readonly expiry: Duration.Duration }): Effect.Effect<SessionCacheShape> =>
-  Effect.map(Ref.make(new Lru<string, TokenRecord>(options.capacity, millis(options.expiry))), (ref): SessionCacheShape => {
+  Effect.zipWith(Ref.make(new Lru<string, TokenRecord>(options.capacity, millis(options.expiry))), Effect.clock, (ref, clock): SessionCacheShape => {
     const enabled = options.capacity !== 0
     if (!enabled) {
       return {
@@ -64,15 +64,13 @@ export const make = (options: { readonly capacity: number; readonly expiry: Dura
     }
     return {
       enabled,
-      get: (tokenKey) =>
-        Effect.clockWith((clock) =>
-          Ref.modify(ref, (lru) => [Option.fromNullable(lru.get(tokenKey, clock.unsafeCurrentTimeMillis())), lru])
-        ),
+      // The clock is the one in context when the cache was built (a TestClock in tests).
+      get: (tokenKey) => Ref.modify(ref, (lru) => [Option.fromNullable(lru.get(tokenKey, clock.unsafeCurrentTimeMillis())), lru]),
       set: (tokenKey, record) =>
-        Effect.clockWith((clock) => Ref.update(ref, (lru) => {
+        Ref.update(ref, (lru) => {
           lru.set(tokenKey, record, clock.unsafeCurrentTimeMillis())
           return lru
-        })),
+        }),
       invalidate: (tokenKey) =>
         Ref.update(ref, (lru) => {
           lru.delete(tokenKey)

@@ -28,22 +28,27 @@ const isTagged = (tag: string) => (u: unknown): boolean =>
 const isUnavailable = (u: unknown) => isTagged("PersistenceError")(u) || isTagged("SessionConflictError")(u)
 const isGone = isTagged("SessionGoneError")
 
+// Built for every request, so it allocates little: the effect-valued members are getters, made
+// only when a handler uses them, and the creation lock only when a session is created.
 const makeCurrentSession = (
   sessions: Sessions["Type"],
   client: Client,
-  state: Ref.Ref<RequestState>,
-  creating: Effect.Semaphore
+  state: Ref.Ref<RequestState>
 ): CurrentSessionShape => {
+  let creating: Effect.Semaphore | undefined
   const handle = Effect.map(Ref.get(state), (s) => s.handle)
   const setHandle = (h: ActiveSession) => Ref.set(state, { handle: Option.some(h), cookie: "set" as CookieAction })
   // Two fibers of one request must not create two sessions.
-  const ensureHandle: Effect.Effect<ActiveSession, PersistenceError> = creating.withPermits(1)(
-    Effect.flatMap(handle, (h) =>
-      Option.match(h, {
-        onSome: Effect.succeed,
-        onNone: () => Effect.tap(sessions.create(client), setHandle)
-      }))
-  )
+  const ensureHandle: Effect.Effect<ActiveSession, PersistenceError> = Effect.flatMap(handle, (h) =>
+    Option.isSome(h)
+      ? Effect.succeed(h.value)
+      : Effect.suspend(() => (creating ??= Effect.unsafeMakeSemaphore(1)).withPermits(1)(
+        Effect.flatMap(handle, (again) =>
+          Option.match(again, {
+            onSome: Effect.succeed,
+            onNone: () => Effect.tap(sessions.create(client), setHandle)
+          }))
+      )))
   // A write to a session that ended meanwhile fails; the middleware clears the cookie.
   const write = <A, E>(f: (h: ActiveSession) => Effect.Effect<A, E>) => Effect.flatMap(ensureHandle, f)
   const read = <A, E>(f: (h: ActiveSession) => Effect.Effect<Option.Option<A>, E>): Effect.Effect<Option.Option<A>, E> =>
@@ -54,9 +59,15 @@ const makeCurrentSession = (
     Effect.flatMap(ensureHandle, (h) => Effect.flatMap(f(h), setHandle))
 
   const self: CurrentSessionShape = {
-    session: orNone(read((h) => Effect.map(sessions.current(h), Option.some))),
-    ensure: Effect.flatMap(ensureHandle, (h) => Effect.orElseSucceed(sessions.current(h), () => h.session)),
-    userId: orNone(read((h) => Effect.map(sessions.current(h), (s) => s.userId))),
+    get session() {
+      return orNone(read((h) => Effect.map(sessions.current(h), Option.some)))
+    },
+    get ensure() {
+      return Effect.flatMap(ensureHandle, (h) => Effect.orElseSucceed(sessions.current(h), () => h.session))
+    },
+    get userId() {
+      return orNone(read((h) => Effect.map(sessions.current(h), (s) => s.userId)))
+    },
     get: (key) => orNone(read((h) => sessions.get(h, key))),
     getAs: (key, schema) => Effect.catchIf(read((h) => sessions.getAs(h, key, schema)), isGone, () => Effect.succeed(Option.none())),
     set: (key, value) => write((h) => Effect.asVoid(sessions.set(h, key, value))),
@@ -65,21 +76,29 @@ const makeCurrentSession = (
     pop: (key) => read((h) => sessions.pop(h, key)),
     update: (key, f) => write((h) => sessions.update(h, key, f)),
     logIn: (userId, options) => rotated((h) => sessions.logIn(h, userId, { ...options, client })),
-    logOut: Effect.flatMap(handle, (h) => Option.isNone(h) ? Effect.void : Effect.flatMap(sessions.logOut(h.value), setHandle)),
-    regenerateId: rotated((h) => sessions.regenerateId(h)),
-    destroy: Effect.flatMap(handle, (h) =>
+    get logOut() {
+      return Effect.flatMap(handle, (h) => Option.isNone(h) ? Effect.void : Effect.flatMap(sessions.logOut(h.value), setHandle))
+    },
+    get regenerateId() {
+      return rotated((h) => sessions.regenerateId(h))
+    },
+    get destroy() {
+      return Effect.flatMap(handle, (h) =>
       Effect.zipRight(
         Option.isNone(h) ? Effect.void : sessions.destroy(h.value),
         Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction })
-      )),
-    listSessions: Effect.flatMap(handle, (h) => {
+      ))
+    },
+    get listSessions() {
+      return Effect.flatMap(handle, (h) => {
       if (Option.isNone(h)) return Effect.succeed([])
       return Effect.flatMap(sessions.current(h.value), (s) =>
         Option.isNone(s.userId)
           ? Effect.succeed([])
           : Effect.map(sessions.listSessions(s.userId.value), (list) =>
             list.map((info) => ({ ...info, current: info.id === publicId(s.key) }))))
-    }),
+    })
+    },
     endSession: (id) =>
       Effect.flatMap(handle, (h) => {
         if (Option.isNone(h)) return Effect.succeed(false)
@@ -89,15 +108,18 @@ const makeCurrentSession = (
             ended && id === publicId(s.key) ? Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction }) : Effect.void)
         })
       }),
-    logOutEverywhere: Effect.flatMap(handle, (h) => {
+    get logOutEverywhere() {
+      return Effect.flatMap(handle, (h) => {
       if (Option.isNone(h)) return Effect.succeed(0)
       return Effect.flatMap(sessions.current(h.value), (s) =>
         Option.isNone(s.userId)
           ? Effect.succeed(0)
           : Effect.tap(sessions.logOutEverywhere(s.userId.value), () => Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction })))
-    }),
-    user: read((h) => sessions.user(h))
-  }
+    })
+    },
+    get user() {
+      return read((h) => sessions.user(h))
+    }}
   return self
 }
 
@@ -161,7 +183,7 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
       Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction })), (s) =>
         applyCookie(response, config, s, hadCookie))
     )
-    const current = makeCurrentSession(sessions, client, state, yield* Effect.makeSemaphore(1))
+    const current = makeCurrentSession(sessions, client, state)
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
     if (result._tag === "Left") {
       const error: unknown = result.left

@@ -58,6 +58,8 @@ export const makeSessions = Effect.gen(function*() {
   const config = yield* SessionConfig
   const random = yield* SecureRandom
   const userLoader = yield* Effect.serviceOption(UserLoader)
+  // The clock in context when the service is built (a TestClock in tests): read once per call.
+  const clock = yield* Effect.clock
 
   const keyOf = (token: string) => hashToken(token, config.hashIdsAtRest)
   const base64url = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url")
@@ -96,7 +98,7 @@ export const makeSessions = Effect.gen(function*() {
   const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
       if (Option.isSome(cached)) {
-        return Effect.clockWith((clock) =>
+        return Effect.suspend(() =>
           retained(cached.value, clock.unsafeCurrentTimeMillis())
             ? Effect.as(Metric.increment(metrics.cacheHits), cached)
             : Effect.zipRight(cache.invalidate(tk), loadRecord(tk))
@@ -299,7 +301,7 @@ export const makeSessions = Effect.gen(function*() {
     if (token === undefined || token === "") return orCreate(resolution(Option.none(), "none", "absent"))
     if (!Ids.isWellFormedToken(token, config.tokenBytes)) return orCreate(resolution(Option.none(), "clear", "malformed"))
     const tk = keyOf(token)
-    return Effect.clockWith((clock) =>
+    return Effect.suspend(() =>
       Effect.flatMap(cache.get(tk), (cached) => {
         if (Option.isSome(cached) && cached.value._tag === "Session") {
           const now = clock.unsafeCurrentTimeMillis()
@@ -378,7 +380,7 @@ export const makeSessions = Effect.gen(function*() {
   // Reads see only live sessions: a dead one (the store may still hold it) is gone.
   const current: SessionsShape["current"] = (handle) =>
     Effect.flatMap(latest(handle.session.key, handle.session.tokenKey), (s) =>
-      Effect.clockWith((clock) =>
+      Effect.suspend(() =>
         Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config))
           ? Effect.fail(gone("current", handle))
           : Effect.succeed(s.value)
@@ -435,7 +437,7 @@ export const makeSessions = Effect.gen(function*() {
   /** The user's sessions that are still alive (stores keep dead ones for a while: see `retained`). */
   const liveSessionsOf = (userId: string) =>
     Effect.flatMap(store.sessionsOfUser(userId), (sessions) =>
-      Effect.clockWith((clock) => {
+      Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
         return Effect.succeed(sessions.filter((s) => Option.isNone(S.expiry(s, now, config))))
       }))
