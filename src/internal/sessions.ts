@@ -290,34 +290,44 @@ export const makeSessions = Effect.gen(function*() {
       return Option.none<Session>()
     })
 
+  const identity = (r: Resolution) => r
+  const sessionOf = (r: Resolution) => r.session
   // Hot path: a cached, valid session whose last access needs no write is answered without a
   // store call, a lock or a generator; everything else takes `resolveToken`.
-  const resolve: SessionsShape["resolve"] = (token, client, options) => {
+  const resolveAs = <A>(
+    token: string | undefined,
+    client: Client,
+    options: { readonly create?: boolean } | undefined,
+    project: (r: Resolution) => A
+  ): Effect.Effect<A, PersistenceError> => {
     const create_ = options?.create === true
     const orCreate = (r: Resolution): Effect.Effect<Resolution, PersistenceError> =>
       Option.isSome(r.session) || !create_
         ? Effect.succeed(r)
         : Effect.map(create(client), (h) => resolution(Option.some(h), "set", "created"))
-    if (token === undefined || token === "") return orCreate(resolution(Option.none(), "none", "absent"))
-    if (!Ids.isWellFormedToken(token, config.tokenBytes)) return orCreate(resolution(Option.none(), "clear", "malformed"))
+    if (token === undefined || token === "") return Effect.map(orCreate(resolution(Option.none(), "none", "absent")), project)
+    if (!Ids.isWellFormedToken(token, config.tokenBytes)) {
+      return Effect.map(orCreate(resolution(Option.none(), "clear", "malformed")), project)
+    }
     const tk = keyOf(token)
-    return Effect.suspend(() =>
-      Effect.flatMap(cache.get(tk), (cached) => {
-        if (Option.isSome(cached) && cached.value._tag === "Session") {
-          const now = clock.unsafeCurrentTimeMillis()
-          const decision = S.decide(cached, { now, client, config })
-          if (decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session) {
-            metrics.cacheHits.unsafeUpdate(1, [])
-            return Effect.succeed(resolution(Option.some(active(decision.session, token)), "none", "valid"))
-          }
+    return Effect.flatMap(cache.get(tk), (cached) => {
+      if (Option.isSome(cached) && cached.value._tag === "Session") {
+        const now = clock.unsafeCurrentTimeMillis()
+        const decision = S.decide(cached, { now, client, config })
+        if (decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session) {
+          metrics.cacheHits.unsafeUpdate(1, [])
+          return Effect.succeed(project(resolution(Option.some(active(decision.session, token)), "none", "valid")))
         }
-        return resolveToken(token, client, 0, false).pipe(
-          Effect.flatMap(orCreate),
-          Effect.withSpan("Sessions.resolve", { attributes: { "session.token_hash": logHash(token) }, captureStackTrace: false })
-        )
-      })
-    )
+      }
+      return resolveToken(token, client, 0, false).pipe(
+        Effect.flatMap(orCreate),
+        Effect.map(project),
+        Effect.withSpan("Sessions.resolve", { attributes: { "session.token_hash": logHash(token) }, captureStackTrace: false })
+      )
+    })
   }
+  const resolve: SessionsShape["resolve"] = (token, client, options) => resolveAs(token, client, options, identity)
+  const start: SessionsShape["start"] = (token, client, options) => resolveAs(token, client, options, sessionOf)
 
   // ---- changes to an active session
   const gone = (method: string, handle: ActiveSession) =>
@@ -475,7 +485,7 @@ export const makeSessions = Effect.gen(function*() {
 
   const service: SessionsShape = {
     resolve,
-    start: (token, client, options) => Effect.map(resolve(token, client, options), (r) => r.session),
+    start,
     create,
     current,
     get: (handle, key) => Effect.map(current(handle), (s) => S.get(s, key)),
