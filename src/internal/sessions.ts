@@ -250,7 +250,7 @@ export const makeSessions = Effect.gen(function*() {
           const rotated = yield* withLock(decision.session.key)(rotateLocked(decision.session.key, token, { grace: true }))
           if (Option.isSome(rotated)) return resolution(rotated, "set", "rotated")
           // Lost the race: the token is now a redirect (or gone); resolve it again.
-          if (hops >= MAX_HOPS) return resolution(Option.none(), "clear", "missing")
+          if (hops >= MAX_HOPS) return resolution(Option.none(), "none", "missing")
           return yield* resolveToken(token, client, hops + 1, followed)
         }
         case "Valid": {
@@ -259,7 +259,8 @@ export const makeSessions = Effect.gen(function*() {
           const result = touched === session
             ? Option.some(session)
             : yield* withLock(session.key)(writeTouch(session.key, tk, now))
-          if (Option.isNone(result)) return resolution(Option.none(), "clear", "missing")
+          // Gone meanwhile (destroyed by another request): no session, and the cookie is left alone.
+          if (Option.isNone(result)) return resolution(Option.none(), "none", "missing")
           return resolution(Option.some(active(result.value, token)), followed ? "set" : "none", followed ? "followed" : "valid")
         }
       }
@@ -270,12 +271,17 @@ export const makeSessions = Effect.gen(function*() {
       Effect.annotateLogs({ event: "late-token-use", token: logHash(token), lateByMillis: now - redirect.expiresAt })
     )
 
-  /** Writes a moved last-access time (CAS, re-read on a lost race). */
+  /**
+   * Writes a moved last-access time (CAS, re-read on a lost race). Recording an access is best
+   * effort: if other writers keep winning, the session is served as it is rather than lost.
+   */
   const writeTouch = (sessionKey: string, hint: string, now: number) =>
     Effect.gen(function*() {
+      let seen = Option.none<Session>()
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         const current = yield* latest(sessionKey, hint)
         if (Option.isNone(current)) return Option.none<Session>()
+        seen = current
         const touched = S.touch(current.value, now, config)
         if (touched === current.value) return current
         const next = S.withVersion(touched, current.value.version + 1)
@@ -287,7 +293,7 @@ export const makeSessions = Effect.gen(function*() {
         yield* backoff(attempt)
         yield* cache.invalidate(current.value.tokenKey)
       }
-      return Option.none<Session>()
+      return seen
     })
 
   const identity = (r: Resolution) => r
