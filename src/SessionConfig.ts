@@ -91,6 +91,17 @@ export interface SessionConfigShape {
 }
 
 /**
+ * A duration as an option: any `DurationInput` (`Duration.hours(1)`, `"30 minutes"`, milliseconds
+ * as a number), or any string — checked when the configuration is made, so that a `const`
+ * object whose strings TypeScript widened to `string` is accepted, and a typo is an error
+ * naming the option.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DurationOption = Duration.DurationInput | string
+
+/**
  * Options as a caller writes them: every field optional, durations in any `DurationInput`
  * form (`"30 minutes"`, `Duration.hours(1)`, milliseconds as a number).
  *
@@ -99,20 +110,20 @@ export interface SessionConfigShape {
  */
 export interface SessionConfigInput {
   readonly cookie?: Partial<Omit<CookieSettings, "domain">> & { readonly domain?: string | undefined }
-  readonly idleTimeout?: Duration.DurationInput
-  readonly absoluteTimeout?: Duration.DurationInput
-  readonly idRotationInterval?: Duration.DurationInput
-  readonly gracePeriod?: Duration.DurationInput
+  readonly idleTimeout?: DurationOption
+  readonly absoluteTimeout?: DurationOption
+  readonly idRotationInterval?: DurationOption
+  readonly gracePeriod?: DurationOption
   readonly acceptRemoteIp?: number
   readonly ipv6PrefixLength?: number
   readonly acceptChangingUserAgent?: boolean
   readonly maxCacheSize?: number
-  readonly cacheExpiry?: Duration.DurationInput
-  readonly touchInterval?: Duration.DurationInput
+  readonly cacheExpiry?: DurationOption
+  readonly touchInterval?: DurationOption
   readonly trustedProxies?: ReadonlyArray<string>
   readonly hashIdsAtRest?: boolean
   readonly tokenBytes?: number
-  readonly sweepInterval?: Duration.DurationInput
+  readonly sweepInterval?: DurationOption
 }
 
 /**
@@ -183,7 +194,7 @@ export const trustedProxyRanges = (config: SessionConfigShape): ReadonlyArray<Ip
  */
 export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfigShape, SessionConfigError> => {
   const fail = (option: string, reason: string) => Either.left(new SessionConfigError({ option, reason }))
-  const duration = (option: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) => {
+  const duration = (option: string, value: DurationOption | undefined, fallback: Duration.Duration) => {
     if (value === undefined) return Either.right(fallback)
     const d = Duration.decodeUnknown(value)
     if (Option.isNone(d)) return fail(option, `not a duration: ${String(value)}`)
