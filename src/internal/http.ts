@@ -4,12 +4,13 @@
  * @internal
  */
 import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { Schema } from "effect"
 import { Effect, Option, Redacted, Ref } from "effect"
 import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
 import type { PersistenceError } from "../Persistence.js"
-import type { Client } from "../Session.js"
-import type { ActiveSession, CookieAction, SessionError } from "../Sessions.js"
+import type { Client, Json, Session } from "../Session.js"
+import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
 import { Sessions } from "../Sessions.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
@@ -28,99 +29,122 @@ const isTagged = (tag: string) => (u: unknown): boolean =>
 const isUnavailable = (u: unknown) => isTagged("PersistenceError")(u) || isTagged("SessionConflictError")(u)
 const isGone = isTagged("SessionGoneError")
 
-// Built for every request, so it allocates little: the effect-valued members are getters, made
-// only when a handler uses them, and the creation lock only when a session is created.
-const makeCurrentSession = (
-  sessions: Sessions["Type"],
-  client: Client,
-  state: Ref.Ref<RequestState>
-): CurrentSessionShape => {
-  let creating: Effect.Semaphore | undefined
-  const handle = Effect.map(Ref.get(state), (s) => s.handle)
-  const setHandle = (h: ActiveSession) => Ref.set(state, { handle: Option.some(h), cookie: "set" as CookieAction })
-  // Two fibers of one request must not create two sessions.
-  const ensureHandle: Effect.Effect<ActiveSession, PersistenceError> = Effect.flatMap(handle, (h) =>
-    Option.isSome(h)
-      ? Effect.succeed(h.value)
-      : Effect.suspend(() => (creating ??= Effect.unsafeMakeSemaphore(1)).withPermits(1)(
-        Effect.flatMap(handle, (again) =>
-          Option.match(again, {
-            onSome: Effect.succeed,
-            onNone: () => Effect.tap(sessions.create(client), setHandle)
-          }))
-      )))
-  // A write to a session that ended meanwhile fails; the middleware clears the cookie.
-  const write = <A, E>(f: (h: ActiveSession) => Effect.Effect<A, E>) => Effect.flatMap(ensureHandle, f)
-  const read = <A, E>(f: (h: ActiveSession) => Effect.Effect<Option.Option<A>, E>): Effect.Effect<Option.Option<A>, E> =>
-    Effect.flatMap(handle, (h) => Option.isNone(h) ? Effect.succeed(Option.none()) : f(h.value))
-  const orNone = <A>(e: Effect.Effect<Option.Option<A>, SessionError>) =>
-    Effect.catchIf(e, (err) => isGone(err), () => Effect.succeed(Option.none<A>()))
-  const rotated = (f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionError>) =>
-    Effect.flatMap(ensureHandle, (h) => Effect.flatMap(f(h), setHandle))
+const clearedState: RequestState = { handle: Option.none(), cookie: "clear" }
 
-  const self: CurrentSessionShape = {
-    get session() {
-      return orNone(read((h) => Effect.map(sessions.current(h), Option.some)))
-    },
-    get ensure() {
-      return Effect.flatMap(ensureHandle, (h) => Effect.orElseSucceed(sessions.current(h), () => h.session))
-    },
-    get userId() {
-      return orNone(read((h) => Effect.map(sessions.current(h), (s) => s.userId)))
-    },
-    get: (key) => orNone(read((h) => sessions.get(h, key))),
-    getAs: (key, schema) => Effect.catchIf(read((h) => sessions.getAs(h, key, schema)), isGone, () => Effect.succeed(Option.none())),
-    set: (key, value) => write((h) => Effect.asVoid(sessions.set(h, key, value))),
-    setAs: (key, value, schema) => write((h) => Effect.asVoid(sessions.setAs(h, key, value, schema))),
-    remove: (key) => Effect.flatMap(handle, (h) => Option.isNone(h) ? Effect.void : Effect.asVoid(sessions.remove(h.value, key))),
-    pop: (key) => read((h) => sessions.pop(h, key)),
-    update: (key, f) => write((h) => sessions.update(h, key, f)),
-    logIn: (userId, options) => rotated((h) => sessions.logIn(h, userId, { ...options, client })),
-    get logOut() {
-      return Effect.flatMap(handle, (h) => Option.isNone(h) ? Effect.void : Effect.flatMap(sessions.logOut(h.value), setHandle))
-    },
-    get regenerateId() {
-      return rotated((h) => sessions.regenerateId(h))
-    },
-    get destroy() {
-      return Effect.flatMap(handle, (h) =>
-      Effect.zipRight(
-        Option.isNone(h) ? Effect.void : sessions.destroy(h.value),
-        Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction })
-      ))
-    },
-    get listSessions() {
-      return Effect.flatMap(handle, (h) => {
-      if (Option.isNone(h)) return Effect.succeed([])
-      return Effect.flatMap(sessions.current(h.value), (s) =>
-        Option.isNone(s.userId)
-          ? Effect.succeed([])
-          : Effect.map(sessions.listSessions(s.userId.value), (list) =>
-            list.map((info) => ({ ...info, current: info.id === publicId(s.key) }))))
-    })
-    },
-    endSession: (id) =>
-      Effect.flatMap(handle, (h) => {
-        if (Option.isNone(h)) return Effect.succeed(false)
-        return Effect.flatMap(sessions.current(h.value), (s) => {
-          if (Option.isNone(s.userId)) return Effect.succeed(false)
-          return Effect.tap(sessions.endSession(s.userId.value, id), (ended) =>
-            ended && id === publicId(s.key) ? Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction }) : Effect.void)
-        })
-      }),
-    get logOutEverywhere() {
-      return Effect.flatMap(handle, (h) => {
-      if (Option.isNone(h)) return Effect.succeed(0)
-      return Effect.flatMap(sessions.current(h.value), (s) =>
-        Option.isNone(s.userId)
-          ? Effect.succeed(0)
-          : Effect.tap(sessions.logOutEverywhere(s.userId.value), () => Ref.set(state, { handle: Option.none(), cookie: "clear" as CookieAction })))
-    })
-    },
-    get user() {
-      return read((h) => sessions.user(h))
-    }}
-  return self
+/**
+ * The per-request CurrentSession. A class, because one is built for every request: its methods
+ * live on the prototype, and an effect is built only when a handler asks for it (the creation
+ * lock only when a session is created).
+ */
+class RequestSession implements CurrentSessionShape {
+  private creating: Effect.Semaphore | undefined = undefined
+  constructor(
+    private readonly sessions: Sessions["Type"],
+    private readonly client: Client,
+    private readonly state: Ref.Ref<RequestState>
+  ) {}
+
+  private get handle(): Effect.Effect<Option.Option<ActiveSession>> {
+    return Effect.map(Ref.get(this.state), (s) => s.handle)
+  }
+  private setHandle(h: ActiveSession) {
+    return Ref.set<RequestState>(this.state, { handle: Option.some(h), cookie: "set" })
+  }
+  /** The session, created now if the request has none; two fibers of one request create one. */
+  private get ensureHandle(): Effect.Effect<ActiveSession, PersistenceError> {
+    return Effect.flatMap(this.handle, (h) =>
+      Option.isSome(h)
+        ? Effect.succeed(h.value)
+        : Effect.suspend(() =>
+          (this.creating ??= Effect.unsafeMakeSemaphore(1)).withPermits(1)(
+            Effect.flatMap(this.handle, (again) =>
+              Option.isSome(again)
+                ? Effect.succeed(again.value)
+                : Effect.tap(this.sessions.create(this.client), (created) => this.setHandle(created)))
+          )
+        ))
+  }
+  /** Writes create the session; a write to a session that ended meanwhile fails (the middleware answers). */
+  private write<A, E>(f: (h: ActiveSession) => Effect.Effect<A, E>) {
+    return Effect.flatMap(this.ensureHandle, f)
+  }
+  /** Reads never create one. */
+  private read<A, E>(f: (h: ActiveSession) => Effect.Effect<Option.Option<A>, E>): Effect.Effect<Option.Option<A>, E> {
+    return Effect.flatMap(this.handle, (h) => Option.isNone(h) ? Effect.succeed(Option.none()) : f(h.value))
+  }
+  /** With a session at hand, else `none`. */
+  private withHandle<A, E>(none: A, f: (h: ActiveSession) => Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.flatMap(this.handle, (h) => Option.isNone(h) ? Effect.succeed(none) : f(h.value))
+  }
+  private orNone<A>(e: Effect.Effect<Option.Option<A>, SessionError>) {
+    return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>()))
+  }
+  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionError>) {
+    return Effect.flatMap(this.ensureHandle, (h) => Effect.flatMap(f(h), (next) => this.setHandle(next)))
+  }
+  /** With the logged-in user's ID, else `none`. */
+  private withUser<A>(none: A, f: (userId: string, s: Session) => Effect.Effect<A, SessionError>) {
+    return this.withHandle(none, (h) =>
+      Effect.flatMap(this.sessions.current(h), (s) => Option.isNone(s.userId) ? Effect.succeed(none) : f(s.userId.value, s)))
+  }
+
+  get session() {
+    return this.orNone(this.read((h) => Effect.map(this.sessions.current(h), Option.some)))
+  }
+  get ensure() {
+    return Effect.flatMap(this.ensureHandle, (h) => Effect.orElseSucceed(this.sessions.current(h), () => h.session))
+  }
+  get userId() {
+    return this.orNone(this.read((h) => Effect.map(this.sessions.current(h), (s) => s.userId)))
+  }
+  get(key: string) {
+    return this.orNone(this.read((h) => this.sessions.get(h, key)))
+  }
+  getAs<A, I extends Json>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Option.Option<A>, SessionError> {
+    return Effect.catchIf(this.read((h) => this.sessions.getAs(h, key, schema)), isGone, () => Effect.succeed(Option.none<A>()))
+  }
+  set(key: string, value: Json) {
+    return this.write((h) => Effect.asVoid(this.sessions.set(h, key, value)))
+  }
+  setAs<A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>) {
+    return this.write((h) => Effect.asVoid(this.sessions.setAs(h, key, value, schema)))
+  }
+  remove(key: string) {
+    return this.withHandle(undefined, (h) => Effect.asVoid(this.sessions.remove(h, key)))
+  }
+  pop(key: string) {
+    return this.read((h) => this.sessions.pop(h, key))
+  }
+  update(key: string, f: (old: Option.Option<Json>) => Json) {
+    return this.write((h) => this.sessions.update(h, key, f))
+  }
+  logIn(userId: string, options?: { readonly exclusive?: boolean }) {
+    return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
+  }
+  get logOut() {
+    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h), (next) => this.setHandle(next)))
+  }
+  get regenerateId() {
+    return this.rotated((h) => this.sessions.regenerateId(h))
+  }
+  get destroy() {
+    return Effect.zipRight(this.withHandle(undefined, (h) => this.sessions.destroy(h)), Ref.set(this.state, clearedState))
+  }
+  get listSessions() {
+    return this.withUser<ReadonlyArray<SessionInfo & { readonly current: boolean }>>([], (userId, s) =>
+      Effect.map(this.sessions.listSessions(userId), (list) => list.map((info) => ({ ...info, current: info.id === publicId(s.key) }))))
+  }
+  endSession(id: string) {
+    return this.withUser(false, (userId, s) =>
+      Effect.tap(this.sessions.endSession(userId, id), (ended) =>
+        ended && id === publicId(s.key) ? Ref.set(this.state, clearedState) : Effect.void))
+  }
+  get logOutEverywhere() {
+    return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
+  }
+  get user() {
+    return this.read((h) => this.sessions.user(h))
+  }
 }
 
 const cookieOptions = (config: SessionConfigShape) => ({
@@ -183,7 +207,7 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
       Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction })), (s) =>
         applyCookie(response, config, s, hadCookie))
     )
-    const current = makeCurrentSession(sessions, client, state)
+    const current: CurrentSessionShape = new RequestSession(sessions, client, state)
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
     if (result._tag === "Left") {
       const error: unknown = result.left
