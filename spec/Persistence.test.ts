@@ -128,7 +128,7 @@ describe("Persistence retention past deadlines", () => {
       (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
     ).pipe(Effect.map((dir) => {
       const filename = join(dir, "sessions.db")
-      return SqliteStore.layerSqlite({ filename, retentionMillis: 0 }).pipe(
+      return SqliteStore.layer({ filename, retentionMillis: 0 }).pipe(
         Layer.provide(SecureRandom.layer),
         Layer.merge(SqliteClient.layer({ filename }))
       )
@@ -159,7 +159,7 @@ await withService("PostgreSQL", postgresUrl, () => {
     Layer.provide(SecureRandom.layer)
   )
   // The peer is "another process": its own pool and listener, through the convenience layer.
-  const peer = PgStore.layerPg({ url: postgresUrl, tablePrefix: pgPrefix, retentionMillis: 0 }).pipe(Layer.provide(SecureRandom.layer))
+  const peer = PgStore.layer({ url: postgresUrl, tablePrefix: pgPrefix, retentionMillis: 0 }).pipe(Layer.provide(SecureRandom.layer))
   persistenceSuite("PostgreSQL", store, { ...sqlHooks(pgPrefix), peer })
 
   describe("layerConfig (PostgreSQL)", () => {

@@ -33,14 +33,14 @@ sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMe
 {
   const dir = mkdtempSync(join(tmpdir(), "effect-sessions-stores-"))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
-  const sqlite = () => SqliteStore.layerSqlite({ filename: join(dir, "sessions.db") }).pipe(Layer.provide(SecureRandom.layer))
+  const sqlite = () => SqliteStore.layer({ filename: join(dir, "sessions.db") }).pipe(Layer.provide(SecureRandom.layer))
   sessionsSuite("SQLite", sqlite(), { peer: sqlite(), numRuns: 25, timingRuns: 40 })
 }
 
 // PostgreSQL: each "process" has its own pool, listener and origin id.
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_s_${runId}_`
-  const pg = () => PgStore.layerPg({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))
+  const pg = () => PgStore.layer({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))
   afterAll(() =>
     Effect.runPromise(
       Effect.gen(function*() {

@@ -470,7 +470,7 @@ await withService("PostgreSQL", postgresUrl, () => {
   coherenceSuite(
     "PostgreSQL",
     (originId) =>
-      PgStore.layerPg({ url: withParams(postgresUrl, { application_name: appName(originId) }), tablePrefix: prefix, originId }).pipe(
+      PgStore.layer({ url: withParams(postgresUrl, { application_name: appName(originId) }), tablePrefix: prefix, originId }).pipe(
         Layer.provide(SecureRandom.layer)
       ),
     {

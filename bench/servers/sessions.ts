@@ -55,9 +55,9 @@ const persistence = (): Layer.Layer<Persistence.Persistence, unknown> => {
     case "memory":
       return Persistence.layerMemory
     case "sqlite":
-      return Sqlite.layerSqlite({ filename: arg("file"), tablePrefix: arg("prefix", "bench_") }).pipe(Layer.provide(SecureRandom.layer))
+      return Sqlite.layer({ filename: arg("file"), tablePrefix: arg("prefix", "bench_") }).pipe(Layer.provide(SecureRandom.layer))
     case "pg":
-      return Pg.layerPg({ url: arg("url"), tablePrefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
+      return Pg.layer({ url: arg("url"), tablePrefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     case "redis":
       return Redis.layer({ url: arg("url"), prefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     default:

@@ -70,7 +70,7 @@ export const layerFor = (
       return Layer.unwrapEffect(Effect.gen(function*() {
         const filename = yield* Config.string("SESSIONS_SQLITE_FILENAME").pipe(Config.withDefault(defaultSqliteFilename))
         const Sqlite = yield* load("sqlite", () => import("../../src/Persistence/Sqlite.js"))
-        return Sqlite.layerSqlite({ filename })
+        return Sqlite.layer({ filename })
       }))
     case "postgres":
       return Layer.unwrapEffect(Effect.gen(function*() {

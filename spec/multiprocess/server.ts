@@ -61,7 +61,7 @@ const store = (): Layer.Layer<Persistence, PersistenceError> => {
     case "redis":
       return Redis.layer({ url: required("REDIS_URL"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     case "postgres":
-      return Pg.layerPg({ url: required("DATABASE_URL"), tablePrefix: prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
+      return Pg.layer({ url: required("DATABASE_URL"), tablePrefix: prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     default:
       throw new Error(`STORE must be redis or postgres, got ${JSON.stringify(kind)}`)
   }

@@ -15,7 +15,7 @@ import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
 /**
- * Options of {@link layerPg}: the store's options, the connection URL, and any other option of
+ * Options of {@link layer}: the store's options, the connection URL, and any other option of
  * `@effect/sql-pg`'s client (pool size, timeouts, TLS …).
  *
  * @since 0.1.0
@@ -42,7 +42,7 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => ({
  * @since 0.1.0
  * @category layers
  */
-export const layerPg = (options: Options): Layer.Layer<Persistence, PersistenceError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, PersistenceError, SecureRandom> => {
   const { client: _client, url: _url, ...storeOptions } = options
   return Sql.layer(storeOptions).pipe(
     Layer.provide(PgClient.layer(clientConfig(options))),
@@ -64,6 +64,6 @@ export const layerConfig = (
 ): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
   const { client, url, ...storeOptions } = options
   return Layer.unwrapEffect(
-    Config.map(url ?? Config.redacted("DATABASE_URL"), (value) => layerPg({ ...storeOptions, client, url: value }))
+    Config.map(url ?? Config.redacted("DATABASE_URL"), (value) => layer({ ...storeOptions, client, url: value }))
   )
 }

@@ -154,9 +154,9 @@ export const layerConfig = (
       Effect.tryPromise({ try: f, catch: (cause) => new PersistenceError({ method: "layerConfig", reason: "Unknown", cause }) })
     if (target._tag === "Pg") {
       const Pg = yield* load(() => import("./Pg.js"))
-      return Pg.layerPg({ ...storeOptions, url: Redacted.make(target.url) })
+      return Pg.layer({ ...storeOptions, url: Redacted.make(target.url) })
     }
     const Sqlite = yield* load(() => import("./Sqlite.js"))
-    return Sqlite.layerSqlite({ ...storeOptions, filename: target.filename })
+    return Sqlite.layer({ ...storeOptions, filename: target.filename })
   }))
 }

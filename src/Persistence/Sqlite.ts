@@ -14,7 +14,7 @@ import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
 /**
- * Options of {@link layerSqlite}: the store's options, the database file, and any other option
+ * Options of {@link layer}: the store's options, the database file, and any other option
  * of `@effect/sql-sqlite-node`'s client.
  *
  * @since 0.1.0
@@ -33,7 +33,7 @@ export interface Options extends Sql.Options {
  * @since 0.1.0
  * @category layers
  */
-export const layerSqlite = (options: Options): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
   const { client, filename, ...storeOptions } = options
   return Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))
 }
