@@ -24,7 +24,7 @@ import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
-import { postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -198,14 +198,7 @@ const deleteKeysOnClose = (prefix: string) =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const redis = yield* RawRedis
     yield* Effect.addFinalizer(() =>
-      Effect.promise(async () => {
-        let cursor = "0"
-        do {
-          const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500)
-          if (keys.length > 0) await redis.del(...keys)
-          cursor = next
-        } while (cursor !== "0")
-      }).pipe(Effect.ignoreLogged)
+      Effect.promise(() => deleteRedisKeys(prefix, redis)).pipe(Effect.ignoreLogged)
     )
   }))
 

@@ -6,10 +6,10 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, FastCheck as fc, FiberRef, Layer, LogLevel, Option, Redacted, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
-import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { serviceLayer as makeServiceLayer } from "./helpers/service.js"
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -19,18 +19,9 @@ import * as Sessions from "../src/Sessions.js"
 const LONG = 1_000_000_000_000
 
 const serviceLayer = (
-  config: SessionConfig.SessionConfigInput,
+  config: SessionConfig.SessionConfigInput = {},
   options: { readonly seed?: string; readonly store?: Persistence.PersistenceShape } = {}
-): Layer.Layer<Sessions.Sessions> =>
-  Sessions.layer.pipe(
-    Layer.provide(
-      Layer.mergeAll(
-        options.store === undefined ? Persistence.layerMemory : Layer.succeed(Persistence.Persistence, options.store),
-        Layer.orDie(SessionConfig.layer(config)),
-        SecureRandom.layerSeeded(options.seed ?? "invariants")
-      )
-    )
-  )
+): Layer.Layer<Sessions.Sessions> => makeServiceLayer(config, { seed: "invariants", ...options })
 
 const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
 

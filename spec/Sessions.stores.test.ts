@@ -10,7 +10,6 @@ import { afterAll, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Layer, Redacted } from "effect"
-import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -21,7 +20,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { sessionsSuite } from "./conformance/sessions.js"
-import { postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -56,18 +55,6 @@ await withService("PostgreSQL", postgresUrl, () => {
 await withService("Redis", redisUrl, () => {
   const prefix = `es:s:${runId}:`
   const redis = () => RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer))
-  afterAll(async () => {
-    const client = new IORedis(redisUrl, { maxRetriesPerRequest: 1 })
-    try {
-      let cursor = "0"
-      do {
-        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-        if (keys.length > 0) await client.del(...keys)
-        cursor = next
-      } while (cursor !== "0")
-    } finally {
-      client.disconnect()
-    }
-  })
+  afterAll(() => deleteRedisKeys(prefix))
   sessionsSuite("Redis", redis(), { peer: redis(), numRuns: 25, timingRuns: 40 })
 }, { describe, it })

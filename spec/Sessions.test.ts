@@ -10,6 +10,7 @@ import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { serviceLayer as makeServiceLayer } from "./helpers/service.js"
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -18,16 +19,7 @@ import * as Sessions from "../src/Sessions.js"
 const serviceLayer = (
   config: SessionConfig.SessionConfigInput = {},
   options: { readonly seed?: string; readonly store?: Persistence.PersistenceShape } = {}
-): Layer.Layer<Sessions.Sessions> =>
-  Sessions.layer.pipe(
-    Layer.provide(
-      Layer.mergeAll(
-        options.store === undefined ? Persistence.layerMemory : Layer.succeed(Persistence.Persistence, options.store),
-        Layer.orDie(SessionConfig.layer(config)),
-        SecureRandom.layerSeeded(options.seed ?? "sessions")
-      )
-    )
-  )
+): Layer.Layer<Sessions.Sessions> => makeServiceLayer(config, { seed: "sessions", ...options })
 
 const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
 const advance = (millis: number) => TestClock.adjust(Duration.millis(millis))

@@ -28,7 +28,7 @@ import * as Session from "../src/Session.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { withParams } from "./helpers/processes.js"
-import { postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -406,12 +406,7 @@ await withService("Redis", redisUrl, () => {
   afterAll(async () => {
     const redis = admin()
     try {
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-        if (keys.length > 0) await redis.del(...keys)
-        cursor = next
-      } while (cursor !== "0")
+      await deleteRedisKeys(prefix, redis)
     } finally {
       redis.disconnect()
     }

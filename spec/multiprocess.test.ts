@@ -14,12 +14,11 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Effect, Redacted } from "effect"
-import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { killAll, type Running, setCookieValue, startScript } from "./helpers/processes.js"
-import { postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -179,19 +178,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
 
 await withService("Redis", redisUrl, () => {
   const prefix = `es:mp:${runId}:`
-  afterAll(async () => {
-    const redis = new IORedis(redisUrl, { maxRetriesPerRequest: 1 })
-    try {
-      let cursor = "0"
-      do {
-        const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
-        if (keys.length > 0) await redis.del(...keys)
-        cursor = next
-      } while (cursor !== "0")
-    } finally {
-      redis.disconnect()
-    }
-  })
+  afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
 }, { describe, it })
 

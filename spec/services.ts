@@ -73,3 +73,19 @@ export const withService = async (
     api.it("needs the service", () => {})
   })
 }
+
+/** Deletes every Redis key under `prefix` (test clean-up), through a client of its own unless given one. */
+export const deleteRedisKeys = async (prefix: string, client?: import("ioredis").Redis): Promise<void> => {
+  const { Redis } = await import("ioredis")
+  const redis = client ?? new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  try {
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== "0")
+  } finally {
+    if (client === undefined) redis.disconnect()
+  }
+}

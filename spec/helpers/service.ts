@@ -1,0 +1,23 @@
+/**
+ * The Sessions service for tests: the memory store (or a given one), a configuration, and a
+ * seeded SecureRandom, so that tokens are repeatable.
+ */
+import { Layer } from "effect"
+import * as Persistence from "../../src/Persistence.js"
+import * as SecureRandom from "../../src/SecureRandom.js"
+import * as SessionConfig from "../../src/SessionConfig.js"
+import * as Sessions from "../../src/Sessions.js"
+
+export const serviceLayer = (
+  config: SessionConfig.SessionConfigInput = {},
+  options: { readonly seed?: string; readonly store?: Persistence.PersistenceShape } = {}
+): Layer.Layer<Sessions.Sessions> =>
+  Sessions.layer.pipe(
+    Layer.provide(
+      Layer.mergeAll(
+        options.store === undefined ? Persistence.layerMemory : Layer.succeed(Persistence.Persistence, options.store),
+        Layer.orDie(SessionConfig.layer(config)),
+        SecureRandom.layerSeeded(options.seed ?? "sessions")
+      )
+    )
+  )
