@@ -12,7 +12,7 @@ const makeKeyValuePersistence = Effect.gen(function*() {
   const kv = yield* KeyValueStore.KeyValueStore
   const lock = yield* Effect.makeSemaphore(1)
   const fail = (method: string, reason: "Unavailable" | "Corrupt", cause: unknown, key?: string) =>
-    new Persistence.PersistenceError({ method, reason, cause, ...(key === undefined ? {} : { key }) })
+    new Persistence.SessionStoreError({ method, reason, cause, ...(key === undefined ? {} : { key }) })
 
   // Layout: t:<tokenKey> → "c:<sessionKey>" or a redirect; s:<sessionKey> → session; u:<userId> → keys
   const get = (method: string, key: string) => Effect.mapError(kv.get(key), (e) => fail(method, "Unavailable", e))

@@ -4,6 +4,7 @@
  * run under TestClock (the server is built in the test's fiber context, so it reads the test's
  * clock).
  */
+import { PersistenceBackingError } from "@effect/experimental/Persistence"
 import { HttpApp, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
@@ -551,6 +552,22 @@ describe("Http: a failing store", () => {
       const after = yield* send(`${url}/read`, { jar })
       assert.deepStrictEqual(after.json(), { count: 1, user: null })
       assertNoCookie(after)
+    }))
+
+  it.scoped("security: an app's own error tagged PersistenceError (@effect/experimental) is not taken for a store outage", () =>
+    Effect.gen(function*() {
+      const context = yield* Layer.build(Sessions.layerMemory())
+      const answer = (app: HttpApp.Default<unknown>) =>
+        Effect.promise(() => HttpApp.toWebHandler(Effect.provide(Http.middleware()(app), context))(new Request("http://localhost/")))
+      const ownCache = PersistenceBackingError.make("get", new Error("the app's own cache is down"))
+      assert.strictEqual(ownCache._tag, "PersistenceError")
+      // The app's error passes through the middleware (the server renders it: 500), not a 503.
+      assert.strictEqual((yield* answer(Effect.fail(ownCache))).status, 500)
+      // The library's own store error is still an outage.
+      const outage = new Persistence.SessionStoreError({ method: "load", reason: "Unavailable" })
+      assert.strictEqual((yield* answer(Effect.fail(outage))).status, 503)
+      assert.isTrue(Persistence.isSessionStoreError(outage))
+      assert.isFalse(Persistence.isSessionStoreError(ownCache))
     }))
 
   it.scoped("unavailableStatus is configurable", () =>

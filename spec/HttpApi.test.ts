@@ -169,7 +169,7 @@ describe("HttpApi: a store outage", () => {
     const store: Persistence.PersistenceShape = {
       ...memory,
       loadSession: (key) =>
-        down ? Effect.fail(new Persistence.PersistenceError({ method: "loadSession", reason: "Unavailable" })) : memory.loadSession(key)
+        down ? Effect.fail(new Persistence.SessionStoreError({ method: "loadSession", reason: "Unavailable" })) : memory.loadSession(key)
     }
     return {
       layer: Layer.succeed(Persistence.Persistence, store),
@@ -178,7 +178,7 @@ describe("HttpApi: a store outage", () => {
   })
 
   // BUG: RequireUser (currentUserFromSession) turns every error of reading the user ID — a
-  // PersistenceError included — into "no user" (401). During an outage a logged-in user is told
+  // SessionStoreError included — into "no user" (401). During an outage a logged-in user is told
   // they are logged out instead of getting 503.
   it.scoped("RequireUser answers 503, not 401, when reading the session fails", () =>
     Effect.gen(function*() {

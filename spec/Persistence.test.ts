@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, connect, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DEFAULT_RETENTION_MILLIS, Persistence, PersistenceError, layerMemory, layerMemoryWith } from "../src/Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, Persistence, SessionStoreError, layerMemory, layerMemoryWith } from "../src/Persistence.js"
 import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
@@ -291,14 +291,14 @@ await withService("Redis", redisUrl, () => {
         yield* proxy.cut
         for (const attempt of [store.load(s.tokenKey), store.save(s, 0, now + 60_000), store.delete(s.key)]) {
           const started = Date.now()
-          const exit = yield* Effect.exit(attempt as Effect.Effect<unknown, PersistenceError>)
+          const exit = yield* Effect.exit(attempt as Effect.Effect<unknown, SessionStoreError>)
           const elapsed = Date.now() - started
           assert.isTrue(Exit.isFailure(exit), "a request during the outage must fail")
           if (Exit.isFailure(exit)) {
             const failure = Cause.failureOption(exit.cause)
             assert.isTrue(Option.isSome(failure), Cause.pretty(exit.cause))
             const e = Option.getOrThrow(failure)
-            assert.instanceOf(e, PersistenceError)
+            assert.instanceOf(e, SessionStoreError)
             assert.strictEqual(e.reason, "Unavailable")
           }
           assert.isBelow(elapsed, 1500, "failed fast")
@@ -362,6 +362,6 @@ describe("layerConfig", () => {
     Effect.gen(function*() {
       const exit = yield* Effect.exit(answers(Sql.layerConfig()).pipe(withEnv({ DATABASE_URL: "mysql://h/db" })))
       assert.isTrue(Exit.isFailure(exit))
-      if (Exit.isFailure(exit)) assert.instanceOf(Option.getOrThrow(Cause.failureOption(exit.cause)), PersistenceError)
+      if (Exit.isFailure(exit)) assert.instanceOf(Option.getOrThrow(Cause.failureOption(exit.cause)), SessionStoreError)
     }))
 })

@@ -100,11 +100,11 @@ const switchableStore = Effect.map(Persistence.makeMemory, (memory) => {
     ...memory,
     load: (tk) => {
       if (state.down) {
-        return Effect.fail(new Persistence.PersistenceError({ method: "load", reason: "Unavailable", cause: new Error("ECONNREFUSED 10.0.0.5:6379") }))
+        return Effect.fail(new Persistence.SessionStoreError({ method: "load", reason: "Unavailable", cause: new Error("ECONNREFUSED 10.0.0.5:6379") }))
       }
       if (state.corruptOnce) {
         state.corruptOnce = false
-        return Effect.fail(new Persistence.PersistenceError({ method: "load", reason: "Corrupt", key: tk, cause: "unexpected end of JSON input" }))
+        return Effect.fail(new Persistence.SessionStoreError({ method: "load", reason: "Corrupt", key: tk, cause: "unexpected end of JSON input" }))
       }
       return memory.load(tk)
     }
@@ -262,8 +262,8 @@ describe("Sessions observability", () => {
         "SessionGoneError", // set on the anomaly victim
         "SessionGoneError", // regenerateId of the idle session
         "SessionGoneError", // logIn of the idle session
-        "PersistenceError", // resolve, store down
-        "PersistenceError", // resolve with create, store down: no silent new session
+        "SessionStoreError", // resolve, store down
+        "SessionStoreError", // resolve with create, store down: no silent new session
         "SessionGoneError" // update after destroy
       ])
     }))

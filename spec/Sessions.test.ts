@@ -362,7 +362,7 @@ describe("Sessions: sweeper", () => {
         sweep: Effect.suspend(() => {
           if (fail) {
             fail = false
-            return Effect.fail(new Persistence.PersistenceError({ method: "sweep", reason: "Unavailable" }))
+            return Effect.fail(new Persistence.SessionStoreError({ method: "sweep", reason: "Unavailable" }))
           }
           return memory.sweep
         })
@@ -394,27 +394,27 @@ describe("Sessions: sweeper", () => {
 // ---------------------------------------------------------------------------------------------
 
 describe("Sessions: store failures", () => {
-  const unavailable = (method: string) => new Persistence.PersistenceError({ method, reason: "Unavailable", cause: new Error("connection refused") })
+  const unavailable = (method: string) => new Persistence.SessionStoreError({ method, reason: "Unavailable", cause: new Error("connection refused") })
 
-  it.effect("a store whose load fails: resolve fails with a typed PersistenceError and creates nothing", () =>
+  it.effect("a store whose load fails: resolve fails with a typed SessionStoreError and creates nothing", () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
       const counted = Persistence.counted({ ...memory, load: () => Effect.fail(unavailable("load")) })
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const e = yield* Effect.flip(sessions.resolve(strangerToken, browser))
-        assert.strictEqual(e._tag, "PersistenceError")
+        assert.strictEqual(e._tag, "SessionStoreError")
         assert.strictEqual(e.method, "load")
         assert.strictEqual(e.reason, "Unavailable")
         const withCreate = yield* Effect.exit(sessions.resolve(strangerToken, browser, { create: true }))
         assert.isTrue(Exit.isFailure(withCreate), "no fresh session handed out silently")
         assert.strictEqual(counted.calls().create ?? 0, 0)
         const viaStart = yield* Effect.flip(sessions.start(strangerToken, browser, { create: true }))
-        assert.strictEqual(viaStart._tag, "PersistenceError")
+        assert.strictEqual(viaStart._tag, "SessionStoreError")
       }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store: counted.store })))
     }))
 
-  it.effect("a store whose create or save fails: create and set fail with PersistenceError", () =>
+  it.effect("a store whose create or save fails: create and set fail with SessionStoreError", () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
       let down = false
@@ -428,9 +428,9 @@ describe("Sessions: store failures", () => {
         const h = yield* sessions.create(browser)
         down = true
         const e1 = yield* Effect.flip(sessions.create(browser))
-        assert.deepStrictEqual([e1._tag, (e1 as Persistence.PersistenceError).method], ["PersistenceError", "create"])
+        assert.deepStrictEqual([e1._tag, (e1 as Persistence.SessionStoreError).method], ["SessionStoreError", "create"])
         const e2 = yield* Effect.flip(sessions.set(h, "k", 1))
-        assert.deepStrictEqual([e2._tag, (e2 as Persistence.PersistenceError).method], ["PersistenceError", "save"])
+        assert.deepStrictEqual([e2._tag, (e2 as Persistence.SessionStoreError).method], ["SessionStoreError", "save"])
         down = false
         // nothing half-written: the value is not there, and the next write works
         assert.deepStrictEqual(yield* sessions.get(h, "k"), Option.none())
@@ -448,7 +448,7 @@ describe("Sessions: store failures", () => {
         load: (tk) => {
           if (corruptOnce) {
             corruptOnce = false
-            return Effect.fail(new Persistence.PersistenceError({ method: "load", reason: "Corrupt", key: tk, cause: "bad json" }))
+            return Effect.fail(new Persistence.SessionStoreError({ method: "load", reason: "Corrupt", key: tk, cause: "bad json" }))
           }
           return memory.load(tk)
         }
@@ -628,14 +628,14 @@ describe("Sessions: concurrency (invariant 10)", () => {
         ...memory,
         save: (s, v, e) =>
           Effect.suspend(() =>
-            failures-- > 0 ? Effect.fail(new Persistence.PersistenceError({ method: "save", reason: "Unavailable" })) : memory.save(s, v, e)
+            failures-- > 0 ? Effect.fail(new Persistence.SessionStoreError({ method: "save", reason: "Unavailable" })) : memory.save(s, v, e)
           )
       }
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const a = yield* sessions.create(browser)
         const e = yield* Effect.flip(sessions.set(a, "x", 1))
-        assert.strictEqual(e._tag, "PersistenceError")
+        assert.strictEqual(e._tag, "SessionStoreError")
         yield* sessions.set(a, "y", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
         // a defect inside modify releases it too
         const defect = yield* Effect.exit(sessions.modify(a, () => {

@@ -454,11 +454,11 @@ describe("demo: a store failure", () => {
   let server: Running
   const down = { value: false }
   beforeAll(async () => {
-    const failing = new Persistence.PersistenceError({ method: "load", reason: "Unavailable", cause: new Error("store down (test)") })
+    const failing = new Persistence.SessionStoreError({ method: "load", reason: "Unavailable", cause: new Error("store down (test)") })
     const flaky = Layer.effect(
       Persistence.Persistence,
       Effect.map(Persistence.makeMemory, (store): Persistence.PersistenceShape => {
-        const guard = <A>(e: Effect.Effect<A, Persistence.PersistenceError>) => Effect.suspend(() => (down.value ? Effect.fail(failing) : e))
+        const guard = <A>(e: Effect.Effect<A, Persistence.SessionStoreError>) => Effect.suspend(() => (down.value ? Effect.fail(failing) : e))
         return {
           ...store,
           load: (k) => guard(store.load(k)),

@@ -11,7 +11,7 @@ import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platfo
 import type { Option } from "effect"
 import { Context, Effect, Layer, Schema } from "effect"
 import { makeMiddleware, currentUserFromSession } from "./internal/http.js"
-import type { PersistenceError } from "./Persistence.js"
+import type { SessionStoreError } from "./Persistence.js"
 import type { Json, Session } from "./Session.js"
 import type { SessionConflictError, SessionDataError, SessionError, SessionGoneError, SessionInfo, Sessions, UserLoaderError } from "./Sessions.js"
 import type { SessionConfig } from "./SessionConfig.js"
@@ -27,7 +27,7 @@ export interface CurrentSessionShape {
   /** The session's latest value, if the request has one. */
   readonly session: Effect.Effect<Option.Option<Session>, SessionError>
   /** The session, created now if the request has none. */
-  readonly ensure: Effect.Effect<Session, PersistenceError>
+  readonly ensure: Effect.Effect<Session, SessionStoreError>
   /** The logged-in user's ID. */
   readonly userId: Effect.Effect<Option.Option<string>, SessionError>
   /** The value under `key`. */
@@ -51,7 +51,7 @@ export interface CurrentSessionShape {
   /** Replaces the token now. */
   readonly regenerateId: Effect.Effect<void, SessionError>
   /** Ends the session and clears the cookie. */
-  readonly destroy: Effect.Effect<void, PersistenceError>
+  readonly destroy: Effect.Effect<void, SessionStoreError>
   /** The sessions of the logged-in user (empty when nobody is logged in). */
   readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionError>
   /** Ends one session of the logged-in user by its public id (from `listSessions`); `false` when it is not theirs. */
@@ -115,7 +115,7 @@ export const middleware: (
 ) => <E, R>(
   app: HttpApp.Default<E, R>
 ) => HttpApp.Default<
-  Exclude<E, PersistenceError | SessionConflictError | SessionGoneError>,
+  Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError>,
   Exclude<R, CurrentSession> | Sessions | SessionConfig
 > = makeMiddleware
 

@@ -4,7 +4,7 @@
  *
  * Rules every store follows (checked by the shared conformance suite, `spec/conformance/`):
  * - Missing is `Option.none()`, never an error; deleting an absent key is a no-op.
- * - Errors are {@link PersistenceError}s and are for system faults only (store down, corrupt
+ * - Errors are {@link SessionStoreError}s and are for system faults only (store down, corrupt
  *   record).
  * - `save` and `rotate` are compare-and-set on the session's `version`: they return `false`,
  *   and change nothing, when the stored version is not the expected one (or the session is
@@ -41,24 +41,52 @@ export const DEFAULT_RETENTION_MILLIS = 10 * 60 * 1000
 export const INVALIDATE_ALL = ""
 
 /**
+ * The type id of {@link SessionStoreError}: how the HTTP middleware recognises a store outage.
+ * A `Symbol.for` key, so that two copies of the package in one app still agree.
+ *
+ * @since 0.1.0
+ * @category type ids
+ */
+export const SessionStoreErrorTypeId: unique symbol = Symbol.for("effect-sessions/SessionStoreError")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type SessionStoreErrorTypeId = typeof SessionStoreErrorTypeId
+
+/**
  * A system fault in a store: it is down, it answered garbage, or a record is corrupt.
- * `method` names the operation that failed; `reason` classifies it.
+ * `method` names the operation that failed; `reason` classifies it. Recognise it with
+ * {@link isSessionStoreError} (or `instanceof`), never by its `_tag` alone: other libraries
+ * (`@effect/experimental`) have persistence errors of their own.
  *
  * @since 0.1.0
  * @category errors
  */
-export class PersistenceError extends Data.TaggedError("PersistenceError")<{
+export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
   readonly method: string
   readonly reason: "Unavailable" | "Corrupt" | "Unknown"
   readonly cause?: unknown
   /** For a corrupt record: its store key (a token key, never a raw token). */
   readonly key?: string
 }> {
+  /** @since 0.1.0 */
+  readonly [SessionStoreErrorTypeId]: SessionStoreErrorTypeId = SessionStoreErrorTypeId
   override get message(): string {
     const cause = this.cause instanceof Error ? `: ${this.cause.message}` : this.cause === undefined ? "" : `: ${String(this.cause)}`
     return `Persistence.${this.method} failed (${this.reason})${cause}`
   }
 }
+
+/**
+ * Whether a value is a {@link SessionStoreError} of this library.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isSessionStoreError = (u: unknown): u is SessionStoreError =>
+  typeof u === "object" && u !== null && SessionStoreErrorTypeId in u
 
 /**
  * The store operations. Keys are token keys (the SHA-256 of a token when `hashIdsAtRest`) and
@@ -69,30 +97,30 @@ export class PersistenceError extends Data.TaggedError("PersistenceError")<{
  */
 export interface PersistenceShape {
   /** The record under a token key: the session for its current token, or a redirect. */
-  readonly load: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>, PersistenceError>
+  readonly load: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>, SessionStoreError>
   /** A session by its internal key. */
-  readonly loadSession: (sessionKey: string) => Effect.Effect<Option.Option<Session>, PersistenceError>
+  readonly loadSession: (sessionKey: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
   /** Inserts a new session (and its token); `expiresAt` is its deadline for TTL-based stores. */
-  readonly create: (session: Session, expiresAt: number) => Effect.Effect<void, PersistenceError>
+  readonly create: (session: Session, expiresAt: number) => Effect.Effect<void, SessionStoreError>
   /**
    * Replaces the session if its stored version is `expectedVersion` (the new value carries the
    * next version). Keeps the user index in step. `false` when the version differs or it is gone.
    */
-  readonly save: (session: Session, expectedVersion: number, expiresAt: number) => Effect.Effect<boolean, PersistenceError>
+  readonly save: (session: Session, expectedVersion: number, expiresAt: number) => Effect.Effect<boolean, SessionStoreError>
   /**
    * Atomic rotation: if the stored session has version `expectedVersion` and its current token
    * is `redirect.tokenKey`, store `session` (new token, next version) and turn the old token into
    * `redirect` (until `redirect.expiresAt`) in one step. `false` otherwise.
    */
-  readonly rotate: (session: Session, expectedVersion: number, redirect: Redirect, expiresAt: number) => Effect.Effect<boolean, PersistenceError>
+  readonly rotate: (session: Session, expectedVersion: number, redirect: Redirect, expiresAt: number) => Effect.Effect<boolean, SessionStoreError>
   /** Deletes a session, its current token and its user-index entry. No-op when absent. */
-  readonly delete: (sessionKey: string) => Effect.Effect<void, PersistenceError>
+  readonly delete: (sessionKey: string) => Effect.Effect<void, SessionStoreError>
   /** Deletes whatever a token key holds (used to drop a corrupt record). No-op when absent. */
-  readonly deleteToken: (tokenKey: string) => Effect.Effect<void, PersistenceError>
+  readonly deleteToken: (tokenKey: string) => Effect.Effect<void, SessionStoreError>
   /** The live sessions of a user (the user index). */
-  readonly sessionsOfUser: (userId: string) => Effect.Effect<ReadonlyArray<Session>, PersistenceError>
+  readonly sessionsOfUser: (userId: string) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
   /** Removes expired sessions and redirects; returns how many records went. A no-op for stores with TTLs. */
-  readonly sweep: Effect.Effect<number, PersistenceError>
+  readonly sweep: Effect.Effect<number, SessionStoreError>
   /**
    * Token keys changed by other processes sharing this store (for cache coherence), and
    * {@link INVALIDATE_ALL} after an interruption of the channel. Stores that only one process can

@@ -12,7 +12,7 @@ import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import type { Schema } from "effect"
 import { makeSessions } from "./internal/sessions.js"
-import { Persistence, type PersistenceError } from "./Persistence.js"
+import { Persistence, type SessionStoreError } from "./Persistence.js"
 import * as Persistence_ from "./Persistence.js"
 import { SecureRandom } from "./SecureRandom.js"
 import * as SecureRandom_ from "./SecureRandom.js"
@@ -153,7 +153,7 @@ export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
  * @since 0.1.0
  * @category errors
  */
-export type SessionError = PersistenceError | SessionGoneError | SessionConflictError | SessionDataError
+export type SessionError = SessionStoreError | SessionGoneError | SessionConflictError | SessionDataError
 
 /**
  * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results are
@@ -184,15 +184,15 @@ export interface SessionsShape {
     token: string | undefined,
     client: Client,
     options?: { readonly create?: boolean }
-  ) => Effect.Effect<Resolution, PersistenceError>
+  ) => Effect.Effect<Resolution, SessionStoreError>
   /** {@link resolve} reduced to the session (the seed's `Start`). */
   readonly start: (
     token: string | undefined,
     client: Client,
     options?: { readonly create?: boolean }
-  ) => Effect.Effect<Option.Option<ActiveSession>, PersistenceError>
+  ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
   /** A new session for a client. */
-  readonly create: (client: Client) => Effect.Effect<ActiveSession, PersistenceError>
+  readonly create: (client: Client) => Effect.Effect<ActiveSession, SessionStoreError>
   /** The latest value of a session (cache, then store). */
   readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionError>
   /** The value under `key`. */
@@ -231,13 +231,13 @@ export interface SessionsShape {
   /** Detaches the user and rotates the token with no grace period. */
   readonly logOut: (handle: ActiveSession) => Effect.Effect<ActiveSession, SessionError>
   /** Ends every session of a user; returns how many ended. */
-  readonly logOutEverywhere: (userId: string) => Effect.Effect<number, PersistenceError>
+  readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
   /** The live sessions of a user. */
-  readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, PersistenceError>
+  readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
   /** Ends one session of a user by its public `id` (from {@link listSessions}). */
-  readonly endSession: (userId: string, id: string) => Effect.Effect<boolean, PersistenceError>
+  readonly endSession: (userId: string, id: string) => Effect.Effect<boolean, SessionStoreError>
   /** Ends the session. */
-  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, PersistenceError>
+  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionStoreError>
   /** Empties the local cache (nothing is pending: every change was written through). */
   readonly flush: Effect.Effect<void>
   /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */

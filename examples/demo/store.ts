@@ -38,7 +38,7 @@ export const defaultDatabaseUrl = "postgres://postgres@127.0.0.1:5432/postgres"
 const load = <A>(what: string, f: () => Promise<A>) =>
   Effect.tryPromise({
     try: f,
-    catch: (cause) => new Persistence.PersistenceError({ method: `demo.load(${what})`, reason: "Unknown", cause })
+    catch: (cause) => new Persistence.SessionStoreError({ method: `demo.load(${what})`, reason: "Unknown", cause })
   })
 
 /**
@@ -62,7 +62,7 @@ export const describe = (kind: StoreKind, target?: string): string => {
  */
 export const layerFor = (
   kind: StoreKind
-): Layer.Layer<Persistence.Persistence, Persistence.PersistenceError | ConfigError, SecureRandom.SecureRandom> => {
+): Layer.Layer<Persistence.Persistence, Persistence.SessionStoreError | ConfigError, SecureRandom.SecureRandom> => {
   switch (kind) {
     case "memory":
       return Persistence.layerMemory
@@ -111,5 +111,5 @@ export const storeTarget = (kind: StoreKind): Effect.Effect<string, ConfigError>
 }
 
 /** The store that `SESSIONS_STORE` names. */
-export const layer: Layer.Layer<Persistence.Persistence, Persistence.PersistenceError | ConfigError, SecureRandom.SecureRandom> =
+export const layer: Layer.Layer<Persistence.Persistence, Persistence.SessionStoreError | ConfigError, SecureRandom.SecureRandom> =
   Layer.unwrapEffect(Effect.map(storeKind, layerFor))

@@ -10,7 +10,7 @@ import { assert, describe, layer } from "@effect/vitest"
 import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Option, Queue, Stream, TestClock, TestContext } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Codec from "../../src/Codec.js"
-import { Persistence, PersistenceError, type PersistenceShape } from "../../src/Persistence.js"
+import { Persistence, SessionStoreError, type PersistenceShape } from "../../src/Persistence.js"
 import { Redirect, Session, type TokenRecord } from "../../src/Session.js"
 import { arbSession } from "../arbitraries.js"
 
@@ -105,19 +105,19 @@ const assertSome = <A>(o: Option.Option<A>, expected: A) => {
 }
 const assertNone = (o: Option.Option<unknown>, what = "record") => assert.isTrue(Option.isNone(o), `expected no ${what}, got one`)
 
-/** The error of a failed effect — which must be a typed PersistenceError, never a defect. */
-const persistenceFailure = <A>(exit: Exit.Exit<A, PersistenceError>): PersistenceError => {
+/** The error of a failed effect — which must be a typed SessionStoreError, never a defect. */
+const persistenceFailure = <A>(exit: Exit.Exit<A, SessionStoreError>): SessionStoreError => {
   assert.isTrue(Exit.isFailure(exit), "expected a failure")
   if (Exit.isSuccess(exit)) throw new Error("unreachable")
   assert.isFalse(Cause.isDie(exit.cause), `a defect instead of a typed error: ${Cause.pretty(exit.cause)}`)
   const failure = Cause.failureOption(exit.cause)
   assert.isTrue(Option.isSome(failure), `no typed failure: ${Cause.pretty(exit.cause)}`)
   const e = Option.getOrThrow(failure)
-  assert.instanceOf(e, PersistenceError)
+  assert.instanceOf(e, SessionStoreError)
   return e
 }
 
-const assertCorrupt = (exit: Exit.Exit<unknown, PersistenceError>, method: string, key: string) => {
+const assertCorrupt = (exit: Exit.Exit<unknown, SessionStoreError>, method: string, key: string) => {
   const e = persistenceFailure(exit)
   assert.strictEqual(e.reason, "Corrupt")
   assert.strictEqual(e.method, method)

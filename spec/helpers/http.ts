@@ -189,17 +189,17 @@ export const countedMemory = Effect.gen(function*() {
 
 /**
  * Wraps a store so that it can be switched off: while down, every method fails with
- * `PersistenceError({ method, reason: "Unavailable" })`.
+ * `SessionStoreError({ method, reason: "Unavailable" })`.
  */
 export const switchable = (store: Persistence.PersistenceShape) => {
   let down = false
   const guard = <Args extends ReadonlyArray<unknown>, A>(
     method: string,
-    f: (...args: Args) => Effect.Effect<A, Persistence.PersistenceError>
+    f: (...args: Args) => Effect.Effect<A, Persistence.SessionStoreError>
   ) =>
-  (...args: Args): Effect.Effect<A, Persistence.PersistenceError> =>
+  (...args: Args): Effect.Effect<A, Persistence.SessionStoreError> =>
     Effect.suspend(() =>
-      down ? Effect.fail(new Persistence.PersistenceError({ method, reason: "Unavailable", cause: "store switched off" })) : f(...args)
+      down ? Effect.fail(new Persistence.SessionStoreError({ method, reason: "Unavailable", cause: "store switched off" })) : f(...args)
     )
   const shape: Persistence.PersistenceShape = {
     load: guard("load", store.load),
@@ -210,7 +210,7 @@ export const switchable = (store: Persistence.PersistenceShape) => {
     delete: guard("delete", store.delete),
     deleteToken: guard("deleteToken", store.deleteToken),
     sessionsOfUser: guard("sessionsOfUser", store.sessionsOfUser),
-    sweep: Effect.suspend(() => (down ? Effect.fail(new Persistence.PersistenceError({ method: "sweep", reason: "Unavailable" })) : store.sweep)),
+    sweep: Effect.suspend(() => (down ? Effect.fail(new Persistence.SessionStoreError({ method: "sweep", reason: "Unavailable" })) : store.sweep)),
     invalidations: Stream.empty
   }
   return {

@@ -10,7 +10,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlError } from "@effect/sql/SqlError"
 import type { ConfigError } from "effect/ConfigError"
 import { Config, Layer, Redacted } from "effect"
-import { type Persistence, PersistenceError } from "../Persistence.js"
+import { type Persistence, SessionStoreError } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
@@ -42,11 +42,11 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => ({
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Persistence, PersistenceError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError, SecureRandom> => {
   const { client: _client, url: _url, ...storeOptions } = options
   return Sql.layer(storeOptions).pipe(
     Layer.provide(PgClient.layer(clientConfig(options))),
-    Layer.mapError((e) => isSqlError(e) ? new PersistenceError({ method: "connect", reason: "Unavailable", cause: e }) : e)
+    Layer.mapError((e) => isSqlError(e) ? new SessionStoreError({ method: "connect", reason: "Unavailable", cause: e }) : e)
   )
 }
 
@@ -61,7 +61,7 @@ export const layerConfig = (
     readonly url?: Config.Config<Redacted.Redacted> | undefined
     readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
   } = {}
-): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
   const { client, url, ...storeOptions } = options
   return Layer.unwrapEffect(
     Config.map(url ?? Config.redacted("DATABASE_URL"), (value) => layer({ ...storeOptions, client, url: value }))

@@ -7,7 +7,7 @@
  * a second connection subscribes, and `invalidations` yields the keys written by other processes.
  *
  * The client fails fast during an outage (no offline queue, a 1 s command timeout): a request
- * gets a `PersistenceError` with reason `"Unavailable"` instead of hanging, and the client keeps
+ * gets a `SessionStoreError` with reason `"Unavailable"` instead of hanging, and the client keeps
  * reconnecting in the background. Needs a standalone Redis (or one primary), not Redis Cluster.
  *
  * @since 0.1.0
@@ -19,7 +19,7 @@ import type { Scope } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
 import * as Ids from "../Ids.js"
 import { failFastOptions, makeRedisStore } from "../internal/redisStore.js"
-import { Persistence, type PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 
 /**
@@ -83,7 +83,7 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<PersistenceShape, PersistenceError, SecureRandom | Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError, SecureRandom | Scope.Scope> =>
   Effect.gen(function*() {
     const originId = options.originId ?? (yield* Ids.randomId(16))
     return yield* makeRedisStore({
@@ -103,7 +103,7 @@ export const make = (options: Options = {}): Effect.Effect<PersistenceShape, Per
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, PersistenceError, SecureRandom> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SecureRandom> =>
   Layer.scoped(Persistence, make(options))
 
 /**
@@ -114,7 +114,7 @@ export const layer = (options: Options = {}): Layer.Layer<Persistence, Persisten
  */
 export const layerConfig = (
   options: Omit<Options, "url" | "client"> & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
-): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
   const { url, ...rest } = options
   return Layer.unwrapEffect(
     Effect.map(

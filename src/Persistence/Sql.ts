@@ -26,7 +26,7 @@ import type { Scope } from "effect"
 import { Config, Effect, Layer, Redacted, Stream } from "effect"
 import * as Ids from "../Ids.js"
 import { makeSqlStore } from "../internal/sqlStore.js"
-import { Persistence, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { Persistence, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 
 /**
@@ -83,7 +83,7 @@ export interface Options {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<PersistenceShape, PersistenceError, SqlClientService | SecureRandom | Scope.Scope> =>
+): Effect.Effect<PersistenceShape, SessionStoreError, SqlClientService | SecureRandom | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient
     const originId = options.originId ?? (yield* Ids.randomId(16))
@@ -103,7 +103,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, PersistenceError, SqlClientService | SecureRandom> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SqlClientService | SecureRandom> =>
   Layer.scoped(Persistence, make(options))
 
 /**
@@ -138,20 +138,20 @@ export const parseDatabaseUrl = (
  */
 export const layerConfig = (
   options: Options & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
-): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
   const { url, ...storeOptions } = options
   return Layer.unwrapEffect(Effect.gen(function*() {
     const value = Redacted.value(yield* (url ?? Config.redacted("DATABASE_URL")))
     const target = parseDatabaseUrl(value)
     if (target === undefined) {
-      return yield* new PersistenceError({
+      return yield* new SessionStoreError({
         method: "layerConfig",
         reason: "Unknown",
         cause: new Error("DATABASE_URL must start with sqlite:, file:, postgres: or postgresql:")
       })
     }
     const load = <A>(f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: (cause) => new PersistenceError({ method: "layerConfig", reason: "Unknown", cause }) })
+      Effect.tryPromise({ try: f, catch: (cause) => new SessionStoreError({ method: "layerConfig", reason: "Unknown", cause }) })
     if (target._tag === "Pg") {
       const Pg = yield* load(() => import("./Pg.js"))
       return Pg.layer({ ...storeOptions, url: Redacted.make(target.url) })

@@ -9,7 +9,7 @@
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { ConfigError } from "effect/ConfigError"
 import { Layer } from "effect"
-import type { Persistence, PersistenceError } from "../Persistence.js"
+import type { Persistence, SessionStoreError } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
@@ -33,7 +33,7 @@ export interface Options extends Sql.Options {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Persistence, PersistenceError | ConfigError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
   const { client, filename, ...storeOptions } = options
   return Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))
 }

@@ -8,10 +8,10 @@ import type { Schema } from "effect"
 import { Effect, Option, Redacted, Ref } from "effect"
 import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
-import type { PersistenceError } from "../Persistence.js"
+import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
 import type { Client, Json, Session } from "../Session.js"
 import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
-import { Sessions } from "../Sessions.js"
+import { SessionConflictError, SessionGoneError, Sessions } from "../Sessions.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
@@ -23,11 +23,10 @@ interface RequestState {
   cookie: CookieAction
 }
 
-const isTagged = (tag: string) => (u: unknown): boolean =>
-  typeof u === "object" && u !== null && "_tag" in u && (u as { _tag: unknown })._tag === tag
-
-const isUnavailable = (u: unknown) => isTagged("PersistenceError")(u) || isTagged("SessionConflictError")(u)
-const isGone = isTagged("SessionGoneError")
+// Recognised by class and type id, never by a `_tag` string another library may use too
+// (`@effect/experimental` has a `PersistenceError` of its own): an app's own errors pass through.
+const isUnavailable = (u: unknown): boolean => isSessionStoreError(u) || u instanceof SessionConflictError
+const isGone = (u: unknown): u is SessionGoneError => u instanceof SessionGoneError
 
 const clearedState: RequestState = { handle: Option.none(), cookie: "clear" }
 
@@ -51,7 +50,7 @@ class RequestSession implements CurrentSessionShape {
     return Ref.set<RequestState>(this.state, { handle: Option.some(h), cookie: "set" })
   }
   /** The session, created now if the request has none; two fibers of one request create one. */
-  private get ensureHandle(): Effect.Effect<ActiveSession, PersistenceError> {
+  private get ensureHandle(): Effect.Effect<ActiveSession, SessionStoreError> {
     return Effect.flatMap(this.handle, (h) =>
       Option.isSome(h)
         ? Effect.succeed(h.value)

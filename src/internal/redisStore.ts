@@ -22,7 +22,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 const LIB = `
@@ -269,14 +269,14 @@ const ignoreErrors = () => {}
  *
  * @internal
  */
-export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<PersistenceShape, PersistenceError, Scope.Scope> =>
+export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<PersistenceShape, SessionStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
     const p = options.prefix
     const channel = `${p}invalidate`
     const origin = options.originId
     const connectTimeout = options.connectTimeout ?? 5000
-    const unavailable = (method: string) => (cause: unknown) => new PersistenceError({ method, reason: "Unavailable", cause })
+    const unavailable = (method: string) => (cause: unknown) => new SessionStoreError({ method, reason: "Unavailable", cause })
 
     const client: Redis = options.client ?? (yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -292,11 +292,11 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     }
     const commands = client as unknown as Commands
 
-    const call = <A>(method: string, f: () => Promise<A>): Effect.Effect<A, PersistenceError> =>
+    const call = <A>(method: string, f: () => Promise<A>): Effect.Effect<A, SessionStoreError> =>
       Effect.tryPromise({ try: f, catch: unavailable(method) })
-    const corrupt = (method: string, key: string, cause: unknown) => new PersistenceError({ method, reason: "Corrupt", key, cause })
+    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
 
-    const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, PersistenceError> =>
+    const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, SessionStoreError> =>
       Either.match(Codec.decodeSession(text), {
         onLeft: (e) => Effect.fail(corrupt(method, key, e)),
         onRight: Effect.succeed
@@ -308,7 +308,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
 
     // -- operations -----------------------------------------------------------------------------
 
-    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
+    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
       Effect.gen(function*() {
         const reply = (yield* call("load", () => commands.effectSessionsLoad(`${p}t:${tokenKey}`, p))) as
           | null
@@ -330,7 +330,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         return Option.some<TokenRecord>(yield* decodeSession("load", tokenKey, record))
       })
 
-    const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, PersistenceError> =>
+    const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const reply = (yield* call("loadSession", () => commands.effectSessionsLoadSession(`${p}s:${sessionKey}`, p))) as
           | null
@@ -341,7 +341,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         return Option.some(yield* decodeSession("loadSession", sessionKey, reply))
       })
 
-    const create = (session: Session, expiresAt: number): Effect.Effect<void, PersistenceError> =>
+    const create = (session: Session, expiresAt: number): Effect.Effect<void, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         yield* call("create", () =>
@@ -357,7 +357,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
           ))
       })
 
-    const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, PersistenceError> =>
+    const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const won = yield* call("save", () =>
@@ -381,7 +381,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       expectedVersion: number,
       redirect: Redirect,
       expiresAt: number
-    ): Effect.Effect<boolean, PersistenceError> =>
+    ): Effect.Effect<boolean, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const won = yield* call("rotate", () =>
@@ -403,13 +403,13 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         return won === 1
       })
 
-    const del = (sessionKey: string): Effect.Effect<void, PersistenceError> =>
+    const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("delete", () => commands.effectSessionsDelete(`${p}s:${sessionKey}`, p, origin, sessionKey)))
 
-    const deleteToken = (tokenKey: string): Effect.Effect<void, PersistenceError> =>
+    const deleteToken = (tokenKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("deleteToken", () => commands.effectSessionsDeleteToken(`${p}t:${tokenKey}`, p, origin, tokenKey)))
 
-    const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, PersistenceError> =>
+    const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
         const out: Array<Session> = []

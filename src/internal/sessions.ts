@@ -7,7 +7,7 @@
 import { Clock, Duration, Effect, Either, Metric, Option, Random, Redacted, Schema, Stream } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
-import { INVALIDATE_ALL, Persistence, type PersistenceError } from "../Persistence.js"
+import { INVALIDATE_ALL, Persistence, type SessionStoreError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
 import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
@@ -95,7 +95,7 @@ export const makeSessions = Effect.gen(function*() {
   }
   const overtaken = (tk: string, since: number) => clearedAtEpoch > since || (invalidatedAt.get(tk) ?? 0) > since
 
-  const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
+  const loadRecord = (tk: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
     Effect.flatMap(cache.get(tk), (cached) => {
       if (Option.isSome(cached)) {
         return Effect.suspend(() =>
@@ -116,7 +116,7 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   /** The latest stored value of a session; `hint` is a token key that probably holds it in the cache. */
-  const latest = (sessionKey: string, hint: string): Effect.Effect<Option.Option<Session>, PersistenceError> =>
+  const latest = (sessionKey: string, hint: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
     Effect.flatMap(cache.get(hint), (cached) =>
       Option.isSome(cached) && cached.value._tag === "Session" && cached.value.key === sessionKey
         ? Effect.succeed(Option.some(cached.value))
@@ -145,7 +145,7 @@ export const makeSessions = Effect.gen(function*() {
   })
 
   // ---- creation
-  const create = (client: Client): Effect.Effect<ActiveSession, PersistenceError> =>
+  const create = (client: Client): Effect.Effect<ActiveSession, SessionStoreError> =>
     Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       const token = yield* newToken
@@ -162,7 +162,7 @@ export const makeSessions = Effect.gen(function*() {
     sessionKey: string,
     token: string,
     options: { readonly grace: boolean; readonly change?: (s: Session) => Session }
-  ): Effect.Effect<Option.Option<ActiveSession>, PersistenceError> =>
+  ): Effect.Effect<Option.Option<ActiveSession>, SessionStoreError> =>
     Effect.gen(function*() {
       const tk = keyOf(token)
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -198,7 +198,7 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   // ---- resolution (DESIGN §3)
-  const resolveToken = (token: string, client: Client, hops: number, followed: boolean): Effect.Effect<Resolution, PersistenceError> =>
+  const resolveToken = (token: string, client: Client, hops: number, followed: boolean): Effect.Effect<Resolution, SessionStoreError> =>
     Effect.gen(function*() {
       const tk = keyOf(token)
       const record = yield* loadRecord(tk).pipe(
@@ -305,9 +305,9 @@ export const makeSessions = Effect.gen(function*() {
     client: Client,
     options: { readonly create?: boolean } | undefined,
     project: (r: Resolution) => A
-  ): Effect.Effect<A, PersistenceError> => {
+  ): Effect.Effect<A, SessionStoreError> => {
     const create_ = options?.create === true
-    const orCreate = (r: Resolution): Effect.Effect<Resolution, PersistenceError> =>
+    const orCreate = (r: Resolution): Effect.Effect<Resolution, SessionStoreError> =>
       Option.isSome(r.session) || !create_
         ? Effect.succeed(r)
         : Effect.map(create(client), (h) => resolution(Option.some(h), "set", "created"))
@@ -403,7 +403,7 @@ export const makeSessions = Effect.gen(function*() {
       ))
 
   /** The token that currently leads to the handle's session, following redirects from the handle's token. */
-  const currentToken = (handle: ActiveSession): Effect.Effect<Option.Option<string>, PersistenceError> =>
+  const currentToken = (handle: ActiveSession): Effect.Effect<Option.Option<string>, SessionStoreError> =>
     Effect.gen(function*() {
       let token = Redacted.value(handle.token)
       for (let hop = 0; hop <= MAX_HOPS; hop++) {

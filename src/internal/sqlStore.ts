@@ -28,7 +28,7 @@ import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, PersistenceError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import { sleepReal } from "./realTime.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
@@ -64,12 +64,12 @@ interface TokenRow {
  *
  * @internal
  */
-export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<PersistenceShape, PersistenceError, Scope.Scope> =>
+export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<PersistenceShape, SessionStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
     const prefix = options.tablePrefix
     if (!IDENTIFIER.test(prefix)) {
-      return yield* new PersistenceError({
+      return yield* new SessionStoreError({
         method: "init",
         reason: "Unknown",
         cause: new Error(`tablePrefix must match ${IDENTIFIER.source}, got ${JSON.stringify(prefix)}`)
@@ -87,9 +87,9 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     // Without a channel to listen on, nobody would hear the notifications: do not send them.
     const notifying = notifications !== undefined
 
-    const unavailable = (method: string) => (cause: SqlError) => new PersistenceError({ method, reason: "Unavailable", cause })
-    const corrupt = (method: string, key: string, cause: unknown) => new PersistenceError({ method, reason: "Corrupt", key, cause })
-    const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | PersistenceError, R>) =>
+    const unavailable = (method: string) => (cause: SqlError) => new SessionStoreError({ method, reason: "Unavailable", cause })
+    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
       Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
 
     // -- schema ---------------------------------------------------------------------------------
@@ -131,13 +131,13 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           sql`SELECT ${sql.csv(tokenKeys.map((k) => sql`pg_notify(${channel}, ${`${options.originId}:${k}`})`))}`
         )
 
-    const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, PersistenceError> =>
+    const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, SessionStoreError> =>
       Either.match(Codec.decodeSession(text), {
         onLeft: (e) => Effect.fail(corrupt(method, key, e)),
         onRight: Effect.succeed
       })
 
-    const decodeRedirect = (method: string, key: string, text: string): Effect.Effect<Redirect, PersistenceError> =>
+    const decodeRedirect = (method: string, key: string, text: string): Effect.Effect<Redirect, SessionStoreError> =>
       Either.match(Codec.decode(text), {
         onLeft: (e) => Effect.fail(corrupt(method, key, e)),
         onRight: (r) => r._tag === "Redirect" ? Effect.succeed(r) : Effect.fail(corrupt(method, key, new Error("a session where a redirect belongs")))
@@ -161,7 +161,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // -- operations -----------------------------------------------------------------------------
 
-    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, PersistenceError> =>
+    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const rows = yield* run(
@@ -178,7 +178,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         return Option.some<TokenRecord>(yield* decodeSession("load", tokenKey, row.record))
       })
 
-    const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, PersistenceError> =>
+    const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const rows = yield* run(
@@ -189,7 +189,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         return row === undefined ? Option.none() : Option.some(yield* decodeSession("loadSession", sessionKey, row.record))
       })
 
-    const create = (session: Session, expiresAt: number): Effect.Effect<void, PersistenceError> =>
+    const create = (session: Session, expiresAt: number): Effect.Effect<void, SessionStoreError> =>
       run(
         "create",
         sql.withTransaction(Effect.gen(function*() {
@@ -205,7 +205,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         }))
       )
 
-    const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, PersistenceError> => {
+    const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, SessionStoreError> => {
       const update = sql`UPDATE ${sessions}
         SET user_id = ${userIdOf(session)}, version = ${session.version}, expires_at = ${ms(expiresAt + retention)},
             record = ${Codec.encodeSession(session)}
@@ -225,7 +225,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       expectedVersion: number,
       redirect: Redirect,
       expiresAt: number
-    ): Effect.Effect<boolean, PersistenceError> =>
+    ): Effect.Effect<boolean, SessionStoreError> =>
       run(
         "rotate",
         sql.withTransaction(Effect.gen(function*() {
@@ -246,13 +246,13 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         }))
       )
 
-    const del = (sessionKey: string): Effect.Effect<void, PersistenceError> =>
+    const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> =>
       run(
         "delete",
         sql.withTransaction(Effect.flatMap(removeSession(sessionKey), notify))
       )
 
-    const deleteToken = (tokenKey: string): Effect.Effect<void, PersistenceError> =>
+    const deleteToken = (tokenKey: string): Effect.Effect<void, SessionStoreError> =>
       run(
         "deleteToken",
         sql.withTransaction(Effect.gen(function*() {
@@ -267,7 +267,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         }))
       )
 
-    const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, PersistenceError> =>
+    const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const rows = yield* run(
@@ -278,7 +278,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
       })
 
-    const sweep: Effect.Effect<number, PersistenceError> = Effect.gen(function*() {
+    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       return yield* run(
         "sweep",
