@@ -14,6 +14,7 @@ import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import {
   canonicalIp as canonical,
+  COOKIE,
   CookieJar,
   countedMemory,
   fromWeb,
@@ -33,7 +34,7 @@ import {
 const TOKEN = /^[A-Za-z0-9_-]{43}$/
 
 /** The one `Set-Cookie` for `name` that sets (not removes) it. */
-const setCookie = (r: Reply, name = "id"): SetCookie => {
+const setCookie = (r: Reply, name = COOKIE): SetCookie => {
   const c = r.cookie(name)
   assert.isDefined(c, `expected a Set-Cookie for ${name}, got ${JSON.stringify(r.setCookies.map((s) => s.raw))}`)
   assert.isFalse(isRemoval(c!), `expected a set, got a removal: ${c!.raw}`)
@@ -41,7 +42,7 @@ const setCookie = (r: Reply, name = "id"): SetCookie => {
 }
 
 /** Asserts that the response removes cookie `name`. */
-const assertCleared = (r: Reply, name = "id") => {
+const assertCleared = (r: Reply, name = COOKIE) => {
   const c = r.cookie(name)
   assert.isDefined(c, `expected the cookie ${name} to be cleared, got no Set-Cookie`)
   assert.isTrue(isRemoval(c!), `expected a removal, got ${c!.raw}`)
@@ -62,13 +63,13 @@ const post = (url: string, jar?: CookieJar, headers?: Record<string, string>) =>
   send(url, { method: "POST", ...(jar ? { jar } : {}), ...(headers ? { headers } : {}) })
 
 describe("Http: the session cookie", () => {
-  it.scoped("a new session: name id, HttpOnly, Secure, SameSite=Lax, Path=/, no Domain, Cache-Control: no-store", () =>
+  it.scoped("a new session: name __Host-id, HttpOnly, Secure, SameSite=Lax, Path=/, no Domain, Cache-Control: no-store", () =>
     Effect.gen(function*() {
       const { url } = yield* start()
       const r = yield* post(`${url}/count`)
       assert.strictEqual(r.status, 200)
       const c = setCookie(r)
-      assert.strictEqual(c.name, "id")
+      assert.strictEqual(c.name, COOKIE)
       assert.match(c.value, TOKEN)
       assert.isTrue(c.attributes.has("httponly"))
       assert.isTrue(c.attributes.has("secure"))
@@ -85,7 +86,7 @@ describe("Http: the session cookie", () => {
       const { calls, url } = yield* start({ cookie: { name: "__Host-sid", sameSite: "strict" } })
       const r = yield* post(`${url}/count`)
       const c = setCookie(r, "__Host-sid")
-      assert.isUndefined(r.cookie("id"))
+      assert.isUndefined(r.cookie(COOKIE))
       assert.match(c.value, TOKEN)
       assert.strictEqual(c.attributes.get("samesite")?.toLowerCase(), "strict")
       assert.isTrue(c.attributes.has("secure"))
@@ -99,7 +100,7 @@ describe("Http: the session cookie", () => {
       assertNoCookie(again)
       // … and the default name means nothing: no store call, no session.
       const before = calls().load ?? 0
-      const other = yield* send(`${url}/read`, { cookie: `id=${c.value}` })
+      const other = yield* send(`${url}/read`, { cookie: `${COOKIE}=${c.value}` })
       assert.deepStrictEqual(other.json(), { count: null, user: null })
       assert.strictEqual(calls().load ?? 0, before)
     }))
@@ -107,12 +108,12 @@ describe("Http: the session cookie", () => {
   it.scoped("a configured domain and path, partitioned, and secure: false", () =>
     Effect.gen(function*() {
       const a = yield* start({ cookie: { domain: "example.com", path: "/app", partitioned: true } })
-      const c = setCookie(yield* post(`${a.url}/count`))
+      const c = setCookie(yield* post(`${a.url}/count`), "id")
       assert.strictEqual(c.attributes.get("domain")?.replace(/^\./, ""), "example.com")
       assert.strictEqual(c.attributes.get("path"), "/app")
       assert.isTrue(c.attributes.has("partitioned"))
       const b = yield* start({ cookie: { secure: false, httpOnly: false } })
-      const d = setCookie(yield* post(`${b.url}/count`))
+      const d = setCookie(yield* post(`${b.url}/count`), "id")
       assert.isFalse(d.attributes.has("secure"))
       assert.isFalse(d.attributes.has("httponly"))
     }))
@@ -123,9 +124,9 @@ describe("Http: the session cookie", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
       const r = yield* post(`${url}/destroy`, jar)
-      assertCleared(r)
-      assert.strictEqual(r.cookie()!.attributes.get("path"), "/app")
-      assert.strictEqual(r.cookie()!.attributes.get("domain")?.replace(/^\./, ""), "example.com")
+      assertCleared(r, "id")
+      assert.strictEqual(r.cookie("id")!.attributes.get("path"), "/app")
+      assert.strictEqual(r.cookie("id")!.attributes.get("domain")?.replace(/^\./, ""), "example.com")
     }))
 })
 
@@ -153,7 +154,7 @@ describe("Http: lazy creation", () => {
       assert.deepStrictEqual(more.json(), { count: 2 })
       assertNoCookie(more)
       assert.strictEqual(calls().create, 1)
-      assert.strictEqual(jar.get("id"), c.value)
+      assert.strictEqual(jar.get(COOKIE), c.value)
     }))
 
   it.scoped("Http.middleware({ create: true }) creates eagerly, once", () =>
@@ -174,11 +175,11 @@ describe("Http: lazy creation", () => {
   it.scoped("an unknown well-formed token: no session, nothing is created, and the cookie is left alone", () =>
     Effect.gen(function*() {
       const { calls, url } = yield* start()
-      const r = yield* send(`${url}/read`, { cookie: `id=${"A".repeat(43)}` })
+      const r = yield* send(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}` })
       assert.strictEqual(r.status, 200)
       assert.deepStrictEqual(r.json(), { count: null, user: null })
       // Removing a cookie goes by name: the browser may hold a newer token already.
-      assert.isUndefined(r.setCookies.find((c) => c.name === "id"), "no Set-Cookie for an unknown token")
+      assert.isUndefined(r.setCookies.find((c) => c.name === COOKIE), "no Set-Cookie for an unknown token")
       assert.strictEqual(calls().load, 1)
       assert.strictEqual(calls().create ?? 0, 0)
     }))
@@ -214,7 +215,7 @@ describe("Http: expiry", () => {
       const { url } = yield* start({ idleTimeout: "10 minutes", touchInterval: "1 minute" })
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const token = jar.get("id")!
+      const token = jar.get(COOKIE)!
       yield* TestClock.adjust("9 minutes")
       assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
       // The read touched the session: another 9 minutes are fine, 10 idle minutes are not.
@@ -225,9 +226,9 @@ describe("Http: expiry", () => {
       assert.deepStrictEqual(r.json(), { count: null, user: null })
       assertCleared(r)
       // The first token was rotated away long ago: it leads nowhere, and leaves the cookie alone.
-      const old = yield* send(`${url}/read`, { cookie: `id=${token}` })
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })
       assert.deepStrictEqual(old.json(), { count: null, user: null })
-      assert.isUndefined(old.setCookies.find((c) => c.name === "id"))
+      assert.isUndefined(old.setCookies.find((c) => c.name === COOKIE))
     }))
 
   it.scoped("the absolute timeout ends an active session", () =>
@@ -274,7 +275,7 @@ describe("Http: rotation and the grace period", () => {
       const { calls, url } = yield* start(config)
       const jar = new CookieJar()
       for (let i = 0; i < 3; i++) yield* post(`${url}/count`, jar)
-      const old = jar.get("id")!
+      const old = jar.get(COOKIE)!
       yield* TestClock.adjust("1500 millis")
       const rotation = yield* send(`${url}/read`, { jar })
       const successor = setCookie(rotation).value
@@ -284,7 +285,7 @@ describe("Http: rotation and the grace period", () => {
 
       const replies = yield* Effect.forEach(
         Array.from({ length: 20 }, () => old),
-        (token) => send(`${url}/count`, { method: "POST", cookie: `id=${token}` }),
+        (token) => send(`${url}/count`, { method: "POST", cookie: `${COOKIE}=${token}` }),
         { concurrency: "unbounded" }
       )
       for (const r of replies) {
@@ -293,7 +294,7 @@ describe("Http: rotation and the grace period", () => {
       }
       const counts = replies.map((r) => r.json().count as number).sort((a, b) => a - b)
       assert.deepStrictEqual(counts, Array.from({ length: 20 }, (_, i) => before + 1 + i))
-      const final = yield* send(`${url}/read`, { cookie: `id=${successor}` })
+      const final = yield* send(`${url}/read`, { cookie: `${COOKIE}=${successor}` })
       assert.deepStrictEqual(final.json(), { count: before + 20, user: null })
       assert.strictEqual(calls().rotate, 1)
     }))
@@ -303,11 +304,11 @@ describe("Http: rotation and the grace period", () => {
       const { calls, url } = yield* start(config)
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const old = jar.get("id")!
+      const old = jar.get(COOKIE)!
       yield* TestClock.adjust("1500 millis")
       const replies = yield* Effect.forEach(
         Array.from({ length: 20 }, () => old),
-        (token) => send(`${url}/count`, { method: "POST", cookie: `id=${token}` }),
+        (token) => send(`${url}/count`, { method: "POST", cookie: `${COOKIE}=${token}` }),
         { concurrency: "unbounded" }
       )
       const tokens = new Set(replies.map((r) => setCookie(r).value))
@@ -323,15 +324,15 @@ describe("Http: rotation and the grace period", () => {
       const { url } = yield* start(config)
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const old = jar.get("id")!
+      const old = jar.get(COOKIE)!
       yield* TestClock.adjust("1500 millis")
       const successor = setCookie(yield* send(`${url}/read`, { jar })).value
       yield* TestClock.adjust("30 seconds")
-      const late = yield* send(`${url}/read`, { cookie: `id=${old}` })
+      const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${old}` })
       assert.deepStrictEqual(late.json(), { count: null, user: null })
       for (const c of late.setCookies) assert.isTrue(isRemoval(c), c.raw)
       // The successor lives on (it is itself due for rotation by now).
-      const current = yield* send(`${url}/read`, { cookie: `id=${successor}` })
+      const current = yield* send(`${url}/read`, { cookie: `${COOKIE}=${successor}` })
       assert.deepStrictEqual(current.json(), { count: 1, user: null })
     }))
 
@@ -372,12 +373,12 @@ describe("Http: anomalies", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar, { "user-agent": "Browser/1" })
       yield* post(`${url}/count`, jar, { "user-agent": "Browser/1" })
-      const token = jar.get("id")!
+      const token = jar.get(COOKIE)!
       const changed = yield* send(`${url}/read`, { jar, headers: { "user-agent": "Browser/2" } })
       assert.deepStrictEqual(changed.json(), { count: null, user: null })
       assertCleared(changed)
       assert.isAtLeast(calls().delete ?? 0, 1)
-      const original = yield* send(`${url}/read`, { cookie: `id=${token}`, headers: { "user-agent": "Browser/1" } })
+      const original = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}`, headers: { "user-agent": "Browser/1" } })
       assert.deepStrictEqual(original.json(), { count: null, user: null })
     }))
 
@@ -409,12 +410,12 @@ describe("Http: anomalies", () => {
       const jar = new CookieJar()
       const ua = { "user-agent": "Browser/1" }
       yield* post(`${url}/count`, jar, { ...ua, "x-forwarded-for": origin.join(".") })
-      const token = jar.get("id")!
+      const token = jar.get(COOKIE)!
       const r = yield* send(`${url}/read`, { jar, headers: { ...ua, "x-forwarded-for": to } })
       if (destroyed) {
         assert.deepStrictEqual(r.json(), { count: null, user: null })
         assertCleared(r)
-        const back = yield* send(`${url}/read`, { cookie: `id=${token}`, headers: { ...ua, "x-forwarded-for": origin.join(".") } })
+        const back = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}`, headers: { ...ua, "x-forwarded-for": origin.join(".") } })
         assert.deepStrictEqual(back.json(), { count: null, user: null })
       } else {
         assert.deepStrictEqual(r.json(), { count: 1, user: null })
@@ -508,7 +509,7 @@ describe("Http: a failing store", () => {
         const jar = new CookieJar()
         yield* post(`${url}/count`, jar)
         yield* post(`${url}/count`, jar)
-        const token = jar.get("id")!
+        const token = jar.get(COOKIE)!
         yield* setDown(true)
 
         // A write with a valid cookie: 503, no cookie.
@@ -524,7 +525,7 @@ describe("Http: a failing store", () => {
         const fresh = yield* post(`${url}/count`)
         assert.strictEqual(fresh.status, 503)
         assertNoCookie(fresh)
-        assert.strictEqual(jar.get("id"), token)
+        assert.strictEqual(jar.get(COOKIE), token)
 
         yield* setDown(false)
         const after = yield* send(`${url}/read`, { jar })
@@ -586,13 +587,13 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const { url } = yield* start()
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const before = jar.get("id")!
+      const before = jar.get(COOKIE)!
       const login = yield* post(`${url}/login/alice`, jar)
       assert.strictEqual(login.status, 204)
       const after = setCookie(login).value
       assert.notStrictEqual(after, before)
       assert.strictEqual(login.headers.get("cache-control"), "no-store")
-      const old = yield* send(`${url}/read`, { cookie: `id=${before}` })
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
       assert.deepStrictEqual(old.json(), { count: null, user: null })
       for (const c of old.setCookies) assert.isTrue(isRemoval(c), c.raw)
       const current = yield* send(`${url}/read`, { jar })
@@ -604,18 +605,18 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const { url } = yield* start({ idRotationInterval: "1 second", gracePeriod: "30 seconds" })
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const t1 = jar.get("id")!
+      const t1 = jar.get(COOKIE)!
       yield* TestClock.adjust("1500 millis")
       const t2 = setCookie(yield* send(`${url}/read`, { jar })).value
       // The old token (inside its grace period) logs in.
-      const login = yield* post(`${url}/login/alice`, undefined, { cookie: `id=${t1}` })
+      const login = yield* post(`${url}/login/alice`, undefined, { cookie: `${COOKIE}=${t1}` })
       const t3 = setCookie(login).value
       assert.notStrictEqual(t3, t1)
       assert.notStrictEqual(t3, t2)
       for (const token of [t1, t2]) {
-        assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `id=${token}` })).json(), { count: null, user: null })
+        assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
       }
-      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `id=${t3}` })).json(), { count: 1, user: "alice" })
+      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${t3}` })).json(), { count: 1, user: "alice" })
     }))
 
   // BUG: a request that still carries the pre-login token (sent before the login response came
@@ -628,10 +629,10 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const { url } = yield* start()
       const browser = new CookieJar()
       yield* post(`${url}/count`, browser)
-      const preLogin = browser.get("id")!
+      const preLogin = browser.get(COOKIE)!
       yield* post(`${url}/login/alice`, browser)
       // A request sent with the pre-login cookie is answered after the login; the browser applies its Set-Cookie.
-      const late = yield* send(`${url}/read`, { cookie: `id=${preLogin}` })
+      const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${preLogin}` })
       browser.update(late.setCookies)
       assert.deepStrictEqual((yield* send(`${url}/read`, { jar: browser })).json(), { count: 1, user: "alice" })
     }))
@@ -652,11 +653,11 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
       yield* post(`${url}/login/alice`, jar)
-      const loggedIn = jar.get("id")!
+      const loggedIn = jar.get(COOKIE)!
       const out = yield* post(`${url}/logout`, jar)
       const next = setCookie(out).value
       assert.notStrictEqual(next, loggedIn)
-      const old = yield* send(`${url}/read`, { cookie: `id=${loggedIn}` })
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${loggedIn}` })
       assert.deepStrictEqual(old.json(), { count: null, user: null })
       assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
     }))
@@ -675,15 +676,15 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const { url } = yield* start({ gracePeriod: "30 seconds" })
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const before = jar.get("id")!
+      const before = jar.get(COOKIE)!
       const r = yield* post(`${url}/regenerate`, jar)
       const after = setCookie(r).value
       assert.notStrictEqual(after, before)
-      const old = yield* send(`${url}/read`, { cookie: `id=${before}` })
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
       assert.deepStrictEqual(old.json(), { count: 1, user: null })
       assert.strictEqual(setCookie(old).value, after)
       yield* TestClock.adjust("31 seconds")
-      const late = yield* send(`${url}/read`, { cookie: `id=${before}` })
+      const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
       assert.deepStrictEqual(late.json(), { count: null, user: null })
       assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
     }))
@@ -693,11 +694,11 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const { url } = yield* start()
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const token = jar.get("id")!
+      const token = jar.get(COOKIE)!
       const r = yield* post(`${url}/destroy`, jar)
       assertCleared(r)
-      assert.isUndefined(jar.get("id"))
-      const old = yield* send(`${url}/read`, { cookie: `id=${token}` })
+      assert.isUndefined(jar.get(COOKIE))
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })
       assert.deepStrictEqual(old.json(), { count: null, user: null })
     }))
 
@@ -722,16 +723,16 @@ describe("Http: users and the session's end through CurrentSession", () => {
       assert.notStrictEqual(fromLaptop.find((s) => s.current)!.id, fromPhone.find((s) => s.current)!.id)
       // No tokens in the listing.
       for (const s of fromLaptop) {
-        assert.notStrictEqual(s.id, laptop.get("id"))
-        assert.notStrictEqual(s.id, phone.get("id"))
+        assert.notStrictEqual(s.id, laptop.get(COOKIE))
+        assert.notStrictEqual(s.id, phone.get(COOKIE))
       }
       assert.deepStrictEqual((yield* send(`${url}/sessions`)).json(), [])
 
-      const phoneToken = phone.get("id")!
+      const phoneToken = phone.get(COOKIE)!
       const r = yield* post(`${url}/logout-everywhere`, laptop)
       assert.deepStrictEqual(r.json(), { ended: 2 })
       assertCleared(r)
-      const phoneAfter = yield* send(`${url}/read`, { cookie: `id=${phoneToken}` })
+      const phoneAfter = yield* send(`${url}/read`, { cookie: `${COOKIE}=${phoneToken}` })
       assert.deepStrictEqual(phoneAfter.json(), { count: null, user: null })
       // Another user's session is untouched.
       assert.deepStrictEqual((yield* send(`${url}/read`, { jar: stranger })).json(), { count: null, user: "mallory" })
@@ -759,8 +760,8 @@ describe("Http: a session that ends while a request holds it", () => {
       const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore().pipe(Layer.provide(store.layer)))))
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const token = jar.get("id")!
-      const slow = yield* Effect.fork(send(`${url}/slow`, { method: "POST", cookie: `id=${token}` }))
+      const token = jar.get(COOKIE)!
+      const slow = yield* Effect.fork(send(`${url}/slow`, { method: "POST", cookie: `${COOKIE}=${token}` }))
       yield* Deferred.await(arrived)
       assertCleared(yield* post(`${url}/destroy`, jar))
       yield* Deferred.succeed(proceed, undefined)
@@ -768,7 +769,7 @@ describe("Http: a session that ends while a request holds it", () => {
       assert.strictEqual(r.status, 419)
       assertCleared(r)
       // The write did not resurrect the session.
-      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `id=${token}` })).json(), { count: null, user: null })
+      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
     }))
 })
 
@@ -802,11 +803,59 @@ describe("Http: response headers", () => {
   it.scoped("create: true with a duplicated cookie: a created session is delivered (or none is created)", () =>
     Effect.gen(function*() {
       const { calls, url } = yield* start({}, { create: true })
-      const r = yield* send(`${url}/read`, { cookie: `id=${"A".repeat(43)}; id=${"B".repeat(43)}` })
+      const r = yield* send(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}; ${COOKIE}=${"B".repeat(43)}` })
       assert.strictEqual(r.status, 200)
       assert.strictEqual(calls().load ?? 0, 0)
       const created = calls().create ?? 0
       if (created > 0) setCookie(r)
+    }))
+})
+
+describe("Http: a planted cookie", () => {
+  // A sibling subdomain can plant `id=…; Domain=example.com; Path=/api`: the browser then sends
+  // two cookies of our name. We cannot tell which is ours, so the request gets no session — but
+  // a removal (by name) could only delete ours, while the planted one survives and undoes every
+  // new log-in on the next request. So the cookies are left alone.
+  for (const [name, config] of [[COOKIE, {}], ["id", { cookie: { name: "id" } }]] as const) {
+    it.scoped(`security: duplicated ${name} cookies get no session, no store call, and no removal`, () =>
+      Effect.gen(function*() {
+        const { calls, url } = yield* start(config)
+        const jar = new CookieJar()
+        yield* post(`${url}/count`, jar)
+        yield* post(`${url}/login/alice`, jar)
+        const own = jar.get(name)!
+        const planted = "P".repeat(43)
+        const before = totalCalls(calls())
+        for (const cookie of [`${name}=${planted}; ${name}=${own}`, `${name}=${own}; other=1; ${name}=${planted}`, `${name}=${own}; ${name}=${own}`]) {
+          const r = yield* send(`${url}/read`, { cookie })
+          assert.strictEqual(r.status, 200)
+          assert.deepStrictEqual(r.json(), { count: null, user: null })
+          assertNoCookie(r)
+          assert.isNull(r.headers.get("cache-control"))
+        }
+        assert.strictEqual(totalCalls(calls()), before, "no store call for a duplicated cookie")
+        // The own cookie, sent alone again (the planted one gone, or on a path without it), is still logged in.
+        const back = yield* send(`${url}/read`, { jar })
+        assert.deepStrictEqual(back.json(), { count: 1, user: "alice" })
+        assert.strictEqual(jar.get(name), own)
+      }))
+  }
+
+  it.scoped("security: an oversized Cookie header gets no session, no store call, and no removal", () =>
+    Effect.gen(function*() {
+      const { calls, url } = yield* start()
+      const jar = new CookieJar()
+      yield* post(`${url}/login/alice`, jar)
+      const before = totalCalls(calls())
+      // Planted padding (a sibling can add a few 4 KB cookies) must not cost the user the session either.
+      const cookie = `${jar.header()}; pad1=${"x".repeat(4090)}; pad2=${"y".repeat(4090)}`
+      assert.isAbove(cookie.length, 8192)
+      const r = yield* send(`${url}/read`, { cookie })
+      assert.strictEqual(r.status, 200)
+      assert.deepStrictEqual(r.json(), { count: null, user: null })
+      assertNoCookie(r)
+      assert.strictEqual(totalCalls(calls()), before)
+      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "alice" })
     }))
 })
 
@@ -834,10 +883,10 @@ describe("Http: web handlers (Request → Response)", () => {
       // (toWebHandler runs on the default runtime, with the live clock: rotate by request.)
       const rotated = yield* call("/regenerate", "POST")
       assert.notStrictEqual(setCookie(rotated).value, t1)
-      const followed = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `id=${t1}` } })))
+      const followed = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `${COOKIE}=${t1}` } })))
       const viaOld = yield* fromWeb(followed)
       assert.deepStrictEqual(viaOld.json(), { count: 2, user: null })
-      assert.strictEqual(setCookie(viaOld).value, jar.get("id"))
+      assert.strictEqual(setCookie(viaOld).value, jar.get(COOKIE))
       assertCleared(yield* call("/destroy", "POST"))
     }))
 
@@ -857,7 +906,7 @@ describe("Http: web handlers (Request → Response)", () => {
       setCookie(yield* call("/count", "POST"))
       yield* call("/login/carol", "POST")
       assert.deepStrictEqual((yield* call("/read")).json(), { count: 1, user: "carol" })
-      const dup = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `id=${jar.get("id")}; id=${jar.get("id")}` } })))
+      const dup = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `${COOKIE}=${jar.get(COOKIE)}; ${COOKIE}=${jar.get(COOKIE)}` } })))
       assert.deepStrictEqual((yield* fromWeb(dup)).json(), { count: null, user: null })
     }))
 })

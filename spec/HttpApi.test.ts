@@ -9,7 +9,7 @@ import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
-import { CookieJar, countedMemory, isRemoval, listen, type Reply, send, type ServerServices, totalCalls } from "./helpers/http.js"
+import { COOKIE, CookieJar, countedMemory, isRemoval, listen, type Reply, send, type ServerServices, totalCalls } from "./helpers/http.js"
 
 class Account extends HttpApiGroup.make("account")
   .add(HttpApiEndpoint.post("login", "/login").setPayload(Schema.Struct({ user: Schema.String })))
@@ -78,8 +78,8 @@ const servedApiMiddleware: Served = (store, config = {}) =>
 const json = (body: unknown) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
 
 const sessionCookie = (r: Reply) => {
-  const c = r.cookie("id")
-  assert.isDefined(c, `expected a Set-Cookie for id (status ${r.status}), got ${JSON.stringify(r.setCookies.map((s) => s.raw))}`)
+  const c = r.cookie(COOKIE)
+  assert.isDefined(c, `expected a Set-Cookie for ${COOKIE} (status ${r.status}), got ${JSON.stringify(r.setCookies.map((s) => s.raw))}`)
   assert.isFalse(isRemoval(c!), c!.raw)
   return c!.value
 }
@@ -129,7 +129,7 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
       const url = yield* listen(served(store.layer))
       const jar = new CookieJar()
       yield* send(`${url}/visit`, { method: "POST", jar })
-      const before = jar.get("id")
+      const before = jar.get(COOKIE)
       const login = yield* send(`${url}/login`, { ...json({ user: "alice" }), jar })
       assert.strictEqual(login.status, 204)
       const token = sessionCookie(login)
@@ -139,13 +139,13 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
       assert.deepStrictEqual(me.json(), { userId: "alice" })
       assert.deepStrictEqual((yield* send(`${url}/peek`, { jar })).json(), { visits: 1 })
       // The pre-login token is dead.
-      if (before !== undefined) assert.strictEqual((yield* send(`${url}/me`, { cookie: `id=${before}` })).status, 401)
+      if (before !== undefined) assert.strictEqual((yield* send(`${url}/me`, { cookie: `${COOKIE}=${before}` })).status, 401)
 
       const logout = yield* send(`${url}/logout`, { method: "POST", jar })
       assert.strictEqual(logout.status, 204)
       sessionCookie(logout)
       assert.strictEqual((yield* send(`${url}/me`, { jar })).status, 401)
-      assert.strictEqual((yield* send(`${url}/me`, { cookie: `id=${token}` })).status, 401)
+      assert.strictEqual((yield* send(`${url}/me`, { cookie: `${COOKIE}=${token}` })).status, 401)
     }))
 })
 

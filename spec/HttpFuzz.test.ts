@@ -1,12 +1,12 @@
 /**
  * Fuzzed Cookie headers against the real server: malformed tokens, wrong lengths and alphabets,
- * unicode, duplicated `id` cookies and headers over 8 KB never reach the store, never create a
+ * unicode, duplicated session cookies and headers over 8 KB never reach the store, never create a
  * session on a read, and never answer 500.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { connect } from "node:net"
-import { countedMemory, isRemoval, listen, sendPromise, sessionServer, totalCalls } from "./helpers/http.js"
+import { COOKIE, countedMemory, isRemoval, listen, sendPromise, sessionServer, totalCalls } from "./helpers/http.js"
 
 /** A well-formed token of the default size (32 bytes): the only thing that may reach the store. */
 const WELL_FORMED = /^[A-Za-z0-9_-]{43}$/
@@ -24,7 +24,7 @@ const foreignChar = fc.oneof(
   fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }).filter((c) => !ALPHABET.includes(c))
 )
 
-/** Values of `id` that are never well-formed. */
+/** Values of the session cookie that are never well-formed. */
 const badToken = fc.oneof(
   // wrong lengths
   base64url(0, 42),
@@ -39,8 +39,8 @@ const badToken = fc.oneof(
 ).filter((v) => !WELL_FORMED.test(v.trim()))
 
 const otherName = fc.oneof(
-  fc.constantFrom("ID", "Id", "sid", "id_", "_id", "session", "__Host-id", "idx"),
-  base64url(1, 12).filter((n) => n !== "id")
+  fc.constantFrom("id", "ID", "Id", "sid", "id_", "_id", "session", "idx", "__host-id", "__HOST-id", "__Host-ID", "__Host-id_", "__Secure-id"),
+  base64url(1, 12).filter((n) => n !== COOKIE)
 )
 const otherCookie = fc.tuple(otherName, fc.string({ unit: "grapheme-ascii", maxLength: 40 })).map(([n, v]) => `${n}=${v.replace(/;/g, "")}`)
 const spacing = fc.constantFrom(";", "; ", " ;", ";  ", ";\t")
@@ -50,31 +50,31 @@ const join = (parts: ReadonlyArray<string>, seps: ReadonlyArray<string>) =>
 
 /** Cookie headers that must never reach the store. */
 const badHeader = fc.oneof(
-  // one id cookie with a bad value, among others
+  // one session cookie with a bad value, among others
   fc.tuple(fc.array(otherCookie, { maxLength: 5 }), badToken, fc.nat(5), fc.array(spacing, { minLength: 1, maxLength: 3 })).map(
     ([others, bad, at, seps]) => {
       const parts = [...others]
-      parts.splice(Math.min(at, parts.length), 0, `id=${bad}`)
+      parts.splice(Math.min(at, parts.length), 0, `${COOKIE}=${bad}`)
       return join(parts, seps)
     }
   ),
-  // duplicated id cookies, even with well-formed tokens (cookie tossing)
+  // duplicated session cookies, even with well-formed tokens (cookie tossing)
   fc.tuple(fc.array(fc.oneof(tokenLike, badToken), { minLength: 2, maxLength: 4 }), fc.array(otherCookie, { maxLength: 3 }))
     .chain(([ids, others]) => {
-      const parts = [...ids.map((t) => `id=${t}`), ...others]
+      const parts = [...ids.map((t) => `${COOKIE}=${t}`), ...others]
       return fc.tuple(fc.shuffledSubarray(parts, { minLength: parts.length, maxLength: parts.length }), fc.array(spacing, { minLength: 1, maxLength: 3 }))
     })
     .map(([parts, seps]) => join(parts, seps)),
-  fc.tuple(tokenLike, fc.constantFrom(" id", "id ", " id ")).map(([t, n]) => `id=${t};${n}=${t}`),
+  fc.tuple(tokenLike, fc.constantFrom(` ${COOKIE}`, `${COOKIE} `, ` ${COOKIE} `)).map(([t, n]) => `${COOKIE}=${t};${n}=${t}`),
   // headers over 8 KB (the node limit is 16 KB), even holding one well-formed token
   fc.tuple(tokenLike, fc.integer({ min: 8193, max: 15_000 }), fc.boolean()).map(([t, size, first]) => {
-    const idPart = `id=${t}`
+    const idPart = `${COOKIE}=${t}`
     const pad = `pad=${"x".repeat(Math.max(0, size - idPart.length - 6))}`
     return first ? `${idPart}; ${pad}` : `${pad}; ${idPart}`
   }),
-  // no id cookie at all, or id without "="
+  // no session cookie at all, or its name without "="
   fc.array(otherCookie, { minLength: 1, maxLength: 6 }).map((cs) => cs.join("; ")),
-  fc.constantFrom("id", "id;", "=id", ";;;;", "id:abc", "id\t=abc")
+  fc.constantFrom(COOKIE, `${COOKIE};`, `=${COOKIE}`, ";;;;", `${COOKIE}:abc`, `${COOKIE}\t=abc`)
 )
 
 /**
@@ -155,16 +155,16 @@ describe("Http: fuzzed Cookie headers", () => {
     Effect.gen(function*() {
       const store = yield* countedMemory
       const url = yield* listen(sessionServer(store.layer))
-      // An independent reading of a header: exactly one `id` cookie, well-formed, header ≤ 8 KB.
+      // An independent reading of a header: exactly one session cookie, well-formed, header ≤ 8 KB.
       const mayLoad = (header: string) => {
         if (header.length > 8192) return false
-        const ids = header.split(";").filter((p) => p.includes("=") && p.slice(0, p.indexOf("=")).trim() === "id")
+        const ids = header.split(";").filter((p) => p.includes("=") && p.slice(0, p.indexOf("=")).trim() === COOKIE)
         return ids.length === 1 && WELL_FORMED.test(ids[0]!.slice(ids[0]!.indexOf("=") + 1).trim())
       }
       const anyHeader = fc.oneof(
         fc.string({ unit: "binary", maxLength: 300 }),
         fc.string({ unit: "grapheme-ascii", maxLength: 300 }),
-        fc.tuple(fc.array(fc.oneof(otherCookie, tokenLike.map((t) => `id=${t}`), badToken.map((t) => `id=${t}`)), { maxLength: 5 })).map(([cs]) =>
+        fc.tuple(fc.array(fc.oneof(otherCookie, tokenLike.map((t) => `${COOKIE}=${t}`), badToken.map((t) => `${COOKIE}=${t}`)), { maxLength: 5 })).map(([cs]) =>
           cs.join("; ")
         )
       )
@@ -194,7 +194,7 @@ describe("Http: fuzzed Cookie headers", () => {
         numRuns: 100,
         seed: 42
       })
-      const fixed = ["id=\u0001", `id=${"A".repeat(42)}\u0000`, `id=${"A".repeat(43)}\u007f`, "id=\u00ff\u00fe"].map((s) => Buffer.from(s, "latin1"))
+      const fixed = [`${COOKIE}=\u0001`, `${COOKIE}=${"A".repeat(42)}\u0000`, `${COOKIE}=${"A".repeat(43)}\u007f`, `${COOKIE}=\u00ff\u00fe`].map((s) => Buffer.from(s, "latin1"))
       for (const bytes of [...fixed, Buffer.from([0x69, 0x64, 0x3d, 0xc3, 0x28]), ...samples]) {
         const status = yield* Effect.promise(() => rawStatus(url, bytes))
         assert.isAbove(status, 0)
@@ -207,7 +207,7 @@ describe("Http: fuzzed Cookie headers", () => {
     Effect.gen(function*() {
       const store = yield* countedMemory
       const url = yield* listen(sessionServer(store.layer))
-      const r = yield* Effect.promise(() => sendPromise(`${url}/read`, { cookie: `id=${"A".repeat(43)}; pad=${"x".repeat(20_000)}` }))
+      const r = yield* Effect.promise(() => sendPromise(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}; pad=${"x".repeat(20_000)}` }))
       assert.strictEqual(r.status, 431)
       assert.deepStrictEqual(store.calls(), {})
     }))

@@ -14,9 +14,9 @@ const failingOption = (input: SessionConfig.SessionConfigInput): string | undefi
   Either.match(SessionConfig.make(input), { onLeft: (e) => e.option, onRight: () => undefined })
 
 describe("SessionConfig defaults", () => {
-  it("are secure: HttpOnly, Secure, SameSite=lax, Path=/, name id, no domain", () => {
+  it("are secure: HttpOnly, Secure, SameSite=lax, Path=/, name __Host-id, no domain", () => {
     const c = Either.getOrThrow(SessionConfig.make())
-    assert.strictEqual(c.cookie.name, "id")
+    assert.strictEqual(c.cookie.name, "__Host-id")
     assert.isTrue(c.cookie.httpOnly)
     assert.isTrue(c.cookie.secure)
     assert.strictEqual(c.cookie.sameSite, "lax")
@@ -35,7 +35,7 @@ describe("SessionConfig defaults", () => {
   it.effect("layer() provides the defaults", () =>
     Effect.gen(function*() {
       const c = yield* SessionConfig.SessionConfig
-      assert.strictEqual(c.cookie.name, "id")
+      assert.strictEqual(c.cookie.name, "__Host-id")
       assert.isTrue(c.cookie.secure && c.cookie.httpOnly)
       assert.strictEqual(c.cookie.sameSite, "lax")
     }).pipe(Effect.provide(SessionConfig.layer())))
@@ -53,6 +53,66 @@ describe("SessionConfig defaults", () => {
     assert.strictEqual(SessionConfig.millis(c.gracePeriod), t.gracePeriod)
     assert.strictEqual(SessionConfig.millis(c.touchInterval), t.touchInterval)
   }, RUNS)
+})
+
+describe("SessionConfig: the cookie name", () => {
+  // A `__Host-` cookie cannot be set by a sibling domain nor with a Domain or Path, so it cannot
+  // be shadowed: it is the default whenever the other attributes allow it.
+  for (const secure of [true, false]) {
+    for (const path of ["/", "/app"]) {
+      for (const domain of [undefined, "example.com"]) {
+        const expected = secure && path === "/" && domain === undefined ? "__Host-id" : "id"
+        it(`security: the default name with secure ${secure}, path ${path} and ${domain === undefined ? "no domain" : "a domain"} is ${expected}`, () => {
+          const c = Either.getOrThrow(SessionConfig.make({ cookie: { secure, path, domain } }))
+          assert.strictEqual(c.cookie.name, expected)
+          assert.strictEqual(SessionConfig.defaultCookieName(c.cookie), expected)
+          // A configured name is kept as it is.
+          assert.strictEqual(Either.getOrThrow(SessionConfig.make({ cookie: { secure, path, domain, name: "sid" } })).cookie.name, "sid")
+        })
+      }
+    }
+  }
+
+  it.effect("security: the default name follows SESSIONS_COOKIE_* variables too", () =>
+    Effect.gen(function*() {
+      const nameWith = (entries: ReadonlyArray<readonly [string, string]>) =>
+        Effect.map(
+          Effect.provide(SessionConfig.SessionConfig, SessionConfig.layerConfig()).pipe(
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries), { pathDelim: "_" }))
+          ),
+          (c) => c.cookie.name
+        )
+      assert.strictEqual(yield* nameWith([]), "__Host-id")
+      assert.strictEqual(yield* nameWith([["SESSIONS_COOKIE_SECURE", "false"]]), "id")
+      assert.strictEqual(yield* nameWith([["SESSIONS_COOKIE_PATH", "/app"]]), "id")
+      assert.strictEqual(yield* nameWith([["SESSIONS_COOKIE_DOMAIN", "example.com"]]), "id")
+      assert.strictEqual(yield* nameWith([["SESSIONS_COOKIE_SECURE", "true"], ["SESSIONS_COOKIE_PATH", "/"]]), "__Host-id")
+    }))
+
+  // Browsers match the prefixes case-insensitively: a `__HOST-id` cookie is held to the
+  // `__Host-` rules, so a configuration the browser would refuse must fail here.
+  const hostNames = ["__Host-id", "__host-id", "__HOST-id", "__hOsT-sid"]
+  for (const name of hostNames) {
+    for (const [what, cookie] of [["secure: false", { secure: false }], ["path /app", { path: "/app" }], ["a domain", { domain: "example.com" }]] as const) {
+      it(`security: a ${name} cookie with ${what} fails, naming cookie.name`, () => {
+        assert.strictEqual(failingOption({ cookie: { name, ...cookie } }), "cookie.name")
+      })
+    }
+    it(`security: a ${name} cookie that is Secure, Path=/ and host-only is accepted`, () => {
+      assert.strictEqual(Either.getOrThrow(SessionConfig.make({ cookie: { name } })).cookie.name, name)
+    })
+  }
+  for (const name of ["__Secure-id", "__secure-id", "__SECURE-id", "__sEcUrE-sid"]) {
+    it(`security: a ${name} cookie needs secure, and may have a path and a domain`, () => {
+      assert.strictEqual(failingOption({ cookie: { name, secure: false } }), "cookie.name")
+      assert.isUndefined(failingOption({ cookie: { name, path: "/app", domain: "example.com" } }))
+    })
+  }
+  it("security: names that merely resemble a prefix are not held to its rules", () => {
+    for (const name of ["_Host-id", "__Hostid", "Host-id", "x__Host-id", "__Secureid", "_secure-id"]) {
+      assert.isUndefined(failingOption({ cookie: { name, secure: false, path: "/app", domain: "example.com" } }), name)
+    }
+  })
 })
 
 describe("SessionConfig validation: each invalid option is named", () => {
@@ -237,7 +297,7 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
       const c = yield* load([["SESSIONS_COOKIE_DOMAIN", "example.com"], ["SESSIONS_COOKIE_NAME", "sid"]])
       assertEquivalent(c.cookie.domain, Option.some("example.com"))
       assert.strictEqual(c.cookie.name, "sid")
-      assertEquivalent({ ...c, cookie: { ...c.cookie, domain: Option.none(), name: "id" } }, SessionConfig.defaults)
+      assertEquivalent({ ...c, cookie: { ...c.cookie, domain: Option.none(), name: "__Host-id" } }, SessionConfig.defaults)
     }))
 
   it.effect("with no variables at all gives the defaults", () =>

@@ -125,7 +125,7 @@ export const middleware: (
  * `HttpApiBuilder.middleware(Http.middleware(), { withContext: true })`, where a handler's store
  * failure still becomes a 503 (`HttpApiBuilder.serve(Http.middleware())` works too, but there the
  * server has already turned such a failure into a 500);
- * the cookie security scheme documents the default cookie name `id` in OpenAPI (with another
+ * the cookie security scheme documents the default cookie name `__Host-id` in OpenAPI (with another
  * name, declare your own Tag and implement it with {@link sessionSecurityHandler}).
  *
  * @since 0.1.0
@@ -133,7 +133,7 @@ export const middleware: (
  */
 export class SessionSecurity extends HttpApiMiddleware.Tag<SessionSecurity>()("effect-sessions/Http/SessionSecurity", {
   provides: CurrentSession,
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "id" }) }
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "__Host-id" }) }
 }) {}
 
 /**
@@ -158,7 +158,7 @@ export class CurrentUser extends Context.Tag("effect-sessions/Http/CurrentUser")
 export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-sessions/Http/RequireUser", {
   provides: CurrentUser,
   failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "id" }) }
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "__Host-id" }) }
 }) {}
 
 /**

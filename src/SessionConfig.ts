@@ -35,7 +35,11 @@ export type AcceptRemoteIp = 1 | 2 | 3 | 4
  * @category models
  */
 export interface CookieSettings {
-  /** Cookie name. Default `id`. A `__Host-` name requires Secure, Path=/ and no Domain. */
+  /**
+   * Cookie name. Default `__Host-id` when the other attributes allow the prefix (Secure, Path=/,
+   * no Domain), else `id`. A name starting with `__Host-` (in any case, as browsers match it)
+   * requires Secure, Path=/ and no Domain; one starting with `__Secure-` requires Secure.
+   */
   readonly name: string
   /** Default `/`. */
   readonly path: string
@@ -149,7 +153,7 @@ export class SessionConfigError extends Data.TaggedError("SessionConfigError")<{
  */
 export const defaults: SessionConfigShape = {
   cookie: {
-    name: "id",
+    name: "__Host-id",
     path: "/",
     domain: Option.none(),
     httpOnly: true,
@@ -174,6 +178,18 @@ export const defaults: SessionConfigShape = {
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * The cookie name used when none is configured: `__Host-id` when the attributes allow the
+ * prefix (`secure`, path `/`, no domain), else `id`. A browser accepts a `__Host-` cookie only
+ * host-only, Secure and with Path=/, so a sibling subdomain can neither set one for this host
+ * nor shadow it with a Domain or Path variant (which would make the `Cookie` header ambiguous).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const defaultCookieName = (cookie: Pick<CookieSettings, "secure" | "path" | "domain">): string =>
+  cookie.secure && cookie.path === "/" && Option.isNone(cookie.domain) ? "__Host-id" : "id"
 
 /**
  * The parsed trusted-proxy ranges of a validated config.
@@ -205,12 +221,15 @@ export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfi
   }
   return Either.gen(function*() {
     const c = input.cookie ?? {}
+    const path = c.path ?? defaults.cookie.path
+    const domain = Option.fromNullable(c.domain)
+    const secure = c.secure ?? defaults.cookie.secure
     const cookie: CookieSettings = {
-      name: c.name ?? defaults.cookie.name,
-      path: c.path ?? defaults.cookie.path,
-      domain: Option.fromNullable(c.domain),
+      name: c.name ?? defaultCookieName({ secure, path, domain }),
+      path,
+      domain,
       httpOnly: c.httpOnly ?? defaults.cookie.httpOnly,
-      secure: c.secure ?? defaults.cookie.secure,
+      secure,
       sameSite: c.sameSite ?? defaults.cookie.sameSite,
       partitioned: c.partitioned ?? defaults.cookie.partitioned
     }
@@ -222,8 +241,10 @@ export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfi
     if (Option.isSome(cookie.domain) && !/^[A-Za-z0-9.-]+$/.test(cookie.domain.value)) return yield* fail("cookie.domain", "not a valid domain")
     if (cookie.sameSite === "none" && !cookie.secure) return yield* fail("cookie.sameSite", "SameSite=None requires secure: true")
     if (cookie.partitioned && !cookie.secure) return yield* fail("cookie.partitioned", "Partitioned requires secure: true")
-    if (cookie.name.startsWith("__Secure-") && !cookie.secure) return yield* fail("cookie.name", "a __Secure- cookie requires secure: true")
-    if (cookie.name.startsWith("__Host-")) {
+    // Browsers match the prefixes in any case (`__HOST-id` is held to the `__Host-` rules).
+    const lowerName = cookie.name.toLowerCase()
+    if (lowerName.startsWith("__secure-") && !cookie.secure) return yield* fail("cookie.name", "a __Secure- cookie requires secure: true")
+    if (lowerName.startsWith("__host-")) {
       if (!cookie.secure) return yield* fail("cookie.name", "a __Host- cookie requires secure: true")
       if (cookie.path !== "/") return yield* fail("cookie.name", "a __Host- cookie requires path: \"/\"")
       if (Option.isSome(cookie.domain)) return yield* fail("cookie.name", "a __Host- cookie must not set a domain")
@@ -298,7 +319,7 @@ export class SessionConfig extends Context.Tag("effect-sessions/SessionConfig")<
  * import { SessionConfig } from "effect-sessions"
  *
  * const config = SessionConfig.layer({
- *   cookie: { name: "__Host-id", sameSite: "strict" },
+ *   cookie: { sameSite: "strict" }, // named __Host-id: Secure, Path=/ and no Domain allow the prefix
  *   idleTimeout: "20 minutes",
  *   absoluteTimeout: "8 hours",
  *   acceptRemoteIp: 3, // the first two IPv4 octets (and 64 IPv6 bits) must stay

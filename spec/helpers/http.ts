@@ -41,6 +41,13 @@ export const listen = <E>(
 
 // ---- cookies
 
+/**
+ * The default session cookie name (Secure, Path=/ and no Domain allow the `__Host-` prefix).
+ * A literal, not `SessionConfig.defaults`, so that a changed default fails the tests. Tests
+ * that configure `secure: false`, a path or a domain get `id`.
+ */
+export const COOKIE = "__Host-id"
+
 /** A parsed `Set-Cookie` line. Attribute names are lowercased; flags map to "". */
 export interface SetCookie {
   readonly raw: string
@@ -115,7 +122,7 @@ export interface Reply {
   readonly headers: Headers
   readonly setCookies: ReadonlyArray<SetCookie>
   readonly text: string
-  /** The `Set-Cookie` for `name` (default `id`), if the response has exactly one; fails the test on several. */
+  /** The `Set-Cookie` for `name` (default {@link COOKIE}), if the response has exactly one; fails the test on several. */
   readonly cookie: (name?: string) => SetCookie | undefined
   readonly json: () => any
 }
@@ -139,7 +146,7 @@ const readReply = async (response: Response): Promise<Reply> => {
     headers: response.headers,
     setCookies,
     text,
-    cookie: (name = "id") => {
+    cookie: (name = COOKIE) => {
       const found = setCookies.filter((c) => c.name === name)
       if (found.length > 1) throw new Error(`${found.length} Set-Cookie lines for ${name}: ${found.map((c) => c.raw).join(" | ")}`)
       return found[0]

@@ -1,7 +1,9 @@
 /**
  * Reading the session cookie out of a raw `Cookie` header strictly: an oversized header, or a
  * name that appears more than once (a cookie-tossing attempt, or a stale cookie of another
- * path), yields no token, so such requests never reach the store.
+ * path), yields no token, so such requests never reach the store. Such a header is not answered
+ * with a removal either: we cannot tell which cookie is ours, and a removal by name would only
+ * ever hit ours (a `__Host-` name, the default, cannot be planted beside it at all).
  *
  * @internal
  */
