@@ -11,6 +11,7 @@ import { app, demoDefaults, layerSessions, validateUser } from "../examples/demo
 import * as pages from "../examples/demo/pages.js"
 import * as Store from "../examples/demo/store.js"
 import { Persistence, SessionConfig, Sessions } from "../src/index.js"
+import { COOKIE } from "./helpers/http.js"
 
 // ---------------------------------------------------------------------------
 // a server on a free port, and browsers with a cookie jar
@@ -46,7 +47,7 @@ interface Answer {
 /** A browser with one cookie (the session's), following nothing. */
 class Browser {
   cookie: string | undefined
-  constructor(readonly base: string, readonly name = "id") {}
+  constructor(readonly base: string, readonly name = COOKIE) {}
 
   async request(method: string, path: string, options: { readonly json?: unknown; readonly form?: Record<string, string>; readonly body?: string; readonly cookie?: string | undefined } = {}): Promise<Answer> {
     const headers: Record<string, string> = { "user-agent": "demo-test" }
@@ -115,7 +116,10 @@ describe("demo: the JSON contract", () => {
     const first = await b.post("/api/counter")
     expect(first.json()).toEqual({ count: 1 })
     const setCookie = first.headers.getSetCookie().join("\n")
-    expect(setCookie).toMatch(/^id=[A-Za-z0-9_-]{43};/)
+    // On plain http://127.0.0.1 too: browsers keep Secure (and so __Host-) cookies of loopback hosts.
+    expect(setCookie).toMatch(/^__Host-id=[A-Za-z0-9_-]{43}; /)
+    expect(setCookie).toMatch(/Path=\//)
+    expect(setCookie).not.toMatch(/Domain=/i)
     expect(setCookie).toMatch(/HttpOnly/)
     expect(setCookie).toMatch(/Secure/)
     expect(setCookie).toMatch(/SameSite=Lax/)
@@ -509,6 +513,7 @@ describe("demo: configuration and store switch", () => {
     expect(Duration.toMillis(plain.idRotationInterval)).toBe(60_000)
     expect(Duration.toMillis(plain.gracePeriod)).toBe(30_000)
     expect(plain.cookie.secure).toBe(true)
+    expect(plain.cookie.name).toBe(COOKIE)
     const env = await configOf({ SESSIONS_ID_ROTATION_INTERVAL: "20 seconds", SESSIONS_GRACE_PERIOD: "10 seconds" })
     expect(Duration.toMillis(env.idRotationInterval)).toBe(20_000)
     expect(Duration.toMillis(env.gracePeriod)).toBe(10_000)

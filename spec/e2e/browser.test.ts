@@ -4,16 +4,30 @@
  * clicks in two tabs across rotations, and takes a screenshot of "my sessions"
  * (test-results/my-sessions.png).
  *
+ * The `security:` scenarios check, in the same Chromium, what the default cookie name rests on: a
+ * Secure `__Host-id` cookie of plain http://127.0.0.1 and http://localhost is kept and sent back;
+ * a sibling subdomain (Chromium resolves `*.localhost` to the loopback and treats it as secure)
+ * can plant a duplicate `id` cookie with a Domain and a Path, which costs the user that one
+ * request's session but never the login; and it cannot plant a `__Host-id` at all.
+ *
  * Without Chromium at /usr/bin/chromium (or $CHROMIUM_PATH) the scenario is skipped, unless
  * SESSIONS_REQUIRE_SERVICES=1, which makes it fail instead.
  */
+import { HttpRouter, HttpServer } from "@effect/platform"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { existsSync, mkdirSync, statSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs"
+import { createServer, type Server } from "node:http"
+import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Browser, BrowserContext, Cookie, Page } from "playwright-core"
 import { chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Http from "../../src/Http.js"
+import type * as SessionConfig from "../../src/SessionConfig.js"
+import * as Sessions from "../../src/Sessions.js"
+import { COOKIE, countedMemory, listen, routes, totalCalls } from "../helpers/http.js"
 
 // Debian's Chromium; CHROMIUM_PATH points elsewhere (another OS, or to check the skip rule).
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium"
@@ -22,6 +36,7 @@ const screenshot = join(root, "test-results", "my-sessions.png")
 const haveChromium = existsSync(CHROMIUM)
 const required = process.env["SESSIONS_REQUIRE_SERVICES"] === "1"
 
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 const ROTATION_MS = 2000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -80,7 +95,7 @@ const submit = async (page: Page, selector: string) => {
 const countOn = async (page: Page) => Number(await page.textContent("#count"))
 
 const sessionCookie = async (context: BrowserContext, url: string): Promise<Cookie | undefined> =>
-  (await context.cookies(url)).find((c) => c.name === "id")
+  (await context.cookies(url)).find((c) => c.name === COOKIE)
 
 const login = async (page: Page, url: string, user: string, password: string) => {
   await page.goto(url)
@@ -108,7 +123,7 @@ if (!haveChromium && !required) {
         startDemo(),
         chromium.launch({
           executablePath: CHROMIUM,
-          args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+          args: ARGS
         })
       ])
       if (started.status === "fulfilled") demo = started.value
@@ -202,6 +217,158 @@ if (!haveChromium && !required) {
 
       await other.close()
       await context.close()
+    }, 60_000)
+  })
+}
+
+/**
+ * The session app (helpers' routes, also under /api) over a counted memory store, on
+ * 127.0.0.1:PORT for `scope`. A browser reaches it as 127.0.0.1, localhost or *.localhost.
+ */
+const serveSessions = (scope: Scope.Scope, config: SessionConfig.SessionConfigInput) =>
+  Effect.runPromise(Effect.gen(function*() {
+    const store = yield* countedMemory
+    const app = routes.pipe(HttpRouter.mount("/api", routes), Http.middleware())
+    const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore(config).pipe(Layer.provide(store.layer)))))
+    return { port: Number(new URL(url).port), calls: () => totalCalls(store.calls()) }
+  }).pipe(Scope.extend(scope)))
+
+/** Another site's server: `GET /plant?set=<Set-Cookie line>` answers with those `Set-Cookie` lines. */
+const startSibling = (): Promise<{ readonly port: number; readonly server: Server }> =>
+  new Promise((resolvePromise) => {
+    const server = createServer((request, response) => {
+      const url = new URL(request.url ?? "/", "http://sibling")
+      if (url.pathname === "/plant") response.setHeader("set-cookie", url.searchParams.getAll("set"))
+      response.end("planted")
+    }).listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      resolvePromise({ port: typeof address === "object" && address !== null ? address.port : 0, server })
+    })
+  })
+
+/** `fetch` from the page (same origin: the browser sends and stores the cookies itself). */
+const call = (page: Page, path: string, method = "GET"): Promise<{ readonly status: number; readonly body: any }> =>
+  page.evaluate(async ([p, m]) => {
+    const r = await fetch(p!, { method: m! })
+    const text = await r.text()
+    return { status: r.status, body: text === "" ? null : JSON.parse(text) }
+  }, [path, method] as const)
+
+const cookiesNamed = async (context: BrowserContext, url: string, name: string) =>
+  (await context.cookies(url)).filter((c) => c.name === name).map((c) => ({ value: c.value, path: c.path, domain: c.domain }))
+
+if (haveChromium || required) {
+  describe("security: the session cookie in Chromium", () => {
+    let context: BrowserContext | undefined
+    let profile: string | undefined
+    let sibling: Awaited<ReturnType<typeof startSibling>> | undefined
+    const scope = Effect.runSync(Scope.make())
+
+    beforeAll(async () => {
+      if (!haveChromium) throw new Error(`SESSIONS_REQUIRE_SERVICES=1, but Chromium is not installed at ${CHROMIUM}`)
+      profile = mkdtempSync(join(tmpdir(), "sessions-chromium-"))
+      context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS })
+      sibling = await startSibling()
+    }, 60_000)
+
+    afterAll(async () => {
+      await context?.close()
+      if (profile) rmSync(profile, { recursive: true, force: true })
+      await new Promise((r) => sibling ? sibling.server.close(r) : r(undefined))
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    })
+
+    it("security: a Secure __Host-id cookie from http://127.0.0.1 and http://localhost is kept and sent back, as a plain Secure one", async () => {
+      const page = await context!.newPage()
+      for (const [name, config] of [[COOKIE, {}], ["id", { cookie: { name: "id" } }]] as const) {
+        const server = await serveSessions(scope, config)
+        for (const host of ["127.0.0.1", "localhost"]) {
+          const base = `http://${host}:${server.port}`
+          await context!.clearCookies()
+          await page.goto(`${base}/read`)
+          expect(await call(page, "/count", "POST")).toEqual({ status: 200, body: { count: 1 } })
+          const [cookie, ...more] = (await context!.cookies(base)).filter((c) => c.name === name)
+          expect(more).toEqual([])
+          expect(cookie).toMatchObject({ name, secure: true, httpOnly: true, path: "/", domain: host, sameSite: "Lax" })
+          // Sent back: the same session counts on.
+          expect(await call(page, "/count", "POST")).toEqual({ status: 200, body: { count: 2 } })
+          expect(await call(page, "/read")).toEqual({ status: 200, body: { count: 2, user: null } })
+        }
+      }
+      await page.close()
+    }, 60_000)
+
+    it("security: a duplicate id planted by a sibling subdomain (Domain, Path=/api) costs that request its session, never the login", async () => {
+      // `id` is what a configuration that cannot use the prefix gets (a domain, a path, or secure: false).
+      const server = await serveSessions(scope, { cookie: { name: "id" } })
+      const app = `http://app.site.localhost:${server.port}`
+      const evil = `http://evil.site.localhost:${sibling!.port}`
+      await context!.clearCookies()
+      const page = await context!.newPage()
+      await page.goto(`${app}/read`)
+      expect((await call(page, "/login/alice", "POST")).status).toBe(204)
+      const [own] = await cookiesNamed(context!, app, "id")
+      expect(own).toEqual({ value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" })
+      expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
+
+      // The sibling plants its own cookie for the whole site, on /api only.
+      const planted = "E".repeat(43)
+      await page.goto(`${evil}/plant?set=${encodeURIComponent(`id=${planted}; Domain=site.localhost; Path=/api; Secure; SameSite=Lax`)}`)
+      expect(await cookiesNamed(context!, `${app}/api/read`, "id")).toEqual([{ value: planted, path: "/api", domain: ".site.localhost" }, own])
+
+      await page.goto(`${app}/read`)
+      const before = server.calls()
+      // Two cookies of our name: no session for this request, and no store call …
+      expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: null } })
+      expect(server.calls()).toBe(before)
+      // … but no removal either: the own cookie is still there, and a path without the planted one is logged in.
+      expect(await cookiesNamed(context!, app, "id")).toEqual([own])
+      expect(await call(page, "/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
+
+      // Once the planted cookie is gone, /api is logged in again.
+      await page.goto(`${evil}/plant?set=${encodeURIComponent("id=; Domain=site.localhost; Path=/api; Secure; Max-Age=0")}`)
+      expect(await cookiesNamed(context!, `${app}/api/read`, "id")).toEqual([own])
+      await page.goto(`${app}/read`)
+      expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
+      await page.close()
+    }, 60_000)
+
+    it("security: Chromium refuses a __Host-id cookie with a Domain or a Path, so the default name cannot be planted", async () => {
+      const server = await serveSessions(scope, {})
+      const app = `http://app.site.localhost:${server.port}`
+      const evil = `http://evil.site.localhost:${sibling!.port}`
+      await context!.clearCookies()
+      const page = await context!.newPage()
+      await page.goto(`${app}/read`)
+      expect((await call(page, "/login/alice", "POST")).status).toBe(204)
+      const own = await cookiesNamed(context!, app, COOKIE)
+      expect(own).toEqual([{ value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" }])
+
+      const planted = "E".repeat(43)
+      const attempts = [
+        `${COOKIE}=${planted}; Domain=site.localhost; Path=/; Secure`,
+        `${COOKIE}=${planted}; Domain=site.localhost; Path=/api; Secure`,
+        `${COOKIE}=${planted}; Domain=app.site.localhost; Path=/; Secure`,
+        // The prefix is matched in any case.
+        `__HOST-id=${planted}; Domain=site.localhost; Path=/api; Secure`,
+        // A control: the same planting under a name without the prefix works.
+        `control=${planted}; Domain=site.localhost; Path=/api; Secure`
+      ]
+      await page.goto(`${evil}/plant?${attempts.map((a) => `set=${encodeURIComponent(a)}`).join("&")}`)
+      expect(await cookiesNamed(context!, `${app}/api/read`, "control")).toEqual([{ value: planted, path: "/api", domain: ".site.localhost" }])
+      // A script on the app's own host cannot give it a Path either, nor can the DevTools protocol.
+      await page.goto(`${app}/read`)
+      await page.evaluate((v) => {
+        document.cookie = `__Host-id=${v}; Path=/api; Secure`
+        document.cookie = `__host-id=${v}; Path=/api; Secure`
+      }, planted)
+      await expect(context!.addCookies([{ name: COOKIE, value: planted, domain: "app.site.localhost", path: "/api", secure: true }])).rejects.toThrow()
+      await expect(context!.addCookies([{ name: COOKIE, value: planted, domain: ".site.localhost", path: "/", secure: true }])).rejects.toThrow()
+
+      const sent = (await context!.cookies(`${app}/api/read`)).filter((c) => c.name.toLowerCase() === COOKIE.toLowerCase())
+      expect(sent.map((c) => ({ value: c.value, path: c.path, domain: c.domain }))).toEqual(own)
+      expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
+      await page.close()
     }, 60_000)
   })
 }
