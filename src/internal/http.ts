@@ -199,7 +199,10 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     // left alone: a removal goes by name and attributes, so it could only hit our host-only cookie,
     // while the one a sibling domain planted (Domain=…; Path=/api) would survive and undo every
     // new log-in on the next request.
-    const state = yield* Ref.make<RequestState>({ handle: resolution.session, cookie: resolution.cookie })
+    const state = yield* Ref.make<RequestState>({
+      handle: resolution.session,
+      cookie: resolution.cookie
+    })
     // The cookie is written by a pre-response handler, so that it reaches the client whatever the
     // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
     // never reached its client would be lost once the grace period ends.
