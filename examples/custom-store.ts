@@ -112,6 +112,8 @@ const makeKeyValuePersistence = Effect.gen(function*() {
       }),
     // A KeyValueStore cannot list its keys, so expired records are only hidden, never swept.
     sweep: Effect.succeed(0),
+    // One process only: no other process to tell about a refreshed user, nothing to hear.
+    publishUserInvalidation: () => Effect.void,
     invalidations: Stream.empty
   }
   return store

@@ -10,8 +10,12 @@
  *
  * Every multi-key step is one Lua script (atomic on the server): the compare-and-set of `save`
  * and `rotate` compares the version and the current token, so only one rotation of a token wins.
- * Scripts publish `${originId}:${tokenKey}` on `${p}invalidate` for every token key they change;
- * a second connection subscribes and feeds `invalidations`.
+ * Scripts publish `${originId}:${tokenKey}` on `${p}invalidate` for every token key they change,
+ * and `publishUserInvalidation` publishes `${originId}:!u:${userKey}` (token keys are base64url,
+ * never starting with `!`); a second connection subscribes and feeds `invalidations`.
+ *
+ * Errors keep only the class name and the message of ioredis's error: its `ReplyError` carries
+ * the command and every argument (keys, the user ID, the record), which must not reach a log.
  *
  * The scripts build some key names on the server (the session of a token, the user's set), so
  * this store needs a standalone Redis (or one primary), not Redis Cluster.
@@ -22,8 +26,11 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, type Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
+import { logHash } from "./hash.js"
+import { parseInvalidation, userMessage } from "./invalidationMessage.js"
+import { redactCodecError, redactDriverError } from "./storeErrors.js"
 
 const LIB = `
 local function user_key(prefix, user)
@@ -276,7 +283,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const channel = `${p}invalidate`
     const origin = options.originId
     const connectTimeout = options.connectTimeout ?? 5000
-    const unavailable = (method: string) => (cause: unknown) => new SessionStoreError({ method, reason: "Unavailable", cause })
+    const unavailable = (method: string) => (cause: unknown) =>
+      new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
 
     const client: Redis = options.client ?? (yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -294,7 +302,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
 
     const call = <A>(method: string, f: () => Promise<A>): Effect.Effect<A, SessionStoreError> =>
       Effect.tryPromise({ try: f, catch: unavailable(method) })
-    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    const corrupt = (method: string, key: string, cause: unknown) =>
+      new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
 
     const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, SessionStoreError> =>
       Either.match(Codec.decodeSession(text), {
@@ -409,15 +418,34 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const deleteToken = (tokenKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("deleteToken", () => commands.effectSessionsDeleteToken(`${p}t:${tokenKey}`, p, origin, tokenKey)))
 
+    // A record that does not decode (or a key of the wrong type: '') is skipped and deleted, so
+    // that one bad session never blocks listing, logging out everywhere or an exclusive log-in.
     const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
         const out: Array<Session> = []
         for (let i = 0; i + 1 < reply.length; i += 2) {
-          out.push(yield* decodeSession("sessionsOfUser", reply[i]!, reply[i + 1]!))
+          const key = reply[i]!
+          const decoded = reply[i + 1] === "" ? undefined : Either.getRight(Codec.decodeSession(reply[i + 1]!)).pipe(Option.getOrUndefined)
+          if (decoded !== undefined) out.push(decoded)
+          else yield* dropCorrupt("sessionsOfUser", key)
         }
         return out
       })
+
+    const dropCorrupt = (method: string, sessionKey: string) =>
+      Effect.logWarning("dropped a corrupt session record").pipe(
+        Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
+        Effect.zipRight(del(sessionKey)),
+        Effect.catchAll((e) =>
+          Effect.logWarning("could not delete a corrupt session record", e).pipe(
+            Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
+          )
+        )
+      )
+
+    const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
+      Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
 
     // -- invalidations --------------------------------------------------------------------------
 
@@ -446,13 +474,13 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber.off("ready", onReconnected)))
     const own = `${origin}:`
     // Every consumer adds its own listener to the one subscribed connection.
-    const invalidations = Stream.asyncPush<string>((emit) =>
+    const invalidations = Stream.asyncPush<Invalidation>((emit) =>
       Effect.acquireRelease(
         Effect.sync(() => {
           const onMessage = (ch: string, message: string) => {
             if (ch !== channel || message.startsWith(own)) return
             const i = message.indexOf(":")
-            if (i >= 0) emit.single(message.slice(i + 1))
+            if (i >= 0) emit.single(parseInvalidation(message.slice(i + 1)))
           }
           const onReset = () => emit.single(INVALIDATE_ALL)
           subscriber.on("message", onMessage)
@@ -475,6 +503,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       delete: del,
       deleteToken,
       sessionsOfUser,
+      publishUserInvalidation,
       sweep: Effect.succeed(0),
       invalidations
     } satisfies PersistenceShape

@@ -17,19 +17,26 @@
  *
  * Invalidations (PostgreSQL only): every save, rotate, delete and deleteToken sends
  * `pg_notify(channel, '<originId>:<tokenKey>')` for each token key it changed (inside the
- * transaction, so it is delivered on commit), and the layer listens on the channel.
+ * transaction, so it is delivered on commit), `publishUserInvalidation` sends
+ * `'<originId>:!u:<userKey>'`, and the layer listens on the channel.
+ *
+ * Errors keep only the class names and messages of `SqlError` and its cause (a PostgreSQL error's
+ * `detail`, `where` and `internalQuery` can quote values), and a record that does not decode is
+ * reported without its content.
  *
  * @internal
  */
-import { sha256 } from "./hash.js"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, type Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { logHash, sha256 } from "./hash.js"
+import { parseInvalidation, userMessage } from "./invalidationMessage.js"
 import { sleepReal } from "./realTime.js"
+import { redactCodecError, redactDriverError } from "./storeErrors.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 /** @internal */
@@ -87,8 +94,10 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     // Without a channel to listen on, nobody would hear the notifications: do not send them.
     const notifying = notifications !== undefined
 
-    const unavailable = (method: string) => (cause: SqlError) => new SessionStoreError({ method, reason: "Unavailable", cause })
-    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    const unavailable = (method: string) => (cause: SqlError) =>
+      new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
+    const corrupt = (method: string, key: string, cause: unknown) =>
+      new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
     const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
       Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
 
@@ -275,8 +284,32 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
             WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
-        return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
+        // A record that does not decode is skipped and deleted: one bad session never blocks
+        // listing, logging out everywhere or an exclusive log-in.
+        const out: Array<Session> = []
+        for (const row of rows) {
+          const decoded = Codec.decodeSession(row.record)
+          if (Either.isRight(decoded)) out.push(decoded.right)
+          else yield* dropCorrupt("sessionsOfUser", row.key)
+        }
+        return out
       })
+
+    const dropCorrupt = (method: string, sessionKey: string) =>
+      Effect.logWarning("dropped a corrupt session record").pipe(
+        Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
+        Effect.zipRight(del(sessionKey)),
+        Effect.catchAll((e) =>
+          Effect.logWarning("could not delete a corrupt session record", e).pipe(
+            Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
+          )
+        )
+      )
+
+    const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
+      notifying
+        ? run("publishUserInvalidation", Effect.asVoid(sql`SELECT pg_notify(${channel}, ${userMessage(options.originId, userKey)})`))
+        : Effect.void
 
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -296,7 +329,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // -- invalidations --------------------------------------------------------------------------
 
-    let invalidations: Stream.Stream<string> = Stream.empty
+    let invalidations: Stream.Stream<Invalidation> = Stream.empty
     if (notifications !== undefined) {
       const notifier = notifications
       // One LISTEN per layer, shared by every consumer of the stream. @effect/sql-pg ignores errors
@@ -305,7 +338,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       // again on a fresh connection and tells the consumers (INVALIDATE_ALL) that they may have
       // missed changes meanwhile. The layer is ready only once its own heartbeat has come back:
       // from then on, no change by another process can go unheard.
-      const hub = yield* PubSub.unbounded<string>()
+      const hub = yield* PubSub.unbounded<Invalidation>()
       const own = `${options.originId}:`
       const beatPrefix = `hb:${options.originId}:`
       let beats = 0
@@ -317,7 +350,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           }
           const i = payload.indexOf(":")
           if (i < 0 || payload.startsWith(own)) return Effect.void
-          return PubSub.publish(hub, payload.slice(i + 1))
+          return PubSub.publish(hub, parseInvalidation(payload.slice(i + 1)))
         }),
         Effect.catchAllCause((cause) => Effect.logWarning("effect-sessions: SQL invalidation listener failed", cause))
       )
@@ -364,6 +397,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       delete: del,
       deleteToken,
       sessionsOfUser,
+      publishUserInvalidation,
       sweep,
       invalidations
     } satisfies PersistenceShape
