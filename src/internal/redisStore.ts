@@ -26,7 +26,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, type Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 import { logHash } from "./hash.js"
 import { parseInvalidation, userMessage } from "./invalidationMessage.js"
@@ -160,17 +160,22 @@ notify(ARGV[1], ARGV[2], ARGV[3])
 return 1
 `
 
-/** KEYS: u:user. ARGV: prefix. → {key, record, key, record …}; drops the keys of gone sessions. */
+/**
+ * KEYS: u:user. ARGV: prefix. → {key, record, token, key, record, token …} ('' for a key of the
+ * wrong type); drops the keys of gone sessions.
+ */
 const SESSIONS_OF_USER = `
 local out = {}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.pcall('HGET', ARGV[1] .. 's:' .. key, 'r')
-  if type(r) == 'table' and r.err then
+  local r = redis.pcall('HMGET', ARGV[1] .. 's:' .. key, 'r', 't')
+  if r.err then
     out[#out + 1] = key
     out[#out + 1] = ''
-  elseif r then
+    out[#out + 1] = ''
+  elseif r[1] then
     out[#out + 1] = key
-    out[#out + 1] = r
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2] or ''
   else
     redis.call('SREM', KEYS[1], key)
   end
@@ -424,19 +429,24 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       Effect.gen(function*() {
         const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
         const out: Array<Session> = []
-        for (let i = 0; i + 1 < reply.length; i += 2) {
+        for (let i = 0; i + 2 < reply.length; i += 3) {
           const key = reply[i]!
           const decoded = reply[i + 1] === "" ? undefined : Either.getRight(Codec.decodeSession(reply[i + 1]!)).pipe(Option.getOrUndefined)
           if (decoded !== undefined) out.push(decoded)
-          else yield* dropCorrupt("sessionsOfUser", key)
+          else yield* dropCorrupt("sessionsOfUser", key, reply[i + 2]!)
         }
         return out
       })
 
-    const dropCorrupt = (method: string, sessionKey: string) =>
+    // The other processes hear of the deletion from the script; this process's own cache may
+    // still hold the session (as it was before it went bad): it is told through `invalidations`.
+    const dropCorrupt = (method: string, sessionKey: string, tokenKey: string) =>
       Effect.logWarning("dropped a corrupt session record").pipe(
         Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
         Effect.zipRight(del(sessionKey)),
+        Effect.zipRight(Effect.sync(() => {
+          if (tokenKey !== "") local.forEach((emit) => emit(Invalidation.Token({ tokenKey })))
+        })),
         Effect.catchAll((e) =>
           Effect.logWarning("could not delete a corrupt session record", e).pipe(
             Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
@@ -464,6 +474,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       catch: unavailable("connect")
     })
     const resets = new Set<() => void>()
+    // What this process must hear from itself: the records it dropped as corrupt.
+    const local = new Set<(invalidation: Invalidation) => void>()
     const onReconnected = () => {
       subscriber.subscribe(channel).then(
         () => resets.forEach((reset) => reset()),
@@ -483,14 +495,17 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             if (i >= 0) emit.single(parseInvalidation(message.slice(i + 1)))
           }
           const onReset = () => emit.single(INVALIDATE_ALL)
+          const onLocal = (invalidation: Invalidation) => emit.single(invalidation)
           subscriber.on("message", onMessage)
           resets.add(onReset)
-          return { onMessage, onReset }
+          local.add(onLocal)
+          return { onMessage, onReset, onLocal }
         }),
-        ({ onMessage, onReset }) =>
+        ({ onLocal, onMessage, onReset }) =>
           Effect.sync(() => {
             subscriber.off("message", onMessage)
             resets.delete(onReset)
+            local.delete(onLocal)
           })
       ), { bufferSize: "unbounded" })
 

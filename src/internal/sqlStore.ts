@@ -32,7 +32,7 @@ import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, type Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import { logHash, sha256 } from "./hash.js"
 import { parseInvalidation, userMessage } from "./invalidationMessage.js"
 import { sleepReal } from "./realTime.js"
@@ -131,6 +131,11 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     yield* run("init", sql.withTransaction(init))
 
     // -- helpers --------------------------------------------------------------------------------
+
+    // Feeds `invalidations`: what the LISTEN connection hears from other processes (PostgreSQL),
+    // and what this process must hear from itself (the records it dropped as corrupt).
+    const hub = yield* PubSub.unbounded<Invalidation>()
+    const invalidations: Stream.Stream<Invalidation> = Stream.fromPubSub(hub)
 
     /** Sends one notification per token key, in the current transaction if there is one. */
     const notify = (tokenKeys: ReadonlyArray<string>) =>
@@ -281,7 +286,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         const now = yield* Clock.currentTimeMillis
         const rows = yield* run(
           "sessionsOfUser",
-          sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
+          sql<{ key: string; record: string; token_key: string }>`SELECT key, record, token_key FROM ${sessions}
             WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
         // A record that does not decode is skipped and deleted: one bad session never blocks
@@ -290,15 +295,18 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         for (const row of rows) {
           const decoded = Codec.decodeSession(row.record)
           if (Either.isRight(decoded)) out.push(decoded.right)
-          else yield* dropCorrupt("sessionsOfUser", row.key)
+          else yield* dropCorrupt("sessionsOfUser", row.key, row.token_key)
         }
         return out
       })
 
-    const dropCorrupt = (method: string, sessionKey: string) =>
+    // The other processes hear of the deletion from its notification; this process's own cache
+    // may still hold the session (as it was before it went bad): it is told through `invalidations`.
+    const dropCorrupt = (method: string, sessionKey: string, tokenKey: string) =>
       Effect.logWarning("dropped a corrupt session record").pipe(
         Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
         Effect.zipRight(del(sessionKey)),
+        Effect.zipRight(PubSub.publish(hub, Invalidation.Token({ tokenKey }))),
         Effect.catchAll((e) =>
           Effect.logWarning("could not delete a corrupt session record", e).pipe(
             Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
@@ -329,7 +337,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // -- invalidations --------------------------------------------------------------------------
 
-    let invalidations: Stream.Stream<Invalidation> = Stream.empty
     if (notifications !== undefined) {
       const notifier = notifications
       // One LISTEN per layer, shared by every consumer of the stream. @effect/sql-pg ignores errors
@@ -338,7 +345,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       // again on a fresh connection and tells the consumers (INVALIDATE_ALL) that they may have
       // missed changes meanwhile. The layer is ready only once its own heartbeat has come back:
       // from then on, no change by another process can go unheard.
-      const hub = yield* PubSub.unbounded<Invalidation>()
       const own = `${options.originId}:`
       const beatPrefix = `hb:${options.originId}:`
       let beats = 0
@@ -385,7 +391,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "not listening" }),
         Effect.catchAll(() => Effect.logWarning("effect-sessions: SQL invalidations not confirmed within 5 s; continuing"))
       )
-      invalidations = Stream.fromPubSub(hub)
     }
 
     return {
