@@ -12,7 +12,7 @@ import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Option, Qu
 import { randomBytes } from "node:crypto"
 import * as Codec from "../../src/Codec.js"
 import { logHash } from "../../src/internal/hash.js"
-import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape } from "../../src/Persistence.js"
+import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../../src/Persistence.js"
 import { Redirect, Session, type TokenRecord } from "../../src/Session.js"
 import { arbSession } from "../arbitraries.js"
 
@@ -737,6 +737,8 @@ export const persistenceSuite = <R = never>(
             const s = makeSession(now)
             yield* store.create(s, now + HOUR)
             assert.isTrue(yield* store.save(copy(s, { version: 1 }), 0, now + HOUR))
+            // Nobody to tell: a no-op that succeeds.
+            yield* store.publishUserInvalidation(userKey(uid("user")))
             const seen = yield* Stream.runCollect(store.invalidations).pipe(Effect.timeout("50 millis"), Effect.option)
             // Either the stream is empty and ends, or it never yields this process's own writes.
             if (Option.isSome(seen)) assert.deepStrictEqual([...seen.value], [])
@@ -816,6 +818,14 @@ export const persistenceSuite = <R = never>(
 
           yield* a.delete(s.key)
           yield* expectHeard(heardByB, [r.session.tokenKey], "delete")
+
+          // A refreshed user: the peer hears its key (a hash of the ID, which is not sent).
+          const refreshed = userKey(uid("user"))
+          yield* a.publishUserInvalidation(refreshed)
+          yield* expectHeard(heardByB, [`user:${refreshed}`], "publishUserInvalidation")
+          yield* b.publishUserInvalidation(refreshed)
+          writtenByB.add(`user:${refreshed}`)
+          yield* expectHeard(heardByA, [`user:${refreshed}`], "publishUserInvalidation by the peer")
 
           // Nothing else arrives at b, and a never heard its own writes.
           yield* Effect.sleep("100 millis")
