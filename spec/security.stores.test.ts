@@ -20,6 +20,7 @@ import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as Codec from "../src/Codec.js"
 import { evicted, EVICTION_LOG_INTERVAL_MILLIS } from "../src/internal/memoryStore.js"
 import * as Sessions from "../src/Sessions.js"
 import * as Persistence from "../src/Persistence.js"
@@ -442,7 +443,9 @@ await withService("Redis", redisUrl, () => {
         const s = makeSession(now)
         yield* store.create(s, now + HOUR)
         const secret = `data-${uid("secret")}`
-        yield* redis((r) => r.hset(`${prefix}s:${s.key}`, "r", JSON.stringify({ v: 1, type: "session", key: s.key, data: { secret } })))
+        // A record with a field of the wrong type: the decoder's message quotes the value it found.
+        const record = { ...JSON.parse(Codec.encodeSession(s)), version: secret }
+        yield* redis((r) => r.hset(`${prefix}s:${s.key}`, "r", JSON.stringify(record)))
         const error = yield* Effect.flip(store.load(s.tokenKey))
         assert.strictEqual(error.reason, "Corrupt")
         const text = printed(error)
