@@ -14,12 +14,13 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock } from "effect"
+import { Cause, Clock, ConfigProvider, Context, Effect, Exit, FastCheck as fc, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as DemoStore from "../examples/demo/store.js"
 import * as Codec from "../src/Codec.js"
 import { evicted, EVICTION_LOG_INTERVAL_MILLIS } from "../src/internal/memoryStore.js"
 import * as Sessions from "../src/Sessions.js"
@@ -202,6 +203,22 @@ describe("memory store capacity", () => {
       for (const h of handles) alive.push(Option.isSome((yield* sessions.resolve(tok(h), client)).session))
       deepStrictEqual(alive, [false, false, true, true, true])
     }).pipe(Effect.provide(Sessions.layerMemory({}, { capacity: 3 }))))
+
+  it.effect("the demo's memory store takes SESSIONS_MEMORY_CAPACITY (default 1,000,000; a positive integer)", () =>
+    Effect.gen(function*() {
+      const withEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      assert.strictEqual(yield* DemoStore.memoryCapacity.pipe(withEnv({})), Persistence.DEFAULT_MEMORY_CAPACITY)
+      assert.strictEqual(yield* DemoStore.memoryCapacity.pipe(withEnv({ SESSIONS_MEMORY_CAPACITY: "50000" })), 50_000)
+      assert.isTrue(Exit.isFailure(yield* Effect.exit(DemoStore.memoryCapacity.pipe(withEnv({ SESSIONS_MEMORY_CAPACITY: "0" })))))
+      const store = yield* Effect.map(
+        Layer.build(DemoStore.layerFor("memory")),
+        (context) => Context.get(context, Persistence.Persistence)
+      ).pipe(Effect.provide(SecureRandom.layer), withEnv({ SESSIONS_MEMORY_CAPACITY: "2" }))
+      const now = yield* Clock.currentTimeMillis
+      const sessions = [makeSession(now), makeSession(now), makeSession(now)]
+      for (const s of sessions) yield* store.create(s, now + HOUR)
+      assert.isTrue(Option.isNone(yield* store.loadSession(sessions[0]!.key)), "the first session was evicted")
+    }).pipe(Effect.scoped))
 
   it("an invalid capacity is a defect, at once", () => {
     for (const capacity of [0, -1, 1.5, Number.NaN]) {
