@@ -14,7 +14,7 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, ConfigProvider, Context, Effect, Exit, FastCheck as fc, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock } from "effect"
+import { Cause, Clock, ConfigProvider, Context, Deferred, Effect, Exit, FastCheck as fc, Fiber, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -540,6 +540,33 @@ describe("user cache", () => {
       yield* sessions.user(handles.get("a")!)
       deepStrictEqual(db.loads, ["a", "b", "c", "a"], "a was evicted")
     }).pipe(Effect.provide(service(db.loader)))
+  })
+
+  it.effect("security: a load that refreshUser overtook is not kept", () => {
+    const users = new Map([["ada", "ada v1"]])
+    let loads = 0
+    return Effect.gen(function*() {
+      const release = yield* Deferred.make<void>()
+      const loader = Layer.succeed(Sessions.UserLoader, {
+        load: (userId: string) =>
+          Effect.suspend(() => {
+            const value = Option.fromNullable(users.get(userId))
+            return ++loads === 1 ? Effect.as(Deferred.await(release), value) : Effect.succeed(value)
+          })
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.logIn(yield* sessions.create(client), "ada")
+        const first = yield* Effect.fork(sessions.user(h)) // reads "ada v1", then waits
+        yield* Effect.yieldNow()
+        users.set("ada", "ada disabled")
+        yield* sessions.refreshUser("ada")
+        yield* Deferred.succeed(release, undefined)
+        deepStrictEqual(yield* Fiber.join(first), Option.some<unknown>("ada v1"))
+        deepStrictEqual(yield* sessions.user(h), Option.some<unknown>("ada disabled"), "the overtaken load was not cached")
+        assert.strictEqual(loads, 2)
+      }).pipe(Effect.provide(service(loader)))
+    })
   })
 
   it.effect("a failed load is not cached", () => {

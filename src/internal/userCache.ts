@@ -7,7 +7,7 @@
  *
  * @internal
  */
-import { Cache, Duration, Effect, Equal, Exit, Hash, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { type PersistenceShape, type SessionStoreError, userKey } from "../Persistence.js"
 import type { UserLoader } from "../Sessions.js"
 import { UserLoaderError } from "../Sessions.js"
@@ -18,18 +18,9 @@ export const DEFAULT_USER_CACHE_CAPACITY = 10_000
 /** How long a loaded user (or "not found") is kept, unless the `UserLoader` says otherwise. @internal */
 export const DEFAULT_USER_CACHE_TIME_TO_LIVE: Duration.Duration = Duration.minutes(5)
 
-/**
- * A cache key: the user ID (for the loader) and its hash. Equal by the hash alone, so that an
- * invalidation, which carries only the hash, finds the entry.
- */
-class UserRef implements Equal.Equal {
-  constructor(readonly userId: string, readonly key: string) {}
-  [Equal.symbol](that: Equal.Equal): boolean {
-    return that instanceof UserRef && that.key === this.key
-  }
-  [Hash.symbol](): number {
-    return Hash.string(this.key)
-  }
+interface Entry {
+  readonly user: Option.Option<unknown>
+  readonly expiresAt: number
 }
 
 /** @internal */
@@ -49,7 +40,7 @@ export const makeUserCache = (
   loader: Option.Option<UserLoader["Type"]>,
   store: PersistenceShape
 ): Effect.Effect<UserCache> =>
-  Effect.gen(function*() {
+  Effect.sync((): UserCache => {
     const publish = (userId: string) => store.publishUserInvalidation(userKey(userId))
     if (Option.isNone(loader)) {
       return {
@@ -60,37 +51,52 @@ export const makeUserCache = (
       }
     }
     const { cache: options, load } = loader.value
-    const ttl = Duration.decode(options?.timeToLive ?? DEFAULT_USER_CACHE_TIME_TO_LIVE)
-    const cache = yield* Cache.makeWith({
-      capacity: Math.max(0, options?.capacity ?? DEFAULT_USER_CACHE_CAPACITY),
-      lookup: (ref: UserRef) => Effect.mapError(load(ref.userId), (cause) => new UserLoaderError({ userId: ref.userId, cause })),
-      // A failed load is not kept (see `get`); a user, or "not found", for the time to live.
-      timeToLive: (exit) => (Exit.isSuccess(exit) ? ttl : Duration.zero)
-    })
-    // Counts invalidations. A load that an invalidation overtook may return the old user to its
-    // caller, but is not kept: `Cache` stores a lookup's result when it completes, even when the
-    // entry was invalidated meanwhile.
+    const ttl = Duration.toMillis(Duration.decode(options?.timeToLive ?? DEFAULT_USER_CACHE_TIME_TO_LIVE))
+    const capacity = Math.max(0, options?.capacity ?? DEFAULT_USER_CACHE_CAPACITY)
+    // Keyed by the user's hash (what an invalidation carries), least recently used first: a `Map`
+    // re-inserted on use. (Effect's `Cache` keeps a node in its LRU list for every entry it ever
+    // loaded until the map exceeds its capacity, so reloads after a TTL or an invalidation grow it
+    // without bound below the capacity.)
+    const entries = new Map<string, Entry>()
+    // Counts invalidations: a load that one overtook may answer its caller, but is not kept.
     let generation = 0
-    const forget = (ref: UserRef) =>
-      Effect.suspend(() => {
+    const forget = (key: string) =>
+      Effect.sync(() => {
         generation++
-        return cache.invalidate(ref)
+        entries.delete(key)
+      })
+    const get = (userId: string): Effect.Effect<Option.Option<unknown>, UserLoaderError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const key = userKey(userId)
+        const entry = entries.get(key)
+        if (entry !== undefined) {
+          entries.delete(key)
+          if (entry.expiresAt > now) {
+            entries.set(key, entry)
+            return Effect.succeed(entry.user)
+          }
+        }
+        const seen = generation
+        // A failed load is not kept: the next call tries again.
+        return load(userId).pipe(
+          Effect.mapError((cause) => new UserLoaderError({ userId, cause })),
+          Effect.tap((user) =>
+            Effect.sync(() => {
+              if (generation !== seen || capacity === 0) return
+              entries.delete(key)
+              entries.set(key, { user, expiresAt: now + ttl })
+              while (entries.size > capacity) entries.delete(entries.keys().next().value!)
+            })
+          )
+        )
       })
     return {
-      get: (userId) =>
-        Effect.suspend(() => {
-          const ref = new UserRef(userId, userKey(userId))
-          const seen = generation
-          return cache.get(ref).pipe(
-            Effect.tapError(() => cache.invalidate(ref)),
-            Effect.tap(() => (generation === seen ? Effect.void : cache.invalidate(ref)))
-          )
-        }),
-      refresh: (userId) => Effect.zipRight(forget(new UserRef(userId, userKey(userId))), publish(userId)),
-      forgetKey: (key) => forget(new UserRef("", key)),
-      forgetAll: Effect.suspend(() => {
+      get,
+      refresh: (userId) => Effect.zipRight(forget(userKey(userId)), publish(userId)),
+      forgetKey: forget,
+      forgetAll: Effect.sync(() => {
         generation++
-        return cache.invalidateAll
+        entries.clear()
       })
     }
   })
