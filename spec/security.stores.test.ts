@@ -418,6 +418,11 @@ await withService("Redis", redisUrl, () => {
         assert.include(text, "WRONGTYPE", "Redis's reply is kept")
         assert.include(text, "ReplyError", "the class name is kept")
         for (const s of secrets(h, user, value)) assert.notInclude(text, s)
+        // The script checked the index before writing: nothing changed, the session still answers.
+        yield* sessions.flush // from the store, not the local cache
+        const after = yield* sessions.resolve(tok(h), client)
+        assert.strictEqual(after.outcome, "valid", "the failed log-in wrote nothing (no half-done rotation)")
+        assert.isTrue(Option.isNone(Option.flatMap(after.session, (a) => a.session.userId)))
 
         // The listing of that user fails the same way (SMEMBERS on a string), without the user ID.
         const listing = yield* Effect.flip(sessions.listSessions(user))

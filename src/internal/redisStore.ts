@@ -46,6 +46,16 @@ local function index(prefix, user, key, px)
     if redis.call('PTTL', ukey) < px then redis.call('PEXPIRE', ukey, px) end
   end
 end
+-- Whether a user's index key can take SADD/SREM. Checked before a script writes anything: a
+-- script that fails halfway keeps its earlier writes (Redis has no rollback).
+local function indexable(prefix, user)
+  if not user or user == '' then return true end
+  local kind = redis.call('TYPE', user_key(prefix, user)).ok
+  return kind == 'set' or kind == 'none'
+end
+local function wrong_index()
+  return redis.error_reply('WRONGTYPE a user index key holds the wrong kind of value; nothing was written')
+end
 local function notify(prefix, origin, token)
   redis.call('PUBLISH', prefix .. 'invalidate', origin .. ':' .. token)
 end
@@ -109,7 +119,9 @@ return r
 const CREATE = LIB + `
 local kind = redis.call('TYPE', KEYS[1]).ok
 local olduser = false
-if kind == 'hash' then olduser = redis.call('HGET', KEYS[1], 'u') elseif kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+if kind == 'hash' then olduser = redis.call('HGET', KEYS[1], 'u') end
+if not indexable(ARGV[1], ARGV[5]) or not indexable(ARGV[1], olduser) then return wrong_index() end
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 write(ARGV[1], KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], olduser)
 return 1
 `
@@ -119,6 +131,7 @@ const SAVE = LIB + `
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
 if cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5] then return 0 end
+if not indexable(ARGV[1], ARGV[7]) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
 write(ARGV[1], KEYS[1], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], cur[3])
 notify(ARGV[1], ARGV[2], ARGV[5])
 return 1
@@ -132,6 +145,7 @@ const ROTATE = LIB + `
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
 if cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5] then return 0 end
+if not indexable(ARGV[1], ARGV[8]) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
 local old = ARGV[1] .. 't:' .. ARGV[5]
 if tonumber(ARGV[12]) > 0 then redis.call('SET', old, ARGV[11], 'PX', ARGV[12]) else redis.call('DEL', old) end
 write(ARGV[1], KEYS[1], ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], cur[3])
