@@ -255,7 +255,7 @@ const badRecordSuite = (
   storeLayer: () => Layer.Layer<Persistence.Persistence, unknown>,
   hooks: { readonly corrupt: Corrupt; readonly stored: Stored }
 ) =>
-  describe(`one bad record never blocks another session: ${name}`, () => {
+  describe(`bad records: ${name}`, () => {
     const THIEF = `THIEF-WROTE-THIS-${runId}`
     const garbage = `{"v":1,"type":"session","data":{"x":"${THIEF}"}`
 
