@@ -14,6 +14,10 @@
  *   removed (by TTL, or by `sweep` where the backend has none). The service decides expiry by time
  *   itself; the retention lets it still tell why a token is dead — idle, absolute, or a rotated
  *   token used after its grace period (a theft signal it reports) — rather than "unknown".
+ * - A record that does not decode never fails `sessionsOfUser`: it is skipped, deleted and logged.
+ * - Errors carry no secrets: no command arguments, records, user data or tokens (a corrupt
+ *   record is named by a fingerprint of its key), only the method, the reason and the driver's
+ *   error class and message.
  *
  * @since 0.1.0
  * @module
