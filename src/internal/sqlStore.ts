@@ -32,8 +32,8 @@ import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
-import { logHash, sha256 } from "./hash.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape, userKey } from "../Persistence.js"
+import { logHash } from "./hash.js"
 import { parseInvalidation, userMessage } from "./invalidationMessage.js"
 import { sleepReal } from "./realTime.js"
 import { redactCodecError, redactDriverError } from "./storeErrors.js"
@@ -170,7 +170,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // The user index column holds a hash of the user ID: any string works as an ID (PostgreSQL
     // text cannot hold NUL), and the index alone does not tell who the users are.
-    const userColumn = (userId: string): string => sha256(`user:${userId}`)
+    const userColumn = userKey
     const userIdOf = (session: Session): string | null => Option.match(session.userId, { onNone: () => null, onSome: userColumn })
 
     // -- operations -----------------------------------------------------------------------------
