@@ -104,14 +104,28 @@ const makeKeyValuePersistence = Effect.gen(function*() {
         if (Option.isSome(entry) && entry.value.startsWith("c:")) yield* removeSession("deleteToken", entry.value.slice(2))
         yield* del("deleteToken", `t:${tokenKey}`)
       })),
+    // A record that does not decode is skipped and deleted (the contract): one bad session must
+    // not stop a user from logging out everywhere.
     sessionsOfUser: (userId) =>
       Effect.gen(function*() {
         const keys = yield* users("sessionsOfUser", userId)
-        const sessions = yield* Effect.forEach([...keys], (k) => readSession("sessionsOfUser", k))
+        const sessions = yield* Effect.forEach([...keys], (k) =>
+          readSession("sessionsOfUser", k).pipe(
+            Effect.catchIf((e) => e.reason === "Corrupt", () =>
+              lock.withPermits(1)(Effect.gen(function*() {
+                yield* Effect.logWarning("dropped a corrupt session record")
+                yield* del("sessionsOfUser", `s:${k}`)
+                yield* del("sessionsOfUser", `e:${k}`)
+                yield* index("sessionsOfUser", Option.some(userId), undefined, k)
+                return Option.none<Session.Session>()
+              })))
+          ))
         return sessions.flatMap(Option.toArray)
       }),
     // A KeyValueStore cannot list its keys, so expired records are only hidden, never swept.
     sweep: Effect.succeed(0),
+    // One process only: no other process to tell about a refreshed user, nothing to hear.
+    publishUserInvalidation: () => Effect.void,
     invalidations: Stream.empty
   }
   return store

@@ -23,7 +23,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
-import { makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
+import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
@@ -281,7 +281,7 @@ await withService("Redis", redisUrl, () => {
         const store = yield* RedisStore.make({ url: url.toString(), prefix })
         const direct = yield* RedisStore.make({ url: redisUrl, prefix })
         const heard = yield* Queue.unbounded<string>()
-        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, k)))
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
 
         const now = Date.now()
         const s = makeSession(now)

@@ -16,7 +16,7 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Context, Effect, Layer, Option, Redacted, Scope } from "effect"
+import { Context, Effect, Layer, Option, Queue, Redacted, Scope, Stream } from "effect"
 import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
@@ -73,12 +73,16 @@ interface Process {
 const makeProcess = (
   storeLayer: Layer.Layer<Persistence.Persistence, unknown>,
   scope: Scope.Scope,
-  wrap: (store: Persistence.PersistenceShape) => Persistence.PersistenceShape = (store) => store
+  wrap: (store: Persistence.PersistenceShape) => Persistence.PersistenceShape = (store) => store,
+  loader: Layer.Layer<never> | Layer.Layer<Sessions.UserLoader> = Layer.empty
 ) =>
   Effect.gen(function*() {
     const raw = Context.get(yield* Layer.buildWithScope(storeLayer, scope), Persistence.Persistence)
     const counted = Persistence.counted(wrap(raw))
-    const service = Sessions.layerStore(config).pipe(Layer.provide(Layer.succeed(Persistence.Persistence, counted.store)))
+    const service = Sessions.layerStore(config).pipe(
+      Layer.provide(Layer.succeed(Persistence.Persistence, counted.store)),
+      Layer.provide(loader)
+    )
     const sessions = Context.get(yield* Layer.buildWithScope(service, scope), Sessions.Sessions)
     const storeCalls = () => Object.values(counted.calls()).reduce((a, b) => a + b, 0)
     return { sessions, storeCalls } satisfies Process
@@ -329,6 +333,43 @@ const coherenceSuite = (
         const r = yield* b.sessions.resolve(tok(h), client)
         assert.strictEqual(r.outcome, "followed", "B answers the rotated token from a stale cache entry")
         assert.strictEqual(Option.map(r.session, tok).pipe(Option.getOrNull), tok(next))
+      }).pipe(Effect.scoped))
+
+    it.live(`security: a user loaded in B is loaded again there within ${BOUND_MS} ms of refreshUser in A; the channel carries a hash of the user ID`, () =>
+      Effect.gen(function*() {
+        const scope = yield* Effect.scope
+        const n = ++instances
+        const ids = { a: `coh-${runId}-${n}-A`, b: `coh-${runId}-${n}-B`, o: `coh-${runId}-${n}-O` }
+        const db = new Map<string, string>()
+        const loader = Layer.succeed(Sessions.UserLoader, { load: (userId: string) => Effect.sync(() => Option.fromNullable(db.get(userId))) })
+        const a = yield* makeProcess(instance(ids.a), scope, undefined, loader)
+        const b = yield* makeProcess(instance(ids.b), scope, undefined, loader)
+        // A third process that only listens, to see what travels on the channel.
+        const observer = Context.get(yield* Layer.buildWithScope(instance(ids.o), scope), Persistence.Persistence)
+        const heard = yield* Queue.unbounded<Persistence.Invalidation>()
+        yield* Effect.forkIn(Stream.runForEach(observer.invalidations, (i) => Queue.offer(heard, i)), scope)
+        for (const id of [ids.a, ids.b, ids.o]) assert.isTrue(yield* listening(id), `${id} listens for invalidations`)
+        const refreshed: Array<string> = []
+        yield* measure(store, "refreshUser (user cache)", Effect.gen(function*() {
+          const user = `carol-${runId}-${randomBytes(3).toString("hex")}`
+          db.set(user, "active")
+          const h = yield* a.sessions.logIn(yield* a.sessions.create(client), user)
+          const hb = yield* cached(b, tok(h))
+          assert.strictEqual(Option.getOrNull(yield* b.sessions.user(hb)), "active")
+          db.set(user, "disabled")
+          assert.strictEqual(Option.getOrNull(yield* b.sessions.user(hb)), "active", "B answers from its user cache")
+          refreshed.push(user)
+          return {
+            act: a.sessions.refreshUser(user),
+            seen: Effect.map(b.sessions.user(hb), (u) => Option.getOrNull(u) === "disabled")
+          }
+        }))
+        const users = (yield* Queue.takeAll(heard)).pipe((all) => [...all]).filter((i) => i._tag === "User")
+        assert.isAbove(users.length, 0, "the observer heard the user invalidation")
+        for (const i of users) {
+          assert.isTrue(refreshed.some((u) => i.userKey === Persistence.userKey(u)), "it carries the hash of the user ID")
+          for (const u of refreshed) assert.notInclude(i.userKey, u)
+        }
       }).pipe(Effect.scoped))
 
     /** Cuts B's channel, runs `during`, and waits (at most 5 s) until the channel is back; whether it came back. */

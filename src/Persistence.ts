@@ -14,11 +14,16 @@
  *   removed (by TTL, or by `sweep` where the backend has none). The service decides expiry by time
  *   itself; the retention lets it still tell why a token is dead — idle, absolute, or a rotated
  *   token used after its grace period (a theft signal it reports) — rather than "unknown".
+ * - A record that does not decode never fails `sessionsOfUser`: it is skipped, deleted and logged.
+ * - Errors carry no secrets: no command arguments, records, user data or tokens (a corrupt
+ *   record is named by a fingerprint of its key), only the method, the reason and the driver's
+ *   error class and message.
  *
  * @since 0.1.0
  * @module
  */
 import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { logHash, sha256 } from "./internal/hash.js"
 import { makeMemoryStore } from "./internal/memoryStore.js"
 import type { Redirect, Session, TokenRecord } from "./Session.js"
 
@@ -31,14 +36,52 @@ import type { Redirect, Session, TokenRecord } from "./Session.js"
 export const DEFAULT_RETENTION_MILLIS = 10 * 60 * 1000
 
 /**
- * The `invalidations` element that means "anything cached may be stale": a store emits it when
- * its invalidation channel was interrupted (a reconnect), since messages may have been lost
- * meanwhile. Token keys are never empty, so it cannot be mistaken for one.
+ * What a store tells the processes sharing it (its `invalidations`):
+ *
+ * - `Token`: the record under `tokenKey` changed in another process — drop it from the cache;
+ * - `User`: another process asked for the user with this {@link userKey} to be loaded again
+ *   (`Sessions.refreshUser`) — drop it from the user cache;
+ * - `All`: the channel was interrupted (a reconnect) and messages may have been lost meanwhile —
+ *   anything cached may be stale.
+ *
+ * Build them with the {@link Invalidation} constructors (`Invalidation.Token({ tokenKey })` …).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Invalidation = Data.TaggedEnum<{
+  readonly Token: { readonly tokenKey: string }
+  readonly User: { readonly userKey: string }
+  readonly All: {}
+}>
+
+/**
+ * Constructors and guards of {@link Invalidation}: `Invalidation.Token({ tokenKey })`,
+ * `Invalidation.User({ userKey })`, `Invalidation.All()`, `Invalidation.$is("Token")`,
+ * `Invalidation.$match(…)`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Invalidation = Data.taggedEnum<Invalidation>()
+
+/**
+ * The {@link Invalidation} that means "anything cached may be stale": a store emits it when its
+ * invalidation channel was interrupted (a reconnect), since messages may have been lost meanwhile.
  *
  * @since 0.1.0
  * @category constants
  */
-export const INVALIDATE_ALL = ""
+export const INVALIDATE_ALL: Invalidation = Invalidation.All()
+
+/**
+ * The key of a user on an invalidation channel (and in the SQL store's user index): a SHA-256 of
+ * the user ID, so that the channel carries no user IDs.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const userKey = (userId: string): string => sha256(`user:${userId}`)
 
 /**
  * The type id of {@link SessionStoreError}: how the HTTP middleware recognises a store outage.
@@ -68,11 +111,23 @@ export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
   readonly method: string
   readonly reason: "Unavailable" | "Corrupt" | "Unknown"
   readonly cause?: unknown
-  /** For a corrupt record: its store key (a token key, never a raw token). */
+  /**
+   * For a corrupt record: a short fingerprint of its store key (8 characters of a SHA-256), never
+   * the key itself. The constructor takes the key and keeps only the fingerprint: with
+   * `hashIdsAtRest: false` a token key is the raw token, and a session key is an internal secret.
+   */
   readonly key?: string
 }> {
   /** @since 0.1.0 */
   readonly [SessionStoreErrorTypeId]: SessionStoreErrorTypeId = SessionStoreErrorTypeId
+  constructor(args: {
+    readonly method: string
+    readonly reason: "Unavailable" | "Corrupt" | "Unknown"
+    readonly cause?: unknown
+    readonly key?: string
+  }) {
+    super(args.key === undefined ? args : { ...args, key: logHash(args.key) })
+  }
   override get message(): string {
     const cause = this.cause instanceof Error ? `: ${this.cause.message}` : this.cause === undefined ? "" : `: ${String(this.cause)}`
     return `Persistence.${this.method} failed (${this.reason})${cause}`
@@ -117,16 +172,28 @@ export interface PersistenceShape {
   readonly delete: (sessionKey: string) => Effect.Effect<void, SessionStoreError>
   /** Deletes whatever a token key holds (used to drop a corrupt record). No-op when absent. */
   readonly deleteToken: (tokenKey: string) => Effect.Effect<void, SessionStoreError>
-  /** The live sessions of a user (the user index). */
+  /**
+   * The live sessions of a user (the user index). A record that does not decode never fails the
+   * listing: it is skipped, deleted (the session and its current token) and logged (the method and
+   * a short hash of its key), and every session that decodes is still returned — so that logging a
+   * user out everywhere works whatever one of the sessions holds.
+   */
   readonly sessionsOfUser: (userId: string) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
   /** Removes expired sessions and redirects; returns how many records went. A no-op for stores with TTLs. */
   readonly sweep: Effect.Effect<number, SessionStoreError>
   /**
-   * Token keys changed by other processes sharing this store (for cache coherence), and
-   * {@link INVALIDATE_ALL} after an interruption of the channel. Stores that only one process can
-   * use return `Stream.empty`.
+   * Tells the other processes sharing this store to forget a user they cached (`userKey` is
+   * {@link userKey} of the user ID, never the ID): they receive `Invalidation.User({ userKey })`.
+   * Stores that only one process can use make it a no-op (`Effect.void`).
    */
-  readonly invalidations: Stream.Stream<string>
+  readonly publishUserInvalidation: (userKey: string) => Effect.Effect<void, SessionStoreError>
+  /**
+   * What other processes sharing this store changed (for cache coherence): `Token` for every
+   * token key they wrote, `User` for every user they refreshed, and `All` after an interruption
+   * of the channel. A process never hears itself. Stores that only one process can use return
+   * `Stream.empty`.
+   */
+  readonly invalidations: Stream.Stream<Invalidation>
 }
 
 /**
@@ -138,8 +205,37 @@ export interface PersistenceShape {
 export class Persistence extends Context.Tag("effect-sessions/Persistence")<Persistence, PersistenceShape>() {}
 
 /**
- * The in-memory store: the default, for one process. It reads time from `Clock` (so
- * `TestClock` drives its expiry) and is swept by the sweeper layer.
+ * The default capacity of the memory store: 1,000,000 sessions, sized for at most about 1 GiB of
+ * small sessions (about 600 bytes each with their token record and index entry).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MEMORY_CAPACITY = 1_000_000
+
+/**
+ * Options of the memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /**
+   * How many sessions the store holds at most (a positive integer, or `Infinity`; default
+   * {@link DEFAULT_MEMORY_CAPACITY}). When a new session would exceed it, the least recently used
+   * session goes — a session counts as used when it is read (by token or by key) or written — with
+   * its current token and its user-index entry; its rotated-away tokens (redirects) stay until
+   * their own expiry, leading nowhere. Evictions are counted in the `effect_sessions_evicted_total`
+   * metric and logged as a warning at most once a minute.
+   */
+  readonly capacity?: number | undefined
+  /** How long records are kept past their deadline, in milliseconds (default {@link DEFAULT_RETENTION_MILLIS}; 0 hides a record at its deadline). */
+  readonly retentionMillis?: number | undefined
+}
+
+/**
+ * The in-memory store: the default, for one process, with the default capacity and retention.
+ * It reads time from `Clock` (so `TestClock` drives its expiry) and is swept by the sweeper layer.
  *
  * @since 0.1.0
  * @category layers
@@ -147,7 +243,8 @@ export class Persistence extends Context.Tag("effect-sessions/Persistence")<Pers
 export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, () => makeMemoryStore())
 
 /**
- * Builds a fresh in-memory store (for tests that want two independent stores, or to wrap).
+ * Builds a fresh in-memory store with the default options (for tests that want two independent
+ * stores, or to wrap).
  *
  * @since 0.1.0
  * @category constructors
@@ -155,14 +252,29 @@ export const layerMemory: Layer.Layer<Persistence> = Layer.sync(Persistence, () 
 export const makeMemory: Effect.Effect<PersistenceShape> = Effect.sync(() => makeMemoryStore())
 
 /**
- * The in-memory store with its own retention past deadlines (milliseconds; 0 hides a record at
- * its deadline).
+ * Builds a fresh in-memory store with its own {@link MemoryOptions}. An invalid capacity (not a
+ * positive integer nor `Infinity`) is a defect.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemoryWith = (options: MemoryOptions): Effect.Effect<PersistenceShape> => Effect.sync(() => makeMemoryStore(options))
+
+/**
+ * The in-memory store with its own {@link MemoryOptions}: a capacity (sessions) and a retention
+ * past deadlines. An invalid capacity (not a positive integer nor `Infinity`) is a defect.
  *
  * @since 0.1.0
  * @category layers
+ * @example
+ * ```ts
+ * import { Persistence } from "effect-sessions"
+ *
+ * const store = Persistence.layerMemoryWith({ capacity: 100_000 })
+ * ```
  */
-export const layerMemoryWith = (options: { readonly retentionMillis: number }): Layer.Layer<Persistence> =>
-  Layer.sync(Persistence, () => makeMemoryStore(options.retentionMillis))
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Persistence> =>
+  Layer.sync(Persistence, () => makeMemoryStore(options))
 
 /**
  * Wraps a store so that every call is counted (for tests and diagnostics: "a cache hit does not
@@ -192,6 +304,7 @@ export const counted = (store: PersistenceShape): { readonly store: PersistenceS
       delete: wrap("delete", store.delete),
       deleteToken: wrap("deleteToken", store.deleteToken),
       sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
+      publishUserInvalidation: wrap("publishUserInvalidation", store.publishUserInvalidation),
       sweep: Effect.suspend(() => {
         tick("sweep")
         return store.sweep

@@ -7,7 +7,7 @@
  * @since 0.1.0
  * @module
  */
-import type { Redacted } from "effect"
+import type { Duration, Redacted } from "effect"
 import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import type { Schema } from "effect"
@@ -156,14 +156,19 @@ export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
 export type SessionError = SessionStoreError | SessionGoneError | SessionConflictError | SessionDataError
 
 /**
- * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results are
- * cached per user ID until {@link SessionsShape.refreshUser}.
+ * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results —
+ * a user, or "not found" — are cached per user ID in each process, at most `cache.capacity`
+ * users (default 10,000; the least recently used go first) for at most `cache.timeToLive`
+ * (default 5 minutes), and forgotten in every process that shares the store by
+ * {@link SessionsShape.refreshUser}. A failed load is not cached.
  *
  * @since 0.1.0
  * @category tags
  */
 export class UserLoader extends Context.Tag("effect-sessions/UserLoader")<UserLoader, {
   readonly load: (userId: string) => Effect.Effect<Option.Option<unknown>, unknown>
+  /** The cache of loaded users: `capacity` (default 10,000; 0 turns it off) and `timeToLive` (default 5 minutes). */
+  readonly cache?: { readonly capacity?: number | undefined; readonly timeToLive?: Duration.DurationInput | undefined } | undefined
 }>() {}
 
 /**
@@ -242,8 +247,13 @@ export interface SessionsShape {
   readonly flush: Effect.Effect<void>
   /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */
   readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
-  /** Drops the cached user object of a user, so that the next {@link user} loads it again. */
-  readonly refreshUser: (userId: string) => Effect.Effect<void>
+  /**
+   * Drops the cached user object of a user in this process and in every other process sharing
+   * the store (through its invalidation channel, which carries a hash of the ID), so that the
+   * next {@link user} loads it again — after disabling a user, or changing their roles. Fails
+   * when the store cannot publish (the other processes would keep the user until its time to live).
+   */
+  readonly refreshUser: (userId: string) => Effect.Effect<void, SessionStoreError>
 }
 
 /**
@@ -279,7 +289,8 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
 
 /**
  * Everything for one process on the in-memory store: the service and its configuration (from
- * `options`), the live SecureRandom, the memory store and its sweeper.
+ * `options`), the live SecureRandom, the memory store (with `memory`'s capacity and retention:
+ * see `Persistence.MemoryOptions`) and its sweeper.
  *
  * @since 0.1.0
  * @category layers
@@ -297,8 +308,10 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
  * ```
  */
 export const layerMemory = (
-  options: SessionConfig_.SessionConfigInput = {}
-): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError> => layerStore(options).pipe(Layer.provide(Persistence_.layerMemory))
+  options: SessionConfig_.SessionConfigInput = {},
+  memory: Persistence_.MemoryOptions = {}
+): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError> =>
+  layerStore(options).pipe(Layer.provide(Persistence_.layerMemoryWith(memory)))
 
 /**
  * Everything but the store: configuration from `options` (also provided, for the HTTP

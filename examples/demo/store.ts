@@ -3,7 +3,7 @@
  *
  * | `SESSIONS_STORE` | store | connection |
  * |---|---|---|
- * | `memory` (default) | in-process memory | — |
+ * | `memory` (default) | in-process memory | at most `SESSIONS_MEMORY_CAPACITY` sessions (default 1,000,000; the least recently used go first) |
  * | `sqlite` | SQLite file | `SESSIONS_SQLITE_FILENAME` (default `<tmpdir>/effect-sessions-demo.sqlite`) |
  * | `postgres` | PostgreSQL | `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) |
  * | `redis` | Redis | `REDIS_URL` (default `redis://127.0.0.1:6379`) |
@@ -27,6 +27,15 @@ export type StoreKind = (typeof storeKinds)[number]
 /** `SESSIONS_STORE`, default `memory`. */
 export const storeKind: Config.Config<StoreKind> = Config.literal(...storeKinds)("SESSIONS_STORE").pipe(
   Config.withDefault("memory" as const)
+)
+
+/**
+ * `SESSIONS_MEMORY_CAPACITY`: how many sessions the memory store holds at most (a positive
+ * integer; default `Persistence.DEFAULT_MEMORY_CAPACITY`, 1,000,000).
+ */
+export const memoryCapacity: Config.Config<number> = Config.integer("SESSIONS_MEMORY_CAPACITY").pipe(
+  Config.validate({ message: "must be a positive integer", validation: (n) => n >= 1 }),
+  Config.withDefault(Persistence.DEFAULT_MEMORY_CAPACITY)
 )
 
 /** Where the SQLite demo keeps its database. */
@@ -65,7 +74,7 @@ export const layerFor = (
 ): Layer.Layer<Persistence.Persistence, Persistence.SessionStoreError | ConfigError, SecureRandom.SecureRandom> => {
   switch (kind) {
     case "memory":
-      return Persistence.layerMemory
+      return Layer.unwrapEffect(Effect.map(memoryCapacity, (capacity) => Persistence.layerMemoryWith({ capacity })))
     case "sqlite":
       return Layer.unwrapEffect(Effect.gen(function*() {
         const filename = yield* Config.string("SESSIONS_SQLITE_FILENAME").pipe(Config.withDefault(defaultSqliteFilename))
@@ -91,7 +100,7 @@ export const layerFor = (
 export const storeTarget = (kind: StoreKind): Effect.Effect<string, ConfigError> => {
   switch (kind) {
     case "memory":
-      return Effect.succeed(describe(kind))
+      return Effect.map(memoryCapacity, (capacity) => `memory (at most ${capacity.toLocaleString("en-US")} sessions)`)
     case "sqlite":
       return Effect.map(
         Config.string("SESSIONS_SQLITE_FILENAME").pipe(Config.withDefault(defaultSqliteFilename)),

@@ -218,6 +218,7 @@ export const switchable = (store: Persistence.PersistenceShape) => {
     deleteToken: guard("deleteToken", store.deleteToken),
     sessionsOfUser: guard("sessionsOfUser", store.sessionsOfUser),
     sweep: Effect.suspend(() => (down ? Effect.fail(new Persistence.SessionStoreError({ method: "sweep", reason: "Unavailable" })) : store.sweep)),
+    publishUserInvalidation: guard("publishUserInvalidation", store.publishUserInvalidation),
     invalidations: Stream.empty
   }
   return {

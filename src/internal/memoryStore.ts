@@ -2,10 +2,14 @@
  * The in-memory Persistence: three maps (token records, sessions, user index). Values are
  * immutable, so storing them by reference is safe.
  *
+ * The sessions map is also the LRU order of the capacity: a `Map` iterates in insertion order, so
+ * a session is re-inserted whenever it is used (read by token or by key, or written) and the first
+ * entry is always the least recently used one. Every operation stays O(1).
+ *
  * @internal
  */
-import { Clock, Effect, Option, Stream } from "effect"
-import { DEFAULT_RETENTION_MILLIS, type PersistenceShape } from "../Persistence.js"
+import { Clock, Effect, Metric, Option, Stream } from "effect"
+import { DEFAULT_MEMORY_CAPACITY, DEFAULT_RETENTION_MILLIS, type MemoryOptions, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 interface StoredSession {
@@ -13,12 +17,45 @@ interface StoredSession {
   readonly expiresAt: number
 }
 
+/** Sessions evicted by the memory store's capacity. @internal */
+export const evicted = Metric.counter("effect_sessions_evicted_total", {
+  description: "sessions evicted from the memory store at its capacity (least recently used first)"
+})
+
+/** At most one warning per this many milliseconds (Clock time) about evictions. @internal */
+export const EVICTION_LOG_INTERVAL_MILLIS = 60_000
+
+const validCapacity = (n: number): boolean => n === Number.POSITIVE_INFINITY || (Number.isSafeInteger(n) && n >= 1)
+
 /** @internal */
-export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): PersistenceShape => {
+export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape => {
+  const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
+  const capacity = options.capacity ?? DEFAULT_MEMORY_CAPACITY
+  if (!validCapacity(capacity)) throw new RangeError(`memory store capacity must be a positive integer or Infinity, got ${capacity}`)
   // tokenKey → session key (current token) or a redirect (old token)
   const tokens = new Map<string, string | Redirect>()
+  // session key → session, least recently used first
   const sessions = new Map<string, StoredSession>()
   const users = new Map<string, Set<string>>()
+
+  // Evictions not yet logged, and when the last warning went out (Clock time).
+  let unlogged = 0
+  let loggedAt = Number.NEGATIVE_INFINITY
+  const logEvictions = (now: number): Effect.Effect<void> => {
+    if (unlogged === 0 || now - loggedAt < EVICTION_LOG_INTERVAL_MILLIS) return Effect.void
+    const count = unlogged
+    unlogged = 0
+    loggedAt = now
+    return Effect.logWarning(`memory session store full: evicted ${count} least recently used sessions`).pipe(
+      Effect.annotateLogs({ event: "sessions-evicted", evicted: count, capacity })
+    )
+  }
+
+  /** Stores a session as the most recently used one. */
+  const put = (key: string, stored: StoredSession) => {
+    sessions.delete(key)
+    sessions.set(key, stored)
+  }
 
   const indexUser = (before: Option.Option<string>, after: Session) => {
     if (Option.isSome(before) && (Option.isNone(after.userId) || after.userId.value !== before.value)) {
@@ -45,13 +82,15 @@ export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): P
     }
   }
 
-  const live = (sessionKey: string, now: number): Option.Option<Session> => {
+  /** The session under a key if still retained; a read (`use`) makes it the most recently used. */
+  const live = (sessionKey: string, now: number, use: boolean): Option.Option<Session> => {
     const stored = sessions.get(sessionKey)
     if (!stored) return Option.none()
     if (stored.expiresAt + retention <= now) {
       removeSession(sessionKey)
       return Option.none()
     }
+    if (use) put(sessionKey, stored)
     return Option.some(stored.session)
   }
 
@@ -59,7 +98,7 @@ export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): P
     Effect.map(Clock.currentTimeMillis, (now): Option.Option<TokenRecord> => {
       const entry = tokens.get(tokenKey)
       if (entry === undefined) return Option.none()
-      if (typeof entry === "string") return live(entry, now)
+      if (typeof entry === "string") return live(entry, now, true)
       if (entry.expiresAt + retention <= now) {
         tokens.delete(tokenKey)
         return Option.none()
@@ -71,26 +110,41 @@ export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): P
     Effect.sync(() => {
       const stored = sessions.get(session.key)
       if (!stored || stored.session.version !== expectedVersion || stored.session.tokenKey !== session.tokenKey) return false
-      sessions.set(session.key, { session, expiresAt })
+      put(session.key, { session, expiresAt })
       indexUser(stored.session.userId, session)
       return true
     })
 
+  const create = (session: Session, expiresAt: number) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      let count = 0
+      if (!sessions.has(session.key)) {
+        // Full: the least recently used sessions make room (the first entries of the map).
+        while (sessions.size >= capacity) {
+          const oldest = sessions.keys().next()
+          if (oldest.done === true) break
+          removeSession(oldest.value)
+          count++
+        }
+      }
+      put(session.key, { session, expiresAt })
+      tokens.set(session.tokenKey, session.key)
+      indexUser(Option.none(), session)
+      if (count === 0) return Effect.void
+      unlogged += count
+      return Effect.zipRight(Metric.incrementBy(evicted, count), logEvictions(now))
+    })
+
   return {
     load,
-    loadSession: (sessionKey) => Effect.map(Clock.currentTimeMillis, (now) => live(sessionKey, now)),
-    create: (session, expiresAt) =>
-      Effect.sync(() => {
-        sessions.set(session.key, { session, expiresAt })
-        tokens.set(session.tokenKey, session.key)
-        indexUser(Option.none(), session)
-      }),
+    loadSession: (sessionKey) => Effect.map(Clock.currentTimeMillis, (now) => live(sessionKey, now, true)),
+    create,
     save,
     rotate: (session, expectedVersion, redirect, expiresAt) =>
       Effect.sync(() => {
         const stored = sessions.get(session.key)
         if (!stored || stored.session.version !== expectedVersion || stored.session.tokenKey !== redirect.tokenKey) return false
-        sessions.set(session.key, { session, expiresAt })
+        put(session.key, { session, expiresAt })
         tokens.set(redirect.tokenKey, redirect)
         tokens.set(session.tokenKey, session.key)
         indexUser(stored.session.userId, session)
@@ -103,13 +157,14 @@ export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): P
         if (typeof entry === "string") removeSession(entry)
         tokens.delete(tokenKey)
       }),
+    // Records here are values, never text: nothing can fail to decode, so nothing is skipped.
     sessionsOfUser: (userId) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const keys = users.get(userId)
         if (!keys) return []
-        return [...keys].flatMap((k) => Option.toArray(live(k, now)))
+        return [...keys].flatMap((k) => Option.toArray(live(k, now, false)))
       }),
-    sweep: Effect.map(Clock.currentTimeMillis, (now) => {
+    sweep: Effect.flatMap(Clock.currentTimeMillis, (now) => {
       let removed = 0
       for (const [key, stored] of sessions) {
         if (stored.expiresAt + retention <= now) {
@@ -123,8 +178,11 @@ export const makeMemoryStore = (retention: number = DEFAULT_RETENTION_MILLIS): P
           removed++
         }
       }
-      return removed
+      // Evictions since the last warning are reported here too, if nothing has evicted since.
+      return Effect.as(logEvictions(now), removed)
     }),
+    // One process only: nobody else to tell.
+    publishUserInvalidation: () => Effect.void,
     invalidations: Stream.empty
   }
 }

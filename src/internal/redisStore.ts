@@ -10,8 +10,12 @@
  *
  * Every multi-key step is one Lua script (atomic on the server): the compare-and-set of `save`
  * and `rotate` compares the version and the current token, so only one rotation of a token wins.
- * Scripts publish `${originId}:${tokenKey}` on `${p}invalidate` for every token key they change;
- * a second connection subscribes and feeds `invalidations`.
+ * Scripts publish `${originId}:${tokenKey}` on `${p}invalidate` for every token key they change,
+ * and `publishUserInvalidation` publishes `${originId}:!u:${userKey}` (token keys are base64url,
+ * never starting with `!`); a second connection subscribes and feeds `invalidations`.
+ *
+ * Errors keep only the class name and the message of ioredis's error: its `ReplyError` carries
+ * the command and every argument (keys, the user ID, the record), which must not reach a log.
  *
  * The scripts build some key names on the server (the session of a token, the user's set), so
  * this store needs a standalone Redis (or one primary), not Redis Cluster.
@@ -22,8 +26,11 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
+import { logHash } from "./hash.js"
+import { parseInvalidation, userMessage } from "./invalidationMessage.js"
+import { redactCodecError, redactDriverError } from "./storeErrors.js"
 
 const LIB = `
 local function user_key(prefix, user)
@@ -38,6 +45,16 @@ local function index(prefix, user, key, px)
     redis.call('SADD', ukey, key)
     if redis.call('PTTL', ukey) < px then redis.call('PEXPIRE', ukey, px) end
   end
+end
+-- Whether a user's index key can take SADD/SREM. Checked before a script writes anything: a
+-- script that fails halfway keeps its earlier writes (Redis has no rollback).
+local function indexable(prefix, user)
+  if not user or user == '' then return true end
+  local kind = redis.call('TYPE', user_key(prefix, user)).ok
+  return kind == 'set' or kind == 'none'
+end
+local function wrong_index()
+  return redis.error_reply('WRONGTYPE a user index key holds the wrong kind of value; nothing was written')
 end
 local function notify(prefix, origin, token)
   redis.call('PUBLISH', prefix .. 'invalidate', origin .. ':' .. token)
@@ -102,7 +119,9 @@ return r
 const CREATE = LIB + `
 local kind = redis.call('TYPE', KEYS[1]).ok
 local olduser = false
-if kind == 'hash' then olduser = redis.call('HGET', KEYS[1], 'u') elseif kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+if kind == 'hash' then olduser = redis.call('HGET', KEYS[1], 'u') end
+if not indexable(ARGV[1], ARGV[5]) or not indexable(ARGV[1], olduser) then return wrong_index() end
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 write(ARGV[1], KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], olduser)
 return 1
 `
@@ -112,6 +131,7 @@ const SAVE = LIB + `
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
 if cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5] then return 0 end
+if not indexable(ARGV[1], ARGV[7]) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
 write(ARGV[1], KEYS[1], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], cur[3])
 notify(ARGV[1], ARGV[2], ARGV[5])
 return 1
@@ -125,6 +145,7 @@ const ROTATE = LIB + `
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
 if cur[1] ~= ARGV[4] or cur[2] ~= ARGV[5] then return 0 end
+if not indexable(ARGV[1], ARGV[8]) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
 local old = ARGV[1] .. 't:' .. ARGV[5]
 if tonumber(ARGV[12]) > 0 then redis.call('SET', old, ARGV[11], 'PX', ARGV[12]) else redis.call('DEL', old) end
 write(ARGV[1], KEYS[1], ARGV[3], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], cur[3])
@@ -153,17 +174,22 @@ notify(ARGV[1], ARGV[2], ARGV[3])
 return 1
 `
 
-/** KEYS: u:user. ARGV: prefix. → {key, record, key, record …}; drops the keys of gone sessions. */
+/**
+ * KEYS: u:user. ARGV: prefix. → {key, record, token, key, record, token …} ('' for a key of the
+ * wrong type); drops the keys of gone sessions.
+ */
 const SESSIONS_OF_USER = `
 local out = {}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.pcall('HGET', ARGV[1] .. 's:' .. key, 'r')
-  if type(r) == 'table' and r.err then
+  local r = redis.pcall('HMGET', ARGV[1] .. 's:' .. key, 'r', 't')
+  if r.err then
     out[#out + 1] = key
     out[#out + 1] = ''
-  elseif r then
+    out[#out + 1] = ''
+  elseif r[1] then
     out[#out + 1] = key
-    out[#out + 1] = r
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2] or ''
   else
     redis.call('SREM', KEYS[1], key)
   end
@@ -276,7 +302,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const channel = `${p}invalidate`
     const origin = options.originId
     const connectTimeout = options.connectTimeout ?? 5000
-    const unavailable = (method: string) => (cause: unknown) => new SessionStoreError({ method, reason: "Unavailable", cause })
+    const unavailable = (method: string) => (cause: unknown) =>
+      new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
 
     const client: Redis = options.client ?? (yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -294,7 +321,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
 
     const call = <A>(method: string, f: () => Promise<A>): Effect.Effect<A, SessionStoreError> =>
       Effect.tryPromise({ try: f, catch: unavailable(method) })
-    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    const corrupt = (method: string, key: string, cause: unknown) =>
+      new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
 
     const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, SessionStoreError> =>
       Either.match(Codec.decodeSession(text), {
@@ -409,15 +437,39 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const deleteToken = (tokenKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("deleteToken", () => commands.effectSessionsDeleteToken(`${p}t:${tokenKey}`, p, origin, tokenKey)))
 
+    // A record that does not decode (or a key of the wrong type: '') is skipped and deleted, so
+    // that one bad session never blocks listing, logging out everywhere or an exclusive log-in.
     const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, SessionStoreError> =>
       Effect.gen(function*() {
         const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
         const out: Array<Session> = []
-        for (let i = 0; i + 1 < reply.length; i += 2) {
-          out.push(yield* decodeSession("sessionsOfUser", reply[i]!, reply[i + 1]!))
+        for (let i = 0; i + 2 < reply.length; i += 3) {
+          const key = reply[i]!
+          const decoded = reply[i + 1] === "" ? undefined : Either.getRight(Codec.decodeSession(reply[i + 1]!)).pipe(Option.getOrUndefined)
+          if (decoded !== undefined) out.push(decoded)
+          else yield* dropCorrupt("sessionsOfUser", key, reply[i + 2]!)
         }
         return out
       })
+
+    // The other processes hear of the deletion from the script; this process's own cache may
+    // still hold the session (as it was before it went bad): it is told through `invalidations`.
+    const dropCorrupt = (method: string, sessionKey: string, tokenKey: string) =>
+      Effect.logWarning("dropped a corrupt session record").pipe(
+        Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
+        Effect.zipRight(del(sessionKey)),
+        Effect.zipRight(Effect.sync(() => {
+          if (tokenKey !== "") local.forEach((emit) => emit(Invalidation.Token({ tokenKey })))
+        })),
+        Effect.catchAll((e) =>
+          Effect.logWarning("could not delete a corrupt session record", e).pipe(
+            Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
+          )
+        )
+      )
+
+    const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
+      Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
 
     // -- invalidations --------------------------------------------------------------------------
 
@@ -436,6 +488,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       catch: unavailable("connect")
     })
     const resets = new Set<() => void>()
+    // What this process must hear from itself: the records it dropped as corrupt.
+    const local = new Set<(invalidation: Invalidation) => void>()
     const onReconnected = () => {
       subscriber.subscribe(channel).then(
         () => resets.forEach((reset) => reset()),
@@ -446,23 +500,26 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber.off("ready", onReconnected)))
     const own = `${origin}:`
     // Every consumer adds its own listener to the one subscribed connection.
-    const invalidations = Stream.asyncPush<string>((emit) =>
+    const invalidations = Stream.asyncPush<Invalidation>((emit) =>
       Effect.acquireRelease(
         Effect.sync(() => {
           const onMessage = (ch: string, message: string) => {
             if (ch !== channel || message.startsWith(own)) return
             const i = message.indexOf(":")
-            if (i >= 0) emit.single(message.slice(i + 1))
+            if (i >= 0) emit.single(parseInvalidation(message.slice(i + 1)))
           }
           const onReset = () => emit.single(INVALIDATE_ALL)
+          const onLocal = (invalidation: Invalidation) => emit.single(invalidation)
           subscriber.on("message", onMessage)
           resets.add(onReset)
-          return { onMessage, onReset }
+          local.add(onLocal)
+          return { onMessage, onReset, onLocal }
         }),
-        ({ onMessage, onReset }) =>
+        ({ onLocal, onMessage, onReset }) =>
           Effect.sync(() => {
             subscriber.off("message", onMessage)
             resets.delete(onReset)
+            local.delete(onLocal)
           })
       ), { bufferSize: "unbounded" })
 
@@ -475,6 +532,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       delete: del,
       deleteToken,
       sessionsOfUser,
+      publishUserInvalidation,
       sweep: Effect.succeed(0),
       invalidations
     } satisfies PersistenceShape

@@ -7,17 +7,21 @@
 import { Clock, Duration, Effect, Either, Metric, Option, Random, Redacted, Schema, Stream } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
-import { INVALIDATE_ALL, Persistence, type SessionStoreError } from "../Persistence.js"
+import { Persistence, type SessionStoreError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
 import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
 import { SessionCache } from "../SessionCache.js"
 import { SessionConfig } from "../SessionConfig.js"
 import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
-import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader, UserLoaderError } from "../Sessions.js"
+import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader } from "../Sessions.js"
 import { makeKeyedLock } from "./keyedLock.js"
 import { sleepReal } from "./realTime.js"
 import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
+import { makeUserCache } from "./userCache.js"
+
+/** `noteInvalidation`'s key for "everything" (token keys are never empty). */
+const INVALIDATE_ALL = ""
 
 /** Attempts of a compare-and-set before giving up (another process keeps winning). */
 const MAX_ATTEMPTS = 32
@@ -464,8 +468,8 @@ export const makeSessions = Effect.gen(function*() {
       return Effect.as(endSessions(victims), victims.length)
     })
 
-  // ---- users
-  const users = new Map<string, Option.Option<unknown>>()
+  // ---- users: bounded, with a time to live, forgotten everywhere on refreshUser
+  const users = yield* makeUserCache(userLoader, store)
 
   const info = (s: Session): SessionInfo => ({
     id: publicId(s.key),
@@ -476,13 +480,21 @@ export const makeSessions = Effect.gen(function*() {
     userAgentHash: s.userAgentHash
   })
 
-  // Other processes sharing the store tell us which token keys they changed; an empty key means
-  // the channel was interrupted and anything cached may be stale.
+  // Other processes sharing the store tell us which token keys they changed and which users they
+  // refreshed; "All" means the channel was interrupted and anything cached may be stale.
   yield* store.invalidations.pipe(
-    Stream.runForEach((tk) =>
+    Stream.runForEach((invalidation) =>
       Effect.suspend(() => {
-        noteInvalidation(tk)
-        return tk === INVALIDATE_ALL ? cache.clear : cache.invalidate(tk)
+        switch (invalidation._tag) {
+          case "Token":
+            noteInvalidation(invalidation.tokenKey)
+            return cache.invalidate(invalidation.tokenKey)
+          case "User":
+            return users.forgetKey(invalidation.userKey)
+          case "All":
+            noteInvalidation(INVALIDATE_ALL)
+            return Effect.zipRight(cache.clear, users.forgetAll)
+        }
       })
     ),
     Effect.catchAllCause((cause) => Effect.logWarning("session invalidation stream ended", cause)),
@@ -552,17 +564,10 @@ export const makeSessions = Effect.gen(function*() {
     user: (handle) =>
       Effect.gen(function*() {
         const s = yield* current(handle)
-        if (Option.isNone(s.userId) || Option.isNone(userLoader)) return Option.none()
-        const userId = s.userId.value
-        const cached = users.get(userId)
-        if (cached !== undefined) return cached
-        const loaded = yield* userLoader.value.load(userId).pipe(
-          Effect.mapError((cause) => new UserLoaderError({ userId, cause }))
-        )
-        users.set(userId, loaded)
-        return loaded
+        if (Option.isNone(s.userId)) return Option.none()
+        return yield* users.get(s.userId.value)
       }),
-    refreshUser: (userId) => Effect.sync(() => void users.delete(userId))
+    refreshUser: (userId) => users.refresh(userId)
   }
   return service
 })

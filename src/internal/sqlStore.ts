@@ -17,19 +17,26 @@
  *
  * Invalidations (PostgreSQL only): every save, rotate, delete and deleteToken sends
  * `pg_notify(channel, '<originId>:<tokenKey>')` for each token key it changed (inside the
- * transaction, so it is delivered on commit), and the layer listens on the channel.
+ * transaction, so it is delivered on commit), `publishUserInvalidation` sends
+ * `'<originId>:!u:<userKey>'`, and the layer listens on the channel.
+ *
+ * Errors keep only the class names and messages of `SqlError` and its cause (a PostgreSQL error's
+ * `detail`, `where` and `internalQuery` can quote values), and a record that does not decode is
+ * reported without its content.
  *
  * @internal
  */
-import { sha256 } from "./hash.js"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
 import type { Notifications } from "../Persistence/Sql.js"
-import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape, userKey } from "../Persistence.js"
+import { logHash } from "./hash.js"
+import { parseInvalidation, userMessage } from "./invalidationMessage.js"
 import { sleepReal } from "./realTime.js"
+import { redactCodecError, redactDriverError } from "./storeErrors.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 /** @internal */
@@ -87,8 +94,10 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     // Without a channel to listen on, nobody would hear the notifications: do not send them.
     const notifying = notifications !== undefined
 
-    const unavailable = (method: string) => (cause: SqlError) => new SessionStoreError({ method, reason: "Unavailable", cause })
-    const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    const unavailable = (method: string) => (cause: SqlError) =>
+      new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
+    const corrupt = (method: string, key: string, cause: unknown) =>
+      new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
     const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
       Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
 
@@ -123,6 +132,11 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // -- helpers --------------------------------------------------------------------------------
 
+    // Feeds `invalidations`: what the LISTEN connection hears from other processes (PostgreSQL),
+    // and what this process must hear from itself (the records it dropped as corrupt).
+    const hub = yield* PubSub.unbounded<Invalidation>()
+    const invalidations: Stream.Stream<Invalidation> = Stream.fromPubSub(hub)
+
     /** Sends one notification per token key, in the current transaction if there is one. */
     const notify = (tokenKeys: ReadonlyArray<string>) =>
       !notifying || tokenKeys.length === 0
@@ -156,7 +170,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // The user index column holds a hash of the user ID: any string works as an ID (PostgreSQL
     // text cannot hold NUL), and the index alone does not tell who the users are.
-    const userColumn = (userId: string): string => sha256(`user:${userId}`)
+    const userColumn = userKey
     const userIdOf = (session: Session): string | null => Option.match(session.userId, { onNone: () => null, onSome: userColumn })
 
     // -- operations -----------------------------------------------------------------------------
@@ -272,11 +286,38 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         const now = yield* Clock.currentTimeMillis
         const rows = yield* run(
           "sessionsOfUser",
-          sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
+          sql<{ key: string; record: string; token_key: string }>`SELECT key, record, token_key FROM ${sessions}
             WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
-        return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
+        // A record that does not decode is skipped and deleted: one bad session never blocks
+        // listing, logging out everywhere or an exclusive log-in.
+        const out: Array<Session> = []
+        for (const row of rows) {
+          const decoded = Codec.decodeSession(row.record)
+          if (Either.isRight(decoded)) out.push(decoded.right)
+          else yield* dropCorrupt("sessionsOfUser", row.key, row.token_key)
+        }
+        return out
       })
+
+    // The other processes hear of the deletion from its notification; this process's own cache
+    // may still hold the session (as it was before it went bad): it is told through `invalidations`.
+    const dropCorrupt = (method: string, sessionKey: string, tokenKey: string) =>
+      Effect.logWarning("dropped a corrupt session record").pipe(
+        Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) }),
+        Effect.zipRight(del(sessionKey)),
+        Effect.zipRight(PubSub.publish(hub, Invalidation.Token({ tokenKey }))),
+        Effect.catchAll((e) =>
+          Effect.logWarning("could not delete a corrupt session record", e).pipe(
+            Effect.annotateLogs({ event: "corrupt-record", method, key: logHash(sessionKey) })
+          )
+        )
+      )
+
+    const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
+      notifying
+        ? run("publishUserInvalidation", Effect.asVoid(sql`SELECT pg_notify(${channel}, ${userMessage(options.originId, userKey)})`))
+        : Effect.void
 
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -296,7 +337,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     // -- invalidations --------------------------------------------------------------------------
 
-    let invalidations: Stream.Stream<string> = Stream.empty
     if (notifications !== undefined) {
       const notifier = notifications
       // One LISTEN per layer, shared by every consumer of the stream. @effect/sql-pg ignores errors
@@ -305,7 +345,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       // again on a fresh connection and tells the consumers (INVALIDATE_ALL) that they may have
       // missed changes meanwhile. The layer is ready only once its own heartbeat has come back:
       // from then on, no change by another process can go unheard.
-      const hub = yield* PubSub.unbounded<string>()
       const own = `${options.originId}:`
       const beatPrefix = `hb:${options.originId}:`
       let beats = 0
@@ -317,7 +356,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           }
           const i = payload.indexOf(":")
           if (i < 0 || payload.startsWith(own)) return Effect.void
-          return PubSub.publish(hub, payload.slice(i + 1))
+          return PubSub.publish(hub, parseInvalidation(payload.slice(i + 1)))
         }),
         Effect.catchAllCause((cause) => Effect.logWarning("effect-sessions: SQL invalidation listener failed", cause))
       )
@@ -352,7 +391,6 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
         Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "not listening" }),
         Effect.catchAll(() => Effect.logWarning("effect-sessions: SQL invalidations not confirmed within 5 s; continuing"))
       )
-      invalidations = Stream.fromPubSub(hub)
     }
 
     return {
@@ -364,6 +402,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       delete: del,
       deleteToken,
       sessionsOfUser,
+      publishUserInvalidation,
       sweep,
       invalidations
     } satisfies PersistenceShape

@@ -1,0 +1,17 @@
+/**
+ * The text of an invalidation message, shared by the Redis and PostgreSQL channels:
+ * `<originId>:<tokenKey>` for a changed token, `<originId>:!u:<userKey>` for a refreshed user.
+ * Token keys are base64url (a SHA-256, or the token itself), so none starts with `!`.
+ *
+ * @internal
+ */
+import { Invalidation } from "../Persistence.js"
+
+const USER_MARK = "!u:"
+
+/** The message that announces a user invalidation. @internal */
+export const userMessage = (originId: string, userKey: string): string => `${originId}:${USER_MARK}${userKey}`
+
+/** An invalidation message without its origin (what follows the first `:`). @internal */
+export const parseInvalidation = (body: string): Invalidation =>
+  body.startsWith(USER_MARK) ? Invalidation.User({ userKey: body.slice(USER_MARK.length) }) : Invalidation.Token({ tokenKey: body })
