@@ -7,6 +7,7 @@
  * its own table and key prefixes and removes them afterwards.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
@@ -341,13 +342,13 @@ await withService("Redis", redisUrl, () => {
 
 describe("Sql.parseDatabaseUrl", () => {
   it("reads the kind of database and where it is", () => {
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite::memory:"), { _tag: "Sqlite", filename: ":memory:" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:data/sessions.db"), { _tag: "Sqlite", filename: "data/sessions.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:///var/lib/s.db"), { _tag: "Sqlite", filename: "/var/lib/s.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:///var/lib/s%20x.db"), { _tag: "Sqlite", filename: "/var/lib/s x.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:/tmp/s.db"), { _tag: "Sqlite", filename: "/tmp/s.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgres://u@h:5432/db"), { _tag: "Pg", url: "postgres://u@h:5432/db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgresql://h/db"), { _tag: "Pg", url: "postgresql://h/db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite::memory:"), { _tag: "Sqlite", filename: ":memory:" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite:data/sessions.db"), { _tag: "Sqlite", filename: "data/sessions.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite:///var/lib/s.db"), { _tag: "Sqlite", filename: "/var/lib/s.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("file:///var/lib/s%20x.db"), { _tag: "Sqlite", filename: "/var/lib/s x.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("file:/tmp/s.db"), { _tag: "Sqlite", filename: "/tmp/s.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("postgres://u@h:5432/db"), { _tag: "Pg", url: "postgres://u@h:5432/db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("postgresql://h/db"), { _tag: "Pg", url: "postgresql://h/db" })
     assert.isUndefined(Sql.parseDatabaseUrl("mysql://h/db"))
     assert.isUndefined(Sql.parseDatabaseUrl("sqlite:"))
     assert.isUndefined(Sql.parseDatabaseUrl("not a url"))
