@@ -23,7 +23,7 @@
  */
 import { sha256 } from "./hash.js"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
@@ -89,8 +89,13 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
 
     const unavailable = (method: string) => (cause: SqlError) => new SessionStoreError({ method, reason: "Unavailable", cause })
     const corrupt = (method: string, key: string, cause: unknown) => new SessionStoreError({ method, reason: "Corrupt", key, cause })
+    // @effect/sql makes a failed COMMIT or ROLLBACK a defect (withTransaction uses orDie): that is
+    // how a connection dropped mid-transaction surfaces, and it is an outage like any other.
     const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
-      Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
+      effect.pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(method)(e))),
+        Effect.catchSomeDefect((d) => d instanceof SqlError ? Option.some(Effect.fail(unavailable(method)(d))) : Option.none())
+      )
 
     // -- schema ---------------------------------------------------------------------------------
 
