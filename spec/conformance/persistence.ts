@@ -509,6 +509,21 @@ export const persistenceSuite = <R = never>(
           yield* store.deleteToken(r.session.tokenKey)
           deepStrictEqual(yield* store.sessionsOfUser(u), [anonU])
         }))
+
+      // Redis keys, SQL text and hashes see a string as UTF-8, where every lone surrogate is
+      // U+FFFD: ids that differ only there are still different users.
+      it.effect("users whose ids differ only in lone surrogates (one UTF-8 form) are different users", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          const ids = [`${u}\ud800`, `${u}\udbff`, `${u}\udfff`, `${u}\ufffd`]
+          const sessions = ids.map((id) => makeSession(now, { userId: Option.some(id) }))
+          for (const s of sessions) yield* store.create(s, now + HOUR)
+          for (const [i, id] of ids.entries()) deepStrictEqual(yield* store.sessionsOfUser(id), [sessions[i]!], JSON.stringify(id))
+          for (const s of sessions) yield* store.delete(s.key)
+          for (const id of ids) deepStrictEqual(yield* store.sessionsOfUser(id), [], JSON.stringify(id))
+        }))
     })
 
     describe("expiry", () => {

@@ -414,7 +414,10 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
         const out: Array<Session> = []
         for (let i = 0; i + 1 < reply.length; i += 2) {
-          out.push(yield* decodeSession("sessionsOfUser", reply[i]!, reply[i + 1]!))
+          const session = yield* decodeSession("sessionsOfUser", reply[i]!, reply[i + 1]!)
+          // Keys are UTF-8, where every lone surrogate is U+FFFD: ids that differ only there
+          // share an index set, so the records say whose they are.
+          if (Option.getOrUndefined(session.userId) === userId) out.push(session)
         }
         return out
       })

@@ -280,7 +280,10 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
           sql<{ key: string; record: string }>`SELECT key, record FROM ${sessions}
             WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
-        return yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
+        const found = yield* Effect.forEach(rows, (row) => decodeSession("sessionsOfUser", row.key, row.record))
+        // The index hashes the id's UTF-8 form, where every lone surrogate is U+FFFD: ids that
+        // differ only there share an entry, so the records say whose they are.
+        return found.filter((s) => Option.getOrUndefined(s.userId) === userId)
       })
 
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
