@@ -1,5 +1,6 @@
 // Lint: typescript-eslint's recommended rules, plus the project rule that time and randomness
-// in src/ come from services (Clock, SecureRandom), never from the platform directly.
+// in src/ come from services (Clock, SecureRandom), never from the platform directly, and that
+// tests never compare with chai's deep equality.
 import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
@@ -26,6 +27,14 @@ const noAmbientTimeOrRandomness = {
   ]
 }
 
+const chaiDeepEqualityMessage =
+  "chai's deep equality holds Option.none() equal to Option.some(x). Use deepStrictEqual / notDeepStrictEqual / assertSome / assertNone / assertRight / assertLeft from @effect/vitest/utils, or expect(a).toStrictEqual(b)."
+const noChaiDeepEquality = ["deepStrictEqual", "deepEqual", "notDeepStrictEqual", "notDeepEqual"].map((property) => ({
+  object: "assert",
+  property,
+  message: chaiDeepEqualityMessage
+}))
+
 export default tseslint.config(
   { ignores: ["node_modules/**", "docs/**", "bench/results/**", "dist/**", "coverage/**", "test-results/**"] },
   js.configs.recommended,
@@ -42,5 +51,11 @@ export default tseslint.config(
     files: ["src/**/*.ts"],
     ignores: ["src/**/*Live*.ts", "src/internal/live/**"],
     rules: noAmbientTimeOrRandomness
+  },
+  {
+    // chai compares iterables by their iterator: it holds Option.none() equal to Option.some(x)
+    // (and Eithers, Exits, records holding them alike). spec/assertions.test.ts shows it.
+    files: ["spec/**/*.ts", "examples/**/*.ts"],
+    rules: { "no-restricted-properties": ["error", ...noChaiDeepEquality] }
   }
 )

@@ -7,6 +7,7 @@
 import { PersistenceBackingError } from "@effect/experimental/Persistence"
 import { HttpApp, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Deferred, Effect, Fiber, Layer, Option, TestClock } from "effect"
 import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
@@ -49,7 +50,7 @@ const assertCleared = (r: Reply, name = COOKIE) => {
   assert.strictEqual(c!.attributes.get("max-age"), "0")
 }
 
-const assertNoCookie = (r: Reply) => assert.deepStrictEqual(r.setCookies.map((c) => c.raw), [])
+const assertNoCookie = (r: Reply) => deepStrictEqual(r.setCookies.map((c) => c.raw), [])
 
 /** Starts the session app over a counted memory store. */
 const start = (config: SessionConfig.SessionConfigInput = {}, middleware: Http.MiddlewareOptions = {}) =>
@@ -78,7 +79,7 @@ describe("Http: the session cookie", () => {
       assert.isFalse(c.attributes.has("domain"))
       assert.isFalse(c.attributes.has("partitioned"))
       assert.strictEqual(r.headers.get("cache-control"), "no-store")
-      assert.deepStrictEqual(r.json(), { count: 1 })
+      deepStrictEqual(r.json(), { count: 1 })
     }))
 
   it.scoped("a __Host- name with SameSite=Strict: only that cookie is read", () =>
@@ -96,12 +97,12 @@ describe("Http: the session cookie", () => {
       assert.strictEqual(r.headers.get("cache-control"), "no-store")
       // The configured name carries the session …
       const again = yield* send(`${url}/read`, { cookie: `__Host-sid=${c.value}` })
-      assert.deepStrictEqual(again.json(), { count: 1, user: null })
+      deepStrictEqual(again.json(), { count: 1, user: null })
       assertNoCookie(again)
       // … and the default name means nothing: no store call, no session.
       const before = calls().load ?? 0
       const other = yield* send(`${url}/read`, { cookie: `${COOKIE}=${c.value}` })
-      assert.deepStrictEqual(other.json(), { count: null, user: null })
+      deepStrictEqual(other.json(), { count: null, user: null })
       assert.strictEqual(calls().load ?? 0, before)
     }))
 
@@ -136,7 +137,7 @@ describe("Http: lazy creation", () => {
       const { calls, url } = yield* start()
       const read = yield* send(`${url}/read`)
       assert.strictEqual(read.status, 200)
-      assert.deepStrictEqual(read.json(), { count: null, user: null })
+      deepStrictEqual(read.json(), { count: null, user: null })
       assertNoCookie(read)
       assert.isNull(read.headers.get("cache-control"))
       assert.strictEqual(totalCalls(calls()), 0)
@@ -148,10 +149,10 @@ describe("Http: lazy creation", () => {
 
       // With the cookie: the same session, and no new cookie.
       const again = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(again.json(), { count: 1, user: null })
+      deepStrictEqual(again.json(), { count: 1, user: null })
       assertNoCookie(again)
       const more = yield* post(`${url}/count`, jar)
-      assert.deepStrictEqual(more.json(), { count: 2 })
+      deepStrictEqual(more.json(), { count: 2 })
       assertNoCookie(more)
       assert.strictEqual(calls().create, 1)
       assert.strictEqual(jar.get(COOKIE), c.value)
@@ -162,7 +163,7 @@ describe("Http: lazy creation", () => {
       const { calls, url } = yield* start({}, { create: true })
       const jar = new CookieJar()
       const first = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(first.json(), { count: null, user: null })
+      deepStrictEqual(first.json(), { count: null, user: null })
       const c = setCookie(first)
       assert.match(c.value, TOKEN)
       assert.strictEqual(first.headers.get("cache-control"), "no-store")
@@ -177,7 +178,7 @@ describe("Http: lazy creation", () => {
       const { calls, url } = yield* start()
       const r = yield* send(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}` })
       assert.strictEqual(r.status, 200)
-      assert.deepStrictEqual(r.json(), { count: null, user: null })
+      deepStrictEqual(r.json(), { count: null, user: null })
       // Removing a cookie goes by name: the browser may hold a newer token already.
       assert.isUndefined(r.setCookies.find((c) => c.name === COOKIE), "no Set-Cookie for an unknown token")
       assert.strictEqual(calls().load, 1)
@@ -205,7 +206,7 @@ describe("Http: one request, many fibers", () => {
       assert.strictEqual(r.status, 204)
       setCookie(r)
       assert.strictEqual(store.calls().create, 1)
-      assert.deepStrictEqual((yield* send(`${url}/keys`, { jar })).json(), Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, i])))
+      deepStrictEqual((yield* send(`${url}/keys`, { jar })).json(), Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, i])))
     }))
 })
 
@@ -217,17 +218,17 @@ describe("Http: expiry", () => {
       yield* post(`${url}/count`, jar)
       const token = jar.get(COOKIE)!
       yield* TestClock.adjust("9 minutes")
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
       // The read touched the session: another 9 minutes are fine, 10 idle minutes are not.
       yield* TestClock.adjust("9 minutes")
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
       yield* TestClock.adjust("10 minutes")
       const r = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(r.json(), { count: null, user: null })
+      deepStrictEqual(r.json(), { count: null, user: null })
       assertCleared(r)
       // The first token was rotated away long ago: it leads nowhere, and leaves the cookie alone.
       const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })
-      assert.deepStrictEqual(old.json(), { count: null, user: null })
+      deepStrictEqual(old.json(), { count: null, user: null })
       assert.isUndefined(old.setCookies.find((c) => c.name === COOKIE))
     }))
 
@@ -238,11 +239,11 @@ describe("Http: expiry", () => {
       yield* post(`${url}/count`, jar)
       for (let i = 0; i < 4; i++) {
         yield* TestClock.adjust("6 minutes")
-        assert.deepStrictEqual((yield* post(`${url}/count`, jar)).json(), { count: i + 2 })
+        deepStrictEqual((yield* post(`${url}/count`, jar)).json(), { count: i + 2 })
       }
       yield* TestClock.adjust("1 minute") // 25 minutes after birth
       const r = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(r.json(), { count: null, user: null })
+      deepStrictEqual(r.json(), { count: null, user: null })
       assertCleared(r)
     }))
 })
@@ -258,7 +259,7 @@ describe("Http: rotation and the grace period", () => {
       assertNoCookie(yield* send(`${url}/read`, { jar }))
       yield* TestClock.adjust("1001 millis")
       const r = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(r.json(), { count: 1, user: null })
+      deepStrictEqual(r.json(), { count: 1, user: null })
       const t2 = setCookie(r).value
       assert.match(t2, TOKEN)
       assert.notStrictEqual(t2, t1)
@@ -266,7 +267,7 @@ describe("Http: rotation and the grace period", () => {
       assert.strictEqual(calls().rotate, 1)
       // The new cookie carries the session on.
       const next = yield* post(`${url}/count`, jar)
-      assert.deepStrictEqual(next.json(), { count: 2 })
+      deepStrictEqual(next.json(), { count: 2 })
       assertNoCookie(next)
     }))
 
@@ -293,9 +294,9 @@ describe("Http: rotation and the grace period", () => {
         assert.strictEqual(setCookie(r).value, successor)
       }
       const counts = replies.map((r) => r.json().count as number).sort((a, b) => a - b)
-      assert.deepStrictEqual(counts, Array.from({ length: 20 }, (_, i) => before + 1 + i))
+      deepStrictEqual(counts, Array.from({ length: 20 }, (_, i) => before + 1 + i))
       const final = yield* send(`${url}/read`, { cookie: `${COOKIE}=${successor}` })
-      assert.deepStrictEqual(final.json(), { count: before + 20, user: null })
+      deepStrictEqual(final.json(), { count: before + 20, user: null })
       assert.strictEqual(calls().rotate, 1)
     }))
 
@@ -315,7 +316,7 @@ describe("Http: rotation and the grace period", () => {
       assert.strictEqual(tokens.size, 1)
       assert.isFalse(tokens.has(old))
       const counts = replies.map((r) => r.json().count as number).sort((a, b) => a - b)
-      assert.deepStrictEqual(counts, Array.from({ length: 20 }, (_, i) => 2 + i))
+      deepStrictEqual(counts, Array.from({ length: 20 }, (_, i) => 2 + i))
       assert.strictEqual(calls().rotate, 1)
     }))
 
@@ -329,11 +330,11 @@ describe("Http: rotation and the grace period", () => {
       const successor = setCookie(yield* send(`${url}/read`, { jar })).value
       yield* TestClock.adjust("30 seconds")
       const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${old}` })
-      assert.deepStrictEqual(late.json(), { count: null, user: null })
+      deepStrictEqual(late.json(), { count: null, user: null })
       for (const c of late.setCookies) assert.isTrue(isRemoval(c), c.raw)
       // The successor lives on (it is itself due for rotation by now).
       const current = yield* send(`${url}/read`, { cookie: `${COOKIE}=${successor}` })
-      assert.deepStrictEqual(current.json(), { count: 1, user: null })
+      deepStrictEqual(current.json(), { count: 1, user: null })
     }))
 
   // BUG: the middleware applies Set-Cookie only to a successful response of the wrapped app. A
@@ -349,7 +350,7 @@ describe("Http: rotation and the grace period", () => {
       assert.strictEqual(r.status, 404)
       yield* TestClock.adjust("31 seconds") // past the grace period, far from the idle timeout
       const later = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(later.json(), { count: 1, user: null }, "the session was lost: the 404 did not carry the rotated cookie")
+      deepStrictEqual(later.json(), { count: 1, user: null }, "the session was lost: the 404 did not carry the rotated cookie")
     }))
 
   // BUG (same cause): logIn rotates without grace, so the old token dies at once; if the handler
@@ -362,7 +363,7 @@ describe("Http: rotation and the grace period", () => {
       const r = yield* post(`${url}/login-then-fail/alice`, jar)
       assert.strictEqual(r.status, 500)
       const later = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(later.json(), { count: 1, user: "alice" }, "the live session is unreachable: the 500 did not carry the rotated cookie")
+      deepStrictEqual(later.json(), { count: 1, user: "alice" }, "the live session is unreachable: the 500 did not carry the rotated cookie")
     }))
 })
 
@@ -375,11 +376,11 @@ describe("Http: anomalies", () => {
       yield* post(`${url}/count`, jar, { "user-agent": "Browser/1" })
       const token = jar.get(COOKIE)!
       const changed = yield* send(`${url}/read`, { jar, headers: { "user-agent": "Browser/2" } })
-      assert.deepStrictEqual(changed.json(), { count: null, user: null })
+      deepStrictEqual(changed.json(), { count: null, user: null })
       assertCleared(changed)
       assert.isAtLeast(calls().delete ?? 0, 1)
       const original = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}`, headers: { "user-agent": "Browser/1" } })
-      assert.deepStrictEqual(original.json(), { count: null, user: null })
+      deepStrictEqual(original.json(), { count: null, user: null })
     }))
 
   it.scoped("with acceptChangingUserAgent the session survives a new agent", () =>
@@ -388,7 +389,7 @@ describe("Http: anomalies", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar, { "user-agent": "Browser/1" })
       const r = yield* send(`${url}/read`, { jar, headers: { "user-agent": "Browser/2" } })
-      assert.deepStrictEqual(r.json(), { count: 1, user: null })
+      deepStrictEqual(r.json(), { count: 1, user: null })
       assertNoCookie(r)
     }))
 
@@ -413,12 +414,12 @@ describe("Http: anomalies", () => {
       const token = jar.get(COOKIE)!
       const r = yield* send(`${url}/read`, { jar, headers: { ...ua, "x-forwarded-for": to } })
       if (destroyed) {
-        assert.deepStrictEqual(r.json(), { count: null, user: null })
+        deepStrictEqual(r.json(), { count: null, user: null })
         assertCleared(r)
         const back = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}`, headers: { ...ua, "x-forwarded-for": origin.join(".") } })
-        assert.deepStrictEqual(back.json(), { count: null, user: null })
+        deepStrictEqual(back.json(), { count: null, user: null })
       } else {
-        assert.deepStrictEqual(r.json(), { count: 1, user: null })
+        deepStrictEqual(r.json(), { count: 1, user: null })
         assertNoCookie(r)
       }
     }))
@@ -429,7 +430,7 @@ describe("Http: anomalies", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar, { "x-forwarded-for": "203.0.113.7" })
       const r = yield* send(`${url}/read`, { jar, headers: { "x-forwarded-for": "198.51.100.1" } })
-      assert.deepStrictEqual(r.json(), { count: 1, user: null })
+      deepStrictEqual(r.json(), { count: 1, user: null })
       assertNoCookie(r)
     }))
 })
@@ -519,7 +520,7 @@ describe("Http: a failing store", () => {
         // A read with a valid cookie: either served (from the cache) or 503, never an empty session.
         const read = yield* send(`${url}/read`, { jar })
         if (cache === 0) assert.strictEqual(read.status, 503)
-        if (read.status === 200) assert.deepStrictEqual(read.json(), { count: 2, user: null })
+        if (read.status === 200) deepStrictEqual(read.json(), { count: 2, user: null })
         assertNoCookie(read)
         // A first visit that writes: 503, no cookie.
         const fresh = yield* post(`${url}/count`)
@@ -530,10 +531,10 @@ describe("Http: a failing store", () => {
         yield* setDown(false)
         const after = yield* send(`${url}/read`, { jar })
         assert.strictEqual(after.status, 200)
-        assert.deepStrictEqual(after.json(), { count: 2, user: null })
+        deepStrictEqual(after.json(), { count: 2, user: null })
         assertNoCookie(after)
         const next = yield* post(`${url}/count`, jar)
-        assert.deepStrictEqual(next.json(), { count: 3 })
+        deepStrictEqual(next.json(), { count: 3 })
       }))
   }
 
@@ -551,7 +552,7 @@ describe("Http: a failing store", () => {
       assertNoCookie(without)
       yield* setDown(false)
       const after = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(after.json(), { count: 1, user: null })
+      deepStrictEqual(after.json(), { count: 1, user: null })
       assertNoCookie(after)
     }))
 
@@ -594,10 +595,10 @@ describe("Http: users and the session's end through CurrentSession", () => {
       assert.notStrictEqual(after, before)
       assert.strictEqual(login.headers.get("cache-control"), "no-store")
       const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
-      assert.deepStrictEqual(old.json(), { count: null, user: null })
+      deepStrictEqual(old.json(), { count: null, user: null })
       for (const c of old.setCookies) assert.isTrue(isRemoval(c), c.raw)
       const current = yield* send(`${url}/read`, { jar })
-      assert.deepStrictEqual(current.json(), { count: 1, user: "alice" })
+      deepStrictEqual(current.json(), { count: 1, user: "alice" })
     }))
 
   it.scoped("logIn through an old token that was being followed kills every earlier token", () =>
@@ -614,9 +615,9 @@ describe("Http: users and the session's end through CurrentSession", () => {
       assert.notStrictEqual(t3, t1)
       assert.notStrictEqual(t3, t2)
       for (const token of [t1, t2]) {
-        assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
+        deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
       }
-      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${t3}` })).json(), { count: 1, user: "alice" })
+      deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${t3}` })).json(), { count: 1, user: "alice" })
     }))
 
   // BUG: a request that still carries the pre-login token (sent before the login response came
@@ -634,7 +635,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
       // A request sent with the pre-login cookie is answered after the login; the browser applies its Set-Cookie.
       const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${preLogin}` })
       browser.update(late.setCookies)
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar: browser })).json(), { count: 1, user: "alice" })
+      deepStrictEqual((yield* send(`${url}/read`, { jar: browser })).json(), { count: 1, user: "alice" })
     }))
 
   it.scoped("logIn on a first visit creates the session and sets the cookie once", () =>
@@ -644,7 +645,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const login = yield* post(`${url}/login/bob`, jar)
       setCookie(login)
       assert.strictEqual(calls().create, 1)
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "bob" })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "bob" })
     }))
 
   it.scoped("logOut rotates the cookie, kills the old one, keeps the data", () =>
@@ -658,8 +659,8 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const next = setCookie(out).value
       assert.notStrictEqual(next, loggedIn)
       const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${loggedIn}` })
-      assert.deepStrictEqual(old.json(), { count: null, user: null })
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      deepStrictEqual(old.json(), { count: null, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
     }))
 
   it.scoped("logOut without a session does nothing", () =>
@@ -681,12 +682,12 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const after = setCookie(r).value
       assert.notStrictEqual(after, before)
       const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
-      assert.deepStrictEqual(old.json(), { count: 1, user: null })
+      deepStrictEqual(old.json(), { count: 1, user: null })
       assert.strictEqual(setCookie(old).value, after)
       yield* TestClock.adjust("31 seconds")
       const late = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
-      assert.deepStrictEqual(late.json(), { count: null, user: null })
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      deepStrictEqual(late.json(), { count: null, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
     }))
 
   it.scoped("destroy clears the cookie and ends the session", () =>
@@ -699,7 +700,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
       assertCleared(r)
       assert.isUndefined(jar.get(COOKIE))
       const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })
-      assert.deepStrictEqual(old.json(), { count: null, user: null })
+      deepStrictEqual(old.json(), { count: null, user: null })
     }))
 
   it.scoped("listSessions marks the current one; logOutEverywhere ends them all and clears the cookie", () =>
@@ -717,7 +718,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
       const fromLaptop = (yield* send(`${url}/sessions`, { jar: laptop })).json() as Listed
       const fromPhone = (yield* send(`${url}/sessions`, { jar: phone })).json() as Listed
       assert.strictEqual(fromLaptop.length, 2)
-      assert.deepStrictEqual(fromLaptop.map((s) => s.id).sort(), fromPhone.map((s) => s.id).sort())
+      deepStrictEqual(fromLaptop.map((s) => s.id).sort(), fromPhone.map((s) => s.id).sort())
       assert.strictEqual(fromLaptop.filter((s) => s.current).length, 1)
       assert.strictEqual(fromPhone.filter((s) => s.current).length, 1)
       assert.notStrictEqual(fromLaptop.find((s) => s.current)!.id, fromPhone.find((s) => s.current)!.id)
@@ -726,16 +727,16 @@ describe("Http: users and the session's end through CurrentSession", () => {
         assert.notStrictEqual(s.id, laptop.get(COOKIE))
         assert.notStrictEqual(s.id, phone.get(COOKIE))
       }
-      assert.deepStrictEqual((yield* send(`${url}/sessions`)).json(), [])
+      deepStrictEqual((yield* send(`${url}/sessions`)).json(), [])
 
       const phoneToken = phone.get(COOKIE)!
       const r = yield* post(`${url}/logout-everywhere`, laptop)
-      assert.deepStrictEqual(r.json(), { ended: 2 })
+      deepStrictEqual(r.json(), { ended: 2 })
       assertCleared(r)
       const phoneAfter = yield* send(`${url}/read`, { cookie: `${COOKIE}=${phoneToken}` })
-      assert.deepStrictEqual(phoneAfter.json(), { count: null, user: null })
+      deepStrictEqual(phoneAfter.json(), { count: null, user: null })
       // Another user's session is untouched.
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar: stranger })).json(), { count: null, user: "mallory" })
+      deepStrictEqual((yield* send(`${url}/read`, { jar: stranger })).json(), { count: null, user: "mallory" })
     }))
 })
 
@@ -769,7 +770,7 @@ describe("Http: a session that ends while a request holds it", () => {
       assert.strictEqual(r.status, 419)
       assertCleared(r)
       // The write did not resurrect the session.
-      assert.deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
     }))
 })
 
@@ -829,14 +830,14 @@ describe("Http: a planted cookie", () => {
         for (const cookie of [`${name}=${planted}; ${name}=${own}`, `${name}=${own}; other=1; ${name}=${planted}`, `${name}=${own}; ${name}=${own}`]) {
           const r = yield* send(`${url}/read`, { cookie })
           assert.strictEqual(r.status, 200)
-          assert.deepStrictEqual(r.json(), { count: null, user: null })
+          deepStrictEqual(r.json(), { count: null, user: null })
           assertNoCookie(r)
           assert.isNull(r.headers.get("cache-control"))
         }
         assert.strictEqual(totalCalls(calls()), before, "no store call for a duplicated cookie")
         // The own cookie, sent alone again (the planted one gone, or on a path without it), is still logged in.
         const back = yield* send(`${url}/read`, { jar })
-        assert.deepStrictEqual(back.json(), { count: 1, user: "alice" })
+        deepStrictEqual(back.json(), { count: 1, user: "alice" })
         assert.strictEqual(jar.get(name), own)
       }))
   }
@@ -852,10 +853,10 @@ describe("Http: a planted cookie", () => {
       assert.isAbove(cookie.length, 8192)
       const r = yield* send(`${url}/read`, { cookie })
       assert.strictEqual(r.status, 200)
-      assert.deepStrictEqual(r.json(), { count: null, user: null })
+      deepStrictEqual(r.json(), { count: null, user: null })
       assertNoCookie(r)
       assert.strictEqual(totalCalls(calls()), before)
-      assert.deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "alice" })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "alice" })
     }))
 })
 
@@ -876,16 +877,16 @@ describe("Http: web handlers (Request → Response)", () => {
       const read = yield* call("/read")
       assertNoCookie(read)
       const first = yield* call("/count", "POST")
-      assert.deepStrictEqual(first.json(), { count: 1 })
+      deepStrictEqual(first.json(), { count: 1 })
       const t1 = setCookie(first).value
       assert.strictEqual(first.headers.get("cache-control"), "no-store")
-      assert.deepStrictEqual((yield* call("/count", "POST")).json(), { count: 2 })
+      deepStrictEqual((yield* call("/count", "POST")).json(), { count: 2 })
       // (toWebHandler runs on the default runtime, with the live clock: rotate by request.)
       const rotated = yield* call("/regenerate", "POST")
       assert.notStrictEqual(setCookie(rotated).value, t1)
       const followed = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `${COOKIE}=${t1}` } })))
       const viaOld = yield* fromWeb(followed)
-      assert.deepStrictEqual(viaOld.json(), { count: 2, user: null })
+      deepStrictEqual(viaOld.json(), { count: 2, user: null })
       assert.strictEqual(setCookie(viaOld).value, jar.get(COOKIE))
       assertCleared(yield* call("/destroy", "POST"))
     }))
@@ -905,9 +906,9 @@ describe("Http: web handlers (Request → Response)", () => {
         )
       setCookie(yield* call("/count", "POST"))
       yield* call("/login/carol", "POST")
-      assert.deepStrictEqual((yield* call("/read")).json(), { count: 1, user: "carol" })
+      deepStrictEqual((yield* call("/read")).json(), { count: 1, user: "carol" })
       const dup = yield* Effect.promise(() => handler(new Request("http://localhost/read", { headers: { cookie: `${COOKIE}=${jar.get(COOKIE)}; ${COOKIE}=${jar.get(COOKIE)}` } })))
-      assert.deepStrictEqual((yield* fromWeb(dup)).json(), { count: null, user: null })
+      deepStrictEqual((yield* fromWeb(dup)).json(), { count: null, user: null })
     }))
 })
 

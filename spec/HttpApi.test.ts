@@ -4,6 +4,7 @@
  */
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
@@ -100,12 +101,12 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
       const url = yield* listen(served(store.layer))
       const r = yield* send(`${url}/me`)
       assert.strictEqual(r.status, 401)
-      assert.deepStrictEqual(r.setCookies, [])
+      deepStrictEqual(r.setCookies, [])
       assert.strictEqual(totalCalls(store.calls()), 0)
       const peek = yield* send(`${url}/peek`)
       assert.strictEqual(peek.status, 200)
-      assert.deepStrictEqual(peek.json(), { visits: null })
-      assert.deepStrictEqual(peek.setCookies, [])
+      deepStrictEqual(peek.json(), { visits: null })
+      deepStrictEqual(peek.setCookies, [])
     }))
 
   it.scoped("a write through SessionSecurity sets the cookie; the session carries on", () =>
@@ -115,11 +116,11 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
       const jar = new CookieJar()
       const first = yield* send(`${url}/visit`, { method: "POST", jar })
       assert.strictEqual(first.status, 200)
-      assert.deepStrictEqual(first.json(), { visits: 1 })
+      deepStrictEqual(first.json(), { visits: 1 })
       sessionCookie(first)
       assert.strictEqual(first.headers.get("cache-control"), "no-store")
       const second = yield* send(`${url}/visit`, { method: "POST", jar })
-      assert.deepStrictEqual(second.json(), { visits: 2 })
+      deepStrictEqual(second.json(), { visits: 2 })
       assert.strictEqual(store.calls().create, 1)
     }))
 
@@ -136,8 +137,8 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
       assert.notStrictEqual(token, before)
       const me = yield* send(`${url}/me`, { jar })
       assert.strictEqual(me.status, 200)
-      assert.deepStrictEqual(me.json(), { userId: "alice" })
-      assert.deepStrictEqual((yield* send(`${url}/peek`, { jar })).json(), { visits: 1 })
+      deepStrictEqual(me.json(), { userId: "alice" })
+      deepStrictEqual((yield* send(`${url}/peek`, { jar })).json(), { visits: 1 })
       // The pre-login token is dead.
       if (before !== undefined) assert.strictEqual((yield* send(`${url}/me`, { cookie: `${COOKIE}=${before}` })).status, 401)
 
@@ -156,7 +157,7 @@ describe("HttpApi without the session middleware", () => {
       const url = yield* listen(HttpApiBuilder.serve().pipe(Layer.provide(ApiLive)))
       const r = yield* send(`${url}/visit`, { method: "POST" })
       assert.strictEqual(r.status, 500)
-      assert.deepStrictEqual(r.setCookies, [])
+      deepStrictEqual(r.setCookies, [])
       assert.strictEqual(totalCalls(store.calls()), 0)
     }))
 })
@@ -186,11 +187,11 @@ describe("HttpApi: a store outage", () => {
       const url = yield* listen(servedApiMiddleware(store.layer, { maxCacheSize: 0 }))
       const jar = new CookieJar()
       yield* send(`${url}/login`, { ...json({ user: "alice" }), jar })
-      assert.deepStrictEqual((yield* send(`${url}/me`, { jar })).json(), { userId: "alice" })
+      deepStrictEqual((yield* send(`${url}/me`, { jar })).json(), { userId: "alice" })
       yield* store.setDown(true)
       const r = yield* send(`${url}/me`, { jar })
       assert.strictEqual(r.status, 503)
-      assert.deepStrictEqual(r.setCookies, [])
+      deepStrictEqual(r.setCookies, [])
     }))
 })
 

@@ -4,6 +4,7 @@
  * session on a read, and never answer 500.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect, FastCheck as fc } from "effect"
 import { connect } from "node:net"
 import { COOKIE, countedMemory, isRemoval, listen, sendPromise, sessionServer, totalCalls } from "./helpers/http.js"
@@ -119,12 +120,12 @@ describe("Http: fuzzed Cookie headers", () => {
             const r = await sendPromise(`${url}/read`, { cookie: onTheWire(header) })
             statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
             assert.isBelow(r.status, 500, `status ${r.status} for a ${header.length}-char header`)
-            if (r.status === 200) assert.deepStrictEqual(r.json(), { count: null, user: null })
+            if (r.status === 200) deepStrictEqual(r.json(), { count: null, user: null })
             // No session is handed out; at most the cookie is cleared.
             for (const c of r.setCookies) assert.isTrue(isRemoval(c), c.raw)
             // security: not even that for a refused header — a removal could only hit the user's own cookie.
-            if (refused(onTheWire(header).trim())) assert.deepStrictEqual(r.setCookies.map((c) => c.raw), [])
-            assert.deepStrictEqual(store.calls(), {}, `store called for header ${JSON.stringify(header.slice(0, 200))}`)
+            if (refused(onTheWire(header).trim())) deepStrictEqual(r.setCookies.map((c) => c.raw), [])
+            deepStrictEqual(store.calls(), {}, `store called for header ${JSON.stringify(header.slice(0, 200))}`)
           }),
           { numRuns: 400 }
         )
@@ -144,7 +145,7 @@ describe("Http: fuzzed Cookie headers", () => {
             const r = await sendPromise(`${url}/count`, { method: "POST", cookie: onTheWire(header) })
             assert.isBelow(r.status, 500)
             if (r.status !== 200) return
-            assert.deepStrictEqual(r.json(), { count: 1 })
+            deepStrictEqual(r.json(), { count: 1 })
             const c = r.cookie()
             assert.isDefined(c)
             assert.match(c!.value, WELL_FORMED)
@@ -206,7 +207,7 @@ describe("Http: fuzzed Cookie headers", () => {
         assert.isAbove(status, 0)
         assert.isBelow(status, 500, `status ${status} for bytes ${bytes.toString("hex")}`)
       }
-      assert.deepStrictEqual(store.calls(), {})
+      deepStrictEqual(store.calls(), {})
     }))
 
   it.scopedLive("headers over the server's 16 KB limit are refused by the parser (431), not the app", () =>
@@ -215,6 +216,6 @@ describe("Http: fuzzed Cookie headers", () => {
       const url = yield* listen(sessionServer(store.layer))
       const r = yield* Effect.promise(() => sendPromise(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}; pad=${"x".repeat(20_000)}` }))
       assert.strictEqual(r.status, 431)
-      assert.deepStrictEqual(store.calls(), {})
+      deepStrictEqual(store.calls(), {})
     }))
 })

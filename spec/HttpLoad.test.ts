@@ -3,6 +3,7 @@
  * send 5,000 POSTs in all; no increment is lost.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect } from "effect"
 import { CookieJar, countedMemory, listen, send, sendPromise, sessionServer } from "./helpers/http.js"
 
@@ -17,7 +18,7 @@ describe("Http: a counter under load", () => {
         const url = yield* listen(sessionServer(store.layer, { maxCacheSize }))
         const jar = new CookieJar()
         const first = yield* send(`${url}/count`, { method: "POST", jar })
-        assert.deepStrictEqual(first.json(), { count: 1 })
+        deepStrictEqual(first.json(), { count: 1 })
         const cookie = jar.header()!
 
         const started = Date.now()
@@ -38,10 +39,10 @@ describe("Http: a counter under load", () => {
         const elapsed = Date.now() - started
 
         const final = yield* send(`${url}/read`, { cookie })
-        assert.deepStrictEqual(final.json(), { count: TOTAL, user: null })
+        deepStrictEqual(final.json(), { count: TOTAL, user: null })
         // Every increment saw a distinct value: 2..TOTAL.
         assert.strictEqual(seen.length, TOTAL - 1)
-        assert.deepStrictEqual([...seen].sort((a, b) => a - b), Array.from({ length: TOTAL - 1 }, (_, i) => i + 2))
+        deepStrictEqual([...seen].sort((a, b) => a - b), Array.from({ length: TOTAL - 1 }, (_, i) => i + 2))
         assert.strictEqual(store.calls().create, 1)
         assert.isBelow(elapsed, 20_000)
       }), 30_000)

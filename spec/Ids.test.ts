@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Clock, Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
 import * as Ids from "../src/Ids.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -113,7 +114,7 @@ describe("SecureRandom.layerSeeded", () => {
     b: fc.oneof(fc.string(), fc.integer().map(String))
   }, ({ a, b }) => {
     const first = draw(a)
-    assert.deepStrictEqual(draw(a), first)
+    deepStrictEqual(draw(a), first)
     if (a !== b) {
       const other = draw(b)
       for (let i = 0; i < first.length; i++) assert.notStrictEqual(other[i], first[i])

@@ -1,4 +1,5 @@
 import { assert, describe, expect, it } from "@effect/vitest"
+import { assertRight, deepStrictEqual } from "@effect/vitest/utils"
 import { dictionary } from "@zxcvbn-ts/language-common"
 import { Effect, Either, Exit, FastCheck, Redacted } from "effect"
 import * as Password from "../src/Password.js"
@@ -230,7 +231,7 @@ describe("Password.checkPassword", () => {
       for (const row of rows) {
         it(row.name, () => {
           const verdict = Password.checkPassword(row.password, row.options)
-          assert.deepStrictEqual(verdict.problems, row.expected)
+          deepStrictEqual(verdict.problems, row.expected)
           assert.strictEqual(verdict.ok, row.expected.length === 0)
         })
       }
@@ -239,11 +240,11 @@ describe("Password.checkPassword", () => {
 
   it("reports every problem, not only the first", () => {
     const verdict = Password.checkPassword("qwerty", { context: { userName: "qwerty" } })
-    assert.deepStrictEqual(tags(verdict), ["TooShort", "ContextWord", "Compromised", "Sequential"])
+    deepStrictEqual(tags(verdict), ["TooShort", "ContextWord", "Compromised", "Sequential"])
   })
 
   it("accepts a Redacted password", () => {
-    assert.deepStrictEqual(tags(Password.checkPassword(Redacted.make("password"))), [
+    deepStrictEqual(tags(Password.checkPassword(Redacted.make("password"))), [
       "TooShort",
       "Compromised",
       "DictionaryWord"
@@ -259,8 +260,8 @@ describe("Password.checkPassword", () => {
 
 describe("Password options", () => {
   it("defaults", () => {
-    assert.deepStrictEqual(Password.makePolicy(), Either.right({ minLength: 15, maxLength: 256, usedWithMfa: false }))
-    assert.deepStrictEqual(
+    assertRight(Password.makePolicy(), { minLength: 15, maxLength: 256, usedWithMfa: false })
+    deepStrictEqual(
       Password.makePolicy({ usedWithMfa: true }),
       Either.right({ minLength: 8, maxLength: 256, usedWithMfa: true })
     )
@@ -298,7 +299,7 @@ describe("Password options", () => {
       const error = yield* Effect.flip(Password.validate("password"))
       assert.strictEqual(error._tag, "WeakPassword")
       if (error._tag === "WeakPassword") {
-        assert.deepStrictEqual(error.problems.map((p) => p._tag), ["TooShort", "Compromised", "DictionaryWord"])
+        deepStrictEqual(error.problems.map((p) => p._tag), ["TooShort", "Compromised", "DictionaryWord"])
         assert.notInclude(error.message, "password refused: password")
       }
       yield* Password.validate("tangerine kayaks thunder softly")
@@ -321,7 +322,7 @@ describe("Password properties", () => {
       if (!Password.checkPassword(entry).problems.some(Password.PasswordProblem.$is("Compromised"))) missed.push(entry)
       if (!Password.isCompromised(entry.toUpperCase())) missed.push(entry.toUpperCase())
     }
-    assert.deepStrictEqual(missed, [])
+    deepStrictEqual(missed, [])
   })
 
   const accented = FastCheck.array(
@@ -336,7 +337,7 @@ describe("Password properties", () => {
   it.prop("the verdict is the same for the NFC and NFD forms", [unicode, unicode], ([password, name]) => {
     const nfc = Password.checkPassword(password.normalize("NFC"), { context: { names: [name.normalize("NFC")] } })
     const nfd = Password.checkPassword(password.normalize("NFD"), { context: { names: [name.normalize("NFD")] } })
-    assert.deepStrictEqual(nfc, nfd)
+    deepStrictEqual(nfc, nfd)
   }, { fastCheck: { numRuns: 1000 } })
 
   it.prop(

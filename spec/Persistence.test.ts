@@ -7,6 +7,7 @@
  * its own table and key prefixes and removes them afterwards.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
+import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
@@ -23,6 +24,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
+import { Redirect, Session } from "../src/Session.js"
 import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
@@ -104,6 +106,47 @@ describe("Persistence retention past deadlines", () => {
       Layer.provide(SecureRandom.layer)
     )
   )
+})
+
+// @effect/sql turns a failed ROLLBACK or COMMIT into a defect: that is how a connection dropped
+// in the middle of a transaction surfaces (spec/faults.test.ts saw it as a 500 on PostgreSQL).
+// SQLite's RAISE(ROLLBACK) ends the transaction inside the statement, so the ROLLBACK after it fails.
+describe("SQL store: a transaction whose ROLLBACK fails as well", () => {
+  it.effect("create and rotate fail with SessionStoreError (Unavailable), never a defect", () =>
+    Effect.gen(function*() {
+      const store = yield* Sql.make({ tablePrefix: "rb_" })
+      const now = yield* Clock.currentTimeMillis
+      const s = makeSession(now)
+      yield* store.create(s, now + 60_000)
+      const sql = yield* SqlClient
+      yield* sql`CREATE TRIGGER rb_lost BEFORE INSERT ON rb_tokens BEGIN SELECT RAISE(ROLLBACK, 'connection lost'); END`
+      const next = new Session({ ...s, tokenKey: uid("tok"), version: 1 })
+      const redirect = new Redirect({
+        tokenKey: s.tokenKey,
+        sessionKey: s.key,
+        rotatedAt: now,
+        expiresAt: now + 1000,
+        ip: s.ip,
+        userAgentHash: s.userAgentHash,
+        successorKey: next.tokenKey,
+        sealedSuccessor: "sealed"
+      })
+      const cases: ReadonlyArray<readonly [string, Effect.Effect<unknown, SessionStoreError>]> = [
+        ["create", store.create(makeSession(now), now + 60_000)],
+        ["rotate", store.rotate(next, 0, redirect, now + 60_000)]
+      ]
+      for (const [method, effect] of cases) {
+        const exit = yield* Effect.exit(effect)
+        assert.isTrue(Exit.isFailure(exit), `${method} failed`)
+        if (Exit.isFailure(exit)) {
+          assert.isFalse(Cause.isDie(exit.cause), `${method}: a defect instead of a typed error: ${Cause.pretty(exit.cause)}`)
+          const e = Option.getOrThrow(Cause.failureOption(exit.cause))
+          assert.instanceOf(e, SessionStoreError)
+          deepStrictEqual([e.method, e.reason], [method, "Unavailable"])
+        }
+      }
+      assertSome(yield* store.loadSession(s.key), s)
+    }).pipe(Effect.scoped, Effect.provide(Layer.merge(SqliteClient.layer({ filename: ":memory:" }), SecureRandom.layer))))
 })
 
 // SQLite, in memory: the store and the hooks share the one connection.
@@ -341,13 +384,13 @@ await withService("Redis", redisUrl, () => {
 
 describe("Sql.parseDatabaseUrl", () => {
   it("reads the kind of database and where it is", () => {
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite::memory:"), { _tag: "Sqlite", filename: ":memory:" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:data/sessions.db"), { _tag: "Sqlite", filename: "data/sessions.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("sqlite:///var/lib/s.db"), { _tag: "Sqlite", filename: "/var/lib/s.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:///var/lib/s%20x.db"), { _tag: "Sqlite", filename: "/var/lib/s x.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("file:/tmp/s.db"), { _tag: "Sqlite", filename: "/tmp/s.db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgres://u@h:5432/db"), { _tag: "Pg", url: "postgres://u@h:5432/db" })
-    assert.deepStrictEqual(Sql.parseDatabaseUrl("postgresql://h/db"), { _tag: "Pg", url: "postgresql://h/db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite::memory:"), { _tag: "Sqlite", filename: ":memory:" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite:data/sessions.db"), { _tag: "Sqlite", filename: "data/sessions.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("sqlite:///var/lib/s.db"), { _tag: "Sqlite", filename: "/var/lib/s.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("file:///var/lib/s%20x.db"), { _tag: "Sqlite", filename: "/var/lib/s x.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("file:/tmp/s.db"), { _tag: "Sqlite", filename: "/tmp/s.db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("postgres://u@h:5432/db"), { _tag: "Pg", url: "postgres://u@h:5432/db" })
+    deepStrictEqual(Sql.parseDatabaseUrl("postgresql://h/db"), { _tag: "Pg", url: "postgresql://h/db" })
     assert.isUndefined(Sql.parseDatabaseUrl("mysql://h/db"))
     assert.isUndefined(Sql.parseDatabaseUrl("sqlite:"))
     assert.isUndefined(Sql.parseDatabaseUrl("not a url"))

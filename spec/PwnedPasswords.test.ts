@@ -1,6 +1,7 @@
 import { FetchHttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Cause, Effect, Exit, Redacted } from "effect"
 import { createHash } from "node:crypto"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -93,7 +94,7 @@ describe("PwnedPasswords (undici client, local fake server)", () => {
     Effect.gen(function*() {
       yield* reset(serveRange(prefix, rangeBody([`${suffix}:42`])))
       const result = yield* PwnedPasswords.check(PASSWORD, { baseUrl })
-      assert.deepStrictEqual(result, PwnedPasswords.PwnedCheck.Breached({ count: 42 }))
+      deepStrictEqual(result, PwnedPasswords.PwnedCheck.Breached({ count: 42 }))
       assert.isTrue(PwnedPasswords.isRejected(result))
       assertOneRangeRequest()
     }).pipe(Effect.provide(client)))
@@ -102,7 +103,7 @@ describe("PwnedPasswords (undici client, local fake server)", () => {
     Effect.gen(function*() {
       yield* reset(serveRange(prefix, rangeBody([])))
       const result = yield* PwnedPasswords.check(PASSWORD, { baseUrl })
-      assert.deepStrictEqual(result, PwnedPasswords.PwnedCheck.NotFound())
+      deepStrictEqual(result, PwnedPasswords.PwnedCheck.NotFound())
       assert.isFalse(PwnedPasswords.isRejected(result))
       assertOneRangeRequest()
     }).pipe(Effect.provide(client)))
@@ -197,7 +198,7 @@ describe("PwnedPasswords (undici client, local fake server)", () => {
       yield* reset(serveRange(prefix, rangeBody([])))
       assert.strictEqual((yield* PwnedPasswords.check(PASSWORD, { baseUrl, onError: "reject" }))._tag, "NotFound")
       yield* reset(serveRange(prefix, rangeBody([`${suffix}:3`])))
-      assert.deepStrictEqual(
+      deepStrictEqual(
         yield* PwnedPasswords.check(PASSWORD, { baseUrl, onError: "allow" }),
         PwnedPasswords.PwnedCheck.Breached({ count: 3 })
       )
@@ -231,7 +232,7 @@ describe("PwnedPasswords (fetch client)", () => {
     Effect.gen(function*() {
       yield* reset(serveRange(prefix, rangeBody([`${suffix}:1`])))
       const result = yield* PwnedPasswords.check(PASSWORD, { baseUrl })
-      assert.deepStrictEqual(result, PwnedPasswords.PwnedCheck.Breached({ count: 1 }))
+      deepStrictEqual(result, PwnedPasswords.PwnedCheck.Breached({ count: 1 }))
       assertOneRangeRequest()
     }).pipe(Effect.provide(FetchHttpClient.layer)))
 })

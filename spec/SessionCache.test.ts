@@ -4,6 +4,7 @@
  * "a cache hit does not touch the store".
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Duration, Effect, FastCheck as fc, Layer, Option, Redacted, TestClock } from "effect"
 import { Lru } from "../src/internal/lru.js"
 import * as Persistence from "../src/Persistence.js"
@@ -86,7 +87,7 @@ describe("Lru (internal)", () => {
                 ref.delete(op.key)
                 break
             }
-            assert.deepStrictEqual(lru.keys(), ref.keys())
+            deepStrictEqual(lru.keys(), ref.keys())
             assert.strictEqual(lru.size, ref.keys().length)
             if (capacity >= 0) assert.isAtMost(lru.size, capacity)
           }
@@ -117,7 +118,7 @@ describe("Lru (internal)", () => {
             order = order.filter((k) => k !== victim)
             for (const k of before.slice(1)) assert.strictEqual(lru.peek(k), `v${k}`)
           }
-          assert.deepStrictEqual(lru.keys(), order)
+          deepStrictEqual(lru.keys(), order)
         }
       }),
       { numRuns: 300 }
@@ -167,7 +168,7 @@ describe("SessionCache", () => {
           if (i >= 0) lastUse.splice(i, 1)
           lastUse.push(`tk-${k}`)
         }
-        assert.deepStrictEqual(yield* cache.keys, lastUse.slice(-capacity))
+        deepStrictEqual(yield* cache.keys, lastUse.slice(-capacity))
       }),
     { fastCheck: { numRuns: 50 } }
   )
@@ -201,7 +202,7 @@ describe("SessionCache", () => {
       yield* cache.set("tk-3", record(3))
       yield* TestClock.adjust(Duration.minutes(2))
       yield* cache.set("tk-4", record(4))
-      assert.deepStrictEqual(yield* cache.keys, ["tk-4"])
+      deepStrictEqual(yield* cache.keys, ["tk-4"])
     }))
 
   it.effect("capacity 0 stores nothing", () =>
@@ -211,7 +212,7 @@ describe("SessionCache", () => {
       yield* cache.set("tk-1", record(1))
       assert.isTrue(Option.isNone(yield* cache.get("tk-1")))
       assert.strictEqual(yield* cache.size, 0)
-      assert.deepStrictEqual(yield* cache.keys, [])
+      deepStrictEqual(yield* cache.keys, [])
     }))
 
   it.effect("invalidate and clear", () =>
@@ -221,7 +222,7 @@ describe("SessionCache", () => {
       for (let i = 0; i < 5; i++) yield* cache.set(`tk-${i}`, record(i))
       yield* cache.invalidate("tk-2")
       yield* cache.invalidate("tk-absent")
-      assert.deepStrictEqual(yield* cache.keys, ["tk-0", "tk-1", "tk-3", "tk-4"])
+      deepStrictEqual(yield* cache.keys, ["tk-0", "tk-1", "tk-3", "tk-4"])
       yield* cache.clear
       assert.strictEqual(yield* cache.size, 0)
     }))
@@ -230,7 +231,7 @@ describe("SessionCache", () => {
     Effect.gen(function*() {
       const cache = yield* SessionCache.SessionCache
       for (let i = 0; i < 5; i++) yield* cache.set(`tk-${i}`, record(i))
-      assert.deepStrictEqual(yield* cache.keys, ["tk-2", "tk-3", "tk-4"])
+      deepStrictEqual(yield* cache.keys, ["tk-2", "tk-3", "tk-4"])
     }).pipe(Effect.provide(SessionCache.layer.pipe(Layer.provide(Layer.orDie(SessionConfig.layer({ maxCacheSize: 3 })))))))
 })
 
@@ -294,7 +295,7 @@ describe("SessionCache in the service", () => {
         const loads = counted.calls().load ?? 0
         for (const [i, h] of handles.entries()) {
           const r = yield* sessions.resolve(Redacted.value(h.token), client)
-          assert.deepStrictEqual(Option.getOrThrow(r.session).session.data, { i })
+          deepStrictEqual(Option.getOrThrow(r.session).session.data, { i })
         }
         assert.isAbove(counted.calls().load ?? 0, loads, "evicted entries were loaded again")
       }).pipe(Effect.provide(serviceOver(counted.store, { maxCacheSize: 1 })))

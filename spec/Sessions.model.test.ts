@@ -7,6 +7,7 @@
  * With touchInterval = 1 ms every access moves lastAccessAt to now, so the model needs no touch lag.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Clock, Context, Effect, Either, Exit, FastCheck as fc, FiberRef, Layer, LogLevel, Option, Redacted, Scope } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -115,7 +116,7 @@ const expectGone = <A>(result: Either.Either<A, { readonly _tag: string }>, what
 }
 
 const expectSame = (m: ModelSession, s: Session.Session, what: string) => {
-  assert.deepStrictEqual({ ...s.data }, m.data, `${what}: data`)
+  deepStrictEqual({ ...s.data }, m.data, `${what}: data`)
   assert.strictEqual(Option.getOrNull(s.userId), m.user, `${what}: user`)
   assert.strictEqual(s.createdAt, m.createdAt, `${what}: createdAt`)
 }
@@ -139,7 +140,7 @@ class Start implements Cmd {
     const handle = Either.getOrThrow(h)
     r.handles.push(handle)
     m.sessions.push({ destroyed: false, data: {}, user: null, createdAt: m.now, lastAccess: m.now, idIssued: m.now })
-    assert.deepStrictEqual(handle.session.data, {})
+    deepStrictEqual(handle.session.data, {})
   }
   toString = () => "start"
 }
@@ -186,7 +187,7 @@ class Get extends OnSession {
     const { i, s } = this.pick(m)
     const res = await r.run(r.sessions.get(r.handles[i]!, this.key))
     if (!settle(m, s)) return expectGone(res, `get #${i}`)
-    assert.deepStrictEqual(Either.map(res, Option.getOrUndefined), Either.right(s.data[this.key]), `get #${i}`)
+    deepStrictEqual(Either.map(res, Option.getOrUndefined), Either.right(s.data[this.key]), `get #${i}`)
   }
   toString = () => `get(#${this.index}, ${this.key})`
 }
@@ -214,7 +215,7 @@ class Pop extends OnSession {
     const { i, s } = this.pick(m)
     const res = await r.run(r.sessions.pop(r.handles[i]!, this.key))
     if (!settle(m, s)) return expectGone(res, `pop #${i}`)
-    assert.deepStrictEqual(Option.getOrUndefined(Either.getOrThrow(res)), s.data[this.key], `pop #${i}`)
+    deepStrictEqual(Option.getOrUndefined(Either.getOrThrow(res)), s.data[this.key], `pop #${i}`)
     if (this.key in s.data) {
       delete s.data[this.key]
       s.lastAccess = m.now // a change is a write, and a write is an access; popping nothing changes nothing

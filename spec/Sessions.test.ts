@@ -4,6 +4,7 @@
  * (invariant 10).
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -76,13 +77,13 @@ describe("Sessions: basics", () => {
       assert.strictEqual(r.cookie, "none")
       yield* sessions.set(h, "theme", "dark")
       yield* sessions.set(h, "cart", [1, 2])
-      assert.deepStrictEqual(yield* sessions.get(h, "theme"), Option.some("dark"))
-      assert.deepStrictEqual(yield* sessions.pop(h, "theme"), Option.some("dark"))
-      assert.deepStrictEqual(yield* sessions.pop(h, "theme"), Option.none())
+      assertSome(yield* sessions.get(h, "theme"), "dark")
+      assertSome(yield* sessions.pop(h, "theme"), "dark")
+      assertNone(yield* sessions.pop(h, "theme"))
       assert.strictEqual(yield* sessions.update(h, "n", counter), 1)
       assert.strictEqual(yield* sessions.update(h, "n", counter), 2)
       yield* sessions.remove(h, "cart")
-      assert.deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: 2 })
+      deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: 2 })
       // typed values
       const When = Schema.Date
       yield* sessions.setAs(h, "when", new Date(86_400_000), When)
@@ -92,7 +93,7 @@ describe("Sessions: basics", () => {
       assert.strictEqual(bad._tag, "SessionDataError")
       // a fresh resolve sees everything
       const again = someSession(yield* sessions.resolve(tok(h), browser))
-      assert.deepStrictEqual({ ...again.session.data }, { n: 2, when: "1970-01-02T00:00:00.000Z" })
+      deepStrictEqual({ ...again.session.data }, { n: 2, when: "1970-01-02T00:00:00.000Z" })
     }).pipe(Effect.provide(serviceLayer())))
 
   it.effect("absent and malformed tokens resolve without a store call; create: true makes a new session", () =>
@@ -101,18 +102,18 @@ describe("Sessions: basics", () => {
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const absent = yield* sessions.resolve(undefined, browser)
-        assert.deepStrictEqual([absent.outcome, absent.cookie], ["absent", "none"])
+        deepStrictEqual([absent.outcome, absent.cookie], ["absent", "none"])
         for (const bad of ["short", "A".repeat(44), "!".repeat(43), "A".repeat(42) + "="]) {
           const r = yield* sessions.resolve(bad, browser)
-          assert.deepStrictEqual([r.outcome, r.cookie], ["malformed", "clear"])
+          deepStrictEqual([r.outcome, r.cookie], ["malformed", "clear"])
         }
-        assert.deepStrictEqual(counted.calls(), {})
+        deepStrictEqual(counted.calls(), {})
         const missing = yield* sessions.resolve(strangerToken, browser)
         assert.strictEqual(missing.outcome, "missing")
         assert.notStrictEqual(missing.cookie, "set")
         assert.strictEqual(counted.calls().load, 1)
         const created = yield* sessions.resolve("garbage", browser, { create: true })
-        assert.deepStrictEqual([created.outcome, created.cookie], ["created", "set"])
+        deepStrictEqual([created.outcome, created.cookie], ["created", "set"])
         assert.strictEqual((yield* sessions.resolve(tok(someSession(created)), browser)).outcome, "valid")
       }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
     }))
@@ -148,7 +149,7 @@ describe("Sessions: basics", () => {
         }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store })))
       const retaining = yield* attempt(yield* Persistence.makeMemory)
       const forgetting = yield* attempt(forgetAtDeadline(yield* Persistence.makeMemory))
-      assert.deepStrictEqual(retaining, forgetting)
+      deepStrictEqual(retaining, forgetting)
     }))
 
   it.effect("an expired session takes no writes", () =>
@@ -181,21 +182,21 @@ describe("Sessions: users", () => {
     return Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const anonymous = yield* sessions.create(browser)
-      assert.deepStrictEqual(yield* sessions.user(anonymous), Option.none())
-      assert.deepStrictEqual(calls, [], "no user, no load")
+      assertNone(yield* sessions.user(anonymous))
+      deepStrictEqual(calls, [], "no user, no load")
       const h = yield* sessions.logIn(anonymous, "ada")
-      assert.deepStrictEqual(yield* sessions.user(h), Option.some({ id: "ada", name: "ADA" }))
-      assert.deepStrictEqual(yield* sessions.user(h), Option.some({ id: "ada", name: "ADA" }))
-      assert.deepStrictEqual(calls, ["ada"], "loaded once")
+      assertSome(yield* sessions.user(h), { id: "ada", name: "ADA" })
+      assertSome(yield* sessions.user(h), { id: "ada", name: "ADA" })
+      deepStrictEqual(calls, ["ada"], "loaded once")
       yield* sessions.refreshUser("ada")
       yield* sessions.user(h)
-      assert.deepStrictEqual(calls, ["ada", "ada"])
+      deepStrictEqual(calls, ["ada", "ada"])
       // a user the loader does not know
       const other = yield* sessions.logIn(yield* sessions.create(phone), "nobody")
-      assert.deepStrictEqual(yield* sessions.user(other), Option.none())
+      assertNone(yield* sessions.user(other))
       // after logOut there is no user again
       const out = yield* sessions.logOut(h)
-      assert.deepStrictEqual(yield* sessions.user(out), Option.none())
+      assertNone(yield* sessions.user(out))
     }).pipe(Effect.provide(serviceLayer().pipe(Layer.provide(loader(calls)))))
   })
 
@@ -203,7 +204,7 @@ describe("Sessions: users", () => {
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.logIn(yield* sessions.create(browser), "ada")
-      assert.deepStrictEqual(yield* sessions.user(h), Option.none())
+      assertNone(yield* sessions.user(h))
     }).pipe(Effect.provide(serviceLayer())))
 
   it.effect("a failing UserLoader is a UserLoaderError", () =>
@@ -235,7 +236,7 @@ describe("Sessions: users", () => {
         assert.notInclude(text, tok(h))
         assert.notInclude(text, h.session.key, "the internal key is not listed either")
       }
-      assert.deepStrictEqual(yield* sessions.listSessions("nobody"), [])
+      deepStrictEqual(yield* sessions.listSessions("nobody"), [])
       // ending a2 by its listed id (found by its creation time)
       const a2Info = list.find((i) => i.createdAt === a2.session.createdAt)!
       assert.isFalse(yield* sessions.endSession("bob", a2Info.id), "not bob's session")
@@ -243,7 +244,7 @@ describe("Sessions: users", () => {
       assert.isTrue(yield* sessions.endSession("ada", a2Info.id))
       assert.isTrue(yield* isDead(sessions, tok(a2), phone))
       assert.isFalse(yield* isDead(sessions, tok(a1)))
-      assert.deepStrictEqual((yield* sessions.listSessions("ada")).map((i) => i.id), ids.filter((i) => i !== a2Info.id))
+      deepStrictEqual((yield* sessions.listSessions("ada")).map((i) => i.id), ids.filter((i) => i !== a2Info.id))
       assert.isFalse(yield* sessions.endSession("ada", a2Info.id), "already ended")
     }).pipe(Effect.provide(serviceLayer())))
 
@@ -259,7 +260,7 @@ describe("Sessions: users", () => {
       assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 3)
       for (const h of a) assert.isTrue(yield* isDead(sessions, tok(h), h === a[1] ? phone : browser))
       assert.isFalse(yield* isDead(sessions, tok(b)))
-      assert.deepStrictEqual(yield* sessions.listSessions("ada"), [])
+      deepStrictEqual(yield* sessions.listSessions("ada"), [])
       assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 0)
       // a logged-out session (user detached) is not the user's any more
       const c = yield* sessions.logIn(yield* sessions.create(browser), "cy")
@@ -275,7 +276,7 @@ describe("Sessions: users", () => {
       const busy = yield* sessions.logIn(yield* sessions.create(phone), "ada")
       yield* advance(60_000) // the first one is idle now (5 minutes), the second is 1 minute old
       const list = yield* sessions.listSessions("ada")
-      assert.deepStrictEqual(list.map((i) => i.createdAt), [busy.session.createdAt])
+      deepStrictEqual(list.map((i) => i.createdAt), [busy.session.createdAt])
       assert.strictEqual(yield* sessions.logOutEverywhere("ada"), 1)
     }).pipe(Effect.provide(serviceLayer({ idleTimeout: "5 minutes" }))))
 
@@ -292,8 +293,8 @@ describe("Sessions: users", () => {
       assert.isTrue(yield* isDead(sessions, tok(old2), phone))
       assert.isFalse(yield* isDead(sessions, tok(bob)))
       const r = someSession(yield* sessions.resolve(tok(h), browser))
-      assert.deepStrictEqual(r.session.data, { cart: [7] })
-      assert.deepStrictEqual(Option.getOrNull(r.session.userId), "ada")
+      deepStrictEqual(r.session.data, { cart: [7] })
+      deepStrictEqual(Option.getOrNull(r.session.userId), "ada")
       assert.strictEqual((yield* sessions.listSessions("ada")).length, 1)
       // exclusive again from the same session keeps it
       const again = yield* sessions.logIn(h, "ada", { exclusive: true })
@@ -337,19 +338,19 @@ describe("Sessions: sweeper", () => {
         yield* advance(1)
         yield* Effect.yieldNow()
         assert.strictEqual(counted.calls().sweep, 1)
-        assert.deepStrictEqual(swept, [3], "two sessions and one redirect, all expired")
+        deepStrictEqual(swept, [3], "two sessions and one redirect, all expired")
         // the records are gone from the store itself
-        assert.deepStrictEqual(yield* memory.loadSession(a.session.key), Option.none())
-        assert.deepStrictEqual(yield* memory.load(a.session.tokenKey), Option.none())
+        assertNone(yield* memory.loadSession(a.session.key))
+        assertNone(yield* memory.load(a.session.tokenKey))
         yield* advance(2 * hour)
         yield* Effect.yieldNow()
         assert.strictEqual(counted.calls().sweep, 2)
-        assert.deepStrictEqual(swept, [3, 0])
+        deepStrictEqual(swept, [3, 0])
         // a session made now goes at the next sweep after it dies
         yield* sessions.create(browser)
         yield* advance(2 * hour)
         yield* Effect.yieldNow()
-        assert.deepStrictEqual(swept, [3, 0, 1])
+        deepStrictEqual(swept, [3, 0, 1])
       }).pipe(Effect.provide(env))
     }))
 
@@ -428,14 +429,14 @@ describe("Sessions: store failures", () => {
         const h = yield* sessions.create(browser)
         down = true
         const e1 = yield* Effect.flip(sessions.create(browser))
-        assert.deepStrictEqual([e1._tag, (e1 as Persistence.SessionStoreError).method], ["SessionStoreError", "create"])
+        deepStrictEqual([e1._tag, (e1 as Persistence.SessionStoreError).method], ["SessionStoreError", "create"])
         const e2 = yield* Effect.flip(sessions.set(h, "k", 1))
-        assert.deepStrictEqual([e2._tag, (e2 as Persistence.SessionStoreError).method], ["SessionStoreError", "save"])
+        deepStrictEqual([e2._tag, (e2 as Persistence.SessionStoreError).method], ["SessionStoreError", "save"])
         down = false
         // nothing half-written: the value is not there, and the next write works
-        assert.deepStrictEqual(yield* sessions.get(h, "k"), Option.none())
+        assertNone(yield* sessions.get(h, "k"))
         yield* sessions.set(h, "k", 2)
-        assert.deepStrictEqual(yield* sessions.get(h, "k"), Option.some(2))
+        assertSome(yield* sessions.get(h, "k"), 2)
       }).pipe(Effect.provide(serviceLayer({}, { store })))
     }))
 
@@ -532,7 +533,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.create(browser)
       const seen = yield* Effect.all(Array.from({ length: 1000 }, () => sessions.update(h, "n", counter)), { concurrency: "unbounded" })
-      assert.deepStrictEqual(yield* sessions.get(h, "n"), Option.some(1000))
+      assertSome(yield* sessions.get(h, "n"), 1000)
       assert.strictEqual(new Set(seen).size, 1000, "every update saw a different previous value")
     }).pipe(Effect.provide(serviceLayer())))
 
@@ -575,7 +576,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
         yield* gated.entered // a's lock is held inside the store call
         // b's write completes meanwhile
         yield* sessions.set(b, "y", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "b waited for a" }))
-        assert.deepStrictEqual(yield* sessions.get(b, "y"), Option.some(2))
+        assertSome(yield* sessions.get(b, "y"), 2)
         // a second write to a does wait
         const queued = yield* Effect.fork(sessions.set(a, "z", 3))
         yield* Effect.sleep("20 millis")
@@ -586,7 +587,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
         yield* gated.open
         yield* Fiber.join(slow)
         yield* Fiber.join(queued)
-        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { x: 1, z: 3 })
+        deepStrictEqual({ ...(yield* sessions.current(a)).data }, { x: 1, z: 3 })
       }).pipe(Effect.provide(serviceLayer({}, { store: gated.store })))
     }))
 
@@ -603,7 +604,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
         yield* Fiber.interrupt(holder)
         yield* gated.unblock(a.session.key)
         yield* sessions.set(a, "next", 2).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
-        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2 })
+        deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2 })
         // a waiter is interrupted while queued behind a holder
         yield* gated.reset
         yield* gated.block(a.session.key)
@@ -616,7 +617,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
         yield* gated.open
         yield* Fiber.join(holder2)
         yield* sessions.set(a, "after", 5).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
-        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2, held: 3, after: 5 })
+        deepStrictEqual({ ...(yield* sessions.current(a)).data }, { next: 2, held: 3, after: 5 })
       }).pipe(Effect.provide(serviceLayer({}, { store: gated.store })))
     }))
 
@@ -643,7 +644,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
         }))
         assert.isTrue(Exit.isFailure(defect))
         yield* sessions.set(a, "z", 3).pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => "lock still held" }))
-        assert.deepStrictEqual({ ...(yield* sessions.current(a)).data }, { y: 2, z: 3 })
+        deepStrictEqual({ ...(yield* sessions.current(a)).data }, { y: 2, z: 3 })
       }).pipe(Effect.provide(serviceLayer({}, { store })))
     }))
 })

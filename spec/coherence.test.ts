@@ -14,6 +14,7 @@
  * LISTEN connection (PostgreSQL) is down is lost; B must not keep serving the stale entry.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Context, Effect, Layer, Option, Queue, Redacted, Scope, Stream } from "effect"
@@ -230,7 +231,7 @@ const coherenceSuite = (
         yield* measure(store, "logOut", Effect.gen(function*() {
           const h = yield* a.sessions.logIn(yield* a.sessions.create(client), `bob-${runId}`)
           const viaB = yield* cached(b, tok(h))
-          assert.deepStrictEqual(Option.getOrNull(viaB.session.userId), `bob-${runId}`)
+          deepStrictEqual(Option.getOrNull(viaB.session.userId), `bob-${runId}`)
           return { act: a.sessions.logOut(h), seen: gone(b, tok(h)) }
         }))
       }).pipe(Effect.scoped))
@@ -258,9 +259,9 @@ const coherenceSuite = (
           const h = yield* a.sessions.create(client)
           yield* a.sessions.set(h, "theme", "light")
           const hb = yield* cached(b, tok(h))
-          assert.deepStrictEqual(Option.getOrNull(yield* b.sessions.get(hb, "theme")), "light")
+          deepStrictEqual(Option.getOrNull(yield* b.sessions.get(hb, "theme")), "light")
           const before = b.storeCalls()
-          assert.deepStrictEqual(Option.getOrNull(yield* b.sessions.get(hb, "theme")), "light")
+          deepStrictEqual(Option.getOrNull(yield* b.sessions.get(hb, "theme")), "light")
           assert.strictEqual(b.storeCalls(), before, "B reads the value from its cache")
           return {
             act: a.sessions.set(h, "theme", "dark"),
@@ -294,7 +295,7 @@ const coherenceSuite = (
           }
           if (!seen) stale.push(i)
         }
-        assert.deepStrictEqual(stale, [], "fresh processes that never heard a destroy made right after they started (still stale after 1 s)")
+        deepStrictEqual(stale, [], "fresh processes that never heard a destroy made right after they started (still stale after 1 s)")
       }).pipe(Effect.scoped))
 
     // BUG (both stores): the cache is filled after a store read without checking whether an

@@ -24,6 +24,7 @@ import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import {
   freePort,
   killAll,
@@ -208,13 +209,13 @@ redisSuite("faults: Redis killed mid-load and restarted", () => {
     const after = outcomes.filter((o) => o.sentAt > restartedAt)
     const ackedBefore = Math.max(0, ...before.filter((o) => o.status === 200).map((o) => o.count!))
 
-    assert.deepStrictEqual(checkOutcomes(outcomes, [200, 503]), [], servers.map((s) => s.output().slice(-1000)).join("\n"))
+    deepStrictEqual(checkOutcomes(outcomes, [200, 503]), [], servers.map((s) => s.output().slice(-1000)).join("\n"))
     assert.isAbove(before.filter((o) => o.status === 200).length, 0, "increments before the kill")
     assert.isAbove(during.length, 0, "requests during the outage")
     const wrong = during.filter((o) => o.status !== 503 || o.cookie !== undefined)
-    assert.deepStrictEqual(wrong.map((o) => `${o.status}${o.cookie ? " with Set-Cookie" : ""}`), [], "every request during the outage is a 503 without Set-Cookie")
-    assert.deepStrictEqual([...recovered].sort(), servers.map((_, i) => i), "every process answers again after the restart")
-    assert.deepStrictEqual(servers.map((s) => s.pid), pids, "no server was restarted")
+    deepStrictEqual(wrong.map((o) => `${o.status}${o.cookie ? " with Set-Cookie" : ""}`), [], "every request during the outage is a 503 without Set-Cookie")
+    deepStrictEqual([...recovered].sort(), servers.map((_, i) => i), "every process answers again after the restart")
+    deepStrictEqual(servers.map((s) => s.pid), pids, "no server was restarted")
     for (const s of servers) assert.isNull(s.child.exitCode, "the servers still run")
     const firstAfter = after.filter((o) => o.status === 200).sort((a, b) => a.doneAt - b.doneAt)[0]
     assert.isDefined(firstAfter)
@@ -301,9 +302,9 @@ await withService("PostgreSQL", postgresUrl, () => {
       const acked = outcomes.filter((o) => o.status === 200)
       const failed = outcomes.filter((o) => o.status !== 200)
       assert.isAbove(terminated, 0, "connections were terminated")
-      assert.deepStrictEqual(checkOutcomes(outcomes, [200, 503]), [], servers.map((s) => s.output().slice(-1000)).join("\n"))
-      assert.deepStrictEqual([...recovered].sort(), servers.map((_, i) => i), "every process answers again after the terminations")
-      assert.deepStrictEqual(servers.map((s) => s.pid), pids, "no server was restarted")
+      deepStrictEqual(checkOutcomes(outcomes, [200, 503]), [], servers.map((s) => s.output().slice(-1000)).join("\n"))
+      deepStrictEqual([...recovered].sort(), servers.map((_, i) => i), "every process answers again after the terminations")
+      deepStrictEqual(servers.map((s) => s.pid), pids, "no server was restarted")
       for (const s of servers) assert.isNull(s.child.exitCode, "the servers still run")
 
       // the final counter: every acknowledged increment, plus at most the failed requests whose

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { FastCheck as fc } from "effect"
 import { isIP } from "node:net"
 import { formatIp, inRange, type IpAddress, parseIp, parseRange, samePrefix } from "../src/internal/ip.js"
@@ -24,10 +25,10 @@ describe("parseIp / formatIp: IPv4", () => {
         const p = parseIp(ipv4Text(o))
         assert.isDefined(p)
         assert.strictEqual(p!.family, 4)
-        assert.deepStrictEqual(bytesOf(p), [...o])
+        deepStrictEqual(bytesOf(p), [...o])
         assert.strictEqual(formatIp(p!), ipv4Text(o))
         // Surrounding whitespace and brackets are tolerated.
-        assert.deepStrictEqual(bytesOf(parseIp(` ${ipv4Text(o)}\t`)), [...o])
+        deepStrictEqual(bytesOf(parseIp(` ${ipv4Text(o)}\t`)), [...o])
       }),
       RUNS
     )
@@ -95,13 +96,13 @@ describe("parseIp / formatIp: IPv6", () => {
           const p = parseIp(s)
           assert.isDefined(p, s)
           assert.strictEqual(p!.family, 6, s)
-          assert.deepStrictEqual(bytesOf(p), expected, s)
+          deepStrictEqual(bytesOf(p), expected, s)
         }
         // formatIp gives eight lower-case groups, which parse back and which the URL parser
         // canonicalises to the same address.
         const text = formatIp(parseIp(forms[1]!)!)
         assert.match(text, /^([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}$/)
-        assert.deepStrictEqual(bytesOf(parseIp(text)), expected)
+        deepStrictEqual(bytesOf(parseIp(text)), expected)
         assert.strictEqual(new URL(`http://[${text}]/`).hostname, `[${ipv6CompressedText(b)}]`)
       }),
       RUNS
@@ -125,7 +126,7 @@ describe("parseIp / formatIp: IPv6", () => {
           const p = parseIp(text)
           assert.isDefined(p, text)
           const mapped = bytes.slice(0, 10).every((v) => v === 0) && bytes[10] === 0xff && bytes[11] === 0xff
-          assert.deepStrictEqual(bytesOf(p), mapped ? bytes.slice(12) : bytes, text)
+          deepStrictEqual(bytesOf(p), mapped ? bytes.slice(12) : bytes, text)
         }
       ),
       RUNS
@@ -150,7 +151,7 @@ describe("parseIp / formatIp: IPv6", () => {
       const p = parseIp(s)
       assert.isDefined(p, s)
       assert.strictEqual(p!.family, family, s)
-      assert.deepStrictEqual(bytesOf(p), [...bytes], s)
+      deepStrictEqual(bytesOf(p), [...bytes], s)
     }
     assert.strictEqual(formatIp(parseIp("::ffff:1.2.3.4")!), "1.2.3.4")
   })
@@ -222,7 +223,7 @@ describe("parseIp / formatIp: IPv6", () => {
         if (p !== undefined) {
           assert.include([4, 6], p.family)
           assert.strictEqual(p.bytes.length, p.family === 4 ? 4 : 16)
-          assert.deepStrictEqual(bytesOf(parseIp(formatIp(p))), bytesOf(p))
+          deepStrictEqual(bytesOf(parseIp(formatIp(p))), bytesOf(p))
         }
       }),
       RUNS

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Deferred, Effect, Fiber } from "effect"
 import { makeKeyedLock } from "../src/internal/keyedLock.js"
 
@@ -22,7 +23,7 @@ describe("keyed lock (per-session mutual exclusion)", () => {
         { concurrency: "unbounded", discard: true }
       )
       assert.strictEqual(most, 1)
-      assert.deepStrictEqual(order, Array.from({ length: 200 }, (_, i) => i))
+      deepStrictEqual(order, Array.from({ length: 200 }, (_, i) => i))
       assert.strictEqual(lock.size(), 0)
     }))
 
@@ -50,7 +51,7 @@ describe("keyed lock (per-session mutual exclusion)", () => {
       yield* Fiber.interrupt(waiter)
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(holder)
-      assert.deepStrictEqual((yield* Fiber.join(failing))._tag, "Left")
+      deepStrictEqual((yield* Fiber.join(failing))._tag, "Left")
       assert.strictEqual(yield* lock.withLock("k")(Effect.succeed(42)), 42)
       assert.strictEqual(lock.size(), 0)
     }))

@@ -17,6 +17,7 @@ import { Effect, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, startScript } from "./helpers/processes.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
@@ -86,7 +87,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
       // The session: the first increment creates it.
       const first = await request(`${urlOf(0)}/api/counter`, { method: "POST" })
       assert.strictEqual(first.status, 200, first.body)
-      assert.deepStrictEqual(json(first), { count: 1 })
+      deepStrictEqual(json(first), { count: 1 })
       assert.isDefined(first.cookie)
       const initial = first.cookie!.value
 
@@ -134,12 +135,12 @@ const scenario = (store: string, env: () => Record<string, string>) => {
           `(${(counts.length / (loadMs / 1000)).toFixed(0)} req/s); ${tokens.size} distinct tokens; ${failures.length} failures; highest count ${Math.max(...counts)}`
       )
 
-      assert.deepStrictEqual(failures, [], `failed requests:\n${failures.join("\n")}\n${output()}`)
+      deepStrictEqual(failures, [], `failed requests:\n${failures.join("\n")}\n${output()}`)
       assert.strictEqual(counts.length, REQUESTS, `only ${counts.length} of ${REQUESTS} increments answered within ${LOAD_DEADLINE_MS} ms`)
       // Every increment returned a distinct value: exactly 1 … 3000.
       const sorted = [...counts].sort((a, b) => a - b)
-      assert.deepStrictEqual(sorted[0], 1)
-      assert.deepStrictEqual(sorted[sorted.length - 1], REQUESTS)
+      deepStrictEqual(sorted[0], 1)
+      deepStrictEqual(sorted[sorted.length - 1], REQUESTS)
       assert.strictEqual(new Set(counts).size, REQUESTS, "two increments returned the same count: an update was lost")
       assert.isAbove(tokens.size, 1, "the token rotated during the run")
 
@@ -149,7 +150,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
       for (let p = 0; p < PROCESSES; p++) {
         const reply = await request(`${urlOf(p)}/api/counter`, { token: newest })
         assert.strictEqual(reply.status, 200)
-        assert.deepStrictEqual(json(reply), { count: REQUESTS }, `process ${p + 1}`)
+        deepStrictEqual(json(reply), { count: REQUESTS }, `process ${p + 1}`)
       }
 
       // Log in on process 1 …
@@ -159,17 +160,17 @@ const scenario = (store: string, env: () => Record<string, string>) => {
       const held = login.cookie!.value
       for (let p = 0; p < PROCESSES; p++) {
         const me = await request(`${urlOf(p)}/api/me`, { token: held })
-        assert.deepStrictEqual(json(me), { user: `alice-${runId}`, count: REQUESTS }, `process ${p + 1} before the logout`)
+        deepStrictEqual(json(me), { user: `alice-${runId}`, count: REQUESTS }, `process ${p + 1} before the logout`)
       }
       // … log out everywhere on process 2 …
       const out = await request(`${urlOf(1)}/api/logout-everywhere`, { method: "POST", token: held })
       assert.strictEqual(out.status, 200, out.body)
-      assert.deepStrictEqual(json(out), { ended: 1 })
+      deepStrictEqual(json(out), { ended: 1 })
       // … and the next request on EVERY process, with the cookie still held, sees nobody.
       for (let p = 0; p < PROCESSES; p++) {
         const me = await request(`${urlOf(p)}/api/me`, { token: held })
         assert.strictEqual(me.status, 200)
-        assert.deepStrictEqual(json(me), { user: null, count: 0 }, `process ${p + 1} after the logout everywhere`)
+        deepStrictEqual(json(me), { user: null, count: 0 }, `process ${p + 1} after the logout everywhere`)
       }
       figures.push(`${store}: final counter ${REQUESTS} on every process; logOutEverywhere seen by the next request on every process`)
     }, 60_000)

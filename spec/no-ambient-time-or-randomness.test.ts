@@ -9,6 +9,7 @@
  * used as a property (`crypto.randomBytes`), is not.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -98,29 +99,29 @@ const sourceFiles = (): ReadonlyArray<string> =>
 describe("no ambient time or randomness in src/ (outside src/internal/live/)", () => {
   it("the scanner finds violations and ignores comments and live-layer imports (self-test)", () => {
     const flagged = (text: string) => scan("x.ts", text).map((v) => v.rule)
-    assert.deepStrictEqual(flagged("const t = Date.now()"), ["Date.now("])
-    assert.deepStrictEqual(flagged("const t = Date . now ()"), ["Date.now("])
-    assert.deepStrictEqual(flagged("const r = Math.random() * 10"), ["Math.random("])
-    assert.deepStrictEqual(flagged("const d = new Date()"), ["new Date()"])
-    assert.deepStrictEqual(flagged("const d = new Date(0)"), [])
-    assert.deepStrictEqual(flagged("import { randomBytes } from \"node:crypto\""), ["randomBytes"])
-    assert.deepStrictEqual(flagged("import * as crypto from \"node:crypto\"\nconst b = crypto.randomBytes(8)"), ["randomBytes"])
-    assert.deepStrictEqual(flagged("globalThis.crypto.getRandomValues(buf)"), ["getRandomValues"])
-    assert.deepStrictEqual(flagged("const id = crypto.randomUUID()"), ["randomUUID"])
-    assert.deepStrictEqual(flagged("import { randomFillSync, randomInt } from \"node:crypto\""), ["randomFill", "randomInt"])
-    assert.deepStrictEqual(flagged("// Date.now() is forbidden\n * Math.random() too\n/* new Date() */"), [])
-    assert.deepStrictEqual(flagged("/**\n * randomBytes\n * Date.now()\n */\nconst x = 1"), [])
+    deepStrictEqual(flagged("const t = Date.now()"), ["Date.now("])
+    deepStrictEqual(flagged("const t = Date . now ()"), ["Date.now("])
+    deepStrictEqual(flagged("const r = Math.random() * 10"), ["Math.random("])
+    deepStrictEqual(flagged("const d = new Date()"), ["new Date()"])
+    deepStrictEqual(flagged("const d = new Date(0)"), [])
+    deepStrictEqual(flagged("import { randomBytes } from \"node:crypto\""), ["randomBytes"])
+    deepStrictEqual(flagged("import * as crypto from \"node:crypto\"\nconst b = crypto.randomBytes(8)"), ["randomBytes"])
+    deepStrictEqual(flagged("globalThis.crypto.getRandomValues(buf)"), ["getRandomValues"])
+    deepStrictEqual(flagged("const id = crypto.randomUUID()"), ["randomUUID"])
+    deepStrictEqual(flagged("import { randomFillSync, randomInt } from \"node:crypto\""), ["randomFill", "randomInt"])
+    deepStrictEqual(flagged("// Date.now() is forbidden\n * Math.random() too\n/* new Date() */"), [])
+    deepStrictEqual(flagged("/**\n * randomBytes\n * Date.now()\n */\nconst x = 1"), [])
     // The sanctioned path: a binding of the live layer, used bare.
-    assert.deepStrictEqual(
+    deepStrictEqual(
       flagged("import { randomBytes } from \"./internal/live/secureRandom.js\"\nconst f = (n) => randomBytes(n)"),
       []
     )
     // …but not the same name used as a property, nor imported from elsewhere.
-    assert.deepStrictEqual(
+    deepStrictEqual(
       flagged("import { randomBytes } from \"./internal/live/secureRandom.js\"\nconst b = crypto.randomBytes(8)"),
       ["randomBytes"]
     )
-    assert.deepStrictEqual(
+    deepStrictEqual(
       flagged("import { randomBytes } from \"./internal/lively.js\"\nrandomBytes(8)"),
       ["randomBytes", "randomBytes"]
     )
@@ -136,7 +137,7 @@ describe("no ambient time or randomness in src/ (outside src/internal/live/)", (
 
   it("no file under src/ outside src/internal/live/ reads the clock or draws randomness directly", () => {
     const violations = sourceFiles().flatMap((f) => scan(`src/${f}`, readFileSync(join(SRC, f), "utf8")))
-    assert.deepStrictEqual(
+    deepStrictEqual(
       violations.map((v) => `${v.file}:${v.line}: ${v.rule} in: ${v.text}`),
       [],
       "use Effect's Clock for time and the SecureRandom service for randomness"

@@ -107,7 +107,7 @@ const sorted = (xs: ReadonlyArray<Session>) => [...xs].sort(byKey)
 
 const assertSome = <A>(o: Option.Option<A>, expected: A) => {
   assert.isTrue(Option.isSome(o), "expected a record, got none")
-  if (Option.isSome(o)) assert.deepStrictEqual(o.value, expected)
+  if (Option.isSome(o)) deepStrictEqual(o.value, expected)
 }
 const assertNone = (o: Option.Option<unknown>, what = "record") => assert.isTrue(Option.isNone(o), `expected no ${what}, got one`)
 
@@ -168,7 +168,7 @@ export const persistenceSuite = <R = never>(
           const store = yield* Persistence
           assertNone(yield* store.load(uid("nope")))
           assertNone(yield* store.loadSession(uid("nope")))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(uid("nobody")), [])
+          deepStrictEqual(yield* store.sessionsOfUser(uid("nobody")), [])
         }))
 
       it.effect("create then load: the very session, by token and by key", () =>
@@ -361,7 +361,7 @@ export const persistenceSuite = <R = never>(
           assertSome(yield* store.load(winner.session.tokenKey), winner.session as TokenRecord)
           assertSome(yield* store.loadSession(s.key), winner.session)
           for (const r of rotations) if (r !== winner) assertNone(yield* store.load(r.session.tokenKey))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(Option.getOrThrow(s.userId)), [winner.session])
+          deepStrictEqual(yield* store.sessionsOfUser(Option.getOrThrow(s.userId)), [winner.session])
         }))
 
       it.effect.prop(
@@ -397,7 +397,7 @@ export const persistenceSuite = <R = never>(
           yield* store.delete(s.key)
           assertNone(yield* store.loadSession(s.key))
           assertNone(yield* store.load(s.tokenKey))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(user), [other])
+          deepStrictEqual(yield* store.sessionsOfUser(user), [other])
           yield* assertNoResidue({ sessionKey: s.key, tokenKeys: [s.tokenKey], userId: user })
           // A deleted session cannot be saved or rotated back to life.
           assert.isFalse(yield* store.save(copy(s, { version: 1 }), 0, now + HOUR))
@@ -457,7 +457,7 @@ export const persistenceSuite = <R = never>(
           yield* store.deleteToken(s.tokenKey)
           assertNone(yield* store.load(s.tokenKey))
           assertNone(yield* store.loadSession(s.key))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(user), [])
+          deepStrictEqual(yield* store.sessionsOfUser(user), [])
           yield* assertNoResidue({ sessionKey: s.key, tokenKeys: [s.tokenKey], userId: user })
         }))
 
@@ -481,39 +481,54 @@ export const persistenceSuite = <R = never>(
           const s3 = makeSession(now, { userId: Option.some(w) })
           const anonymous = makeSession(now)
           for (const s of [s1, s2, s3, anonymous]) yield* store.create(s, now + HOUR)
-          assert.deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([s1, s2]))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(w), [s3])
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([s1, s2]))
+          deepStrictEqual(yield* store.sessionsOfUser(w), [s3])
 
           // logIn as another user (a save that changes the userId)
           const s1w = copy(s1, { version: 1, userId: Option.some(w) })
           assert.isTrue(yield* store.save(s1w, 0, now + HOUR))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(u), [s2])
-          assert.deepStrictEqual(sorted(yield* store.sessionsOfUser(w)), sorted([s1w, s3]))
+          deepStrictEqual(yield* store.sessionsOfUser(u), [s2])
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(w)), sorted([s1w, s3]))
 
           // logOut (a save that clears it)
           const s2out = copy(s2, { version: 1, userId: Option.none() })
           assert.isTrue(yield* store.save(s2out, 0, now + HOUR))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(u), [])
+          deepStrictEqual(yield* store.sessionsOfUser(u), [])
 
           // a failed save changes nothing in the index
           assert.isFalse(yield* store.save(copy(s2out, { version: 9, userId: Option.some(u) }), 0, now + HOUR))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(u), [])
+          deepStrictEqual(yield* store.sessionsOfUser(u), [])
 
           // logIn rotates: the rotation carries the new user
           const r = rotation(s3, now + 1, { userId: Option.some(u) })
           assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(u), [r.session])
-          assert.deepStrictEqual(yield* store.sessionsOfUser(w), [s1w])
+          deepStrictEqual(yield* store.sessionsOfUser(u), [r.session])
+          deepStrictEqual(yield* store.sessionsOfUser(w), [s1w])
 
           // logIn of an anonymous session
           const anonU = copy(anonymous, { version: 1, userId: Option.some(u) })
           assert.isTrue(yield* store.save(anonU, 0, now + HOUR))
-          assert.deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([r.session, anonU]))
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([r.session, anonU]))
 
           yield* store.delete(s1.key)
-          assert.deepStrictEqual(yield* store.sessionsOfUser(w), [])
+          deepStrictEqual(yield* store.sessionsOfUser(w), [])
           yield* store.deleteToken(r.session.tokenKey)
-          assert.deepStrictEqual(yield* store.sessionsOfUser(u), [anonU])
+          deepStrictEqual(yield* store.sessionsOfUser(u), [anonU])
+        }))
+
+      // Redis keys, SQL text and hashes see a string as UTF-8, where every lone surrogate is
+      // U+FFFD: ids that differ only there are still different users.
+      it.effect("users whose ids differ only in lone surrogates (one UTF-8 form) are different users", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          const ids = [`${u}\ud800`, `${u}\udbff`, `${u}\udfff`, `${u}\ufffd`]
+          const sessions = ids.map((id) => makeSession(now, { userId: Option.some(id) }))
+          for (const s of sessions) yield* store.create(s, now + HOUR)
+          for (const [i, id] of ids.entries()) deepStrictEqual(yield* store.sessionsOfUser(id), [sessions[i]!], JSON.stringify(id))
+          for (const s of sessions) yield* store.delete(s.key)
+          for (const id of ids) deepStrictEqual(yield* store.sessionsOfUser(id), [], JSON.stringify(id))
         }))
     })
 
@@ -553,7 +568,7 @@ export const persistenceSuite = <R = never>(
             yield* Effect.sleep("300 millis")
             assertNone(yield* store.load(r.session.tokenKey), "session after its deadline")
             assertNone(yield* store.loadSession(s.key), "session after its deadline")
-            assert.deepStrictEqual(yield* store.sessionsOfUser(user), [long])
+            deepStrictEqual(yield* store.sessionsOfUser(user), [long])
             assert.strictEqual(yield* store.sweep, 0)
             yield* assertNoResidue({ sessionKey: s.key, tokenKeys: [s.tokenKey, r.session.tokenKey], userId: user })
           }))
@@ -585,7 +600,7 @@ export const persistenceSuite = <R = never>(
               yield* TestClock.adjust(1)
               assertNone(yield* store.load(r.session.tokenKey), "session at its deadline")
               assertNone(yield* store.loadSession(s.key), "session at its deadline")
-              assert.deepStrictEqual(yield* store.sessionsOfUser(user), [long])
+              deepStrictEqual(yield* store.sessionsOfUser(user), [long])
             })
           ))
 
@@ -617,7 +632,7 @@ export const persistenceSuite = <R = never>(
                 assertNone(yield* store.load(b.tokenKey))
                 assertSome(yield* store.load(r.session.tokenKey), r.session as TokenRecord)
                 assertSome(yield* store.loadSession(c.key), c)
-                assert.deepStrictEqual(yield* store.sessionsOfUser(user), [c])
+                deepStrictEqual(yield* store.sessionsOfUser(user), [c])
                 // The clock going back does not bring swept records back.
                 yield* TestClock.setTime(now + 100)
                 assertNone(yield* store.loadSession(a.key), "a swept session")
@@ -648,7 +663,7 @@ export const persistenceSuite = <R = never>(
           yield* store.deleteToken(s.tokenKey)
           assertNone(yield* store.load(s.tokenKey))
           assertNone(yield* store.loadSession(s.key))
-          assert.deepStrictEqual(yield* store.sessionsOfUser(user), [])
+          deepStrictEqual(yield* store.sessionsOfUser(user), [])
         }))
 
       it.effect("security: sessionsOfUser skips a record that does not decode (or is over the read ceiling), deletes it, and returns every other session", () =>
@@ -741,7 +756,7 @@ export const persistenceSuite = <R = never>(
             yield* store.publishUserInvalidation(userKey(uid("user")))
             const seen = yield* Stream.runCollect(store.invalidations).pipe(Effect.timeout("50 millis"), Effect.option)
             // Either the stream is empty and ends, or it never yields this process's own writes.
-            if (Option.isSome(seen)) assert.deepStrictEqual([...seen.value], [])
+            if (Option.isSome(seen)) deepStrictEqual([...seen.value], [])
           }))
         return
       }
@@ -788,7 +803,7 @@ export const persistenceSuite = <R = never>(
                 )
                 got.push(k)
               }
-              assert.deepStrictEqual([...got].sort(), [...keys].sort(), what)
+              deepStrictEqual([...got].sort(), [...keys].sort(), what)
             })
 
           const s = makeSession(now, { userId: Option.some(uid("user")) })
@@ -829,7 +844,7 @@ export const persistenceSuite = <R = never>(
 
           // Nothing else arrives at b, and a never heard its own writes.
           yield* Effect.sleep("100 millis")
-          assert.deepStrictEqual([...(yield* Queue.takeAll(heardByB))], [])
+          deepStrictEqual([...(yield* Queue.takeAll(heardByB))], [])
           for (const k of yield* Queue.takeAll(heardByA)) {
             assert.isTrue(writtenByB.has(k), `a heard its own write (${k})`)
           }

@@ -18,6 +18,7 @@
  * the store works with it.
  */
 import { assert, layer } from "@effect/vitest"
+import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import {
   Clock,
   Context,
@@ -40,7 +41,7 @@ import * as Persistence from "../../src/Persistence.js"
 import * as Session from "../../src/Session.js"
 import type * as SessionConfig from "../../src/SessionConfig.js"
 import * as Sessions from "../../src/Sessions.js"
-import { hasProtoKey, normalizeJson } from "../arbitraries.js"
+import { normalizeJson } from "../arbitraries.js"
 
 /** Options of {@link sessionsSuite}. */
 export interface SessionsSuiteOptions {
@@ -393,10 +394,9 @@ const richValue: fc.Arbitrary<Session.Json> = fc.oneof(
   fc.array(richLeaf, { maxLength: 5 }),
   fc.dictionary(fc.string({ unit: "binary", maxLength: 8 }), richLeaf, { maxKeys: 5 }).map((d) => d as Session.Json)
 ).map(normalizeJson)
-/** Rich session data: awkward keys and values, nested (no `__proto__` keys: see spec/arbitraries.ts). */
+/** Rich session data: awkward keys and values, nested, `__proto__` keys included. */
 const richData: fc.Arbitrary<ReadonlyArray<readonly [string, Session.Json]>> = fc
-  .array(fc.tuple(fc.oneof(fc.string({ unit: "binary", maxLength: 12 }), awkwardStrings, fc.constantFrom("constructor", "toString", "a.b")), richValue), { maxLength: 8 })
-  .map((entries) => entries.filter(([k, v]) => k !== "__proto__" && !hasProtoKey(v)))
+  .array(fc.tuple(fc.oneof(fc.string({ unit: "binary", maxLength: 12 }), awkwardStrings, fc.constantFrom("__proto__", "constructor", "toString", "a.b")), richValue), { maxLength: 8 })
 
 // ---------------------------------------------------------------------------------------------
 // the suite
@@ -543,7 +543,7 @@ export const sessionsSuite = (
               assert.strictEqual(deaths, 0)
               const s = someSession(r)
               assert.strictEqual(s.session.createdAt, start)
-              assert.deepStrictEqual(s.session.data, { k: 1 })
+              deepStrictEqual(s.session.data, { k: 1 })
               token = tok(s)
             }
             assert.isAbove(deaths, 0, "the steps reached the absolute deadline")
@@ -566,7 +566,7 @@ export const sessionsSuite = (
         ageFrac: fraction,
         loggedIn: fc.boolean(),
         before: fc.nat({ max: 100 * MIN }),
-        data: fc.dictionary(fc.string({ maxLength: 5 }).filter((k) => k !== "__proto__"), fc.integer(), { maxKeys: 4 })
+        data: fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 4 })
       }),
       ({ ageFrac, ageKind, before, data, idleFrac, loggedIn, rotation }, store) => {
         const idle = Math.max(MIN, Math.floor(idleFrac * rotation))
@@ -612,8 +612,8 @@ export const sessionsSuite = (
               assert.strictEqual(r.cookie, "none")
               assert.strictEqual(tok(s), tok(h))
             }
-            assert.deepStrictEqual({ ...s.session.data }, data)
-            assert.deepStrictEqual(Option.getOrNull(s.session.userId), loggedIn ? user : null)
+            deepStrictEqual({ ...s.session.data }, data)
+            deepStrictEqual(Option.getOrNull(s.session.userId), loggedIn ? user : null)
             assert.strictEqual(s.session.createdAt, start)
             assert.strictEqual(s.session.key, h.session.key)
           })
@@ -683,7 +683,7 @@ export const sessionsSuite = (
                   const s = someSession(r)
                   assert.strictEqual(tok(s), current)
                   assert.strictEqual(s.session.key, h.session.key)
-                  assert.deepStrictEqual(s.session.data, { n: 1 })
+                  deepStrictEqual(s.session.data, { n: 1 })
                 } else {
                   noSession(r)
                 }
@@ -723,7 +723,7 @@ export const sessionsSuite = (
               const r = yield* sessions.resolve(tokens[j]!, browser)
               if (r.outcome !== "followed" || Option.isNone(r.session) || tok(r.session.value) !== tok(h)) lost.push(tokens.length - 1 - j)
             }
-            assert.deepStrictEqual(lost, [], "rotations behind the current token of the tokens that did not follow")
+            deepStrictEqual(lost, [], "rotations behind the current token of the tokens that did not follow")
           })
         )
       }))
@@ -801,7 +801,7 @@ export const sessionsSuite = (
                   break
                 case "pop": {
                   const v = yield* sessions.pop(h, op.key)
-                  assert.deepStrictEqual(Option.getOrUndefined(v), model.get(op.key))
+                  deepStrictEqual(Option.getOrUndefined(v), model.get(op.key))
                   model.delete(op.key)
                   break
                 }
@@ -816,11 +816,11 @@ export const sessionsSuite = (
               }
               for (const other of handles) {
                 const s = yield* sessions.current(other)
-                assert.deepStrictEqual({ ...s.data }, Object.fromEntries(model))
+                deepStrictEqual({ ...s.data }, Object.fromEntries(model))
               }
             }
             const again = someSession(yield* sessions.resolve(tok(original), browser))
-            assert.deepStrictEqual({ ...again.session.data }, Object.fromEntries(model))
+            deepStrictEqual({ ...again.session.data }, Object.fromEntries(model))
             assert.strictEqual(again.session.key, original.session.key)
           })
         )
@@ -848,8 +848,8 @@ export const sessionsSuite = (
               Array.from({ length: total }, (_, i) => sessions.update(handles[i % 3]!, "counter", increment)),
               { concurrency: "unbounded" }
             )
-            for (const h of handles) assert.deepStrictEqual(Option.getOrNull(yield* sessions.get(h, "counter")), total)
-            assert.deepStrictEqual([...results].sort((a, b) => (a as number) - (b as number)), Array.from({ length: total }, (_, i) => i + 1))
+            for (const h of handles) deepStrictEqual(Option.getOrNull(yield* sessions.get(h, "counter")), total)
+            deepStrictEqual([...results].sort((a, b) => (a as number) - (b as number)), Array.from({ length: total }, (_, i) => i + 1))
           })
         )
       }))
@@ -898,7 +898,7 @@ export const sessionsSuite = (
               assert.isTrue(Option.isNone(yield* store.loadSession(h.session.key)), "the session is gone from the store")
             } else {
               assert.strictEqual(r.outcome, viaOldToken ? "followed" : "valid")
-              assert.deepStrictEqual(someSession(r).session.data, { x: 1 })
+              deepStrictEqual(someSession(r).session.data, { x: 1 })
               assert.strictEqual((yield* sessions.resolve(tok(h), original)).outcome, "valid")
               assert.strictEqual((yield* sessions.resolve(tok(h), other)).outcome, "valid")
             }
@@ -920,7 +920,7 @@ export const sessionsSuite = (
           const reference = yield* traceOf(store, cmds, 0)
           for (const size of [1, 16, -1]) {
             const trace = yield* traceOf(store, cmds, size)
-            assert.deepStrictEqual(trace, reference, `maxCacheSize ${size}`)
+            deepStrictEqual(trace, reference, `maxCacheSize ${size}`)
           }
         }),
       numRuns
@@ -940,7 +940,7 @@ export const sessionsSuite = (
         Effect.gen(function*() {
           const reference = yield* traceOf(yield* Persistence.makeMemory, cmds, 0)
           const trace = yield* traceOf(store, cmds, cache)
-          assert.deepStrictEqual(trace, reference, `${name} (maxCacheSize ${cache}) vs memory`)
+          deepStrictEqual(trace, reference, `${name} (maxCacheSize ${cache}) vs memory`)
         }),
       numRuns
     )
@@ -953,8 +953,8 @@ export const sessionsSuite = (
       "invariant 9: codec — a session with rich data and a user round-trips through this store exactly",
       fc.record({
         data: richData,
-        // (a NUL in a user id: the test below)
-        user: fc.oneof(fc.string({ unit: "binary", minLength: 1, maxLength: 20 }), awkwardStrings.filter((s) => s !== "")).filter((u) => !u.includes("\u0000")),
+        // (a NUL in a user id: the test below; "" is fine, the id gets a prefix)
+        user: fc.oneof(fc.string({ unit: "binary", maxLength: 20 }), awkwardStrings).filter((u) => !u.includes("\u0000")),
         ip: fc.constantFrom("203.0.113.7", "2001:db8::1", "::ffff:192.0.2.1"),
         userAgent: fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.constant("Mozilla/5.0 😀"))
       }),
@@ -978,7 +978,7 @@ export const sessionsSuite = (
           )
           const expected: Record<string, Session.Json> = {}
           for (const [k, v] of data) Object.defineProperty(expected, k, { value: v, enumerable: true, writable: true, configurable: true })
-          assert.deepStrictEqual({ ...written.session.data }, expected)
+          deepStrictEqual({ ...written.session.data }, expected)
           const read = yield* withService(
             store,
             { ...config, maxCacheSize: 0 },
@@ -989,10 +989,10 @@ export const sessionsSuite = (
             })
           )
           // the very value: every field, the data to the last bit
-          assert.deepStrictEqual(read, written.session)
+          deepStrictEqual(read, written.session)
           const raw = yield* Effect.withClock(store.loadSession(written.session.key), time.clock)
           assert.isTrue(Option.isSome(raw))
-          assert.deepStrictEqual(Option.getOrThrow(raw), written.session)
+          deepStrictEqual(Option.getOrThrow(raw), written.session)
         })
       },
       numRuns
@@ -1011,8 +1011,8 @@ export const sessionsSuite = (
             const user = `${uid("nul")}\u0000after`
             const h = yield* sessions.logIn(yield* sessions.create(browser), user)
             const read = yield* sessions.resolve(tok(h), browser)
-            assert.deepStrictEqual(Option.getOrNull(someSession(read).session.userId), user)
-            assert.deepStrictEqual((yield* sessions.listSessions(user)).length, 1)
+            deepStrictEqual(Option.getOrNull(someSession(read).session.userId), user)
+            deepStrictEqual((yield* sessions.listSessions(user)).length, 1)
             assert.strictEqual(yield* sessions.logOutEverywhere(user), 1)
           })
         )))
@@ -1030,10 +1030,10 @@ export const sessionsSuite = (
           const results = yield* Effect.all(Array.from({ length: total }, () => sessions.update(h, "counter", increment)), {
             concurrency: "unbounded"
           })
-          assert.deepStrictEqual([...results].sort((a, b) => (a as number) - (b as number)), Array.from({ length: total }, (_, i) => i + 1))
-          assert.deepStrictEqual(Option.getOrNull(yield* sessions.get(h, "counter")), total)
+          deepStrictEqual([...results].sort((a, b) => (a as number) - (b as number)), Array.from({ length: total }, (_, i) => i + 1))
+          deepStrictEqual(Option.getOrNull(yield* sessions.get(h, "counter")), total)
           const stored = yield* store.loadSession(h.session.key)
-          assert.deepStrictEqual(Option.map(stored, (s) => s.data["counter"]), Option.some(total))
+          assertSome(Option.map(stored, (s) => s.data["counter"]), total)
         }).pipe(Effect.provide(serviceLayer(store, {})), quiet)), { timeout: 60_000 })
 
     it.effect(title("invariant 10: concurrency — two processes (two service layers) incrementing one session 2×250 times concurrently end at exactly 500"), () =>
@@ -1052,15 +1052,15 @@ export const sessionsSuite = (
             Array.from({ length: 2 * each }, (_, i) => (i % 2 === 0 ? a.update(ha, "counter", increment) : b.update(hb, "counter", increment))),
             { concurrency: "unbounded" }
           )
-          assert.deepStrictEqual(
+          deepStrictEqual(
             [...results].sort((x, y) => (x as number) - (y as number)),
             Array.from({ length: 2 * each }, (_, i) => i + 1),
             "every increment saw a distinct previous value"
           )
           const stored = yield* store.loadSession(ha.session.key)
-          assert.deepStrictEqual(Option.map(stored, (s) => s.data["counter"]), Option.some(2 * each))
+          assertSome(Option.map(stored, (s) => s.data["counter"]), 2 * each)
           const peerView = yield* peerStore.loadSession(ha.session.key)
-          assert.deepStrictEqual(Option.map(peerView, (s) => s.data["counter"]), Option.some(2 * each))
+          assertSome(Option.map(peerView, (s) => s.data["counter"]), 2 * each)
         }).pipe(quiet))
         yield* Scope.close(scope, Exit.void)
         return yield* exit
@@ -1100,7 +1100,7 @@ export const sessionsSuite = (
           noSession(yield* sessions.resolve(tok(c), browser))
           const current = yield* sessions.resolve(tok(successor), browser)
           assert.strictEqual(current.outcome, "valid")
-          assert.deepStrictEqual(someSession(current).session.data, { k: "v" })
+          deepStrictEqual(someSession(current).session.data, { k: "v" })
         }).pipe(
           Effect.provide(serviceLayer(store, {
             idleTimeout: idle,

@@ -446,8 +446,10 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         for (let i = 0; i + 2 < reply.length; i += 3) {
           const key = reply[i]!
           const decoded = reply[i + 1] === "" ? undefined : Either.getRight(Codec.decodeSession(reply[i + 1]!)).pipe(Option.getOrUndefined)
-          if (decoded !== undefined) out.push(decoded)
-          else yield* dropCorrupt("sessionsOfUser", key, reply[i + 2]!)
+          if (decoded === undefined) yield* dropCorrupt("sessionsOfUser", key, reply[i + 2]!)
+          // Keys are UTF-8, where every lone surrogate is U+FFFD: ids that differ only there
+          // share an index set, so the records say whose they are.
+          else if (Option.getOrUndefined(decoded.userId) === userId) out.push(decoded)
         }
         return out
       })

@@ -27,7 +27,7 @@
  * @internal
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
@@ -98,8 +98,13 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
     const corrupt = (method: string, key: string, cause: unknown) =>
       new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
+    // @effect/sql makes a failed COMMIT or ROLLBACK a defect (withTransaction uses orDie): that is
+    // how a connection dropped mid-transaction surfaces, and it is an outage like any other.
     const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
-      Effect.catchTag(effect, "SqlError", (e) => Effect.fail(unavailable(method)(e)))
+      effect.pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(method)(e))),
+        Effect.catchSomeDefect((d) => d instanceof SqlError ? Option.some(Effect.fail(unavailable(method)(d))) : Option.none())
+      )
 
     // -- schema ---------------------------------------------------------------------------------
 
@@ -290,12 +295,14 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
             WHERE user_id = ${userColumn(userId)} AND expires_at > ${now}`
         )
         // A record that does not decode is skipped and deleted: one bad session never blocks
-        // listing, logging out everywhere or an exclusive log-in.
+        // listing, logging out everywhere or an exclusive log-in. The index hashes the id's UTF-8
+        // form, where every lone surrogate is U+FFFD: ids that differ only there share an entry,
+        // so the records say whose they are.
         const out: Array<Session> = []
         for (const row of rows) {
           const decoded = Codec.decodeSession(row.record)
-          if (Either.isRight(decoded)) out.push(decoded.right)
-          else yield* dropCorrupt("sessionsOfUser", row.key, row.token_key)
+          if (Either.isLeft(decoded)) yield* dropCorrupt("sessionsOfUser", row.key, row.token_key)
+          else if (Option.getOrUndefined(decoded.right.userId) === userId) out.push(decoded.right)
         }
         return out
       })
