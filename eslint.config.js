@@ -48,6 +48,11 @@ export default tseslint.config(
     }
   },
   {
+    // The package check's fixtures: plain-node apps a user would write.
+    files: ["scripts/**/*.mjs"],
+    languageOptions: { globals: { console: "readonly", process: "readonly" } }
+  },
+  {
     files: ["src/**/*.ts"],
     ignores: ["src/**/*Live*.ts", "src/internal/live/**"],
     rules: noAmbientTimeOrRandomness

@@ -3,13 +3,17 @@
  * pool, creates the tables and listens for invalidations (`LISTEN/NOTIFY`). Importing this
  * module never loads the SQLite driver.
  *
+ * `@effect/sql` and `@effect/sql-pg` are optional peer dependencies, loaded when the layer is
+ * built: without them, building fails with a `SessionStoreError` whose message says what to
+ * install.
+ *
  * @since 0.1.0
  * @module
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlError } from "@effect/sql/SqlError"
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import type { ConfigError } from "effect/ConfigError"
-import { Config, Layer, Redacted } from "effect"
+import { Config, Effect, Layer, Redacted } from "effect"
+import { drivers, loadDriver } from "../internal/driver.js"
 import { type Persistence, SessionStoreError } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
@@ -28,7 +32,13 @@ export interface Options extends Sql.Options {
   readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
 }
 
-const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+// The drivers are optional peer dependencies: loaded when a layer is built, never on import.
+const loadPg = loadDriver(
+  "effect-sessions/Persistence/Pg",
+  "layer",
+  [drivers.sql, drivers.sqlPg],
+  () => Promise.all([import("@effect/sql-pg/PgClient"), import("@effect/sql/SqlError")])
+)
 
 const clientConfig = (options: Options): PgClient.PgClientConfig => ({
   connectTimeout: "5 seconds",
@@ -44,10 +54,11 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => ({
  */
 export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError, SecureRandom> => {
   const { client: _client, url: _url, ...storeOptions } = options
-  return Sql.layer(storeOptions).pipe(
-    Layer.provide(PgClient.layer(clientConfig(options))),
-    Layer.mapError((e) => isSqlError(e) ? new SessionStoreError({ method: "connect", reason: "Unavailable", cause: e }) : e)
-  )
+  return Layer.unwrapEffect(Effect.map(loadPg, ([PgClient, { SqlError }]) =>
+    Sql.layer(storeOptions).pipe(
+      Layer.provide(PgClient.layer(clientConfig(options))),
+      Layer.mapError((e) => e instanceof SqlError ? new SessionStoreError({ method: "connect", reason: "Unavailable", cause: e }) : e)
+    )))
 }
 
 /**

@@ -10,6 +10,9 @@
  * gets a `SessionStoreError` with reason `"Unavailable"` instead of hanging, and the client keeps
  * reconnecting in the background. Needs a standalone Redis (or one primary), not Redis Cluster.
  *
+ * `ioredis` is an optional peer dependency, loaded when the layer is built: without it, building
+ * fails with a `SessionStoreError` whose message says what to install.
+ *
  * @since 0.1.0
  * @module
  */
@@ -18,7 +21,8 @@ import type { ConfigError } from "effect/ConfigError"
 import type { Scope } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
 import * as Ids from "../Ids.js"
-import { failFastOptions, makeRedisStore } from "../internal/redisStore.js"
+import { drivers, loadDriver } from "../internal/driver.js"
+import { failFastOptions } from "../internal/redisOptions.js"
 import { Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 
@@ -85,6 +89,13 @@ export interface Options {
  */
 export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError, SecureRandom | Scope.Scope> =>
   Effect.gen(function*() {
+    // The store module imports ioredis, an optional peer dependency: load both on demand.
+    const { makeRedisStore } = yield* loadDriver(
+      "effect-sessions/Persistence/Redis",
+      "make",
+      [drivers.ioredis],
+      () => import("../internal/redisStore.js")
+    )
     const originId = options.originId ?? (yield* Ids.randomId(16))
     return yield* makeRedisStore({
       url: options.url ?? DEFAULT_URL,

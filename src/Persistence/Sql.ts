@@ -12,19 +12,21 @@
  * `<prefix>invalidate`): every write notifies the token keys it changed, and `invalidations`
  * yields those written by other processes.
  *
- * This module loads only `@effect/sql`; for ready-made clients see `Persistence/Pg` and
- * `Persistence/Sqlite`, or {@link layerConfig}, which loads only the driver its URL names.
+ * This module needs only `@effect/sql`; for ready-made clients see `Persistence/Pg` and
+ * `Persistence/Sqlite`, or {@link layerConfig}, which loads only the driver its URL names. The
+ * drivers are optional peer dependencies, loaded when a layer is built: without one, building
+ * fails with a `SessionStoreError` whose message says what to install.
  *
  * @since 0.1.0
  * @module
  */
 import type { SqlClient as SqlClientService } from "@effect/sql/SqlClient"
-import { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { ConfigError } from "effect/ConfigError"
 import type { Scope } from "effect"
 import { Config, Effect, Layer, Redacted, Stream } from "effect"
 import * as Ids from "../Ids.js"
+import { drivers, loadDriver } from "../internal/driver.js"
 import { makeSqlStore } from "../internal/sqlStore.js"
 import { Persistence, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
@@ -85,6 +87,13 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<PersistenceShape, SessionStoreError, SqlClientService | SecureRandom | Scope.Scope> =>
   Effect.gen(function*() {
+    // @effect/sql is an optional peer dependency: its SqlClient tag is loaded on demand.
+    const { SqlClient } = yield* loadDriver(
+      "effect-sessions/Persistence/Sql",
+      "make",
+      [drivers.sql],
+      () => import("@effect/sql/SqlClient")
+    )
     const sql = yield* SqlClient
     const originId = options.originId ?? (yield* Ids.randomId(16))
     return yield* makeSqlStore({

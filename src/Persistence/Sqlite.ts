@@ -3,12 +3,17 @@
  * process (a file or `:memory:`). SQLite has no notification channel, so `invalidations` is empty.
  * Importing this module never loads the PostgreSQL driver.
  *
+ * `@effect/sql`, `@effect/sql-sqlite-node` and `better-sqlite3` are optional peer dependencies,
+ * loaded when the layer is built: without them, building fails with a `SessionStoreError` whose
+ * message says what to install.
+ *
  * @since 0.1.0
  * @module
  */
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import type * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { ConfigError } from "effect/ConfigError"
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
+import { drivers, loadDriver } from "../internal/driver.js"
 import type { Persistence, SessionStoreError } from "../Persistence.js"
 import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
@@ -27,6 +32,15 @@ export interface Options extends Sql.Options {
   readonly client?: Omit<SqliteClient.SqliteClientConfig, "filename"> | undefined
 }
 
+// The drivers are optional peer dependencies: loaded when a layer is built, never on import.
+// @effect/sql-sqlite-node loads better-sqlite3 when it is imported, so one import checks both.
+const loadSqlite = loadDriver(
+  "effect-sessions/Persistence/Sqlite",
+  "layer",
+  [drivers.sql, drivers.sqlSqliteNode, drivers.betterSqlite3],
+  () => import("@effect/sql-sqlite-node/SqliteClient")
+)
+
 /**
  * The SQL store on a SQLite database: opens its own connection (closed with the layer).
  *
@@ -35,5 +49,6 @@ export interface Options extends Sql.Options {
  */
 export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
   const { client, filename, ...storeOptions } = options
-  return Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))
+  return Layer.unwrapEffect(Effect.map(loadSqlite, (SqliteClient) =>
+    Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))))
 }

@@ -26,6 +26,7 @@ import { Clock, Effect, Either, Option, Stream } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Codec from "../Codec.js"
+import { failFastOptions } from "./redisOptions.js"
 import { DEFAULT_RETENTION_MILLIS, INVALIDATE_ALL, Invalidation, SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 import { logHash } from "./hash.js"
@@ -212,21 +213,8 @@ type Command = keyof typeof COMMANDS
 type Arg = string | number
 type Commands = { readonly [K in Command]: (key: string, ...args: ReadonlyArray<Arg>) => Promise<unknown> }
 
-/**
- * Connection options that make a request during an outage fail fast (no offline queue, one retry,
- * a command timeout) while the client keeps reconnecting in the background.
- *
- * @internal
- */
-export const failFastOptions: RedisOptions = {
-  // Commands issued in one tick travel in one write: many concurrent requests, few syscalls.
-  enableAutoPipelining: true,
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 1,
-  commandTimeout: 1000,
-  connectTimeout: 2000,
-  retryStrategy: (times) => Math.min(50 * times, 1000)
-}
+// The options live in redisOptions.ts, which Persistence/Redis imports without loading ioredis.
+export { failFastOptions }
 
 /** @internal */
 export interface RedisStoreOptions {
