@@ -31,7 +31,7 @@ const visitsSchema = Schema.Number
 const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
     .handle("login", ({ payload }) => Effect.flatMap(Http.CurrentSession, (s) => s.logIn(payload.user)).pipe(Effect.orDie))
-    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (s) => s.logOut).pipe(Effect.orDie))
+    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (s) => s.logOut()).pipe(Effect.orDie))
     .handle("visit", () =>
       Effect.flatMap(Http.CurrentSession, (s) =>
         s.update("visits", (old) => Option.match(old, { onNone: () => 1, onSome: (v) => (typeof v === "number" ? v + 1 : 1) }))).pipe(

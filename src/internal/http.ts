@@ -120,14 +120,19 @@ class RequestSession implements CurrentSessionShape {
   logIn(userId: string, options?: { readonly exclusive?: boolean }) {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
   }
-  get logOut() {
-    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h), (next) => this.setHandle(next)))
+  logOut(options?: { readonly keepData?: boolean }) {
+    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h, options), (next) => this.setHandle(next)))
   }
-  get regenerateId() {
-    return this.rotated((h) => this.sessions.regenerateId(h))
+  regenerateId(options?: { readonly grace?: boolean }) {
+    return this.rotated((h) => this.sessions.regenerateId(h, options))
   }
   get destroy() {
-    return Effect.zipRight(this.withHandle(undefined, (h) => this.sessions.destroy(h)), Ref.set(this.state, clearedState))
+    // A handle that is gone has nothing left to end (and ends nothing): the request ends up
+    // without a session either way.
+    return Effect.zipRight(
+      this.withHandle(undefined, (h) => Effect.catchIf(this.sessions.destroy(h), isGone, () => Effect.void)),
+      Ref.set(this.state, clearedState)
+    )
   }
   get listSessions() {
     return this.withUser<ReadonlyArray<SessionInfo & { readonly current: boolean }>>([], (userId, s) =>
@@ -142,7 +147,7 @@ class RequestSession implements CurrentSessionShape {
     return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
   }
   get user() {
-    return this.read((h) => this.sessions.user(h))
+    return Effect.catchIf(this.read((h) => this.sessions.user(h)), isGone, () => Effect.succeed(Option.none()))
   }
 }
 
