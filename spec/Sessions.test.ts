@@ -127,8 +127,9 @@ describe("Sessions: basics", () => {
       assert.isTrue(yield* isDead(sessions, tok(h0)))
       const gone = yield* Effect.flip(sessions.set(h1, "k", 1))
       assert.strictEqual(gone._tag, "SessionGoneError")
-      // destroying twice is fine
-      yield* sessions.destroy(h1)
+      // the handle died with its session: a second destroy is gone, and ends nothing
+      const again = yield* Effect.flip(sessions.destroy(h1))
+      assert.strictEqual(again._tag, "SessionGoneError")
     }).pipe(Effect.provide(serviceLayer({ gracePeriod: "1 minute" }))))
 
   it.effect("a handle whose token was rotated away without grace behaves the same over any store (retaining dead records or not)", () =>

@@ -539,6 +539,10 @@ export const makeSessions = Effect.gen(function*() {
         if (Option.isNone(reached)) return yield* Effect.fail(gone("destroy", handle))
         const { session, token } = reached.value
         const now = yield* Clock.currentTimeMillis
+        if (Option.isSome(S.expiry(session, now, config))) {
+          yield* drop(session)
+          return yield* Effect.fail(gone("destroy", handle))
+        }
         const nobodys = yield* newToken
         const rotation = S.rotate(session, {
           tokenKey: keyOf(nobodys),
