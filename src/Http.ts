@@ -89,8 +89,17 @@ export interface MiddlewareOptions {
   readonly create?: boolean
   /** Status of the answer when the store fails (default 503). No cookie is set then. */
   readonly unavailableStatus?: number
-  /** Status of the answer when the session ended while the request was using it (default 401). */
+  /**
+   * Status of the answer when the session ended while the request was using it, or the request's
+   * token was retired meanwhile (default 401).
+   */
   readonly goneStatus?: number
+  /**
+   * Status of the answer when a handler lets through a write above `maxDataBytes` (a
+   * `SessionDataError` caused by `SessionDataTooLargeError`; default 413). The session is as it
+   * was; nothing else about the response changes.
+   */
+  readonly tooLargeStatus?: number
 }
 
 /**

@@ -11,7 +11,7 @@ import { CurrentSession, CurrentUser } from "../Http.js"
 import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
 import type { Client, Json, Session } from "../Session.js"
 import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
-import { SessionConflictError, SessionGoneError, Sessions } from "../Sessions.js"
+import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
@@ -27,6 +27,7 @@ interface RequestState {
 // (`@effect/experimental` has a `PersistenceError` of its own): an app's own errors pass through.
 const isUnavailable = (u: unknown): boolean => isSessionStoreError(u) || u instanceof SessionConflictError
 const isGone = (u: unknown): u is SessionGoneError => u instanceof SessionGoneError
+const isTooLarge = (u: unknown): boolean => u instanceof SessionDataError && u.cause instanceof SessionDataTooLargeError
 
 const clearedState: RequestState = { handle: Option.none(), cookie: "clear" }
 
@@ -222,9 +223,14 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
         return unavailable
       }
       if (isGone(error)) {
-        yield* Ref.set(state, { handle: Option.none(), cookie: "clear" })
+        // The cookie is left alone (as for an unknown token): the request's token may have been
+        // retired by a log-in whose response already gave the browser a newer token under the
+        // same name, and removing the cookie (by name) would log that browser out.
+        yield* Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
         return HttpServerResponse.empty({ status: options.goneStatus ?? 401 })
       }
+      // A write above maxDataBytes changed nothing: only the status says so.
+      if (isTooLarge(error)) return HttpServerResponse.empty({ status: options.tooLargeStatus ?? 413 })
       return yield* Effect.fail(error)
     }
     return result.right
