@@ -4,7 +4,7 @@
  * (invariant 10).
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
+import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -751,4 +751,48 @@ describe("Sessions: dead handles (DESIGN §7)", () => {
       for (const dead of [h2, h3]) assert.strictEqual((yield* Effect.flip(sessions.current(dead)))._tag, "SessionGoneError")
       assertSome(yield* sessions.get(h4, "n"), 4)
     }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "15 minutes", gracePeriod: "1 minute", idleTimeout: "30 minutes" }))))
+})
+
+describe("Sessions: privilege changes (security)", () => {
+  it.effect("security: regenerateId({ grace: false }) kills the old token at once; regenerateId() keeps it alive within the grace period only", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h0 = yield* sessions.create(browser)
+      yield* sessions.set(h0, "k", 1)
+      const h1 = yield* sessions.regenerateId(h0, { grace: false })
+      assert.notStrictEqual(tok(h1), tok(h0))
+      assert.isTrue(yield* isDead(sessions, tok(h0)))
+      assert.strictEqual((yield* Effect.flip(sessions.get(h0, "k")))._tag, "SessionGoneError")
+      const h2 = yield* sessions.regenerateId(h1)
+      const followed = yield* sessions.resolve(tok(h1), browser)
+      assert.strictEqual(followed.outcome, "followed")
+      assert.strictEqual(tok(someSession(followed)), tok(h2))
+      assertSome(yield* sessions.get(h1, "k"), 1)
+      yield* advance(60_000)
+      assert.isTrue(yield* isDead(sessions, tok(h1)))
+      assertSome(yield* sessions.get(h2, "k"), 1)
+    }).pipe(Effect.provide(serviceLayer({ gracePeriod: "1 minute" }))))
+
+  it.effect("security: logOut({ keepData: false }) leaves no data and a fresh token; logOut() keeps the data", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const a = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      yield* sessions.set(a, "cart", [1, 2])
+      const cleared = yield* sessions.logOut(a, { keepData: false })
+      assert.notStrictEqual(tok(cleared), tok(a))
+      assert.isTrue(yield* isDead(sessions, tok(a)))
+      const afterClear = yield* sessions.current(cleared)
+      expect({ ...afterClear.data }).toStrictEqual({})
+      assertNone(afterClear.userId)
+      expect({ ...someSession(yield* sessions.resolve(tok(cleared), browser)).session.data }).toStrictEqual({})
+      // the default keeps the data
+      const b = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      yield* sessions.set(b, "cart", [3])
+      const kept = yield* sessions.logOut(b)
+      assert.notStrictEqual(tok(kept), tok(b))
+      const afterKeep = yield* sessions.current(kept)
+      expect({ ...afterKeep.data }).toStrictEqual({ cart: [3] })
+      assertNone(afterKeep.userId)
+      expect({ ...(yield* sessions.current(yield* sessions.logOut(yield* sessions.logIn(kept, "bob"), { keepData: true }))).data }).toStrictEqual({ cart: [3] })
+    }).pipe(Effect.provide(serviceLayer())))
 })
