@@ -906,6 +906,17 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
             return yield* HttpServerResponse.json({ user: Option.getOrNull(user), count: Option.getOrNull(count) })
           }))),
         HttpRouter.post("/held-write", hold((session) => Effect.as(session.set("stolen", true), HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.post("/held-logout-everywhere", hold((session) =>
+          Effect.flatMap(session.logOutEverywhere, (ended) => HttpServerResponse.json({ ended })))),
+        HttpRouter.get("/held-sessions", hold((session) => Effect.flatMap(session.listSessions, (list) => HttpServerResponse.json(list)))),
+        HttpRouter.post("/held-end-all", hold((session) =>
+          Effect.gen(function*() {
+            // ends every listed session by id (what a "sign out other devices" page does)
+            const ids = (yield* session.listSessions).map((i) => i.id)
+            const ended = yield* Effect.forEach(ids, (id) => session.endSession(id))
+            return yield* HttpServerResponse.json({ ended: ended.filter(Boolean).length })
+          }))),
+        HttpRouter.post("/held-destroy", hold((session) => Effect.as(session.destroy, HttpServerResponse.empty({ status: 204 })))),
         HttpRouter.post("/step-up", Effect.flatMap(Http.CurrentSession, (session) =>
           Effect.as(session.regenerateId({ grace: false }), HttpServerResponse.empty({ status: 204 })))),
         HttpRouter.post("/big/:bytes", Effect.flatMap(Http.CurrentSession, (session) =>
@@ -951,6 +962,29 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
         assert.deepStrictEqual((yield* send(`${url}/read`, { jar: victim })).json(), { count: 1, user: "victim" })
         const stolen = yield* send(`${url}/read`, { jar: victim })
         assert.strictEqual(stolen.status, 200)
+      }))
+  }
+
+  for (const path of ["/held-logout-everywhere", "/held-sessions", "/held-end-all", "/held-destroy"] as const) {
+    it.scoped(`security: through CurrentSession, a request on the planted token cannot act on the victim's user or session after the log-in (${path})`, () =>
+      Effect.gen(function*() {
+        const { arrived, proceed, url } = yield* securityServer()
+        const victim = new CookieJar()
+        yield* post(`${url}/count`, victim)
+        const planted = victim.get("id")!
+        const phone = new CookieJar()
+        yield* post(`${url}/login/victim`, phone)
+        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-sessions" ? "GET" : "POST", cookie: `id=${planted}` }))
+        yield* Deferred.await(arrived)
+        yield* post(`${url}/login/victim`, victim)
+        yield* Deferred.succeed(proceed, undefined)
+        const r = yield* Fiber.join(held)
+        if (path === "/held-destroy") assert.strictEqual(r.status, 204) // nothing to end: the request has no session
+        else assert.strictEqual(r.status, 401, r.text)
+        assert.notInclude(r.text, "victim")
+        // both of the victim's sessions live on
+        assert.deepStrictEqual((yield* send(`${url}/read`, { jar: victim })).json(), { count: 1, user: "victim" })
+        assert.deepStrictEqual((yield* send(`${url}/read`, { jar: phone })).json(), { count: null, user: "victim" })
       }))
   }
 
