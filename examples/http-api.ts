@@ -46,7 +46,7 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
         const session = yield* Http.CurrentSession
         yield* Effect.orDie(session.logIn(payload.user))
       }))
-    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (session) => Effect.orDie(session.logOut)))).pipe(
+    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (session) => Effect.orDie(session.logOut())))).pipe(
     Layer.provide(Http.layerSessionSecurity)
   )
 

@@ -197,6 +197,11 @@ describe("Http: one request, many fibers", () => {
           ))),
         HttpRouter.get("/keys", Effect.flatMap(Http.CurrentSession, (session) =>
           Effect.flatMap(session.session, (s) => HttpServerResponse.json(Option.match(s, { onNone: () => null, onSome: (v) => v.data }))))),
+        HttpRouter.post("/logout-clear", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.as(session.logOut({ keepData: false }), HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.get("/big-size", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.flatMap(session.session, (s) =>
+            HttpServerResponse.json({ bytes: Option.getOrNull(Option.map(s, (x) => JSON.stringify(x.data).length)) })))),
         Http.middleware()
       )
       const store = yield* countedMemory
@@ -741,7 +746,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
 })
 
 describe("Http: a session that ends while a request holds it", () => {
-  it.scoped("the holder's write answers goneStatus and clears the cookie", () =>
+  it.scoped("the holder's write answers goneStatus and leaves the cookie alone", () =>
     Effect.gen(function*() {
       const arrived = yield* Deferred.make<void>()
       const proceed = yield* Deferred.make<void>()
@@ -768,7 +773,8 @@ describe("Http: a session that ends while a request holds it", () => {
       yield* Deferred.succeed(proceed, undefined)
       const r = yield* Fiber.join(slow)
       assert.strictEqual(r.status, 419)
-      assertCleared(r)
+      // The browser may hold a newer token by now (a log-in's answer): a removal by name would log it out.
+      assertNoCookie(r)
       // The write did not resurrect the session.
       deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${token}` })).json(), { count: null, user: null })
     }))
@@ -926,4 +932,166 @@ describe("Http: types", () => {
     assert.isTrue(Layer.isLayer(served))
     assert.isTrue(Layer.isLayer(unserved))
   })
+})
+
+describe("Http: dead handles, step-up and the data limit (security)", () => {
+  /** Routes that hold a request between resolving its session and using it, plus the security routes. */
+  const securityServer = (config: SessionConfig.SessionConfigInput = {}) =>
+    Effect.gen(function*() {
+      const arrived = yield* Deferred.make<void>()
+      const proceed = yield* Deferred.make<void>()
+      const hold = <A, E>(body: (session: Http.CurrentSessionShape) => Effect.Effect<A, E>) =>
+        Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.gen(function*() {
+            yield* session.get("count") // the request resolved its session (the planted token)
+            yield* Deferred.succeed(arrived, undefined)
+            yield* Deferred.await(proceed)
+            return yield* body(session)
+          }))
+      const app = routes.pipe(
+        HttpRouter.get("/held-read", hold((session) =>
+          Effect.gen(function*() {
+            const user = yield* session.userId
+            const count = yield* session.get("count")
+            return yield* HttpServerResponse.json({ user: Option.getOrNull(user), count: Option.getOrNull(count) })
+          }))),
+        HttpRouter.post("/held-write", hold((session) => Effect.as(session.set("stolen", true), HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.post("/held-logout-everywhere", hold((session) =>
+          Effect.flatMap(session.logOutEverywhere, (ended) => HttpServerResponse.json({ ended })))),
+        HttpRouter.get("/held-sessions", hold((session) => Effect.flatMap(session.listSessions, (list) => HttpServerResponse.json(list)))),
+        HttpRouter.post("/held-end-all", hold((session) =>
+          Effect.gen(function*() {
+            // ends every listed session by id (what a "sign out other devices" page does)
+            const ids = (yield* session.listSessions).map((i) => i.id)
+            const ended = yield* Effect.forEach(ids, (id) => session.endSession(id))
+            return yield* HttpServerResponse.json({ ended: ended.filter(Boolean).length })
+          }))),
+        HttpRouter.post("/held-destroy", hold((session) => Effect.as(session.destroy, HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.post("/step-up", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.as(session.regenerateId({ grace: false }), HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.post("/big/:bytes", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.gen(function*() {
+            const { bytes } = yield* HttpRouter.params
+            yield* session.set("big", "x".repeat(Number(bytes) - 10)) // {"big":"…"} is 10 bytes more
+            return HttpServerResponse.empty({ status: 204 })
+          }))),
+        HttpRouter.post("/logout-clear", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.as(session.logOut({ keepData: false }), HttpServerResponse.empty({ status: 204 })))),
+        HttpRouter.get("/big-size", Effect.flatMap(Http.CurrentSession, (session) =>
+          Effect.flatMap(session.session, (s) =>
+            HttpServerResponse.json({ bytes: Option.getOrNull(Option.map(s, (x) => JSON.stringify(x.data).length)) })))),
+        Http.middleware()
+      )
+      const store = yield* countedMemory
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore(config).pipe(Layer.provide(store.layer)))))
+      return { url, arrived, proceed }
+    })
+
+  for (const path of ["/held-read", "/held-write"] as const) {
+    it.scoped(`security: a request that resolved the planted token before the victim's log-in ${path === "/held-read" ? "reads no session" : "answers 401 and writes nothing"} after it; the victim's browser stays logged in`, () =>
+      Effect.gen(function*() {
+        const { arrived, proceed, url } = yield* securityServer()
+        const victim = new CookieJar()
+        yield* post(`${url}/count`, victim)
+        const planted = victim.get("id")!
+        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-read" ? "GET" : "POST", cookie: `id=${planted}` }))
+        yield* Deferred.await(arrived)
+        const login = yield* post(`${url}/login/victim`, victim)
+        assert.strictEqual(login.status, 204)
+        yield* Deferred.succeed(proceed, undefined)
+        const r = yield* Fiber.join(held)
+        if (path === "/held-read") {
+          assert.strictEqual(r.status, 200)
+          deepStrictEqual(r.json(), { user: null, count: null })
+        } else {
+          assert.strictEqual(r.status, 401)
+        }
+        // Its answer leaves the cookie alone: applied by the victim's browser, it logs nobody out.
+        assertNoCookie(r)
+        victim.update(r.setCookies)
+        deepStrictEqual((yield* send(`${url}/read`, { jar: victim })).json(), { count: 1, user: "victim" })
+        const stolen = yield* send(`${url}/read`, { jar: victim })
+        assert.strictEqual(stolen.status, 200)
+      }))
+  }
+
+  for (const path of ["/held-logout-everywhere", "/held-sessions", "/held-end-all", "/held-destroy"] as const) {
+    it.scoped(`security: through CurrentSession, a request on the planted token cannot act on the victim's user or session after the log-in (${path})`, () =>
+      Effect.gen(function*() {
+        const { arrived, proceed, url } = yield* securityServer()
+        const victim = new CookieJar()
+        yield* post(`${url}/count`, victim)
+        const planted = victim.get("id")!
+        const phone = new CookieJar()
+        yield* post(`${url}/login/victim`, phone)
+        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-sessions" ? "GET" : "POST", cookie: `id=${planted}` }))
+        yield* Deferred.await(arrived)
+        yield* post(`${url}/login/victim`, victim)
+        yield* Deferred.succeed(proceed, undefined)
+        const r = yield* Fiber.join(held)
+        if (path === "/held-destroy") assert.strictEqual(r.status, 204) // nothing to end: the request has no session
+        else assert.strictEqual(r.status, 401, r.text)
+        assert.notInclude(r.text, "victim")
+        // both of the victim's sessions live on
+        deepStrictEqual((yield* send(`${url}/read`, { jar: victim })).json(), { count: 1, user: "victim" })
+        deepStrictEqual((yield* send(`${url}/read`, { jar: phone })).json(), { count: null, user: "victim" })
+      }))
+  }
+
+  it.scoped("security: regenerateId({ grace: false }) kills the old cookie at once; regenerateId() lets it follow within the grace period", () =>
+    Effect.gen(function*() {
+      const { url } = yield* securityServer({ gracePeriod: "30 seconds" })
+      const jar = new CookieJar()
+      yield* post(`${url}/count`, jar)
+      const before = jar.get("id")!
+      const stepUp = yield* post(`${url}/step-up`, jar)
+      assert.strictEqual(stepUp.status, 204)
+      const after = setCookie(stepUp).value
+      assert.notStrictEqual(after, before)
+      const old = yield* send(`${url}/read`, { cookie: `id=${before}` })
+      deepStrictEqual(old.json(), { count: null, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      // the periodic kind: the old cookie follows to the new one
+      const hygiene = yield* post(`${url}/regenerate`, jar)
+      const newest = setCookie(hygiene).value
+      const follows = yield* send(`${url}/read`, { cookie: `id=${after}` })
+      deepStrictEqual(follows.json(), { count: 1, user: null })
+      assert.strictEqual(setCookie(follows).value, newest)
+    }))
+
+  it.scoped("security: logOut({ keepData: false }) through CurrentSession gives a fresh token and a session without data; logOut() keeps it", () =>
+    Effect.gen(function*() {
+      const { url } = yield* securityServer()
+      const jar = new CookieJar()
+      yield* post(`${url}/count`, jar)
+      yield* post(`${url}/login/ada`, jar)
+      const loggedIn = jar.get("id")!
+      const out = yield* post(`${url}/logout-clear`, jar)
+      assert.strictEqual(out.status, 204)
+      assert.notStrictEqual(setCookie(out).value, loggedIn)
+      deepStrictEqual((yield* send(`${url}/big-size`, { jar })).json(), { bytes: 2 }) // {}
+      deepStrictEqual((yield* send(`${url}/read`, { cookie: `id=${loggedIn}` })).json(), { count: null, user: null })
+      const other = new CookieJar()
+      yield* post(`${url}/count`, other)
+      yield* post(`${url}/login/bob`, other)
+      yield* post(`${url}/logout`, other)
+      deepStrictEqual((yield* send(`${url}/read`, { jar: other })).json(), { count: 1, user: null })
+    }))
+
+  it.scoped("security: a write above maxDataBytes that a handler lets through answers 413 and changes nothing", () =>
+    Effect.gen(function*() {
+      const { url } = yield* securityServer({ maxDataBytes: 1_000 })
+      const jar = new CookieJar()
+      const ok = yield* post(`${url}/big/1000`, jar) // exactly at the limit (creates the session)
+      assert.strictEqual(ok.status, 204)
+      const token = jar.get("id")!
+      const r = yield* post(`${url}/big/1001`, jar)
+      assert.strictEqual(r.status, 413)
+      assertNoCookie(r)
+      // the session is as it was: the 1000 bytes of JSON
+      const size = yield* send(`${url}/big-size`, { jar })
+      deepStrictEqual(size.json(), { bytes: 1_000 })
+      assertNoCookie(size)
+      assert.strictEqual(jar.get("id"), token)
+    }))
 })

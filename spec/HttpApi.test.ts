@@ -32,7 +32,7 @@ const visitsSchema = Schema.Number
 const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers
     .handle("login", ({ payload }) => Effect.flatMap(Http.CurrentSession, (s) => s.logIn(payload.user)).pipe(Effect.orDie))
-    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (s) => s.logOut).pipe(Effect.orDie))
+    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (s) => s.logOut()).pipe(Effect.orDie))
     .handle("visit", () =>
       Effect.flatMap(Http.CurrentSession, (s) =>
         s.update("visits", (old) => Option.match(old, { onNone: () => 1, onSome: (v) => (typeof v === "number" ? v + 1 : 1) }))).pipe(
@@ -163,18 +163,27 @@ describe("HttpApi without the session middleware", () => {
 })
 
 describe("HttpApi: a store outage", () => {
-  /** A memory store whose `loadSession` fails while `down` (a partial outage, e.g. timeouts). */
+  /**
+   * A memory store that, while `down`, answers the first token lookup (the request's resolve) and
+   * fails every later read (a partial outage, e.g. timeouts): the handler's read of the session fails.
+   */
   const flaky = Effect.gen(function*() {
     const memory = yield* Persistence.makeMemory
     let down = false
+    let answered = 0
+    const unavailable = (method: string) => Effect.fail(new Persistence.SessionStoreError({ method, reason: "Unavailable" }))
     const store: Persistence.PersistenceShape = {
       ...memory,
-      loadSession: (key) =>
-        down ? Effect.fail(new Persistence.SessionStoreError({ method: "loadSession", reason: "Unavailable" })) : memory.loadSession(key)
+      load: (tk) => Effect.suspend(() => (down && answered++ > 0 ? unavailable("load") : memory.load(tk))),
+      loadSession: (key) => (down ? unavailable("loadSession") : memory.loadSession(key))
     }
     return {
       layer: Layer.succeed(Persistence.Persistence, store),
-      setDown: (value: boolean) => Effect.sync(() => void (down = value))
+      setDown: (value: boolean) =>
+        Effect.sync(() => {
+          down = value
+          answered = 0
+        })
     }
   })
 

@@ -246,8 +246,8 @@ class LogIn extends OnSession {
   async run(m: Model, r: Real) {
     const { i, s } = this.pick(m)
     const res = await r.run(r.sessions.logIn(r.handles[i]!, this.user, { exclusive: this.exclusive }))
-    if (this.exclusive) {
-      // the user's other live sessions end first, whatever becomes of this one
+    if (this.exclusive && settle(m, s)) {
+      // the user's other live sessions end first (a dead handle ends nobody's sessions)
       m.sessions.forEach((o, j) => {
         if (j !== i && settle(m, o) && o.user === this.user) o.destroyed = true
       })
@@ -298,7 +298,10 @@ class LogOutEverywhere implements Cmd {
 class Destroy extends OnSession {
   async run(m: Model, r: Real) {
     const { i, s } = this.pick(m)
-    Either.getOrThrow(await r.run(r.sessions.destroy(r.handles[i]!)))
+    const res = await r.run(r.sessions.destroy(r.handles[i]!))
+    // A handle whose session already ended is gone, and ends nothing.
+    if (!settle(m, s)) return expectGone(res, `destroy #${i}`)
+    Either.getOrThrow(res)
     s.destroyed = true
   }
   toString = () => `destroy(#${this.index})`

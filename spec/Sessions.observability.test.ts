@@ -315,8 +315,8 @@ describe("Sessions observability", () => {
           yield* sessions.resolve(tok(h), browser) // from the store: traced
           yield* sessions.set(h, "k", 1)
           const h2 = yield* sessions.logIn(h, "ada")
-          yield* sessions.logOut(h2)
-          yield* sessions.destroy(h2)
+          const h3 = yield* sessions.logOut(h2)
+          yield* sessions.destroy(h3)
           yield* sessions.logOutEverywhere("ada")
         })
       ).pipe(Effect.provide(serviceOver(yield* Persistence.makeMemory, config)))

@@ -5,12 +5,13 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { notGone, retirements } from "./helpers/retirement.js"
 import { serviceLayer as makeServiceLayer } from "./helpers/service.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -128,8 +129,9 @@ describe("Sessions: basics", () => {
       assert.isTrue(yield* isDead(sessions, tok(h0)))
       const gone = yield* Effect.flip(sessions.set(h1, "k", 1))
       assert.strictEqual(gone._tag, "SessionGoneError")
-      // destroying twice is fine
-      yield* sessions.destroy(h1)
+      // the handle died with its session: a second destroy is gone, and ends nothing
+      const again = yield* Effect.flip(sessions.destroy(h1))
+      assert.strictEqual(again._tag, "SessionGoneError")
     }).pipe(Effect.provide(serviceLayer({ gracePeriod: "1 minute" }))))
 
   it.effect("a handle whose token was rotated away without grace behaves the same over any store (retaining dead records or not)", () =>
@@ -647,4 +649,150 @@ describe("Sessions: concurrency (invariant 10)", () => {
         deepStrictEqual({ ...(yield* sessions.current(a)).data }, { y: 2, z: 3 })
       }).pipe(Effect.provide(serviceLayer({}, { store })))
     }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// security: a handle is only as good as its token (DESIGN §7)
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: dead handles (DESIGN §7)", () => {
+  for (const maxCacheSize of [0, 10_000]) {
+    it.effect(`security: the reproduction — a planted token resolved by the attacker's and the victim's request; after the victim's logIn the attacker's handle reads and writes nothing (maxCacheSize ${maxCacheSize})`, () =>
+      Effect.gen(function*() {
+        const store = yield* Persistence.makeMemory
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          const planted = yield* sessions.create(browser)
+          const t = tok(planted)
+          const attacker = someSession(yield* sessions.resolve(t, browser))
+          const victim = someSession(yield* sessions.resolve(t, browser))
+          const loggedIn = yield* sessions.logIn(victim, "victim")
+          const current = yield* Effect.either(sessions.current(attacker))
+          assert.isTrue(Either.isLeft(current) && current.left._tag === "SessionGoneError", "current on the attacker's handle is gone")
+          const set = yield* Effect.either(sessions.set(attacker, "stolen", true))
+          assert.isTrue(Either.isLeft(set) && set.left._tag === "SessionGoneError", "set on the attacker's handle is gone")
+          const after = yield* sessions.current(loggedIn)
+          expect({ ...after.data }).toStrictEqual({})
+          assertSome(after.userId, "victim")
+          deepStrictEqual(yield* store.loadSession(loggedIn.session.key), Option.some(after))
+        }).pipe(Effect.provide(serviceLayer({ maxCacheSize }, { store })))
+      }))
+  }
+
+  for (const retirement of retirements) {
+    for (const maxCacheSize of [0, 10_000]) {
+      it.effect(`security: after ${retirement.name} through the victim's handle, every operation through the attacker's handle on the same token fails with SessionGoneError and changes nothing (maxCacheSize ${maxCacheSize})`, () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence.makeMemory
+          yield* Effect.gen(function*() {
+            const sessions = yield* Sessions.Sessions
+            let planted = yield* sessions.create(browser)
+            yield* sessions.set(planted, "cart", [1, 2])
+            if (retirement.loggedIn) planted = yield* sessions.logIn(planted, "victim")
+            const attacker = someSession(yield* sessions.resolve(tok(planted), browser))
+            const victim = someSession(yield* sessions.resolve(tok(planted), browser))
+            const survivor = yield* retirement.retire(sessions, victim, "victim")
+            const before = yield* store.loadSession(planted.session.key)
+            assert.strictEqual(Option.isSome(before), Option.isSome(survivor), "the session lives on exactly when the retirement keeps it")
+            expect(yield* notGone(sessions, attacker)).toStrictEqual([])
+            // Nothing changed: not the session that lives on, not a session that ended.
+            deepStrictEqual(yield* store.loadSession(planted.session.key), before)
+            if (Option.isSome(survivor)) {
+              const s = yield* sessions.current(survivor.value)
+              expect({ ...s.data }).toStrictEqual({ cart: [1, 2] })
+              assert.isTrue(Option.isNone(s.userId) || s.userId.value === "victim")
+            }
+            // The attacker's token leads nowhere either.
+            assert.isTrue(yield* isDead(sessions, tok(attacker)))
+          }).pipe(Effect.provide(serviceLayer({ maxCacheSize, gracePeriod: "1 minute" }, { store })))
+        }))
+    }
+  }
+
+  it.effect("security: a dead handle's exclusive logIn ends none of the user's other sessions", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const planted = yield* sessions.create(browser)
+      const attacker = someSession(yield* sessions.resolve(tok(planted), browser))
+      yield* sessions.logIn(planted, "victim")
+      const phoneSession = yield* sessions.logIn(yield* sessions.create(phone), "ada")
+      const e = yield* Effect.flip(sessions.logIn(attacker, "ada", { exclusive: true }))
+      assert.strictEqual(e._tag, "SessionGoneError")
+      assert.isFalse(yield* isDead(sessions, tok(phoneSession), phone))
+      assert.strictEqual((yield* sessions.listSessions("ada")).length, 1)
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("security: a handle inside the grace period of a periodic rotation still reads and writes the one session; after the grace period, or once the new token is retired, it is gone", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h0 = yield* sessions.create(browser)
+      yield* sessions.set(h0, "n", 1)
+      yield* advance(15 * 60_000)
+      const rotated = yield* sessions.resolve(tok(h0), browser)
+      assert.strictEqual(rotated.outcome, "rotated")
+      const h1 = someSession(rotated)
+      // the old handle (a request in flight) and the new one share the session
+      assert.strictEqual(yield* sessions.update(h0, "n", counter), 2)
+      assert.strictEqual(yield* sessions.update(h1, "n", counter), 3)
+      assertSome(yield* sessions.get(h0, "n"), 3)
+      assertSome(yield* sessions.get(h1, "n"), 3)
+      // a second periodic rotation within the grace period: the chain still leads to the session
+      const h2 = yield* sessions.regenerateId(h1)
+      assert.strictEqual(yield* sessions.update(h0, "n", counter), 4)
+      assertSome(yield* sessions.get(h2, "n"), 4)
+      // past the grace period the old handle is gone; the current one carries on
+      yield* advance(60_000)
+      const late = yield* Effect.flip(sessions.set(h0, "n", 0))
+      assert.strictEqual(late._tag, "SessionGoneError")
+      assertSome(yield* sessions.get(h2, "n"), 4)
+      // within a grace period again, a log-in through the newest handle retires the whole chain
+      const h3 = yield* sessions.regenerateId(h2)
+      const h4 = yield* sessions.logIn(h3, "ada")
+      for (const dead of [h2, h3]) assert.strictEqual((yield* Effect.flip(sessions.current(dead)))._tag, "SessionGoneError")
+      assertSome(yield* sessions.get(h4, "n"), 4)
+    }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "15 minutes", gracePeriod: "1 minute", idleTimeout: "30 minutes" }))))
+})
+
+describe("Sessions: privilege changes (security)", () => {
+  it.effect("security: regenerateId({ grace: false }) kills the old token at once; regenerateId() keeps it alive within the grace period only", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h0 = yield* sessions.create(browser)
+      yield* sessions.set(h0, "k", 1)
+      const h1 = yield* sessions.regenerateId(h0, { grace: false })
+      assert.notStrictEqual(tok(h1), tok(h0))
+      assert.isTrue(yield* isDead(sessions, tok(h0)))
+      assert.strictEqual((yield* Effect.flip(sessions.get(h0, "k")))._tag, "SessionGoneError")
+      const h2 = yield* sessions.regenerateId(h1)
+      const followed = yield* sessions.resolve(tok(h1), browser)
+      assert.strictEqual(followed.outcome, "followed")
+      assert.strictEqual(tok(someSession(followed)), tok(h2))
+      assertSome(yield* sessions.get(h1, "k"), 1)
+      yield* advance(60_000)
+      assert.isTrue(yield* isDead(sessions, tok(h1)))
+      assertSome(yield* sessions.get(h2, "k"), 1)
+    }).pipe(Effect.provide(serviceLayer({ gracePeriod: "1 minute" }))))
+
+  it.effect("security: logOut({ keepData: false }) leaves no data and a fresh token; logOut() keeps the data", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const a = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      yield* sessions.set(a, "cart", [1, 2])
+      const cleared = yield* sessions.logOut(a, { keepData: false })
+      assert.notStrictEqual(tok(cleared), tok(a))
+      assert.isTrue(yield* isDead(sessions, tok(a)))
+      const afterClear = yield* sessions.current(cleared)
+      expect({ ...afterClear.data }).toStrictEqual({})
+      assertNone(afterClear.userId)
+      expect({ ...someSession(yield* sessions.resolve(tok(cleared), browser)).session.data }).toStrictEqual({})
+      // the default keeps the data
+      const b = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      yield* sessions.set(b, "cart", [3])
+      const kept = yield* sessions.logOut(b)
+      assert.notStrictEqual(tok(kept), tok(b))
+      const afterKeep = yield* sessions.current(kept)
+      expect({ ...afterKeep.data }).toStrictEqual({ cart: [3] })
+      assertNone(afterKeep.userId)
+      expect({ ...(yield* sessions.current(yield* sessions.logOut(yield* sessions.logIn(kept, "bob"), { keepData: true }))).data }).toStrictEqual({ cart: [3] })
+    }).pipe(Effect.provide(serviceLayer())))
 })

@@ -46,12 +46,20 @@ export interface CurrentSessionShape {
   readonly update: (key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
   /** Logs a user in (creating the session if needed); the token rotates. */
   readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionError>
-  /** Logs the user out; the token rotates. */
-  readonly logOut: Effect.Effect<void, SessionError>
-  /** Replaces the token now. */
-  readonly regenerateId: Effect.Effect<void, SessionError>
-  /** Ends the session and clears the cookie. */
-  readonly destroy: Effect.Effect<void, SessionStoreError>
+  /**
+   * Logs the user out; the token rotates with no grace period. The data stays (`keepData: true`,
+   * the default, as in rivo/sessions: carts and preferences survive); `logOut({ keepData: false })`
+   * clears it too.
+   */
+  readonly logOut: (options?: { readonly keepData?: boolean }) => Effect.Effect<void, SessionError>
+  /**
+   * Replaces the token now. `regenerateId()` lets the old token follow for the grace period
+   * (periodic hygiene: requests in flight keep the session); `regenerateId({ grace: false })` kills
+   * it at once — use that after a privilege change such as a step-up (MFA, sudo mode).
+   */
+  readonly regenerateId: (options?: { readonly grace?: boolean }) => Effect.Effect<void, SessionError>
+  /** Ends the session and clears the cookie (nothing to end when the request's token was retired meanwhile). */
+  readonly destroy: Effect.Effect<void, SessionStoreError | SessionConflictError>
   /** The sessions of the logged-in user (empty when nobody is logged in). */
   readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionError>
   /** Ends one session of the logged-in user by its public id (from `listSessions`); `false` when it is not theirs. */
@@ -81,8 +89,17 @@ export interface MiddlewareOptions {
   readonly create?: boolean
   /** Status of the answer when the store fails (default 503). No cookie is set then. */
   readonly unavailableStatus?: number
-  /** Status of the answer when the session ended while the request was using it (default 401). */
+  /**
+   * Status of the answer when the session ended while the request was using it, or the request's
+   * token was retired meanwhile (default 401).
+   */
   readonly goneStatus?: number
+  /**
+   * Status of the answer when a handler lets through a write above `maxDataBytes` (a
+   * `SessionDataError` caused by `SessionDataTooLargeError`; default 413). The session is as it
+   * was; nothing else about the response changes.
+   */
+  readonly tooLargeStatus?: number
 }
 
 /**

@@ -92,6 +92,13 @@ export interface SessionConfigShape {
   readonly tokenBytes: number
   /** How often the sweeper removes expired records from stores without TTL. Default 5 minutes. */
   readonly sweepInterval: Duration.Duration
+  /**
+   * The most a session's data may take, in bytes of its encoded JSON (UTF-8). A write that would
+   * grow the data above it fails with a `SessionDataError` and changes nothing. Default 64 KiB
+   * (65,536); from 1 to {@link MAX_DATA_BYTES_CEILING}, so that a record with that much data
+   * always stays under the codec's read ceiling (new).
+   */
+  readonly maxDataBytes: number
 }
 
 /**
@@ -128,6 +135,7 @@ export interface SessionConfigInput {
   readonly hashIdsAtRest?: boolean
   readonly tokenBytes?: number
   readonly sweepInterval?: DurationOption
+  readonly maxDataBytes?: number
 }
 
 /**
@@ -174,8 +182,21 @@ export const defaults: SessionConfigShape = {
   trustedProxies: [],
   hashIdsAtRest: true,
   tokenBytes: DEFAULT_TOKEN_BYTES,
-  sweepInterval: Duration.minutes(5)
+  sweepInterval: Duration.minutes(5),
+  maxDataBytes: 64 * 1024
 }
+
+/**
+ * The largest accepted `maxDataBytes`: 960 KiB, the codec's read ceiling
+ * (`Codec.MAX_ENCODED_LENGTH`, 1 MiB of UTF-16 code units) less a 64 KiB margin for the rest of
+ * the record (keys, times, client binding, user id). A UTF-8 byte count is never below the
+ * UTF-16 length, so data within the limit can never make a record that a later read refuses.
+ * (Written out rather than imported: the codec module depends on this one.)
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_DATA_BYTES_CEILING = 1024 * 1024 - 64 * 1024
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
@@ -276,6 +297,10 @@ export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfi
     if (!Number.isInteger(tokenBytes) || tokenBytes < MIN_TOKEN_BYTES || tokenBytes > 64) {
       return yield* fail("tokenBytes", `must be an integer from ${MIN_TOKEN_BYTES} to 64, got ${tokenBytes}`)
     }
+    const maxDataBytes = input.maxDataBytes ?? defaults.maxDataBytes
+    if (!Number.isInteger(maxDataBytes) || maxDataBytes < 1 || maxDataBytes > MAX_DATA_BYTES_CEILING) {
+      return yield* fail("maxDataBytes", `must be an integer from 1 to ${MAX_DATA_BYTES_CEILING}, got ${maxDataBytes}`)
+    }
     const trustedProxies = input.trustedProxies ?? defaults.trustedProxies
     for (const p of trustedProxies) {
       if (!parseRange(p)) return yield* fail("trustedProxies", `not an IP address or CIDR range: ${JSON.stringify(p)}`)
@@ -295,7 +320,8 @@ export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfi
       trustedProxies,
       hashIdsAtRest: input.hashIdsAtRest ?? defaults.hashIdsAtRest,
       tokenBytes,
-      sweepInterval
+      sweepInterval,
+      maxDataBytes
     }
   })
 }
@@ -340,7 +366,8 @@ const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Con
  * `SESSIONS_GRACE_PERIOD`, `SESSIONS_ACCEPT_REMOTE_IP`, `SESSIONS_IPV6_PREFIX_LENGTH`,
  * `SESSIONS_ACCEPT_CHANGING_USER_AGENT`, `SESSIONS_MAX_CACHE_SIZE`, `SESSIONS_CACHE_EXPIRY`,
  * `SESSIONS_TOUCH_INTERVAL`, `SESSIONS_TRUSTED_PROXIES` (comma-separated),
- * `SESSIONS_HASH_IDS_AT_REST`, `SESSIONS_TOKEN_BYTES`, `SESSIONS_SWEEP_INTERVAL`.
+ * `SESSIONS_HASH_IDS_AT_REST`, `SESSIONS_TOKEN_BYTES`, `SESSIONS_SWEEP_INTERVAL`,
+ * `SESSIONS_MAX_DATA_BYTES`.
  * Durations are written like `30 minutes` or `90 seconds`.
  *
  * @since 0.1.0
@@ -366,7 +393,8 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   trustedProxies: optional(Config.array(Config.string(), "TRUSTED_PROXIES")),
   hashIdsAtRest: optional(Config.boolean("HASH_IDS_AT_REST")),
   tokenBytes: optional(Config.integer("TOKEN_BYTES")),
-  sweepInterval: optional(Config.duration("SWEEP_INTERVAL"))
+  sweepInterval: optional(Config.duration("SWEEP_INTERVAL")),
+  maxDataBytes: optional(Config.integer("MAX_DATA_BYTES"))
 }).pipe(
   Config.nested("SESSIONS"),
   Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookieSameSite, cookieSecure, ...rest }) => {

@@ -87,7 +87,13 @@ export interface SessionInfo {
 }
 
 /**
- * The session was destroyed (expired, logged out everywhere, …) while a request still held it.
+ * The handle's session is gone for it: the session ended (expired, destroyed, logged out
+ * everywhere, …), or the handle's token was retired without a grace period (`logIn`, `logOut`,
+ * `regenerateId({ grace: false })`, `destroy`, an anomaly) — in this process or another one. A
+ * handle is only as good as its token: every read and write through it checks that the token
+ * still leads to the session, so a request that resolved a planted pre-login token can never
+ * read or write the session after the victim logs in. Over HTTP such a request has no session:
+ * reads see none, writes answer 401.
  *
  * @since 0.1.0
  * @category errors
@@ -119,9 +125,29 @@ export class SessionConflictError extends Data.TaggedError("SessionConflictError
 }
 
 /**
- * A value in the session did not decode with the caller's schema, or a value to store is not
- * JSON that survives a round trip (a non-finite number, a class instance, nesting deeper than
- * `Session.MAX_JSON_DEPTH`).
+ * The cause of a {@link SessionDataError} when a write would make the session's data larger
+ * than `maxDataBytes` (bytes of its encoded JSON, UTF-8).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionDataTooLargeError extends Data.TaggedError("SessionDataTooLargeError")<{
+  /** The size the data would have had, in bytes of encoded JSON. */
+  readonly bytes: number
+  /** The configured limit (`maxDataBytes`). */
+  readonly maxBytes: number
+}> {
+  override get message(): string {
+    return `the session data would be ${this.bytes} bytes of JSON, above maxDataBytes (${this.maxBytes})`
+  }
+}
+
+/**
+ * A value in the session did not decode with the caller's schema, a value to store is not JSON
+ * that survives a round trip (a non-finite number, a class instance, nesting deeper than
+ * `Session.MAX_JSON_DEPTH`) — `cause` is a `ParseError` — or a write would take the session's data
+ * above `maxDataBytes` — `cause` is a {@link SessionDataTooLargeError}, and the session is left as
+ * it was. `key` is the key written (empty for `modify`).
  *
  * @since 0.1.0
  * @category errors
@@ -129,10 +155,12 @@ export class SessionConflictError extends Data.TaggedError("SessionConflictError
 export class SessionDataError extends Data.TaggedError("SessionDataError")<{
   readonly method: string
   readonly key: string
-  readonly cause: ParseError
+  readonly cause: ParseError | SessionDataTooLargeError
 }> {
   override get message(): string {
-    return `Sessions.${this.method}: value under ${JSON.stringify(this.key)} does not match its schema: ${this.cause.message}`
+    return this.cause._tag === "SessionDataTooLargeError"
+      ? `Sessions.${this.method}: writing ${JSON.stringify(this.key)}: ${this.cause.message}`
+      : `Sessions.${this.method}: value under ${JSON.stringify(this.key)} does not match its schema: ${this.cause.message}`
   }
 }
 
@@ -198,7 +226,7 @@ export interface SessionsShape {
   ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
   /** A new session for a client. */
   readonly create: (client: Client) => Effect.Effect<ActiveSession, SessionStoreError>
-  /** The latest value of a session (cache, then store). */
+  /** The latest value of the session the handle's token still leads to (cache, then store). */
   readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionError>
   /** The value under `key`. */
   readonly get: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
@@ -225,7 +253,12 @@ export interface SessionsShape {
   readonly update: (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
   /** Atomically applies a pure change to the session. Re-applied on the latest value after a lost race. */
   readonly modify: (handle: ActiveSession, f: (session: Session) => Session) => Effect.Effect<Session, SessionError>
-  /** Replaces the token now (the old one follows for the grace period unless `grace: false`). */
+  /**
+   * Replaces the token now. By default the old one follows for the grace period (periodic
+   * hygiene: requests in flight keep the session); with `grace: false` it dies at once — after a
+   * privilege change such as a step-up (MFA, sudo mode), where a copy of the old token must not
+   * share the new privileges.
+   */
   readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionError>
   /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
   readonly logIn: (
@@ -233,16 +266,24 @@ export interface SessionsShape {
     userId: string,
     options?: { readonly exclusive?: boolean; readonly client?: Client }
   ) => Effect.Effect<ActiveSession, SessionError>
-  /** Detaches the user and rotates the token with no grace period. */
-  readonly logOut: (handle: ActiveSession) => Effect.Effect<ActiveSession, SessionError>
+  /**
+   * Detaches the user and rotates the token with no grace period. The data stays by default
+   * (`keepData: true`, as in rivo/sessions): a cart or preferences survive the log-out, and
+   * anything tied to the user should live in the user's records, not in the session. With
+   * `keepData: false` the data is cleared too (a shared computer, data that belongs to the user).
+   */
+  readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionError>
   /** Ends every session of a user; returns how many ended. */
   readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
   /** The live sessions of a user. */
   readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
   /** Ends one session of a user by its public `id` (from {@link listSessions}). */
   readonly endSession: (userId: string, id: string) => Effect.Effect<boolean, SessionStoreError>
-  /** Ends the session. */
-  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionStoreError>
+  /**
+   * Ends the session the handle's token leads to. Gone (and nothing is deleted) when that token
+   * was retired meanwhile: a dead handle never ends the session someone else now holds.
+   */
+  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionStoreError | SessionGoneError | SessionConflictError>
   /** Empties the local cache (nothing is pending: every change was written through). */
   readonly flush: Effect.Effect<void>
   /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */

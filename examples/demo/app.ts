@@ -227,7 +227,7 @@ const htmlRoutes = HttpRouter.empty.pipe(
     "/logout",
     Effect.gen(function*() {
       const current = yield* Http.CurrentSession
-      yield* current.logOut
+      yield* current.logOut()
       return seeOther("/?notice=logged-out")
     })
   ),
@@ -327,7 +327,7 @@ const apiRoutes = HttpRouter.empty.pipe(
     "/api/logout",
     Effect.gen(function*() {
       const current = yield* Http.CurrentSession
-      yield* current.logOut
+      yield* current.logOut()
       return json({ user: null })
     })
   ),

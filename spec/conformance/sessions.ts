@@ -17,13 +17,14 @@
  * during a run that lasts milliseconds; one example test uses `TestClock` itself, to show that
  * the store works with it.
  */
-import { assert, layer } from "@effect/vitest"
-import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
+import { assert, expect, layer } from "@effect/vitest"
+import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import {
   Clock,
   Context,
   Duration,
   Effect,
+  Either,
   Exit,
   FastCheck as fc,
   FiberRef,
@@ -42,6 +43,7 @@ import * as Session from "../../src/Session.js"
 import type * as SessionConfig from "../../src/SessionConfig.js"
 import * as Sessions from "../../src/Sessions.js"
 import { normalizeJson } from "../arbitraries.js"
+import { handleOperations, notGone, retirements } from "../helpers/retirement.js"
 
 /** Options of {@link sessionsSuite}. */
 export interface SessionsSuiteOptions {
@@ -1061,6 +1063,82 @@ export const sessionsSuite = (
           assertSome(Option.map(stored, (s) => s.data["counter"]), 2 * each)
           const peerView = yield* peerStore.loadSession(ha.session.key)
           assertSome(Option.map(peerView, (s) => s.data["counter"]), 2 * each)
+        }).pipe(quiet))
+        yield* Scope.close(scope, Exit.void)
+        return yield* exit
+      }), { timeout: 60_000 })
+
+    // -----------------------------------------------------------------------------------------
+    // security: a handle is only as good as its token (DESIGN §7)
+    // -----------------------------------------------------------------------------------------
+
+    for (const retirement of retirements) {
+      it.effect(title(`security: after ${retirement.name} through the victim's handle, every operation through the attacker's handle on the same token fails with SessionGoneError and changes nothing`), () =>
+        Effect.flatMap(Persistence.Persistence, (store) =>
+          withService(
+            store,
+            { gracePeriod: MIN },
+            manualClock(),
+            Effect.gen(function*() {
+              const sessions = yield* Sessions.Sessions
+              const user = uid("victim")
+              let planted = yield* sessions.create(browser)
+              yield* sessions.set(planted, "cart", [1, 2])
+              if (retirement.loggedIn) planted = yield* sessions.logIn(planted, user)
+              const attacker = someSession(yield* sessions.resolve(tok(planted), browser))
+              const victim = someSession(yield* sessions.resolve(tok(planted), browser))
+              const survivor = yield* retirement.retire(sessions, victim, user)
+              const before = yield* store.loadSession(planted.session.key)
+              assert.strictEqual(Option.isSome(before), Option.isSome(survivor), "the session lives on exactly when the retirement keeps it")
+              expect(yield* notGone(sessions, attacker)).toStrictEqual([])
+              deepStrictEqual(yield* store.loadSession(planted.session.key), before)
+              if (Option.isSome(survivor)) {
+                const s = yield* sessions.current(survivor.value)
+                expect({ ...s.data }).toStrictEqual({ cart: [1, 2] })
+              }
+              noSession(yield* sessions.resolve(tok(attacker), browser))
+            })
+          )))
+    }
+
+    it.effect(title("security: a handle resolved in a second process is dead after a log-in through the first — every operation fails with the cache off, every write with the cache on, and no read shows the victim's user"), () =>
+      Effect.gen(function*() {
+        const store = yield* Persistence.Persistence
+        const scope = yield* Scope.make()
+        const peerStore = options.peer === undefined ? store : Context.get(yield* Layer.buildWithScope(options.peer, scope), Persistence.Persistence)
+        const a = Context.get(yield* Layer.buildWithScope(serviceLayer(store, {}), scope), Sessions.Sessions)
+        const cold = Context.get(yield* Layer.buildWithScope(serviceLayer(peerStore, { maxCacheSize: 0 }), scope), Sessions.Sessions)
+        const warm = Context.get(yield* Layer.buildWithScope(serviceLayer(peerStore, {}), scope), Sessions.Sessions)
+        const exit = yield* Effect.exit(Effect.gen(function*() {
+          const user = uid("victim")
+          const planted = yield* a.create(browser)
+          yield* a.set(planted, "cart", [1, 2])
+          // The attacker's requests reach the second process, the victim's the first.
+          const viaCold = someSession(yield* cold.resolve(tok(planted), browser))
+          const viaWarm = someSession(yield* warm.resolve(tok(planted), browser))
+          const victim = someSession(yield* a.resolve(tok(planted), browser))
+          const loggedIn = yield* a.logIn(victim, user)
+          const before = yield* store.loadSession(loggedIn.session.key)
+          assertSome(Option.flatMap(before, (s) => s.userId), user)
+          // Reads with a warm cache may still see the pre-login session until the invalidation
+          // arrives, never the logged-in one.
+          const reads: ReadonlyArray<Effect.Effect<unknown, Sessions.SessionError>> = [warm.current(viaWarm), warm.get(viaWarm, "cart")]
+          for (const read of reads) {
+            const r = yield* Effect.either(read)
+            if (Either.isLeft(r)) assert.strictEqual(r.left._tag, "SessionGoneError")
+          }
+          const seen = yield* Effect.either(warm.current(viaWarm))
+          if (Either.isRight(seen)) assertNone(seen.right.userId)
+          // Writes compare-and-set in the store: gone whatever the cache holds.
+          const writes = handleOperations(warm, viaWarm).filter(([name]) => !["current", "get", "getAs", "user"].includes(name))
+          for (const [name, write] of writes) {
+            const r = yield* Effect.either(write)
+            assert.isTrue(Either.isLeft(r) && r.left._tag === "SessionGoneError", `${name} through the warm peer: ${Either.isLeft(r) ? r.left._tag : "succeeded"}`)
+          }
+          expect(yield* notGone(cold, viaCold)).toStrictEqual([])
+          deepStrictEqual(yield* store.loadSession(loggedIn.session.key), before)
+          deepStrictEqual(yield* peerStore.loadSession(loggedIn.session.key), before)
+          assertSome((yield* a.current(loggedIn)).userId, user)
         }).pipe(quiet))
         yield* Scope.close(scope, Exit.void)
         return yield* exit

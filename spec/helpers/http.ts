@@ -280,8 +280,8 @@ export const routes = HttpRouter.empty.pipe(
       yield* session.logIn(user ?? "nobody")
       return yield* new HandlerFailed()
     }))),
-  HttpRouter.post("/logout", withSession((session) => Effect.as(session.logOut, HttpServerResponse.empty({ status: 204 })))),
-  HttpRouter.post("/regenerate", withSession((session) => Effect.as(session.regenerateId, HttpServerResponse.empty({ status: 204 })))),
+  HttpRouter.post("/logout", withSession((session) => Effect.as(session.logOut(), HttpServerResponse.empty({ status: 204 })))),
+  HttpRouter.post("/regenerate", withSession((session) => Effect.as(session.regenerateId(), HttpServerResponse.empty({ status: 204 })))),
   HttpRouter.post("/destroy", withSession((session) => Effect.as(session.destroy, HttpServerResponse.empty({ status: 204 })))),
   HttpRouter.post("/logout-everywhere", withSession((session) =>
     Effect.flatMap(session.logOutEverywhere, (ended) => HttpServerResponse.json({ ended })))),

@@ -9,14 +9,19 @@
  * - `PREFIX`: the Redis key prefix or the SQL table prefix;
  * - `ORIGIN_ID` (optional): this process's id in invalidation messages;
  * - `ROTATION`, `GRACE`, `TOUCH` (optional): the token rotation interval, grace period and touch
- *   interval (defaults: 300 millis, 10 seconds, 100 millis).
+ *   interval (defaults: 300 millis, 10 seconds, 100 millis);
+ * - `MAX_CACHE_SIZE` (optional): the local cache size (default: the library's; 0 = off).
  *
  * Routes (all behind `Http.middleware()`):
  * - `POST /api/counter` → `{ "count": n }` (increments through `CurrentSession.update`)
  * - `GET /api/counter` → `{ "count": n }`
- * - `POST /api/login` with `{ "user": "…" }` → `{ "user": "…" }`
+ * - `POST /api/login` with `{ "user": "…" }` → `{ "user": "…", "keys": [...] }` (the data keys
+ *   right after the log-in)
  * - `POST /api/logout-everywhere` → `{ "ended": n }`
  * - `GET /api/me` → `{ "user": string | null, "count": n }`
+ * - `POST /api/mark` with `{ "key": "…" }` → sets `key` to `true`, then `{ "user": string | null }`
+ *   (the user as read after the write)
+ * - `GET /api/data` → `{ "user": string | null, "keys": [...] | null }`
  *
  * Listens on 127.0.0.1, port 0, and prints `Listening on http://127.0.0.1:PORT`. SIGTERM or
  * SIGINT close the server and the store connections.
@@ -71,6 +76,11 @@ const asCount = (value: Option.Option<Json>): number =>
   Option.match(value, { onNone: () => 0, onSome: (v) => (typeof v === "number" ? v : 0) })
 
 const Login = Schema.Struct({ user: Schema.String })
+const Mark = Schema.Struct({ key: Schema.String })
+const badBody = {
+  ParseError: () => HttpServerResponse.json({ error: "unexpected body" }, { status: 400 }),
+  RequestError: () => HttpServerResponse.json({ error: "unreadable body" }, { status: 400 })
+} as const
 
 const app = HttpRouter.empty.pipe(
   HttpRouter.post(
@@ -94,11 +104,32 @@ const app = HttpRouter.empty.pipe(
       const session = yield* Http.CurrentSession
       const { user } = yield* HttpServerRequest.schemaBodyJson(Login)
       yield* session.logIn(user)
-      return yield* HttpServerResponse.json({ user })
+      const keys = Option.match(yield* session.session, { onNone: () => [], onSome: (s) => Object.keys(s.data) })
+      return yield* HttpServerResponse.json({ user, keys })
     }).pipe(Effect.catchTags({
       ParseError: () => HttpServerResponse.json({ error: "expected {\"user\": string}" }, { status: 400 }),
       RequestError: () => HttpServerResponse.json({ error: "unreadable body" }, { status: 400 })
     }))
+  ),
+  HttpRouter.post(
+    "/api/mark",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      const { key } = yield* HttpServerRequest.schemaBodyJson(Mark)
+      yield* session.set(key, true)
+      return yield* HttpServerResponse.json({ user: Option.getOrNull(yield* session.userId) })
+    }).pipe(Effect.catchTags(badBody))
+  ),
+  HttpRouter.get(
+    "/api/data",
+    Effect.gen(function*() {
+      const session = yield* Http.CurrentSession
+      const current = yield* session.session
+      return yield* HttpServerResponse.json({
+        user: Option.getOrNull(Option.flatMap(current, (s) => s.userId)),
+        keys: Option.getOrNull(Option.map(current, (s) => Object.keys(s.data)))
+      })
+    })
   ),
   HttpRouter.post(
     "/api/logout-everywhere",
@@ -123,6 +154,7 @@ const sessions = Sessions.layerStore({
   idRotationInterval: duration("ROTATION", "300 millis"),
   gracePeriod: duration("GRACE", "10 seconds"),
   touchInterval: duration("TOUCH", "100 millis"),
+  ...(env("MAX_CACHE_SIZE") === undefined ? {} : { maxCacheSize: Number(env("MAX_CACHE_SIZE")) }),
   idleTimeout: "10 minutes",
   cookie: { secure: false }
 }).pipe(Layer.provide(store()))

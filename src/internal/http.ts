@@ -11,7 +11,7 @@ import { CurrentSession, CurrentUser } from "../Http.js"
 import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
 import type { Client, Json, Session } from "../Session.js"
 import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
-import { SessionConflictError, SessionGoneError, Sessions } from "../Sessions.js"
+import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
@@ -27,6 +27,7 @@ interface RequestState {
 // (`@effect/experimental` has a `PersistenceError` of its own): an app's own errors pass through.
 const isUnavailable = (u: unknown): boolean => isSessionStoreError(u) || u instanceof SessionConflictError
 const isGone = (u: unknown): u is SessionGoneError => u instanceof SessionGoneError
+const isTooLarge = (u: unknown): boolean => u instanceof SessionDataError && u.cause instanceof SessionDataTooLargeError
 
 const clearedState: RequestState = { handle: Option.none(), cookie: "clear" }
 
@@ -120,14 +121,19 @@ class RequestSession implements CurrentSessionShape {
   logIn(userId: string, options?: { readonly exclusive?: boolean }) {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
   }
-  get logOut() {
-    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h), (next) => this.setHandle(next)))
+  logOut(options?: { readonly keepData?: boolean }) {
+    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h, options), (next) => this.setHandle(next)))
   }
-  get regenerateId() {
-    return this.rotated((h) => this.sessions.regenerateId(h))
+  regenerateId(options?: { readonly grace?: boolean }) {
+    return this.rotated((h) => this.sessions.regenerateId(h, options))
   }
   get destroy() {
-    return Effect.zipRight(this.withHandle(undefined, (h) => this.sessions.destroy(h)), Ref.set(this.state, clearedState))
+    // A handle that is gone has nothing left to end (and ends nothing): the request ends up
+    // without a session either way.
+    return Effect.zipRight(
+      this.withHandle(undefined, (h) => Effect.catchIf(this.sessions.destroy(h), isGone, () => Effect.void)),
+      Ref.set(this.state, clearedState)
+    )
   }
   get listSessions() {
     return this.withUser<ReadonlyArray<SessionInfo & { readonly current: boolean }>>([], (userId, s) =>
@@ -142,7 +148,7 @@ class RequestSession implements CurrentSessionShape {
     return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
   }
   get user() {
-    return this.read((h) => this.sessions.user(h))
+    return Effect.catchIf(this.read((h) => this.sessions.user(h)), isGone, () => Effect.succeed(Option.none()))
   }
 }
 
@@ -221,9 +227,14 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
         return unavailable
       }
       if (isGone(error)) {
-        yield* Ref.set(state, { handle: Option.none(), cookie: "clear" })
+        // The cookie is left alone (as for an unknown token): the request's token may have been
+        // retired by a log-in whose response already gave the browser a newer token under the
+        // same name, and removing the cookie (by name) would log that browser out.
+        yield* Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
         return HttpServerResponse.empty({ status: options.goneStatus ?? 401 })
       }
+      // A write above maxDataBytes changed nothing: only the status says so.
+      if (isTooLarge(error)) return HttpServerResponse.empty({ status: options.tooLargeStatus ?? 413 })
       return yield* Effect.fail(error)
     }
     return result.right

@@ -14,7 +14,7 @@ import * as S from "../Session.js"
 import { SessionCache } from "../SessionCache.js"
 import { SessionConfig } from "../SessionConfig.js"
 import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
-import { SessionConflictError, SessionDataError, SessionGoneError, UserLoader } from "../Sessions.js"
+import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, UserLoader } from "../Sessions.js"
 import { makeKeyedLock } from "./keyedLock.js"
 import { sleepReal } from "./realTime.js"
 import { logHash, publicId, safeEqual, seal, tokenKey as hashToken, unseal } from "./hash.js"
@@ -119,26 +119,40 @@ export const makeSessions = Effect.gen(function*() {
       )
     })
 
-  /** The latest stored value of a session; `hint` is a token key that probably holds it in the cache. */
-  const latest = (sessionKey: string, hint: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
-    Effect.flatMap(cache.get(hint), (cached) =>
-      Option.isSome(cached) && cached.value._tag === "Session" && cached.value.key === sessionKey
-        ? Effect.succeed(Option.some(cached.value))
-        : store.loadSession(sessionKey))
+  /**
+   * The latest stored value of a session, if `tk` is still its current token: the record under
+   * `tk` (cache, then store) must be that session. By token, never by session key alone, so that a
+   * token retired meanwhile reaches nothing (DESIGN §7).
+   */
+  const latest = (sessionKey: string, tk: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
+    Effect.flatMap(cache.get(tk), (cached) =>
+      Option.isSome(cached) && cached.value._tag === "Session"
+        ? Effect.succeed(cached.value.key === sessionKey && cached.value.tokenKey === tk ? Option.some(cached.value) : Option.none())
+        : Effect.map(
+          store.load(tk),
+          (record) => record.pipe(Option.filter((r): r is Session => r._tag === "Session" && r.key === sessionKey && r.tokenKey === tk))
+        ))
 
   const remember = (session: Session) => cache.set(session.tokenKey, session)
 
   const drop = (session: Session) => Effect.zipRight(store.delete(session.key), cache.invalidate(session.tokenKey))
 
+  // The token key of each handle this service made (`tk` = keyOf(token), known when it is made),
+  // so that checking a handle costs no hashing; a handle made elsewhere is hashed on use.
+  const handleKeys = new WeakMap<ActiveSession, string>()
+  const tokenKeyOf = (handle: ActiveSession): string => handleKeys.get(handle) ?? keyOf(Redacted.value(handle.token))
+
   // The Redacted wrapper is made on first use: most hot-path answers never read the token again.
-  const active = (session: Session, token: string): ActiveSession => {
+  const active = (session: Session, token: string, tk: string): ActiveSession => {
     let redacted: Redacted.Redacted<string> | undefined
-    return {
+    const handle: ActiveSession = {
       session,
       get token() {
         return redacted ??= Redacted.make(token)
       }
     }
+    handleKeys.set(handle, tk)
+    return handle
   }
   const touchMillis = Duration.toMillis(config.touchInterval)
 
@@ -158,7 +172,7 @@ export const makeSessions = Effect.gen(function*() {
       yield* store.create(session, S.expiresAt(session, config))
       yield* remember(session)
       yield* Metric.increment(metrics.created)
-      return active(session, token)
+      return active(session, token, session.tokenKey)
     }).pipe(Effect.withSpan("Sessions.create", { captureStackTrace: false }))
 
   // ---- rotation: replace the token of the session that `token` currently leads to
@@ -189,7 +203,7 @@ export const makeSessions = Effect.gen(function*() {
           yield* cache.set(rotation.redirect.tokenKey, rotation.redirect)
           yield* remember(next)
           yield* Metric.increment(metrics.rotated)
-          return Option.some(active(next, successor))
+          return Option.some(active(next, successor, next.tokenKey))
         }
         yield* Metric.increment(metrics.conflicts)
         yield* backoff(attempt)
@@ -263,9 +277,13 @@ export const makeSessions = Effect.gen(function*() {
           const result = touched === session
             ? Option.some(session)
             : yield* withLock(session.key)(writeTouch(session.key, tk, now))
-          // Gone meanwhile (destroyed by another request): no session, and the cookie is left alone.
-          if (Option.isNone(result)) return resolution(Option.none(), "none", "missing")
-          return resolution(Option.some(active(result.value, token)), followed ? "set" : "none", followed ? "followed" : "valid")
+          // The token is no longer current (rotated or retired meanwhile, or the session was
+          // destroyed): resolve it again, so that it follows its redirect or leads nowhere.
+          if (Option.isNone(result)) {
+            if (hops >= MAX_HOPS) return resolution(Option.none(), "none", "missing")
+            return yield* resolveToken(token, client, hops + 1, followed)
+          }
+          return resolution(Option.some(active(result.value, token, tk)), followed ? "set" : "none", followed ? "followed" : "valid")
         }
       }
     })
@@ -326,7 +344,7 @@ export const makeSessions = Effect.gen(function*() {
         const decision = S.decide(cached, { now, client, config })
         if (decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session) {
           metrics.cacheHits.unsafeUpdate(1, [])
-          return Effect.succeed(project(resolution(Option.some(active(decision.session, token)), "none", "valid")))
+          return Effect.succeed(project(resolution(Option.some(active(decision.session, token, tk)), "none", "valid")))
         }
       }
       return resolveToken(token, client, 0, false).pipe(
@@ -343,15 +361,71 @@ export const makeSessions = Effect.gen(function*() {
   const gone = (method: string, handle: ActiveSession) =>
     new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
 
+  /**
+   * Where the handle's own token leads now (DESIGN §7): the session, if that token is still its
+   * current token or a redirect inside its grace period whose chain (each hop checked by the
+   * sealed successor) ends at the current token. A token retired without grace leads nowhere,
+   * whatever became of the session. The common case — the handle's token is current and cached —
+   * costs one cache lookup.
+   */
+  const reach = (handle: ActiveSession): Effect.Effect<Option.Option<Session>, SessionStoreError> => {
+    const tk = tokenKeyOf(handle)
+    return Effect.flatMap(cache.get(tk), (cached) =>
+      Option.isSome(cached) && cached.value._tag === "Session"
+        ? Effect.succeed(cached.value.key === handle.session.key && cached.value.tokenKey === tk ? Option.some(cached.value) : Option.none())
+        : Effect.map(walk(handle, tk), Option.map((r) => r.session)))
+  }
+
+  /** {@link reach}, with the current token it arrived at. */
+  const walk = (handle: ActiveSession, tk0: string): Effect.Effect<Option.Option<{ readonly token: string; readonly session: Session }>, SessionStoreError> =>
+    Effect.gen(function*() {
+      const sessionKey = handle.session.key
+      let token = Redacted.value(handle.token)
+      let tk = tk0
+      // Hops, plus one re-read per hop for a store whose answer raced a rotation.
+      for (let step = 0; step <= 2 * MAX_HOPS; step++) {
+        const record = yield* loadRecord(tk)
+        if (Option.isNone(record)) return Option.none()
+        const r = record.value
+        if (r._tag === "Session") {
+          if (r.key !== sessionKey) return Option.none()
+          if (r.tokenKey === tk) return Option.some({ token, session: r })
+          // The session moved on while the record was read: read again (it is a redirect now).
+          yield* cache.invalidate(tk)
+          continue
+        }
+        if (r.sessionKey !== sessionKey) return Option.none()
+        if (r.expiresAt <= (yield* Clock.currentTimeMillis)) return Option.none()
+        const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
+        if (!safeEqual(keyOf(successor), r.successorKey)) return Option.none()
+        token = successor
+        tk = r.successorKey
+      }
+      return Option.none()
+    })
+
+  /** Bytes of the encoded JSON of session data (what `maxDataBytes` limits). */
+  const dataBytes = (data: Session["data"]): number => {
+    const json = JSON.stringify(data)
+    // UTF-8 takes at most 3 bytes per UTF-16 code unit: short data needs no exact count.
+    return json.length * 3 <= config.maxDataBytes ? json.length : Buffer.byteLength(json, "utf8")
+  }
+
+  /**
+   * The one write path of data changes: under the session's lock, reach the session through the
+   * handle's own token, apply `f`, check the data (JSON, `maxDataBytes`), and compare-and-set on
+   * the version of the session reached. Every retirement of a token bumps the version or deletes
+   * the session, so a lost race re-checks the token from the start, in any process.
+   */
   const modifyWith = <B>(
     method: string,
+    key: string,
     handle: ActiveSession,
     f: (session: Session) => readonly [B, Session]
   ): Effect.Effect<readonly [B, Session], SessionError> =>
     withLock(handle.session.key)(Effect.gen(function*() {
-      const hint = handle.session.tokenKey
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const current = yield* latest(handle.session.key, hint)
+        const current = yield* reach(handle)
         if (Option.isNone(current)) return yield* Effect.fail(gone(method, handle))
         const now = yield* Clock.currentTimeMillis
         // A dead session takes no writes (invariants 1 and 2 hold for writers too).
@@ -361,8 +435,15 @@ export const makeSessions = Effect.gen(function*() {
         }
         const [result, changed] = f(current.value)
         if (changed === current.value) return [result, current.value] as const
-        if (changed.data !== current.value.data && !S.isJson(changed.data)) {
-          return yield* Effect.fail(invalidData(method, changed.data))
+        if (changed.data !== current.value.data) {
+          if (!S.isJson(changed.data)) return yield* Effect.fail(invalidData(method, changed.data))
+          // Above the limit only if it grew: a lowered limit never traps a session that shrinks.
+          const bytes = dataBytes(changed.data)
+          if (bytes > config.maxDataBytes && bytes > dataBytes(current.value.data)) {
+            return yield* Effect.fail(
+              new SessionDataError({ method, key, cause: new SessionDataTooLargeError({ bytes, maxBytes: config.maxDataBytes }) })
+            )
+          }
         }
         // One new value: the change, its access time (touched when due) and the next version.
         const next = new S.Session({
@@ -395,33 +476,37 @@ export const makeSessions = Effect.gen(function*() {
   }
 
   const modify: SessionsShape["modify"] = (handle, f) =>
-    Effect.map(modifyWith("modify", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
+    Effect.map(modifyWith("modify", "", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
 
-  // Reads see only live sessions: a dead one (the store may still hold it) is gone.
-  const current: SessionsShape["current"] = (handle) =>
-    Effect.flatMap(latest(handle.session.key, handle.session.tokenKey), (s) =>
+  // Reads see only live sessions reached through the handle's own token: a dead one (the store
+  // may still hold it) is gone, and so is one whose token was retired.
+  const currentAs = (method: string) => (handle: ActiveSession): Effect.Effect<Session, SessionError> =>
+    Effect.flatMap(reach(handle), (s) =>
       Effect.suspend(() =>
         Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config))
-          ? Effect.fail(gone("current", handle))
+          ? Effect.fail(gone(method, handle))
           : Effect.succeed(s.value)
       ))
+  const current: SessionsShape["current"] = currentAs("current")
 
-  /** The token that currently leads to the handle's session, following redirects from the handle's token. */
-  const currentToken = (handle: ActiveSession): Effect.Effect<Option.Option<string>, SessionStoreError> =>
+  /**
+   * Runs `body` with the live session and the current token the handle's own token leads to,
+   * under the session's lock; gone when it leads nowhere.
+   */
+  const withReached = <A, E>(
+    method: string,
+    handle: ActiveSession,
+    body: (token: string, session: Session) => Effect.Effect<A, E>
+  ): Effect.Effect<A, E | SessionError> =>
     Effect.gen(function*() {
-      let token = Redacted.value(handle.token)
-      for (let hop = 0; hop <= MAX_HOPS; hop++) {
-        const record = yield* loadRecord(keyOf(token))
-        if (Option.isNone(record)) return Option.none()
-        const r = record.value
-        if (r._tag === "Session") return r.key === handle.session.key ? Option.some(token) : Option.none()
-        if (r.sessionKey !== handle.session.key) return Option.none()
-        if (r.expiresAt <= (yield* Clock.currentTimeMillis)) return Option.none()
-        const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
-        if (!safeEqual(keyOf(successor), r.successorKey)) return Option.none()
-        token = successor
+      const reached = yield* walk(handle, tokenKeyOf(handle))
+      if (Option.isNone(reached)) return yield* Effect.fail(gone(method, handle))
+      const { session, token } = reached.value
+      if (Option.isSome(S.expiry(session, yield* Clock.currentTimeMillis, config))) {
+        yield* drop(session)
+        return yield* Effect.fail(gone(method, handle))
       }
-      return Option.none()
+      return yield* body(token, session)
     })
 
   const rotateHandle = (
@@ -431,16 +516,9 @@ export const makeSessions = Effect.gen(function*() {
   ): Effect.Effect<ActiveSession, SessionError> =>
     withLock(handle.session.key)(Effect.gen(function*() {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const token = yield* currentToken(handle)
-        if (Option.isNone(token)) return yield* Effect.fail(gone(method, handle))
-        const now = yield* Clock.currentTimeMillis
-        const session = yield* latest(handle.session.key, keyOf(token.value))
-        if (Option.isNone(session)) return yield* Effect.fail(gone(method, handle))
-        if (Option.isSome(S.expiry(session.value, now, config))) {
-          yield* drop(session.value)
-          return yield* Effect.fail(gone(method, handle))
-        }
-        const rotated = yield* rotateLocked(handle.session.key, token.value, options)
+        // The rotation itself is a compare-and-set on the current token and the version: a token
+        // retired after this check loses it, and the next round finds the handle dead.
+        const rotated = yield* withReached(method, handle, (token) => rotateLocked(handle.session.key, token, options))
         if (Option.isSome(rotated)) return rotated.value
       }
       return yield* Effect.fail(
@@ -450,6 +528,49 @@ export const makeSessions = Effect.gen(function*() {
       attributes: { "session.token_hash": logHash(Redacted.value(handle.token)) },
       captureStackTrace: false
     }))
+
+  /**
+   * Ends the session the handle reaches, and only that one. The store's `delete` is not
+   * conditional, so the session is first rotated (a compare-and-set on its current token and
+   * version) to a token nobody holds, with no grace: from then on no handle in any process reaches
+   * it, and a concurrent log-in through the same token wins or loses that race as a whole — a dead
+   * handle never deletes the session someone else just logged in to.
+   */
+  const destroyHandle = (handle: ActiveSession): Effect.Effect<void, SessionStoreError | SessionGoneError | SessionConflictError> =>
+    withLock(handle.session.key)(Effect.gen(function*() {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const reached = yield* walk(handle, tokenKeyOf(handle))
+        if (Option.isNone(reached)) return yield* Effect.fail(gone("destroy", handle))
+        const { session, token } = reached.value
+        const now = yield* Clock.currentTimeMillis
+        if (Option.isSome(S.expiry(session, now, config))) {
+          yield* drop(session)
+          return yield* Effect.fail(gone("destroy", handle))
+        }
+        const nobodys = yield* newToken
+        const rotation = S.rotate(session, {
+          tokenKey: keyOf(nobodys),
+          sealedSuccessor: config.hashIdsAtRest ? seal(nobodys, token) : nobodys,
+          now,
+          config: noGrace
+        })
+        const sealed = S.withVersion(rotation.session, session.version + 1)
+        const won = yield* store.rotate(sealed, session.version, rotation.redirect, S.expiresAt(sealed, config))
+        yield* cache.invalidate(session.tokenKey)
+        if (won) {
+          yield* store.delete(session.key)
+          // The zero-grace redirect goes too: a later use of the token is "missing", not a late use.
+          yield* store.deleteToken(session.tokenKey)
+          yield* Metric.increment(metrics.destroyed)
+          return
+        }
+        yield* Metric.increment(metrics.conflicts)
+        yield* backoff(attempt)
+      }
+      return yield* Effect.fail(
+        new SessionConflictError({ method: "destroy", session: logHash(Redacted.value(handle.token)), attempts: MAX_ATTEMPTS })
+      )
+    })).pipe(Effect.withSpan("Sessions.destroy", { captureStackTrace: false }))
 
   const endSessions = (sessions: ReadonlyArray<Session>) =>
     Effect.forEach(sessions, (s) => Effect.zipRight(drop(s), Metric.increment(metrics.destroyed)), { discard: true })
@@ -506,27 +627,27 @@ export const makeSessions = Effect.gen(function*() {
     start,
     create,
     current,
-    get: (handle, key) => Effect.map(current(handle), (s) => S.get(s, key)),
+    get: (handle, key) => Effect.map(currentAs("get")(handle), (s) => S.get(s, key)),
     getAs: (handle, key, schema) =>
-      Effect.flatMap(current(handle), (s) =>
+      Effect.flatMap(currentAs("getAs")(handle), (s) =>
         Either.match(S.getAs(s, key, schema), {
           onLeft: (cause) => Effect.fail(new SessionDataError({ method: "getAs", key, cause })),
           onRight: Effect.succeed
         })),
-    set: (handle, key, value) => Effect.map(modifyWith("set", handle, (s) => [undefined, S.set(s, key, value)] as const), ([, s]) => s),
+    set: (handle, key, value) => Effect.map(modifyWith("set", key, handle, (s) => [undefined, S.set(s, key, value)] as const), ([, s]) => s),
     setAs: (handle, key, value, schema) =>
       Either.match(S.setAs(handle.session, key, value, schema), {
         onLeft: (cause) => Effect.fail(new SessionDataError({ method: "setAs", key, cause })),
         // Encode once, then apply to the latest value.
         onRight: (encoded) => {
           const json = encoded.data[key] as Json
-          return Effect.map(modifyWith("setAs", handle, (s) => [undefined, S.set(s, key, json)] as const), ([, s]) => s)
+          return Effect.map(modifyWith("setAs", key, handle, (s) => [undefined, S.set(s, key, json)] as const), ([, s]) => s)
         }
       }),
-    remove: (handle, key) => Effect.map(modifyWith("remove", handle, (s) => [undefined, S.remove(s, key)] as const), ([, s]) => s),
-    pop: (handle, key) => Effect.map(modifyWith("pop", handle, (s) => S.pop(s, key)), ([v]) => v),
+    remove: (handle, key) => Effect.map(modifyWith("remove", key, handle, (s) => [undefined, S.remove(s, key)] as const), ([, s]) => s),
+    pop: (handle, key) => Effect.map(modifyWith("pop", key, handle, (s) => S.pop(s, key)), ([v]) => v),
     update: (handle, key, f) =>
-      Effect.map(modifyWith("update", handle, (s) => {
+      Effect.map(modifyWith("update", key, handle, (s) => {
         const value = f(S.get(s, key))
         return [value, S.set(s, key, value)] as const
       }), ([v]) => v),
@@ -534,7 +655,11 @@ export const makeSessions = Effect.gen(function*() {
     regenerateId: (handle, options) => rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
     logIn: (handle, userId, options) =>
       Effect.gen(function*() {
-        if (options?.exclusive) yield* logOutEverywhere(userId, handle.session.key)
+        // A dead handle ends nobody's sessions: check it before the exclusive log-out.
+        if (options?.exclusive) {
+          yield* currentAs("logIn")(handle)
+          yield* logOutEverywhere(userId, handle.session.key)
+        }
         const client = options?.client
         return yield* rotateHandle("logIn", handle, {
           grace: false,
@@ -544,7 +669,11 @@ export const makeSessions = Effect.gen(function*() {
           }
         })
       }),
-    logOut: (handle) => rotateHandle("logOut", handle, { grace: false, change: S.logOut }),
+    logOut: (handle, options) =>
+      rotateHandle("logOut", handle, {
+        grace: false,
+        change: options?.keepData === false ? (s) => new S.Session({ ...S.logOut(s), data: {} }) : S.logOut
+      }),
     logOutEverywhere: (userId) => logOutEverywhere(userId).pipe(Effect.withSpan("Sessions.logOutEverywhere", { captureStackTrace: false })),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
@@ -552,14 +681,7 @@ export const makeSessions = Effect.gen(function*() {
         const victim = sessions.find((s) => publicId(s.key) === id)
         return victim ? Effect.as(endSessions([victim]), true) : Effect.succeed(false)
       }),
-    destroy: (handle) =>
-      Effect.gen(function*() {
-        const s = yield* latest(handle.session.key, handle.session.tokenKey)
-        yield* store.delete(handle.session.key)
-        yield* cache.invalidate(handle.session.tokenKey)
-        if (Option.isSome(s)) yield* cache.invalidate(s.value.tokenKey)
-        yield* Metric.increment(metrics.destroyed)
-      }).pipe(Effect.withSpan("Sessions.destroy", { captureStackTrace: false })),
+    destroy: destroyHandle,
     flush: cache.clear,
     user: (handle) =>
       Effect.gen(function*() {
