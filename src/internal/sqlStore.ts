@@ -27,7 +27,7 @@
  * @internal
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
+import type { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Either, Fiber, Option, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../Codec.js"
@@ -64,6 +64,11 @@ interface TokenRow {
   readonly redirect: string | null
   readonly record: string | null
 }
+
+// By @effect/sql's own type id (a `Symbol.for` key), so that this module never loads @effect/sql
+// itself: the driver is an optional peer, imported by the layer.
+const SqlErrorTypeId = Symbol.for("@effect/sql/SqlError")
+const isSqlError = (u: unknown): u is SqlError => typeof u === "object" && u !== null && SqlErrorTypeId in u
 
 /**
  * Builds the store on an `SqlClient`: creates the tables and indexes if missing and, for
@@ -103,7 +108,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     const run = <A, R>(method: string, effect: Effect.Effect<A, SqlError | SessionStoreError, R>) =>
       effect.pipe(
         Effect.catchTag("SqlError", (e) => Effect.fail(unavailable(method)(e))),
-        Effect.catchSomeDefect((d) => d instanceof SqlError ? Option.some(Effect.fail(unavailable(method)(d))) : Option.none())
+        Effect.catchSomeDefect((d) => isSqlError(d) ? Option.some(Effect.fail(unavailable(method)(d))) : Option.none())
       )
 
     // -- schema ---------------------------------------------------------------------------------
