@@ -36,10 +36,18 @@ const backoff = (attempt: number): Effect.Effect<void> =>
   Effect.flatMap(Random.nextIntBetween(0, Math.min(64, 2 ** attempt) + 1), sleepReal)
 /**
  * Redirect hops followed at most. A chain forms when a session rotates again within the grace
- * period of an earlier token (`regenerateId` in a loop, a short rotation interval); each hop is one
- * lookup, and a chain cannot loop (every successor is fresh randomness checked against its hash).
+ * period of an earlier token (`regenerateId` in a loop, a short rotation interval: a 10-second
+ * grace over a 300-millisecond interval makes chains of 33); each hop is one lookup, and a chain
+ * cannot loop (every successor is fresh randomness checked against its hash).
  */
-const MAX_HOPS = 16
+const MAX_HOPS = 64
+
+/**
+ * Re-resolutions of one token after a lost race (a rotation or a touch that another writer won).
+ * Counted apart from the hops: under contention a request may lose several races without its
+ * token being any further from the current one, and running out must never fork the session.
+ */
+const MAX_RERESOLVES = MAX_ATTEMPTS
 
 const metrics = {
   created: Metric.counter("effect_sessions_created_total", { description: "sessions created" }),
@@ -216,7 +224,13 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   // ---- resolution (DESIGN §3)
-  const resolveToken = (token: string, client: Client, hops: number, followed: boolean): Effect.Effect<Resolution, SessionStoreError> =>
+  const resolveToken = (
+    token: string,
+    client: Client,
+    hops: number,
+    followed: boolean,
+    reresolves = 0
+  ): Effect.Effect<Resolution, SessionStoreError> =>
     Effect.gen(function*() {
       const tk = keyOf(token)
       const record = yield* loadRecord(tk).pipe(
@@ -239,13 +253,20 @@ export const makeSessions = Effect.gen(function*() {
         case "Follow": {
           const r = decision.redirect
           const successor = config.hashIdsAtRest ? unseal(r.sealedSuccessor, token) : r.sealedSuccessor
-          if (hops >= MAX_HOPS || !safeEqual(keyOf(successor), r.successorKey)) {
+          if (!safeEqual(keyOf(successor), r.successorKey)) {
             yield* Effect.logWarning("a redirect did not open with its token").pipe(
               Effect.annotateLogs({ event: "bad-redirect", token: logHash(token) })
             )
             return resolution(Option.none(), "clear", "missing")
           }
-          return yield* resolveToken(successor, client, hops + 1, true)
+          if (hops >= MAX_HOPS) {
+            // Not proven dead, only too far behind: the cookie is left alone.
+            yield* Effect.logWarning("a redirect chain was longer than its limit").pipe(
+              Effect.annotateLogs({ event: "long-redirect-chain", token: logHash(token), hops })
+            )
+            return resolution(Option.none(), "none", "missing")
+          }
+          return yield* resolveToken(successor, client, hops + 1, true, reresolves)
         }
         case "Expired": {
           yield* Metric.increment(Metric.tagged(metrics.expired, "reason", decision.reason))
@@ -268,8 +289,8 @@ export const makeSessions = Effect.gen(function*() {
           const rotated = yield* withLock(decision.session.key)(rotateLocked(decision.session.key, token, { grace: true }))
           if (Option.isSome(rotated)) return resolution(rotated, "set", "rotated")
           // Lost the race: the token is now a redirect (or gone); resolve it again.
-          if (hops >= MAX_HOPS) return resolution(Option.none(), "none", "missing")
-          return yield* resolveToken(token, client, hops + 1, followed)
+          if (reresolves >= MAX_RERESOLVES) return resolution(Option.none(), "none", "missing")
+          return yield* resolveToken(token, client, hops, followed, reresolves + 1)
         }
         case "Valid": {
           const session = decision.session
@@ -280,8 +301,8 @@ export const makeSessions = Effect.gen(function*() {
           // The token is no longer current (rotated or retired meanwhile, or the session was
           // destroyed): resolve it again, so that it follows its redirect or leads nowhere.
           if (Option.isNone(result)) {
-            if (hops >= MAX_HOPS) return resolution(Option.none(), "none", "missing")
-            return yield* resolveToken(token, client, hops + 1, followed)
+            if (reresolves >= MAX_RERESOLVES) return resolution(Option.none(), "none", "missing")
+            return yield* resolveToken(token, client, hops, followed, reresolves + 1)
           }
           return resolution(Option.some(active(result.value, token, tk)), followed ? "set" : "none", followed ? "followed" : "valid")
         }
