@@ -115,7 +115,7 @@ interface Done {
  * another was called comes first), gives every answer and ends in a state `final` accepts. Depth-
  * first over the operations whose real-time predecessors are all placed (at most 7! orders).
  */
-export const linearizable = (
+const linearizable = (
   done: ReadonlyArray<Done>,
   initial: Model,
   due: boolean,
@@ -323,7 +323,7 @@ const raceProperty = (storeLayer: Layer.Layer<Persistence.Persistence, unknown>,
 
 describe("races: concurrent operations on one session, random interleavings of their store calls", () => {
   it(
-    "update, a due rotation, logIn, logOut and destroy in two service instances over one memory store are linearizable: no update lost, no use of a retired token [memory]",
+    "invariant 10: concurrency — update, a due rotation, logIn, logOut and destroy in two service instances over one memory store, in random interleavings of their store calls, are linearizable: no update lost, no use of a retired token [memory]",
     raceProperty(Layer.effect(Persistence.Persistence, Persistence.makeMemory), 100),
     60_000
   )
@@ -343,7 +343,7 @@ await withService("PostgreSQL", postgresUrl, () => {
     ))
   describe("races [PostgreSQL]", () => {
     it(
-      "update, a due rotation, logIn, logOut and destroy in two service instances over one store are linearizable [PostgreSQL]",
+      "invariant 10: concurrency — update, a due rotation, logIn, logOut and destroy in two service instances over one store, in random interleavings of their store calls, are linearizable [PostgreSQL]",
       raceProperty(PgStore.layer({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer)), 20),
       120_000
     )
@@ -355,7 +355,7 @@ await withService("Redis", redisUrl, () => {
   afterAll(() => deleteRedisKeys(prefix))
   describe("races [Redis]", () => {
     it(
-      "update, a due rotation, logIn, logOut and destroy in two service instances over one store are linearizable [Redis]",
+      "invariant 10: concurrency — update, a due rotation, logIn, logOut and destroy in two service instances over one store, in random interleavings of their store calls, are linearizable [Redis]",
       raceProperty(RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer)), 20),
       120_000
     )
