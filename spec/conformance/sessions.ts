@@ -10,7 +10,7 @@
  *
  * Time. The service decides expiry from `Clock`, and the memory and SQL stores read `Clock` too;
  * Redis expires by TTLs on its own clock, computed as `deadline − Clock.now` at every write. The
- * properties run on a manual clock (it moves only when told, like `TestClock`, but without the
+ * properties run on a manual clock (spec/helpers/clock.ts: it moves only when told, like `TestClock`, but without the
  * timer tick that `TestClock.adjust` waits for on every call, and its `sleep` is the live one so
  * that drivers with internal timeouts keep working). Every duration is at least a few seconds,
  * so on Redis a TTL (real time) can never fire before the manual clock reaches the deadline
