@@ -18,6 +18,22 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Store-backed suites share one PostgreSQL and one Redis; files run in parallel, tests in a file in order.
     fileParallelism: true,
-    reporters: ["default"]
+    reporters: ["default"],
+    // `npm run coverage` (CI runs it with SESSIONS_REQUIRE_SERVICES=1, so that the PostgreSQL,
+    // Redis and browser suites count): lines and branches of src/ outside the live layers.
+    coverage: {
+      provider: "v8",
+      include: ["src/**/*.ts"],
+      exclude: [
+        // The live layers: the OS's randomness, not reachable with a seeded SecureRandom.
+        "src/internal/live/**",
+        // Barrel only: `export * as X` lines, no logic.
+        "src/index.ts"
+      ],
+      reporter: ["text-summary", "text", "json-summary"],
+      // The figures even when a test fails (CI fails on the test all the same).
+      reportOnFailure: true,
+      thresholds: { lines: 95, branches: 95 }
+    }
   }
 })

@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { Clock, Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
+import { Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
 import * as Ids from "../src/Ids.js"
 import * as SecureRandom from "../src/SecureRandom.js"
+import { manualClock } from "./helpers/clock.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 
@@ -208,25 +209,9 @@ describe("Ids.randomId", () => {
 })
 
 /**
- * A clock the test sets by hand. The cuid properties below run 1,000 times each with several
- * clock moves per run; TestClock.setTime yields to the scheduler on every move (about a
- * millisecond each), so the properties use this synchronous clock, and the example tests use
- * TestClock itself.
+ * A property whose runs are effects, each with a fresh manual clock (spec/helpers/clock.ts: the
+ * cuid properties run 1,000 times each with several clock moves per run, too many for TestClock).
  */
-const manualClock = () => {
-  let now = 0
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => now,
-    currentTimeMillis: Effect.sync(() => now),
-    unsafeCurrentTimeNanos: () => BigInt(now) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    sleep: () => Effect.void
-  }
-  return { clock, setTime: (t: number) => Effect.sync(() => void (now = t)) }
-}
-
-/** A property whose runs are effects, each with a fresh manual clock. */
 const effectProp = <A>(name: string, arb: fc.Arbitrary<A>, body: (a: A, setTime: (t: number) => Effect.Effect<void>) => Effect.Effect<void>) =>
   it(name, () => {
     fc.assert(

@@ -8,12 +8,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { Clock, Context, Effect, Either, Exit, FastCheck as fc, FiberRef, Layer, LogLevel, Option, Redacted, Scope } from "effect"
+import { Context, Effect, Either, Exit, FastCheck as fc, FiberRef, Layer, LogLevel, Option, Redacted, Scope } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { manualClock } from "./helpers/clock.js"
 
 const IDLE = 10_000
 const ABSOLUTE = 30_000
@@ -75,15 +76,8 @@ interface Real {
 }
 
 const makeReal = async (maxCacheSize: number, seed: number): Promise<Real> => {
-  let now = 0
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => now,
-    currentTimeMillis: Effect.sync(() => now),
-    unsafeCurrentTimeNanos: () => BigInt(now) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    sleep: () => Effect.dieMessage("model clock: sleep is not supported")
-  }
+  const time = manualClock()
+  const clock = time.clock
   const inContext = <A, E>(effect: Effect.Effect<A, E>) =>
     effect.pipe(Effect.withClock(clock), Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.None))
   const layer = Sessions.layer.pipe(
@@ -97,9 +91,7 @@ const makeReal = async (maxCacheSize: number, seed: number): Promise<Real> => {
     sessions: Context.get(context, Sessions.Sessions),
     handles: [],
     run: (effect) => Effect.runPromise(inContext(Effect.either(effect))),
-    advance: (millis) => {
-      now += millis
-    },
+    advance: time.unsafeAdvance,
     close: () => Effect.runPromise(Scope.close(scope, Exit.void))
   }
 }

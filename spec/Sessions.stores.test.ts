@@ -25,8 +25,9 @@ import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.
 const runId = randomBytes(4).toString("hex")
 
 // Memory: one store instance; the "second process" of invariant 10 is a second service over it
-// (a memory store can only be shared inside one process).
-sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50 })
+// (a memory store can only be shared inside one process). The only copy of the running-service
+// invariants on the memory store (the run counts spec/Sessions.invariants.test.ts had).
+sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50, timingRuns: 150, transparencyRuns: 150 })
 
 // SQLite: a file in a temporary directory; the second process opens its own connection to it.
 {

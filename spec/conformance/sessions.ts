@@ -10,7 +10,7 @@
  *
  * Time. The service decides expiry from `Clock`, and the memory and SQL stores read `Clock` too;
  * Redis expires by TTLs on its own clock, computed as `deadline − Clock.now` at every write. The
- * properties run on a manual clock (it moves only when told, like `TestClock`, but without the
+ * properties run on a manual clock (spec/helpers/clock.ts: it moves only when told, like `TestClock`, but without the
  * timer tick that `TestClock.adjust` waits for on every call, and its `sleep` is the live one so
  * that drivers with internal timeouts keep working). Every duration is at least a few seconds,
  * so on Redis a TTL (real time) can never fire before the manual clock reaches the deadline
@@ -43,6 +43,7 @@ import * as Session from "../../src/Session.js"
 import type * as SessionConfig from "../../src/SessionConfig.js"
 import * as Sessions from "../../src/Sessions.js"
 import { normalizeJson } from "../arbitraries.js"
+import { type ManualClock, manualClock } from "../helpers/clock.js"
 import { handleOperations, notGone, retirements } from "../helpers/retirement.js"
 
 /** Options of {@link sessionsSuite}. */
@@ -57,6 +58,8 @@ export interface SessionsSuiteOptions {
   readonly numRuns?: number | undefined
   /** Runs of the timing properties (invariants 1–4 and 6; default twice `numRuns`). */
   readonly timingRuns?: number | undefined
+  /** Runs of the cache-transparency property (invariant 7; default `numRuns`). */
+  readonly transparencyRuns?: number | undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,30 +76,6 @@ const LONG = 1_000_000_000_000
 /** A random name for this run (users, so that runs sharing a store never share a user). */
 const uid = (tag: string): string => `${tag}-${randomBytes(6).toString("base64url")}`
 
-/**
- * A clock that moves only when told. `sleep` is the live one: the service itself never sleeps
- * in these tests, but drivers (connection pools) may time out internally.
- */
-export const manualClock = (start = 0) => {
-  let now = start
-  const live = Clock.make()
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => now,
-    currentTimeMillis: Effect.sync(() => now),
-    unsafeCurrentTimeNanos: () => BigInt(now) * 1_000_000n,
-    currentTimeNanos: Effect.sync(() => BigInt(now) * 1_000_000n),
-    sleep: (duration) => live.sleep(duration)
-  }
-  return {
-    clock,
-    advance: (millis: number) =>
-      Effect.sync(() => {
-        now += millis
-      })
-  }
-}
-type ManualClock = ReturnType<typeof manualClock>
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect, FiberRef.currentMinimumLogLevel, LogLevel.None)
 
@@ -346,10 +325,42 @@ const interpret = (cmds: ReadonlyArray<Cmd>, time: ManualClock) =>
     return trace
   })
 
-/** The trace of `cmds` over `store` with a cache of `maxCacheSize`, on a fresh manual clock. */
-const traceOf = (store: Persistence.PersistenceShape, cmds: ReadonlyArray<Cmd>, maxCacheSize: number) => {
+/**
+ * The trace of `cmds` over `store` with a cache of `maxCacheSize` (entries idle out after
+ * `cacheExpiry`, by default before the sessions do), on a fresh manual clock.
+ */
+const traceOf = (
+  store: Persistence.PersistenceShape,
+  cmds: ReadonlyArray<Cmd>,
+  maxCacheSize: number,
+  cacheExpiry: number = 14 * GRID
+) => {
   const time = manualClock()
-  return withService(store, { ...transparencyConfig, maxCacheSize }, time, interpret(cmds, time))
+  return withService(store, { ...transparencyConfig, maxCacheSize, cacheExpiry }, time, interpret(cmds, time))
+}
+
+/**
+ * `inner` hiding every record at its deadline (no retention at all), as the Persistence contract
+ * allows: the cache must match such a store too, not only the built-in ones (which keep dead
+ * records for a while). The deadlines are the ones the service gives with each write.
+ */
+const strict = (inner: Persistence.PersistenceShape): Persistence.PersistenceShape => {
+  const deadlines = new Map<string, number>() // session key → deadline
+  const visible = (r: Session.TokenRecord, now: number) =>
+    (r._tag === "Redirect" ? r.expiresAt : deadlines.get(r.key) ?? Number.POSITIVE_INFINITY) > now
+  const keep = (s: Session.Session, expiresAt: number) => (ok: boolean) => {
+    if (ok) deadlines.set(s.key, expiresAt)
+  }
+  return {
+    ...inner,
+    load: (tk) => Effect.zipWith(inner.load(tk), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
+    save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
+    rotate: (s, v, r, e) => Effect.tap(inner.rotate(s, v, r, e), keep(s, e)),
+    sessionsOfUser: (user) =>
+      Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +427,7 @@ export const sessionsSuite = (
 ): void => {
   const numRuns = options.numRuns ?? 25
   const timingRuns = options.timingRuns ?? 2 * numRuns
+  const transparencyRuns = options.transparencyRuns ?? numRuns
   const title = (text: string) => `${text} [${name}]`
 
   layer(persistenceLayer, { excludeTestServices: true, timeout: "60 seconds" })(`Sessions over ${name}`, (it) => {
@@ -856,6 +868,39 @@ export const sessionsSuite = (
         )
       }))
 
+    it.effect(title("invariant 5: no loss — logIn and logOut keep data and createdAt, and set the user"), () =>
+      Effect.flatMap(Persistence.Persistence, (store) => {
+        const time = manualClock()
+        return withService(
+          store,
+          {},
+          time,
+          Effect.gen(function*() {
+            const sessions = yield* Sessions.Sessions
+            const user = uid("ada")
+            const h0 = yield* sessions.create(browser)
+            yield* sessions.set(h0, "cart", [1, 2, 3])
+            yield* time.advance(SECOND)
+            const h1 = yield* sessions.logIn(h0, user)
+            assert.notStrictEqual(tok(h1), tok(h0))
+            deepStrictEqual(h1.session.data, { cart: [1, 2, 3] })
+            deepStrictEqual(Option.getOrNull(h1.session.userId), user)
+            assert.strictEqual(h1.session.createdAt, h0.session.createdAt)
+            // the pre-login handle died with its token (DESIGN §7): a request in flight on it writes nothing
+            const late = yield* Effect.flip(sessions.set(h0, "late", "write"))
+            assert.strictEqual(late._tag, "SessionGoneError")
+            const h2 = yield* sessions.logOut(h1)
+            deepStrictEqual({ ...h2.session.data }, { cart: [1, 2, 3] })
+            assert.isTrue(Option.isNone(h2.session.userId))
+            assert.strictEqual(h2.session.key, h0.session.key)
+            assert.strictEqual(h2.session.createdAt, h0.session.createdAt)
+            // and the store holds exactly that: data kept, no user
+            const stored = yield* store.loadSession(h0.session.key)
+            deepStrictEqual(Option.map(stored, (s) => ({ data: { ...s.data }, user: Option.getOrNull(s.userId) })), Option.some({ data: { cart: [1, 2, 3] }, user: null }))
+          })
+        )
+      }))
+
     // -----------------------------------------------------------------------------------------
     // 6. anomaly
     // -----------------------------------------------------------------------------------------
@@ -915,17 +960,23 @@ export const sessionsSuite = (
     // -----------------------------------------------------------------------------------------
 
     prop(
-      "invariant 7: cache transparency — cache sizes 1, 16 and unbounded give exactly the trace of size 0 on the same random operations",
-      fc.array(arbCmd, { minLength: 1, maxLength: 40 }),
-      (cmds, store) =>
+      "invariant 7: cache transparency — cache sizes 1, 16 and unbounded give exactly the trace of size 0 on the same random operations, with cache entries idling out before or after the sessions, over the store as it is and one that keeps nothing past a deadline",
+      fc.record({
+        cmds: fc.array(arbCmd, { minLength: 1, maxLength: 40 }),
+        // cache entries idle out before the sessions do (idleTimeout is 20 GRID), or live far longer
+        cacheExpiry: fc.constantFrom(14 * GRID, 720 * GRID),
+        strictStore: fc.boolean()
+      }),
+      ({ cacheExpiry, cmds, strictStore }, store) =>
         Effect.gen(function*() {
-          const reference = yield* traceOf(store, cmds, 0)
+          const over = () => (strictStore ? strict(store) : store)
+          const reference = yield* traceOf(over(), cmds, 0, cacheExpiry)
           for (const size of [1, 16, -1]) {
-            const trace = yield* traceOf(store, cmds, size)
+            const trace = yield* traceOf(over(), cmds, size, cacheExpiry)
             deepStrictEqual(trace, reference, `maxCacheSize ${size}`)
           }
         }),
-      numRuns
+      transparencyRuns
     )
 
     // -----------------------------------------------------------------------------------------

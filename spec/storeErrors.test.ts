@@ -1,0 +1,135 @@
+/**
+ * What a store error may carry (src/internal/storeErrors.ts): a driver's error reduced to its class
+ * name and the first line of its message, whatever shape the driver threw; and the PostgreSQL
+ * store's `layerConfig`, which reads its URL from `Config` (`DATABASE_URL` unless told otherwise).
+ */
+import { afterAll, assert, describe, it } from "@effect/vitest"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { SqlClient } from "@effect/sql/SqlClient"
+import { Config, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { randomBytes } from "node:crypto"
+import { CodecError } from "../src/Codec.js"
+import { redactCodecError, redactDriverError } from "../src/internal/storeErrors.js"
+import * as PgStore from "../src/Persistence/Pg.js"
+import * as SecureRandom from "../src/SecureRandom.js"
+import * as Session from "../src/Session.js"
+import * as Sessions from "../src/Sessions.js"
+import { postgresUrl, withService } from "./services.js"
+
+describe("redactDriverError", () => {
+  it("keeps an error's own name and the first line of its message, nothing else", () => {
+    const e = Object.assign(new Error("ERR wrong type\nSET es:tk:secret-token {\"data\":1}"), {
+      name: "ReplyError",
+      command: { name: "set", args: ["es:tk:secret-token", "{\"data\":1}"] }
+    })
+    const r = redactDriverError(e)
+    assert.strictEqual(r.name, "ReplyError")
+    assert.strictEqual(r.message, "ERR wrong type")
+    assert.strictEqual(r.stack, "ReplyError: ERR wrong type")
+    assert.notInclude(JSON.stringify({ ...r, message: r.message, stack: r.stack }), "secret-token")
+  })
+
+  it("names a plain Error by its class (a subclass), and an object without a name by its constructor or as Error", () => {
+    class DriverTimeout extends Error {}
+    assert.strictEqual(redactDriverError(new DriverTimeout("timed out")).name, "DriverTimeout")
+    assert.strictEqual(redactDriverError(new Error("boom")).name, "Error")
+    assert.strictEqual(redactDriverError({ message: "a bare object" }).name, "Error")
+    assert.strictEqual(redactDriverError({ message: "a bare object" }).message, "a bare object")
+    assert.strictEqual(redactDriverError({ name: "", message: 1 }).message, "", "a message that is not a string is dropped")
+  })
+
+  it("a thrown string keeps its first line; anything else that is not an object is an unknown error", () => {
+    assert.strictEqual(redactDriverError("connection refused\nat 10.0.0.1").message, "connection refused")
+    assert.strictEqual(redactDriverError(42).message, "unknown error")
+    assert.strictEqual(redactDriverError(null).message, "unknown error")
+    assert.strictEqual(redactDriverError(undefined).name, "Error")
+  })
+
+  it("cuts a message longer than 300 characters", () => {
+    const r = redactDriverError(new Error("x".repeat(1_000)))
+    assert.strictEqual(r.message, `${"x".repeat(300)}…`)
+  })
+
+  it("an SqlError keeps its message and its cause's class name and first line, never the cause's details", () => {
+    const cause = Object.assign(new TypeError("invalid input syntax\nDETAIL: the value 'secret'"), { detail: "Key (k)=(secret)" })
+    const r = redactDriverError(Object.assign(new Error("Failed to execute statement"), { name: "SqlError", cause }))
+    assert.strictEqual(r.name, "SqlError")
+    assert.strictEqual(r.message, "Failed to execute statement: TypeError: invalid input syntax")
+    assert.notInclude(r.message, "secret")
+    // a cause that is no object: the SqlError alone
+    const bare = redactDriverError(Object.assign(new Error("Failed"), { name: "SqlError", cause: "text" }))
+    assert.strictEqual(bare.message, "Failed")
+    const noMessage = redactDriverError(Object.assign(new Error("Failed"), { name: "SqlError", cause: { code: 1 } }))
+    assert.strictEqual(noMessage.message, "Failed: Error: ")
+  })
+})
+
+describe("redactCodecError", () => {
+  it("keeps a TooLarge error (sizes only) and replaces a Malformed one's message, which may quote the record", () => {
+    const large = new CodecError({ reason: "TooLarge", message: "record of 2000000 bytes above 1048576" })
+    assert.strictEqual(redactCodecError(large), large)
+    const leaky = new CodecError({ reason: "Malformed", message: "Expected number, actual \"secret-value\"" })
+    const r = redactCodecError(leaky)
+    assert.strictEqual(r.reason, "Malformed")
+    assert.strictEqual(r.message, "the record does not match the stored format")
+  })
+})
+
+describe("Pg.layerConfig", () => {
+  it.effect("without DATABASE_URL (nor a url config) the layer fails with a ConfigError naming it", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(
+        Effect.scoped(Layer.build(PgStore.layerConfig().pipe(Layer.provide(SecureRandom.layer)))).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        )
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      if (Exit.isFailure(exit)) assert.include(String(exit.cause), "DATABASE_URL")
+    }))
+})
+
+await withService("PostgreSQL", postgresUrl, () => {
+  const prefix = `es_c_${randomBytes(4).toString("hex")}_`
+  afterAll(() =>
+    Effect.runPromise(
+      Effect.gen(function*() {
+        const sql = yield* SqlClient
+        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
+        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
+    ))
+  describe("Pg.layerConfig [PostgreSQL]", () => {
+    const client = Session.client({ ip: "203.0.113.9", userAgent: "config/1" })
+    const roundTrip = Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(client)
+      yield* sessions.set(h, "k", "v")
+      yield* sessions.flush // the next read goes to PostgreSQL
+      const r = yield* sessions.resolve(Redacted.value(h.token), client)
+      return Option.map(r.session, (s) => s.session.data["k"])
+    })
+
+    it.effect("reads DATABASE_URL from the ConfigProvider and gives a working store", () =>
+      roundTrip.pipe(
+        Effect.provide(Sessions.layerStore({ maxCacheSize: 0 }).pipe(
+          Layer.provide(PgStore.layerConfig({ tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))),
+          Layer.orDie
+        )),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DATABASE_URL", postgresUrl]]))),
+        Effect.map((v) => assert.strictEqual(Option.getOrNull(v), "v"))
+      ))
+
+    it.effect("takes the url config it is given instead of DATABASE_URL", () =>
+      roundTrip.pipe(
+        Effect.provide(Sessions.layerStore({ maxCacheSize: 0 }).pipe(
+          Layer.provide(
+            PgStore.layerConfig({ tablePrefix: prefix, url: Config.redacted("MY_PG") }).pipe(Layer.provide(SecureRandom.layer))
+          ),
+          Layer.orDie
+        )),
+        // DATABASE_URL points nowhere: only MY_PG can make this work
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MY_PG", postgresUrl], ["DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"]]))),
+        Effect.map((v) => assert.strictEqual(Option.getOrNull(v), "v"))
+      ))
+  })
+}, { describe, it })
