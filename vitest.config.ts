@@ -19,9 +19,11 @@ export default defineConfig({
     // Store-backed suites share one PostgreSQL and one Redis; files run in parallel, tests in a file in order.
     fileParallelism: true,
     reporters: ["default"],
-    // `npm run coverage` (CI runs it with SESSIONS_REQUIRE_SERVICES=1, so that the PostgreSQL,
-    // Redis and browser suites count): lines and branches of src/ outside the live layers.
+    // `npm run coverage`, or `npm test` with SESSIONS_COVERAGE=1 (as CI runs it, with
+    // SESSIONS_REQUIRE_SERVICES=1, so that the PostgreSQL, Redis and browser suites count): lines
+    // and branches of src/ outside the live layers, with thresholds that fail the run.
     coverage: {
+      enabled: process.env.SESSIONS_COVERAGE === "1",
       provider: "v8",
       include: ["src/**/*.ts"],
       exclude: [
