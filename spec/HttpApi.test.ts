@@ -8,6 +8,7 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
+import * as Session from "../src/Session.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { COOKIE, CookieJar, countedMemory, isRemoval, listen, type Reply, send, type ServerServices, totalCalls } from "./helpers/http.js"
@@ -41,7 +42,7 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
           Effect.orDie
         ))
     .handle("peek", () =>
-      Effect.flatMap(Http.CurrentSession, (s) => s.getAs("visits", visitsSchema)).pipe(
+      Effect.flatMap(Http.CurrentSession, (s) => s.get(Session.key("visits", visitsSchema))).pipe(
         Effect.map((visits) => ({ visits: Option.getOrNull(visits) })),
         Effect.orDie
       ))).pipe(Layer.provide(Http.layerSessionSecurity))

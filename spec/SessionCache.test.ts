@@ -254,7 +254,7 @@ describe("SessionCache in the service", () => {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(client)
         const token = Redacted.value(h.token)
-        yield* sessions.flush // start cold
+        yield* sessions.clearCache // start cold
         const before = counted.calls()
         assert.strictEqual((yield* sessions.resolve(token, client)).outcome, "valid")
         const afterFirst = counted.calls()

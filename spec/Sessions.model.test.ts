@@ -198,7 +198,7 @@ class Set extends OnSession {
   }
   async run(m: Model, r: Real) {
     const { i, s } = this.pick(m)
-    const res = await r.run(r.sessions.set(r.handles[i]!, this.key, this.value))
+    const res = await r.run(Effect.zipRight(r.sessions.set(r.handles[i]!, this.key, this.value), r.sessions.current(r.handles[i]!)))
     if (!settle(m, s)) return expectGone(res, `set #${i}`)
     s.data[this.key] = this.value
     s.lastAccess = m.now

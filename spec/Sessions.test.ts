@@ -87,10 +87,10 @@ describe("Sessions: basics", () => {
       deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: 2 })
       // typed values
       const When = Schema.Date
-      yield* sessions.setAs(h, "when", new Date(86_400_000), When)
-      const when = yield* sessions.getAs(h, "when", When)
+      yield* sessions.set(h, Session.key("when", When), new Date(86_400_000))
+      const when = yield* sessions.get(h, Session.key("when", When))
       assert.strictEqual(Option.getOrThrow(when).getTime(), 86_400_000)
-      const bad = yield* Effect.flip(sessions.getAs(h, "n", Schema.String))
+      const bad = yield* Effect.flip(sessions.get(h, Session.key("n", Schema.String)))
       assert.strictEqual(bad._tag, "SessionDataError")
       // a fresh resolve sees everything
       const again = someSession(yield* sessions.resolve(tok(h), browser))
@@ -412,7 +412,7 @@ describe("Sessions: store failures", () => {
         const withCreate = yield* Effect.exit(sessions.resolve(strangerToken, browser, { create: true }))
         assert.isTrue(Exit.isFailure(withCreate), "no fresh session handed out silently")
         assert.strictEqual(counted.calls().create ?? 0, 0)
-        const viaStart = yield* Effect.flip(sessions.start(strangerToken, browser, { create: true }))
+        const viaStart = yield* Effect.flip(sessions.resolve(strangerToken, browser, { create: true }).pipe(Effect.map((r) => r.session)))
         assert.strictEqual(viaStart._tag, "SessionStoreError")
       }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store: counted.store })))
     }))
@@ -525,7 +525,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
       assert.strictEqual(Object.keys(data).length, 1000)
       for (let i = 0; i < 1000; i++) assert.strictEqual(data[`k${i}`], i)
       // and the store agrees (flush the cache, read again)
-      yield* sessions.flush
+      yield* sessions.clearCache
       const r = someSession(yield* sessions.resolve(tok(h), browser))
       assert.strictEqual(Object.keys(r.session.data).length, 1000)
     }).pipe(Effect.provide(serviceLayer())))

@@ -8,12 +8,23 @@
  */
 import type { HttpApp } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import type { Option } from "effect"
+import type { Either, Option } from "effect"
+import type { ParseError } from "effect/ParseResult"
 import { Context, Effect, Layer, Schema } from "effect"
 import { makeMiddleware, currentUserFromSession } from "./internal/http.js"
 import type { SessionStoreError } from "./Persistence.js"
-import type { Json, Session } from "./Session.js"
-import type { SessionConflictError, SessionDataError, SessionError, SessionGoneError, SessionInfo, Sessions, UserLoaderError } from "./Sessions.js"
+import type { Json, Key, KeyLike, Session } from "./Session.js"
+import type {
+  SessionConflictError,
+  SessionDataError,
+  SessionError,
+  SessionGoneError,
+  SessionInfo,
+  SessionReadError,
+  Sessions,
+  SessionWriteError,
+  UserLoaderError
+} from "./Sessions.js"
 import type { SessionConfig } from "./SessionConfig.js"
 
 /**
@@ -25,49 +36,66 @@ import type { SessionConfig } from "./SessionConfig.js"
  */
 export interface CurrentSessionShape {
   /** The session's latest value, if the request has one. */
-  readonly session: Effect.Effect<Option.Option<Session>, SessionError>
+  readonly session: Effect.Effect<Option.Option<Session>, SessionStoreError>
   /** The session, created now if the request has none. */
   readonly ensure: Effect.Effect<Session, SessionStoreError>
   /** The logged-in user's ID. */
-  readonly userId: Effect.Effect<Option.Option<string>, SessionError>
-  /** The value under `key`. */
-  readonly get: (key: string) => Effect.Effect<Option.Option<Json>, SessionError>
-  /** The value under `key`, decoded with a schema. */
-  readonly getAs: <A, I extends Json>(key: string, schema: Schema.Schema<A, I>) => Effect.Effect<Option.Option<A>, SessionError | SessionDataError>
-  /** Sets `key` (creating the session if needed). */
-  readonly set: (key: string, value: Json) => Effect.Effect<void, SessionError>
-  /** Sets `key` to a value encoded with a schema. */
-  readonly setAs: <A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>) => Effect.Effect<void, SessionError | SessionDataError>
-  /** Removes `key`. */
-  readonly remove: (key: string) => Effect.Effect<void, SessionError>
-  /** Removes `key` and returns its value. */
-  readonly pop: (key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  readonly userId: Effect.Effect<Option.Option<string>, SessionStoreError>
+  /**
+   * The value under `key` (none without a session): JSON for a string key; for a typed key
+   * ({@link Session.key}) decoded through its Schema, and a `SessionDataError` when the stored
+   * value no longer decodes.
+   */
+  readonly get: {
+    <A>(key: Key<A>): Effect.Effect<Option.Option<A>, SessionStoreError | SessionDataError>
+    (key: string): Effect.Effect<Option.Option<Json>, SessionStoreError>
+  }
+  /** Sets `key` (creating the session if needed; a typed key encodes the value through its Schema). */
+  readonly set: {
+    <A>(key: Key<A>, value: NoInfer<A>): Effect.Effect<void, SessionError>
+    (key: string, value: Json): Effect.Effect<void, SessionError>
+  }
+  /** Removes `key` (a no-op without a session or when the key is absent). */
+  readonly remove: (key: KeyLike) => Effect.Effect<void, SessionWriteError>
+  /** Removes `key` and returns its value (none without a session). */
+  readonly pop: {
+    <A>(key: Key<A>): Effect.Effect<Option.Option<A>, SessionWriteError | SessionDataError>
+    (key: string): Effect.Effect<Option.Option<Json>, SessionWriteError>
+  }
   /** Atomically replaces the value under `key` with `f(old)` and returns it (creating the session if needed). */
-  readonly update: (key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
+  readonly update: {
+    <A>(key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): Effect.Effect<A, SessionError>
+    (key: string, f: (old: Option.Option<Json>) => Json): Effect.Effect<Json, SessionError>
+  }
+  /**
+   * Atomically applies a pure change — several keys in one step — and returns the new session
+   * (creating it if needed). `f` may return the `Either` of the typed `Session.set`.
+   */
+  readonly modify: (f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
   /** Logs a user in (creating the session if needed); the token rotates. */
-  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionError>
+  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionWriteError>
   /**
    * Logs the user out; the token rotates with no grace period. The data stays (`keepData: true`,
    * the default, as in rivo/sessions: carts and preferences survive); `logOut({ keepData: false })`
    * clears it too.
    */
-  readonly logOut: (options?: { readonly keepData?: boolean }) => Effect.Effect<void, SessionError>
+  readonly logOut: (options?: { readonly keepData?: boolean }) => Effect.Effect<void, SessionWriteError>
   /**
    * Replaces the token now. `regenerateId()` lets the old token follow for the grace period
    * (periodic hygiene: requests in flight keep the session); `regenerateId({ grace: false })` kills
    * it at once — use that after a privilege change such as a step-up (MFA, sudo mode).
    */
-  readonly regenerateId: (options?: { readonly grace?: boolean }) => Effect.Effect<void, SessionError>
+  readonly regenerateId: (options?: { readonly grace?: boolean }) => Effect.Effect<void, SessionWriteError>
   /** Ends the session and clears the cookie (nothing to end when the request's token was retired meanwhile). */
   readonly destroy: Effect.Effect<void, SessionStoreError | SessionConflictError>
   /** The sessions of the logged-in user (empty when nobody is logged in). */
-  readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionError>
+  readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionReadError>
   /** Ends one session of the logged-in user by its public id (from `listSessions`); `false` when it is not theirs. */
-  readonly endSession: (id: string) => Effect.Effect<boolean, SessionError>
+  readonly endSession: (id: string) => Effect.Effect<boolean, SessionReadError>
   /** Ends every session of the logged-in user, this one included. */
-  readonly logOutEverywhere: Effect.Effect<number, SessionError>
+  readonly logOutEverywhere: Effect.Effect<number, SessionReadError>
   /** The user object, through the `UserLoader` in context. */
-  readonly user: Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
+  readonly user: Effect.Effect<Option.Option<unknown>, SessionStoreError | UserLoaderError>
 }
 
 /**
@@ -114,13 +142,14 @@ export interface MiddlewareOptions {
  * @example
  * ```ts
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
- * import { Effect, Option } from "effect"
- * import { Http } from "effect-sessions"
+ * import { Effect, Option, Schema } from "effect"
+ * import { Http, Session } from "effect-sessions"
  *
+ * const Count = Session.key("count", Schema.Number)
  * const app = HttpRouter.empty.pipe(
  *   HttpRouter.post("/count", Effect.gen(function*() {
  *     const session = yield* Http.CurrentSession
- *     const count = yield* session.update("count", (n) => Option.getOrElse(n, () => 0) as number + 1)
+ *     const count = yield* session.update(Count, (n) => Option.getOrElse(n, () => 0) + 1)
  *     return yield* HttpServerResponse.json({ count })
  *   })),
  *   Http.middleware()

@@ -7,16 +7,15 @@
  * @since 0.1.0
  * @module
  */
-import type { Duration, Redacted } from "effect"
+import type { Duration, Either, Redacted } from "effect"
 import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import type { Schema } from "effect"
 import { makeSessions } from "./internal/sessions.js"
 import { Persistence, type SessionStoreError } from "./Persistence.js"
 import * as Persistence_ from "./Persistence.js"
 import { SecureRandom } from "./SecureRandom.js"
 import * as SecureRandom_ from "./SecureRandom.js"
-import type { Client, Json, Session } from "./Session.js"
+import type { Client, Json, Key, KeyLike, Session } from "./Session.js"
 import * as SessionCache from "./SessionCache.js"
 import { SessionConfig } from "./SessionConfig.js"
 import * as SessionConfig_ from "./SessionConfig.js"
@@ -184,6 +183,23 @@ export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
 export type SessionError = SessionStoreError | SessionGoneError | SessionConflictError | SessionDataError
 
 /**
+ * Errors of a read through a handle: the store failed, or the handle's session is gone.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionReadError = SessionStoreError | SessionGoneError
+
+/**
+ * Errors of a write that cannot grow the data (`remove`, `pop`, `destroy`, rotations): a read's,
+ * or the compare-and-set kept losing.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionWriteError = SessionStoreError | SessionGoneError | SessionConflictError
+
+/**
  * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results —
  * a user, or "not found" — are cached per user ID in each process, at most `cache.capacity`
  * users (default 10,000; the least recently used go first) for at most `cache.timeToLive`
@@ -218,61 +234,62 @@ export interface SessionsShape {
     client: Client,
     options?: { readonly create?: boolean }
   ) => Effect.Effect<Resolution, SessionStoreError>
-  /** {@link resolve} reduced to the session (the seed's `Start`). */
-  readonly start: (
-    token: string | undefined,
-    client: Client,
-    options?: { readonly create?: boolean }
-  ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
   /** A new session for a client. */
   readonly create: (client: Client) => Effect.Effect<ActiveSession, SessionStoreError>
   /** The latest value of the session the handle's token still leads to (cache, then store). */
-  readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionError>
-  /** The value under `key`. */
-  readonly get: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
-  /** The value under `key`, decoded with a caller's schema. */
-  readonly getAs: <A, I extends Json>(
-    handle: ActiveSession,
-    key: string,
-    schema: Schema.Schema<A, I>
-  ) => Effect.Effect<Option.Option<A>, SessionError | SessionDataError>
-  /** Sets `key` (written through). */
-  readonly set: (handle: ActiveSession, key: string, value: Json) => Effect.Effect<Session, SessionError>
-  /** Sets `key` to a value encoded with a caller's schema. */
-  readonly setAs: <A, I extends Json>(
-    handle: ActiveSession,
-    key: string,
-    value: A,
-    schema: Schema.Schema<A, I>
-  ) => Effect.Effect<Session, SessionError | SessionDataError>
-  /** Removes `key`. */
-  readonly remove: (handle: ActiveSession, key: string) => Effect.Effect<Session, SessionError>
-  /** Removes `key` and returns its value (the seed's GetAndDelete). */
-  readonly pop: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionReadError>
+  /**
+   * The value under `key`: JSON for a string key; for a typed key ({@link Session.key}) decoded
+   * through its Schema, and a `SessionDataError` when the stored value no longer decodes.
+   */
+  readonly get: {
+    <A>(handle: ActiveSession, key: Key<A>): Effect.Effect<Option.Option<A>, SessionReadError | SessionDataError>
+    (handle: ActiveSession, key: string): Effect.Effect<Option.Option<Json>, SessionReadError>
+  }
+  /** Sets `key` (written through; a typed key encodes the value through its Schema). */
+  readonly set: {
+    <A>(handle: ActiveSession, key: Key<A>, value: NoInfer<A>): Effect.Effect<void, SessionError>
+    (handle: ActiveSession, key: string, value: Json): Effect.Effect<void, SessionError>
+  }
+  /** Removes `key` (a no-op when it is absent). */
+  readonly remove: (handle: ActiveSession, key: KeyLike) => Effect.Effect<void, SessionWriteError>
+  /** Removes `key` and returns its value (rivo/sessions' `GetAndDelete`). */
+  readonly pop: {
+    <A>(handle: ActiveSession, key: Key<A>): Effect.Effect<Option.Option<A>, SessionWriteError | SessionDataError>
+    (handle: ActiveSession, key: string): Effect.Effect<Option.Option<Json>, SessionWriteError>
+  }
   /** Atomically replaces the value under `key` with `f(old)` and returns the new value (counters). */
-  readonly update: (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
-  /** Atomically applies a pure change to the session. Re-applied on the latest value after a lost race. */
-  readonly modify: (handle: ActiveSession, f: (session: Session) => Session) => Effect.Effect<Session, SessionError>
+  readonly update: {
+    <A>(handle: ActiveSession, key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): Effect.Effect<A, SessionError>
+    (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json): Effect.Effect<Json, SessionError>
+  }
+  /**
+   * Atomically applies a pure change to the session (several keys in one step) and returns the
+   * new session. `f` may return an `Either` (what the typed `Session.set` gives); a `ParseError`
+   * fails with a `SessionDataError` and changes nothing. Re-applied on the latest value after a
+   * lost race.
+   */
+  readonly modify: (handle: ActiveSession, f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
   /**
    * Replaces the token now. By default the old one follows for the grace period (periodic
    * hygiene: requests in flight keep the session); with `grace: false` it dies at once — after a
    * privilege change such as a step-up (MFA, sudo mode), where a copy of the old token must not
    * share the new privileges.
    */
-  readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionError>
+  readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
   readonly logIn: (
     handle: ActiveSession,
     userId: string,
     options?: { readonly exclusive?: boolean; readonly client?: Client }
-  ) => Effect.Effect<ActiveSession, SessionError>
+  ) => Effect.Effect<ActiveSession, SessionWriteError>
   /**
    * Detaches the user and rotates the token with no grace period. The data stays by default
    * (`keepData: true`, as in rivo/sessions): a cart or preferences survive the log-out, and
    * anything tied to the user should live in the user's records, not in the session. With
    * `keepData: false` the data is cleared too (a shared computer, data that belongs to the user).
    */
-  readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionError>
+  readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Ends every session of a user; returns how many ended. */
   readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
   /** The live sessions of a user. */
@@ -283,11 +300,11 @@ export interface SessionsShape {
    * Ends the session the handle's token leads to. Gone (and nothing is deleted) when that token
    * was retired meanwhile: a dead handle never ends the session someone else now holds.
    */
-  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionStoreError | SessionGoneError | SessionConflictError>
-  /** Empties the local cache (nothing is pending: every change was written through). */
-  readonly flush: Effect.Effect<void>
+  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionWriteError>
+  /** Empties this process's cache (nothing is lost: every change was written through). */
+  readonly clearCache: Effect.Effect<void>
   /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */
-  readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
+  readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionReadError | UserLoaderError>
   /**
    * Drops the cached user object of a user in this process and in every other process sharing
    * the store (through its invalidation channel, which carries a hash of the ID), so that the

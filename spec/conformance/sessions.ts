@@ -310,7 +310,7 @@ const interpret = (cmds: ReadonlyArray<Cmd>, time: ManualClock) =>
           }
           switch (cmd._tag) {
             case "Set":
-              trace.push(["set", yield* run(sessions.set(handle, cmd.key, cmd.value), view)])
+              trace.push(["set", yield* run(Effect.zipRight(sessions.set(handle, cmd.key, cmd.value), sessions.current(handle)), view)])
               break
             case "Pop":
               trace.push(["pop", yield* run(sessions.pop(handle, cmd.key), Option.getOrNull)])

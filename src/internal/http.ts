@@ -4,13 +4,14 @@
  * @internal
  */
 import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { Schema } from "effect"
+import type { Either } from "effect"
+import type { ParseError } from "effect/ParseResult"
 import { Effect, Option, Redacted, Ref } from "effect"
 import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
 import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
-import type { Client, Json, Session } from "../Session.js"
-import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
+import type { Client, KeyLike, Session } from "../Session.js"
+import type { ActiveSession, CookieAction, SessionError, SessionInfo, SessionReadError, SessionWriteError } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
@@ -76,14 +77,14 @@ class RequestSession implements CurrentSessionShape {
   private withHandle<A, E>(none: A, f: (h: ActiveSession) => Effect.Effect<A, E>): Effect.Effect<A, E> {
     return Effect.flatMap(this.handle, (h) => Option.isNone(h) ? Effect.succeed(none) : f(h.value))
   }
-  private orNone<A>(e: Effect.Effect<Option.Option<A>, SessionError>) {
-    return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>()))
+  private orNone<A, E>(e: Effect.Effect<Option.Option<A>, E | SessionGoneError>): Effect.Effect<Option.Option<A>, Exclude<E, SessionGoneError>> {
+    return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>())) as any
   }
-  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionError>) {
+  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionWriteError>) {
     return Effect.flatMap(this.ensureHandle, (h) => Effect.flatMap(f(h), (next) => this.setHandle(next)))
   }
   /** With the logged-in user's ID, else `none`. */
-  private withUser<A>(none: A, f: (userId: string, s: Session) => Effect.Effect<A, SessionError>) {
+  private withUser<A>(none: A, f: (userId: string, s: Session) => Effect.Effect<A, SessionReadError>) {
     return this.withHandle(none, (h) =>
       Effect.flatMap(this.sessions.current(h), (s) => Option.isNone(s.userId) ? Effect.succeed(none) : f(s.userId.value, s)))
   }
@@ -97,26 +98,24 @@ class RequestSession implements CurrentSessionShape {
   get userId() {
     return this.orNone(this.read((h) => Effect.map(this.sessions.current(h), (s) => s.userId)))
   }
-  get(key: string) {
-    return this.orNone(this.read((h) => this.sessions.get(h, key)))
+  // The overloads of CurrentSessionShape (string and typed keys) are checked there; here, one body.
+  get(key: KeyLike): Effect.Effect<Option.Option<any>, any> {
+    return this.orNone(this.read((h) => this.sessions.get(h, key as string)))
   }
-  getAs<A, I extends Json>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Option.Option<A>, SessionError> {
-    return Effect.catchIf(this.read((h) => this.sessions.getAs(h, key, schema)), isGone, () => Effect.succeed(Option.none<A>()))
+  set(key: KeyLike, value: any): Effect.Effect<void, SessionError> {
+    return this.write((h) => this.sessions.set(h, key as string, value))
   }
-  set(key: string, value: Json) {
-    return this.write((h) => Effect.asVoid(this.sessions.set(h, key, value)))
+  remove(key: KeyLike) {
+    return this.withHandle(undefined, (h) => this.sessions.remove(h, key))
   }
-  setAs<A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>) {
-    return this.write((h) => Effect.asVoid(this.sessions.setAs(h, key, value, schema)))
+  pop(key: KeyLike): Effect.Effect<Option.Option<any>, any> {
+    return this.read((h) => this.sessions.pop(h, key as string))
   }
-  remove(key: string) {
-    return this.withHandle(undefined, (h) => Effect.asVoid(this.sessions.remove(h, key)))
+  update(key: KeyLike, f: (old: Option.Option<any>) => any): Effect.Effect<any, SessionError> {
+    return this.write((h) => this.sessions.update(h, key as string, f))
   }
-  pop(key: string) {
-    return this.read((h) => this.sessions.pop(h, key))
-  }
-  update(key: string, f: (old: Option.Option<Json>) => Json) {
-    return this.write((h) => this.sessions.update(h, key, f))
+  modify(f: (session: Session) => Session | Either.Either<Session, ParseError>) {
+    return this.write((h) => this.sessions.modify(h, f))
   }
   logIn(userId: string, options?: { readonly exclusive?: boolean }) {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
@@ -148,7 +147,7 @@ class RequestSession implements CurrentSessionShape {
     return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
   }
   get user() {
-    return Effect.catchIf(this.read((h) => this.sessions.user(h)), isGone, () => Effect.succeed(Option.none()))
+    return this.orNone(this.read((h) => this.sessions.user(h)))
   }
 }
 
