@@ -993,8 +993,8 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
         const { arrived, proceed, url } = yield* securityServer()
         const victim = new CookieJar()
         yield* post(`${url}/count`, victim)
-        const planted = victim.get("id")!
-        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-read" ? "GET" : "POST", cookie: `id=${planted}` }))
+        const planted = victim.get(COOKIE)!
+        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-read" ? "GET" : "POST", cookie: `${COOKIE}=${planted}` }))
         yield* Deferred.await(arrived)
         const login = yield* post(`${url}/login/victim`, victim)
         assert.strictEqual(login.status, 204)
@@ -1021,10 +1021,10 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
         const { arrived, proceed, url } = yield* securityServer()
         const victim = new CookieJar()
         yield* post(`${url}/count`, victim)
-        const planted = victim.get("id")!
+        const planted = victim.get(COOKIE)!
         const phone = new CookieJar()
         yield* post(`${url}/login/victim`, phone)
-        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-sessions" ? "GET" : "POST", cookie: `id=${planted}` }))
+        const held = yield* Effect.fork(send(`${url}${path}`, { method: path === "/held-sessions" ? "GET" : "POST", cookie: `${COOKIE}=${planted}` }))
         yield* Deferred.await(arrived)
         yield* post(`${url}/login/victim`, victim)
         yield* Deferred.succeed(proceed, undefined)
@@ -1043,18 +1043,18 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
       const { url } = yield* securityServer({ gracePeriod: "30 seconds" })
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
-      const before = jar.get("id")!
+      const before = jar.get(COOKIE)!
       const stepUp = yield* post(`${url}/step-up`, jar)
       assert.strictEqual(stepUp.status, 204)
       const after = setCookie(stepUp).value
       assert.notStrictEqual(after, before)
-      const old = yield* send(`${url}/read`, { cookie: `id=${before}` })
+      const old = yield* send(`${url}/read`, { cookie: `${COOKIE}=${before}` })
       deepStrictEqual(old.json(), { count: null, user: null })
       deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
       // the periodic kind: the old cookie follows to the new one
       const hygiene = yield* post(`${url}/regenerate`, jar)
       const newest = setCookie(hygiene).value
-      const follows = yield* send(`${url}/read`, { cookie: `id=${after}` })
+      const follows = yield* send(`${url}/read`, { cookie: `${COOKIE}=${after}` })
       deepStrictEqual(follows.json(), { count: 1, user: null })
       assert.strictEqual(setCookie(follows).value, newest)
     }))
@@ -1065,12 +1065,12 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
       yield* post(`${url}/login/ada`, jar)
-      const loggedIn = jar.get("id")!
+      const loggedIn = jar.get(COOKIE)!
       const out = yield* post(`${url}/logout-clear`, jar)
       assert.strictEqual(out.status, 204)
       assert.notStrictEqual(setCookie(out).value, loggedIn)
       deepStrictEqual((yield* send(`${url}/big-size`, { jar })).json(), { bytes: 2 }) // {}
-      deepStrictEqual((yield* send(`${url}/read`, { cookie: `id=${loggedIn}` })).json(), { count: null, user: null })
+      deepStrictEqual((yield* send(`${url}/read`, { cookie: `${COOKIE}=${loggedIn}` })).json(), { count: null, user: null })
       const other = new CookieJar()
       yield* post(`${url}/count`, other)
       yield* post(`${url}/login/bob`, other)
@@ -1084,7 +1084,7 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
       const jar = new CookieJar()
       const ok = yield* post(`${url}/big/1000`, jar) // exactly at the limit (creates the session)
       assert.strictEqual(ok.status, 204)
-      const token = jar.get("id")!
+      const token = jar.get(COOKIE)!
       const r = yield* post(`${url}/big/1001`, jar)
       assert.strictEqual(r.status, 413)
       assertNoCookie(r)
@@ -1092,6 +1092,6 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
       const size = yield* send(`${url}/big-size`, { jar })
       deepStrictEqual(size.json(), { bytes: 1_000 })
       assertNoCookie(size)
-      assert.strictEqual(jar.get("id"), token)
+      assert.strictEqual(jar.get(COOKIE), token)
     }))
 })

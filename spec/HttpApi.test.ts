@@ -45,12 +45,10 @@ const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
       Effect.flatMap(Http.CurrentSession, (s) => s.get(Session.key("visits", visitsSchema))).pipe(
         Effect.map((visits) => ({ visits: Option.getOrNull(visits) })),
         Effect.orDie
-      ))).pipe(Layer.provide(Http.layerSessionSecurity))
+      )))
 
 const PrivateLive = HttpApiBuilder.group(Api, "private", (handlers) =>
-  handlers.handle("me", () => Effect.map(Http.CurrentUser, (user) => ({ userId: user.userId })))).pipe(
-    Layer.provide(Http.layerRequireUser)
-  )
+  handlers.handle("me", () => Effect.map(Http.CurrentUser, (user) => ({ userId: user.userId }))))
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([AccountLive, PrivateLive]))
 
@@ -66,6 +64,7 @@ type Served = (
 const servedWrapped: Served = (store, config = {}) =>
   HttpApiBuilder.serve(Http.middleware()).pipe(
     Layer.provide(ApiLive),
+    Layer.provide(Layer.merge(Http.layerSessionSecurity, Http.layerRequireUser)),
     Layer.provide(sessionsOver(store, config))
   )
 
@@ -74,6 +73,15 @@ const servedApiMiddleware: Served = (store, config = {}) =>
   HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.middleware<Sessions.Sessions | SessionConfig.SessionConfig>(Http.middleware(), { withContext: true })),
     Layer.provide(ApiLive),
+    Layer.provide(Layer.merge(Http.layerSessionSecurity, Http.layerRequireUser)),
+    Layer.provide(sessionsOver(store, config))
+  )
+
+/** SessionSecurity and RequireUser alone resolve the session (no Http.middleware around the API). */
+const servedAlone: Served = (store, config = {}) =>
+  HttpApiBuilder.serve().pipe(
+    Layer.provide(ApiLive),
+    Layer.provide(Layer.merge(Http.layerSessionSecurity, Http.layerRequireUser)),
     Layer.provide(sessionsOver(store, config))
   )
 
@@ -92,7 +100,8 @@ const wirings = [
   // Set-Cookie the session middleware adds there is dropped. Logging in "works" in the store but
   // the client never gets the rotated cookie.
   ["HttpApiBuilder.serve(Http.middleware())", servedWrapped],
-  ["HttpApiBuilder.middleware(Http.middleware(), { withContext: true })", servedApiMiddleware]
+  ["HttpApiBuilder.middleware(Http.middleware(), { withContext: true })", servedApiMiddleware],
+  ["SessionSecurity alone", servedAlone]
 ] as const
 
 describe.each(wirings)("HttpApi via %s", (_name, served) => {
@@ -152,14 +161,14 @@ describe.each(wirings)("HttpApi via %s", (_name, served) => {
 })
 
 describe("HttpApi without the session middleware", () => {
-  it.scoped("SessionSecurity endpoints fail loudly (500), never with a silent empty session", () =>
+  it.scoped("SessionSecurity endpoints resolve the session themselves: no silent empty session, the cookie is set", () =>
     Effect.gen(function*() {
       const store = yield* countedMemory
-      const url = yield* listen(HttpApiBuilder.serve().pipe(Layer.provide(ApiLive)))
+      const url = yield* listen(servedAlone(store.layer))
       const r = yield* send(`${url}/visit`, { method: "POST" })
-      assert.strictEqual(r.status, 500)
-      deepStrictEqual(r.setCookies, [])
-      assert.strictEqual(totalCalls(store.calls()), 0)
+      assert.strictEqual(r.status, 200)
+      sessionCookie(r)
+      assert.strictEqual(store.calls().create, 1)
     }))
 })
 

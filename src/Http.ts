@@ -6,12 +6,13 @@
  * @since 0.1.0
  * @module
  */
-import type { HttpApp } from "@effect/platform"
+import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import type { Either, Option } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import { Context, Effect, Layer, Schema } from "effect"
-import { makeMiddleware, currentUserFromSession } from "./internal/http.js"
+import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
+import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
 import type { SessionStoreError } from "./Persistence.js"
 import type { Json, Key, KeyLike, Session } from "./Session.js"
 import type {
@@ -21,11 +22,11 @@ import type {
   SessionGoneError,
   SessionInfo,
   SessionReadError,
-  Sessions,
   SessionWriteError,
   UserLoaderError
 } from "./Sessions.js"
-import type { SessionConfig } from "./SessionConfig.js"
+import { Sessions } from "./Sessions.js"
+import { SessionConfig } from "./SessionConfig.js"
 
 /**
  * The session of the current request. Lazy: reading never creates a session; the first write
@@ -166,91 +167,180 @@ export const middleware: (
 > = makeMiddleware
 
 /**
- * HttpApi security that provides {@link CurrentSession} to endpoints. The session itself is
- * resolved by {@link middleware}, which must wrap the API — best as
- * `HttpApiBuilder.middleware(Http.middleware(), { withContext: true })`, where a handler's store
- * failure still becomes a 503 (`HttpApiBuilder.serve(Http.middleware())` works too, but there the
- * server has already turned such a failure into a 500);
- * the cookie security scheme documents the default cookie name `__Host-id` in OpenAPI (with another
- * name, declare your own Tag and implement it with {@link sessionSecurityHandler}).
+ * The options of an HttpApi security middleware that provides {@link CurrentSession}, for
+ * `HttpApiMiddleware.Tag`: the session cookie (`cookieName`, default `__Host-id`) as an API-key
+ * cookie scheme, so that OpenAPI documents the real name, and the errors of {@link toApiErrors}:
+ * `ServiceUnavailable` (503) for a store outage, `Unauthorized` (401) for a session that ended
+ * meanwhile, {@link SessionDataTooLarge} (413). {@link SessionSecurity} is the ready-made Tag for the default name; for another
+ * name declare yours with the same name as the configuration's `cookie.name`:
+ * `class MySecurity extends HttpApiMiddleware.Tag<MySecurity>()("MySecurity", Http.securityOptions("sid")) {}`
+ * and implement it with `Layer.effect(MySecurity, Http.securityHandlers(MySecurity))`.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export class SessionSecurity extends HttpApiMiddleware.Tag<SessionSecurity>()("effect-sessions/Http/SessionSecurity", {
+export const securityOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
   provides: CurrentSession,
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "__Host-id" }) }
-}) {}
+  // What the security handler (503) and toApiErrors in a handler (401, 413) may answer.
+  failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_),
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
+})
 
 /**
- * The logged-in user of an endpoint behind {@link RequireUser}.
+ * The options of an HttpApi security middleware that requires a logged-in user and provides
+ * {@link CurrentUser} (see {@link securityOptions}): `Unauthorized` (401) without a user,
+ * `ServiceUnavailable` (503) for a store outage.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const requireUserOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
+  provides: CurrentUser,
+  failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
+})
+
+/**
+ * The logged-in user of an endpoint behind {@link RequireUser}, with the request's session.
  *
  * @since 0.1.0
  * @category tags
  */
 export class CurrentUser extends Context.Tag("effect-sessions/Http/CurrentUser")<CurrentUser, {
   readonly userId: string
+  readonly session: CurrentSessionShape
 }>() {}
 
 /**
- * HttpApi security that requires a logged-in user: provides {@link CurrentUser}, and fails with
- * `HttpApiError.Unauthorized` (401) when the request's session has no user — or with
- * `HttpApiError.ServiceUnavailable` (503) when the store fails, so an outage never looks like a
- * log-out.
+ * HttpApi security that provides {@link CurrentSession} to endpoints — the only thing an HttpApi
+ * needs for sessions: it reads the configured cookie (with the middleware's rules: a duplicated
+ * or oversized cookie header is no session), resolves the session, and writes `Set-Cookie` on the
+ * way out. A store outage answers 503. Implemented by {@link layerSessionSecurity}. Handlers map
+ * the session errors they let through with {@link toApiErrors}. Documents the cookie `__Host-id`
+ * in OpenAPI; for another name see {@link securityOptions}.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-sessions/Http/RequireUser", {
-  provides: CurrentUser,
-  failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: "__Host-id" }) }
-}) {}
+export class SessionSecurity extends HttpApiMiddleware.Tag<SessionSecurity>()(
+  "effect-sessions/Http/SessionSecurity",
+  securityOptions()
+) {}
 
 /**
- * The security handler behind {@link SessionSecurity}, for your own `HttpApiMiddleware.Tag`
- * (e.g. to document another cookie name in OpenAPI):
- * `Layer.succeed(MySecurity, { session: Http.sessionSecurityHandler })`.
+ * HttpApi security that requires a logged-in user: provides {@link CurrentUser} (the user ID and
+ * the session), and fails with `HttpApiError.Unauthorized` (401) when the request's session has no
+ * user — or with `HttpApiError.ServiceUnavailable` (503) when the store fails, so an outage never
+ * looks like a log-out. Resolves the session itself, once per request even together with
+ * {@link SessionSecurity}.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const sessionSecurityHandler = (): Effect.Effect<CurrentSessionShape> =>
-  Effect.flatMap(Effect.serviceOption(CurrentSession), (o) => o._tag === "Some" ? Effect.succeed(o.value) : missingMiddleware)
+export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-sessions/Http/RequireUser", requireUserOptions()) {}
 
 /**
- * The security handler behind {@link RequireUser}, for your own `HttpApiMiddleware.Tag`.
+ * The HttpApi error for a write above `maxDataBytes` (413), from {@link toApiErrors}.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const requireUserHandler = (): Effect.Effect<
-  CurrentUser["Type"],
-  HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable
+export const SessionDataTooLarge = SessionDataTooLarge_
+
+/**
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export type SessionDataTooLarge = SessionDataTooLarge_
+
+/**
+ * Maps the session errors an HttpApi handler lets through to HttpApi errors: a store failure or
+ * a lost race → `ServiceUnavailable` (503, the cookie left alone), a session that ended meanwhile
+ * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413); all three
+ * are failures of the Tags made with {@link securityOptions}. A
+ * stored value that no longer decodes with its key's Schema is a defect (500).
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const toApiErrors = toApiErrors_
+
+const cookieKey = (tag: { readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }): string | undefined => {
+  const scheme = tag.security.session
+  return scheme._tag === "ApiKey" && scheme.in === "cookie" ? scheme.key : undefined
+}
+
+const checkedConfig = (tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }) =>
+  Effect.flatMap(SessionConfig, (config) =>
+    cookieKey(tag) === config.cookie.name
+      ? Effect.succeed(config)
+      : Effect.dieMessage(
+        `effect-sessions: ${tag.key} documents the cookie ${JSON.stringify(cookieKey(tag))}, but the sessions use ${JSON.stringify(config.cookie.name)}: declare the Tag with Http.securityOptions(${JSON.stringify(config.cookie.name)})`
+      ))
+
+/**
+ * The security handlers of a Tag declared with {@link securityOptions}. Dies when the Tag's
+ * documented cookie is not the configured one (OpenAPI would document the wrong name).
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const securityHandlers = (
+  tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }
+): Effect.Effect<
+  { readonly session: (_: unknown) => Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> },
+  never,
+  Sessions | SessionConfig
 > =>
-  Effect.flatMap(Effect.serviceOption(CurrentSession), (o) =>
-    o._tag === "Some" ? currentUserFromSession(o.value) : missingMiddleware)
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const config = yield* checkedConfig(tag)
+    return { session: () => securityCurrentSession(sessions, config) }
+  })
 
-const missingMiddleware = Effect.dieMessage(
-  "effect-sessions: CurrentSession is missing — wrap the API with Http.middleware(), e.g. HttpApiBuilder.middleware(Http.middleware(), { withContext: true })"
+/**
+ * The security handlers of a Tag declared with {@link requireUserOptions}.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const requireUserHandlers = (
+  tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }
+): Effect.Effect<
+  {
+    readonly session: (_: unknown) => Effect.Effect<
+      CurrentUser["Type"],
+      HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable,
+      HttpServerRequest.HttpServerRequest
+    >
+  },
+  never,
+  Sessions | SessionConfig
+> =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const config = yield* checkedConfig(tag)
+    return { session: () => Effect.flatMap(securityCurrentSession(sessions, config), currentUserFromSession) }
+  })
+
+/**
+ * The implementation of {@link SessionSecurity}, over the `Sessions` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSessionSecurity: Layer.Layer<SessionSecurity, never, Sessions | SessionConfig> = Layer.effect(
+  SessionSecurity,
+  securityHandlers(SessionSecurity)
 )
 
 /**
- * The implementation of {@link SessionSecurity}.
+ * The implementation of {@link RequireUser}, over the `Sessions` in context.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerSessionSecurity: Layer.Layer<SessionSecurity> = Layer.succeed(SessionSecurity, {
-  session: sessionSecurityHandler
-})
-
-/**
- * The implementation of {@link RequireUser}.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerRequireUser: Layer.Layer<RequireUser> = Layer.succeed(RequireUser, {
-  session: requireUserHandler
-})
+export const layerRequireUser: Layer.Layer<RequireUser, never, Sessions | SessionConfig> = Layer.effect(
+  RequireUser,
+  requireUserHandlers(RequireUser)
+)

@@ -13,6 +13,7 @@ import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
 import type { Client, KeyLike, Session } from "../Session.js"
 import type { ActiveSession, CookieAction, SessionError, SessionInfo, SessionReadError, SessionWriteError } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
+import { SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
@@ -177,29 +178,24 @@ const applyCookie = (
   return response
 }
 
-/** @internal */
-export const makeMiddleware = (options: MiddlewareOptions = {}) =>
-<E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
+/**
+ * Reads the request's cookie and client, resolves the session, and registers the pre-response
+ * handler that writes `Set-Cookie`. Shared by the middleware and the HttpApi security handlers.
+ */
+const startRequest = (
+  sessions: Sessions["Type"],
+  config: SessionConfigShape,
+  request: HttpServerRequest.HttpServerRequest,
+  create: boolean
+) =>
   Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const config = yield* SessionConfig
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
-
     const read = readCookie(request.headers["cookie"], config.cookie.name)
     const hadCookie = read._tag !== "Absent"
     const client: Client = {
       ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], trustedProxyRanges(config)),
       userAgent: Option.fromNullable(request.headers["user-agent"])
     }
-    const resolved = yield* Effect.either(
-      sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create: options.create === true })
-    )
-    if (resolved._tag === "Left") {
-      yield* Effect.logWarning("session store unavailable", resolved.left)
-      return unavailable
-    }
-    const resolution = resolved.right
+    const resolution = yield* sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create })
     // A rejected header (our name twice, or too long to read) gets no session, but its cookies are
     // left alone: a removal goes by name and attributes, so it could only hit our host-only cookie,
     // while the one a sibling domain planted (Domain=…; Path=/api) would survive and undo every
@@ -216,20 +212,44 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
         applyCookie(response, config, s, hadCookie))
     )
     const current: CurrentSessionShape = new RequestSession(sessions, client, state)
+    return { state, current }
+  })
+
+/** Nothing about the session is certain after a store failure: answer without touching the cookie. */
+const keepCookie = (state: Ref.Ref<RequestState>) => Ref.update(state, (s) => ({ ...s, cookie: "none" as CookieAction }))
+
+/**
+ * The cookie is left alone (as for an unknown token): the request's token may have been retired
+ * by a log-in whose response already gave the browser a newer token under the same name, and
+ * removing the cookie (by name) would log that browser out.
+ */
+const forgetGone = (state: Ref.Ref<RequestState>) =>
+  Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
+
+/** @internal */
+export const makeMiddleware = (options: MiddlewareOptions = {}) =>
+<E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const config = yield* SessionConfig
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
+    const started = yield* Effect.either(startRequest(sessions, config, request, options.create === true))
+    if (started._tag === "Left") {
+      yield* Effect.logWarning("session store unavailable", started.left)
+      return unavailable
+    }
+    const { current, state } = started.right
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
     if (result._tag === "Left") {
       const error: unknown = result.left
       if (isUnavailable(error)) {
         yield* Effect.logWarning("session store unavailable", error)
-        // Nothing about the session is certain now: answer without touching the cookie.
-        yield* Ref.update(state, (s) => ({ ...s, cookie: "none" as CookieAction }))
+        yield* keepCookie(state)
         return unavailable
       }
       if (isGone(error)) {
-        // The cookie is left alone (as for an unknown token): the request's token may have been
-        // retired by a log-in whose response already gave the browser a newer token under the
-        // same name, and removing the cookie (by name) would log that browser out.
-        yield* Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
+        yield* forgetGone(state)
         return HttpServerResponse.empty({ status: options.goneStatus ?? 401 })
       }
       // A write above maxDataBytes changed nothing: only the status says so.
@@ -238,6 +258,68 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     }
     return result.right
   })
+
+// One CurrentSession per request, whichever security handlers of an HttpApi endpoint ask for it
+// (SessionSecurity and RequireUser on one endpoint resolve the session once).
+const perRequest = new WeakMap<object, { readonly current: CurrentSessionShape; readonly state: Ref.Ref<RequestState> }>()
+
+/**
+ * The CurrentSession of an HttpApi request: the one an enclosing `Http.middleware()` provides,
+ * else resolved here from the configured cookie (once per request), with `Set-Cookie` written
+ * on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
+ *
+ * @internal
+ */
+export const securityCurrentSession = (
+  sessions: Sessions["Type"],
+  config: SessionConfigShape
+): Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> =>
+  Effect.flatMap(Effect.serviceOption(CurrentSession), (provided) => {
+    if (Option.isSome(provided)) return Effect.succeed(provided.value)
+    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const known = perRequest.get(request)
+      if (known !== undefined) return Effect.succeed(known.current)
+      return startRequest(sessions, config, request, false).pipe(
+        Effect.tap((started) => Effect.sync(() => perRequest.set(request, started))),
+        Effect.map((started) => started.current),
+        Effect.catchAll((e) =>
+          Effect.zipRight(Effect.logWarning("session store unavailable", e), Effect.fail(new HttpApiError.ServiceUnavailable()))
+        )
+      )
+    })
+  })
+
+/**
+ * Maps the session errors a handler lets through to HttpApi errors, leaving the cookie as the
+ * middleware would: a store failure or a lost race is 503 (cookie untouched), a session gone
+ * meanwhile 401 (the request has no session), data above `maxDataBytes` 413; a value that does
+ * not decode with its key's Schema is a defect.
+ *
+ * @internal
+ */
+export const toApiErrors = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<
+  A,
+  | Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError | SessionDataError>
+  | HttpApiError.ServiceUnavailable
+  | HttpApiError.Unauthorized
+  | SessionDataTooLarge,
+  R | HttpServerRequest.HttpServerRequest
+> =>
+  Effect.catchIf(effect, (e): e is any => isUnavailable(e) || isGone(e) || e instanceof SessionDataError, (e: unknown) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<never, any> => {
+      const state = perRequest.get(request)?.state
+      if (isUnavailable(e)) {
+        return Effect.zipRight(
+          Effect.zipRight(Effect.logWarning("session store unavailable", e), state ? keepCookie(state) : Effect.void),
+          Effect.fail(new HttpApiError.ServiceUnavailable())
+        )
+      }
+      if (isGone(e)) return Effect.zipRight(state ? forgetGone(state) : Effect.void, Effect.fail(new HttpApiError.Unauthorized()))
+      if (isTooLarge(e)) return Effect.fail(new SessionDataTooLarge())
+      return Effect.die(e)
+    })) as any
 
 /** @internal */
 export const currentUserFromSession = (current: CurrentSessionShape) =>
@@ -250,7 +332,7 @@ export const currentUserFromSession = (current: CurrentSessionShape) =>
     Effect.flatMap((userId) =>
       Option.match(userId, {
         onNone: () => Effect.fail(new HttpApiError.Unauthorized()),
-        onSome: (id) => Effect.succeed(CurrentUser.of({ userId: id }))
+        onSome: (id) => Effect.succeed(CurrentUser.of({ userId: id, session: current }))
       })
     )
   )
