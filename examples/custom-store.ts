@@ -149,7 +149,7 @@ const program = Effect.gen(function*() {
 
 Effect.runPromise(
   program.pipe(
-    Effect.provide(Sessions.layerStore({ cookie: { secure: false } })),
+    Effect.provide(Sessions.layer({ cookie: { secure: false } })),
     Effect.provide(layerKeyValuePersistence),
     Effect.provide(KeyValueStore.layerMemory),
     Effect.scoped

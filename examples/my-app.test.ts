@@ -17,7 +17,7 @@ const addToCart = (token: string, client: Session.Client, item: string) =>
   })
 
 // Production wiring, with the test doubles swapped in: TestClock comes from it.effect.
-const TestSessions = Sessions.layer.pipe(
+const TestSessions = Sessions.layerFromContext.pipe(
   Layer.provide(Layer.mergeAll(
     Persistence.layerMemory,
     SessionConfig.layer({ idleTimeout: "30 minutes", idRotationInterval: "10 minutes", gracePeriod: "1 minute" }),

@@ -11,7 +11,7 @@ import * as Redis from "effect-sessions/Persistence/Redis"
 const prefix = `example:${process.pid}:`
 
 // What each server process runs.
-const sessionsOnRedis = Sessions.layerStore({ idRotationInterval: "15 minutes" }).pipe(
+const sessionsOnRedis = Sessions.layer({ idRotationInterval: "15 minutes" }).pipe(
   Layer.provide(Redis.layerConfig({ prefix })),
   Layer.provide(SecureRandom.layer)
 )

@@ -38,7 +38,7 @@ const served = (store: Layer.Layer<Persistence.Persistence>, cookieName = "sid")
   HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(CounterLive))),
     Layer.provide(Layer.effect(SidSecurity, Http.securityHandlers(SidSecurity))),
-    Layer.provide(Sessions.layerStore({ cookie: { name: cookieName, secure: false } }).pipe(Layer.provide(store)))
+    Layer.provide(Sessions.layer({ cookie: { name: cookieName, secure: false } }).pipe(Layer.provide(store)))
   )
 
 describe("HttpApi: one security middleware", () => {

@@ -53,7 +53,7 @@ const PrivateLive = HttpApiBuilder.group(Api, "private", (handlers) =>
 const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([AccountLive, PrivateLive]))
 
 const sessionsOver = (store: Layer.Layer<Persistence.Persistence>, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layerStore(config).pipe(Layer.provide(store))
+  Sessions.layer(config).pipe(Layer.provide(store))
 
 /** The documented wiring: `HttpApiBuilder.serve(Http.middleware())`. */
 type Served = (
@@ -71,7 +71,7 @@ const servedWrapped: Served = (store, config = {}) =>
 /** The session middleware as an HttpApi-level middleware (inside the app, around the router). */
 const servedApiMiddleware: Served = (store, config = {}) =>
   HttpApiBuilder.serve().pipe(
-    Layer.provide(HttpApiBuilder.middleware<Sessions.Sessions | SessionConfig.SessionConfig>(Http.middleware(), { withContext: true })),
+    Layer.provide(HttpApiBuilder.middleware<Sessions.Sessions>(Http.middleware(), { withContext: true })),
     Layer.provide(ApiLive),
     Layer.provide(Layer.merge(Http.layerSessionSecurity, Http.layerRequireUser)),
     Layer.provide(sessionsOver(store, config))

@@ -174,7 +174,7 @@ describe("Session.key and modify through CurrentSession", () => {
 
   it.scoped("update, modify, get, pop and remove with typed keys over HTTP; a value that no longer decodes is a SessionDataError", () =>
     Effect.gen(function*() {
-      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore({ cookie: { secure: false } }).pipe(Layer.provide(Persistence.layerMemory)))))
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer({ cookie: { secure: false } }).pipe(Layer.provide(Persistence.layerMemory)))))
       const jar = new CookieJar()
       assert.deepInclude((yield* send(`${url}/visit`, { method: "POST", jar })).json(), { visits: 1 })
       assert.strictEqual((yield* send(`${url}/visit`, { method: "POST", jar })).json().visits, 2)

@@ -240,7 +240,7 @@ describe("SessionCache", () => {
 // ---------------------------------------------------------------------------------------------
 
 const serviceOver = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Layer.succeed(Persistence.Persistence, store), Layer.orDie(SessionConfig.layer(config)), SecureRandom.layerSeeded("cache"))
     )

@@ -86,7 +86,7 @@ const makeReal = async (maxCacheSize: number, seed: number): Promise<Real> => {
   }
   const inContext = <A, E>(effect: Effect.Effect<A, E>) =>
     effect.pipe(Effect.withClock(clock), Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.None))
-  const layer = Sessions.layer.pipe(
+  const layer = Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Persistence.layerMemory, Layer.orDie(SessionConfig.layer(config(maxCacheSize))), SecureRandom.layerSeeded(seed))
     )

@@ -6,7 +6,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock, Tracer } from "effect"
 import { createHash } from "node:crypto"
 // Sessions.js must be imported before internal/sessions.js: the two modules import each other, and
-// loading the internal one first leaves `makeSessions` undefined in `Sessions.layerWithCache`
+// loading the internal one first leaves `makeSessions` undefined in `Sessions.layerFromContext`
 // (reported to the lead).
 import * as Sessions from "../src/Sessions.js"
 import { metrics } from "../src/internal/sessions.js"
@@ -145,7 +145,7 @@ const lenient = (inner: Persistence.PersistenceShape): Persistence.PersistenceSh
 }
 
 const serviceOver = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Layer.succeed(Persistence.Persistence, store), Layer.orDie(SessionConfig.layer(config)), SecureRandom.layerSeeded("obs"))
     )

@@ -326,7 +326,7 @@ describe("Sessions: sweeper", () => {
       // A sweep interval longer than any retention a store keeps dead records for (the built-in
       // stores: minutes), so that what died before a sweep is gone after it.
       const config = SessionConfig.layer({ idleTimeout: "5 seconds", gracePeriod: "1 second", sweepInterval: "2 hours" })
-      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+      const env = Layer.mergeAll(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
         Layer.provide(Layer.mergeAll(Layer.succeed(Persistence.Persistence, counted.store), Layer.orDie(config), SecureRandom.layerSeeded("sweep")))
       )
       const hour = 60 * 60_000
@@ -371,7 +371,7 @@ describe("Sessions: sweeper", () => {
         })
       }
       const counted = Persistence.counted(flaky)
-      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+      const env = Layer.mergeAll(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
         Layer.provide(Layer.mergeAll(
           Layer.succeed(Persistence.Persistence, counted.store),
           Layer.orDie(SessionConfig.layer({ idleTimeout: "1 minute", sweepInterval: "10 seconds" })),

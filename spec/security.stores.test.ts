@@ -263,7 +263,7 @@ const badRecordSuite = (
       Effect.gen(function*() {
         const lines: Array<Line> = []
         const sessions = Context.get(
-          yield* Layer.build(Sessions.layerStore(serviceConfig).pipe(Layer.provide(storeLayer()))),
+          yield* Layer.build(Sessions.layer(serviceConfig).pipe(Layer.provide(storeLayer()))),
           Sessions.Sessions
         )
         const user = `victim-${uid("u")}`
@@ -414,7 +414,7 @@ await withService("Redis", redisUrl, () => {
       Effect.gen(function*() {
         const sessions = Context.get(
           yield* Layer.build(
-            Sessions.layerStore({ ...serviceConfig, hashIdsAtRest: false }).pipe(
+            Sessions.layer({ ...serviceConfig, hashIdsAtRest: false }).pipe(
               Layer.provide(RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer)))
             )
           ),

@@ -26,7 +26,6 @@ import type {
   UserLoaderError
 } from "./Sessions.js"
 import { Sessions } from "./Sessions.js"
-import { SessionConfig } from "./SessionConfig.js"
 
 /**
  * The session of the current request. Lazy: reading never creates a session; the first write
@@ -163,7 +162,7 @@ export const middleware: (
   app: HttpApp.Default<E, R>
 ) => HttpApp.Default<
   Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError>,
-  Exclude<R, CurrentSession> | Sessions | SessionConfig
+  Exclude<R, CurrentSession> | Sessions
 > = makeMiddleware
 
 /**
@@ -271,7 +270,7 @@ const cookieKey = (tag: { readonly security: { readonly session: HttpApiSecurity
 }
 
 const checkedConfig = (tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }) =>
-  Effect.flatMap(SessionConfig, (config) =>
+  Effect.flatMap(Sessions, ({ config }) =>
     cookieKey(tag) === config.cookie.name
       ? Effect.succeed(config)
       : Effect.dieMessage(
@@ -290,7 +289,7 @@ export const securityHandlers = (
 ): Effect.Effect<
   { readonly session: (_: unknown) => Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> },
   never,
-  Sessions | SessionConfig
+  Sessions
 > =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
@@ -315,7 +314,7 @@ export const requireUserHandlers = (
     >
   },
   never,
-  Sessions | SessionConfig
+  Sessions
 > =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
@@ -329,7 +328,7 @@ export const requireUserHandlers = (
  * @since 0.1.0
  * @category layers
  */
-export const layerSessionSecurity: Layer.Layer<SessionSecurity, never, Sessions | SessionConfig> = Layer.effect(
+export const layerSessionSecurity: Layer.Layer<SessionSecurity, never, Sessions> = Layer.effect(
   SessionSecurity,
   securityHandlers(SessionSecurity)
 )
@@ -340,7 +339,7 @@ export const layerSessionSecurity: Layer.Layer<SessionSecurity, never, Sessions 
  * @since 0.1.0
  * @category layers
  */
-export const layerRequireUser: Layer.Layer<RequireUser, never, Sessions | SessionConfig> = Layer.effect(
+export const layerRequireUser: Layer.Layer<RequireUser, never, Sessions> = Layer.effect(
   RequireUser,
   requireUserHandlers(RequireUser)
 )

@@ -8,7 +8,8 @@
  * @module
  */
 import type { Duration, Either, Redacted } from "effect"
-import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
+import { Config, Context, Data, Effect, Layer, Option, Schedule } from "effect"
+import type { ConfigError } from "effect/ConfigError"
 import type { ParseError } from "effect/ParseResult"
 import { makeSessions } from "./internal/sessions.js"
 import { Persistence, type SessionStoreError } from "./Persistence.js"
@@ -222,6 +223,8 @@ export class UserLoader extends Context.Tag("effect-sessions/UserLoader")<UserLo
  * @category models
  */
 export interface SessionsShape {
+  /** The validated configuration the service runs with (the HTTP edge reads the cookie settings here). */
+  readonly config: SessionConfig_.SessionConfigShape
   /**
    * Resolves a request's token by the timing rules (README, "The timing rules") and says what to
    * do with the cookie. With `create`, a request without a valid session gets a new one. The hot
@@ -322,39 +325,71 @@ export interface SessionsShape {
  */
 export class Sessions extends Context.Tag("effect-sessions/Sessions")<Sessions, SessionsShape>() {}
 
-/**
- * The service over the `Persistence`, `SessionCache`, `SessionConfig` and `SecureRandom` in
- * context. Scoped: it listens to the store's invalidations from other processes while it lives.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWithCache: Layer.Layer<
+const service: Layer.Layer<Sessions, never, Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom> = Layer.scoped(
   Sessions,
-  never,
-  Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom
-> = Layer.scoped(Sessions, Effect.suspend(() => makeSessions)) // suspended: the modules import each other
+  Effect.suspend(() => makeSessions) // suspended: the modules import each other
+)
 
 /**
- * The service with its cache built from the configuration.
+ * The service over the `Persistence`, `SessionConfig` and `SecureRandom` in context (its cache
+ * sized by the configuration), without the sweeper: for tests that swap in a seeded
+ * `SecureRandom` or a configuration of their own. Scoped: it listens to the store's
+ * invalidations from other processes while it lives.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | SecureRandom> = layerWithCache.pipe(
+export const layerFromContext: Layer.Layer<Sessions, never, Persistence | SessionConfig | SecureRandom> = service.pipe(
   Layer.provide(SessionCache.layer)
 )
 
 /**
- * Everything for one process on the in-memory store: the service and its configuration (from
- * `options`), the live SecureRandom, the memory store (with `memory`'s capacity and retention:
- * see `Persistence.MemoryOptions`) and its sweeper.
+ * The service over any `Persistence` in context: its configuration from `options`, the live
+ * SecureRandom, the cache and the sweeper. Needs nothing else.
  *
  * @since 0.1.0
  * @category layers
  * @example
  * ```ts
- * import { Effect, Option } from "effect"
+ * import { Layer } from "effect"
+ * import { Sessions } from "effect-sessions"
+ * import * as Redis from "effect-sessions/Persistence/Redis"
+ *
+ * const SessionsLive = Sessions.layer({ idleTimeout: "20 minutes" }).pipe(Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379" })))
+ * ```
+ */
+export const layer = (
+  options: SessionConfig_.SessionConfigInput = {}
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError, Persistence> =>
+  Layer.merge(layerFromContext, layerSweeper).pipe(
+    Layer.provide(SessionConfig_.layer(options)),
+    Layer.provide(SecureRandom_.layer)
+  )
+
+/**
+ * {@link layer} with its options read through Effect `Config`: each option a `Config` of its own
+ * (`Config.Config.Wrap`), so that you choose which come from the environment, e.g.
+ * `Sessions.layerConfig({ idleTimeout: Config.duration("IDLE_TIMEOUT") })`; `SessionConfig.config`
+ * reads them all under `SESSIONS_`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<SessionConfig_.SessionConfigInput>
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError | ConfigError, Persistence> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+
+/**
+ * Everything for one process on the in-memory store: the service configured by `options`, the
+ * live SecureRandom, the memory store (with `memory`'s capacity and retention: see
+ * `Persistence.MemoryOptions`) and its sweeper. Needs nothing.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
  * import { Session, Sessions } from "effect-sessions"
  *
  * const program = Effect.gen(function*() {
@@ -368,24 +403,7 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
 export const layerMemory = (
   options: SessionConfig_.SessionConfigInput = {},
   memory: Persistence_.MemoryOptions = {}
-): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError> =>
-  layerStore(options).pipe(Layer.provide(Persistence_.layerMemoryWith(memory)))
-
-/**
- * Everything but the store: configuration from `options` (also provided, for the HTTP
- * middleware), the live SecureRandom, the cache, the service and the sweeper, over the
- * `Persistence` in context.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerStore = (
-  options: SessionConfig_.SessionConfigInput = {}
-): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError, Persistence> =>
-  Layer.merge(layer, layerSweeper).pipe(
-    Layer.provideMerge(SessionConfig_.layer(options)),
-    Layer.provide(SecureRandom_.layer)
-  )
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError> => layer(options).pipe(Layer.provide(Persistence_.layerMemoryWith(memory)))
 
 /**
  * Periodically removes expired records from stores without TTLs (every `sweepInterval`).

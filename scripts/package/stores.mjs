@@ -52,7 +52,7 @@ const roundTrip = (store) =>
     yield* persistence.sweep
     return n
   }).pipe(
-    Effect.provide(Sessions.layerStore({ cookie: { secure: false } }).pipe(Layer.provideMerge(store))),
+    Effect.provide(Sessions.layer({ cookie: { secure: false } }).pipe(Layer.provideMerge(store))),
     Effect.provide(SecureRandom.layer),
     Effect.scoped
   )

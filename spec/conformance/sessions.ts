@@ -102,7 +102,7 @@ const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect
 
 /** The service (and its config) over `store`, as `Sessions.layerStore` builds it for an app. */
 const serviceLayer = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layerStore(config).pipe(Layer.provide(Layer.succeed(Persistence.Persistence, store)), Layer.orDie)
+  Sessions.layer(config).pipe(Layer.provide(Layer.succeed(Persistence.Persistence, store)), Layer.orDie)
 
 /** Runs `body` with a service over `store`, on `time`. */
 const withService = <A, E>(

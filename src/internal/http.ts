@@ -15,7 +15,7 @@ import type { ActiveSession, CookieAction, SessionError, SessionInfo, SessionRea
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
 import { SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
-import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
+import { trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
 import { readCookie } from "./cookieHeader.js"
 import { publicId } from "./hash.js"
@@ -231,7 +231,7 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
 <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
-    const config = yield* SessionConfig
+    const config = sessions.config
     const request = yield* HttpServerRequest.HttpServerRequest
     const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
     const started = yield* Effect.either(startRequest(sessions, config, request, options.create === true))

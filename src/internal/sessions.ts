@@ -666,6 +666,7 @@ export const makeSessions = Effect.gen(function*() {
   )
 
   const service: SessionsShape = {
+    config,
     resolve,
     create,
     current,
