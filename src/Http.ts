@@ -264,12 +264,43 @@ export type SessionDataTooLarge = SessionDataTooLarge_
  */
 export const toApiErrors = toApiErrors_
 
-const cookieKey = (tag: { readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }): string | undefined => {
+/**
+ * What the handler builders read of an `HttpApiMiddleware.Tag`: its key and its `session` scheme.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export interface SecurityTag {
+  readonly key: string
+  readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity }
+}
+
+/**
+ * The handlers of a security Tag made with {@link securityOptions} or {@link requireUserOptions}.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export interface SecurityHandlers<A, E> {
+  readonly session: (_: unknown) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
+}
+
+const handlersOf = <A, E>(
+  tag: SecurityTag,
+  f: (sessions: Sessions["Type"], config: Sessions["Type"]["config"]) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
+): Effect.Effect<SecurityHandlers<A, E>, never, Sessions> =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const config = yield* checkedConfig(tag)
+    return { session: () => f(sessions, config) }
+  })
+
+const cookieKey = (tag: SecurityTag): string | undefined => {
   const scheme = tag.security.session
   return scheme._tag === "ApiKey" && scheme.in === "cookie" ? scheme.key : undefined
 }
 
-const checkedConfig = (tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }) =>
+const checkedConfig = (tag: SecurityTag) =>
   Effect.flatMap(Sessions, ({ config }) =>
     cookieKey(tag) === config.cookie.name
       ? Effect.succeed(config)
@@ -284,18 +315,8 @@ const checkedConfig = (tag: { readonly key: string; readonly security: { readonl
  * @since 0.1.0
  * @category HttpApi
  */
-export const securityHandlers = (
-  tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }
-): Effect.Effect<
-  { readonly session: (_: unknown) => Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> },
-  never,
-  Sessions
-> =>
-  Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const config = yield* checkedConfig(tag)
-    return { session: () => securityCurrentSession(sessions, config) }
-  })
+export const securityHandlers = (tag: SecurityTag): Effect.Effect<SecurityHandlers<CurrentSessionShape, HttpApiError.ServiceUnavailable>, never, Sessions> =>
+  handlersOf(tag, (sessions, config) => securityCurrentSession(sessions, config))
 
 /**
  * The security handlers of a Tag declared with {@link requireUserOptions}.
@@ -304,23 +325,9 @@ export const securityHandlers = (
  * @category HttpApi
  */
 export const requireUserHandlers = (
-  tag: { readonly key: string; readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity } }
-): Effect.Effect<
-  {
-    readonly session: (_: unknown) => Effect.Effect<
-      CurrentUser["Type"],
-      HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable,
-      HttpServerRequest.HttpServerRequest
-    >
-  },
-  never,
-  Sessions
-> =>
-  Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const config = yield* checkedConfig(tag)
-    return { session: () => Effect.flatMap(securityCurrentSession(sessions, config), currentUserFromSession) }
-  })
+  tag: SecurityTag
+): Effect.Effect<SecurityHandlers<CurrentUser["Type"], HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable>, never, Sessions> =>
+  handlersOf(tag, (sessions, config) => Effect.flatMap(securityCurrentSession(sessions, config), currentUserFromSession))
 
 /**
  * The implementation of {@link SessionSecurity}, over the `Sessions` in context.
