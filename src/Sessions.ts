@@ -201,7 +201,7 @@ export type SessionReadError = SessionStoreError | SessionGoneError
 export type SessionWriteError = SessionStoreError | SessionGoneError | SessionConflictError
 
 /**
- * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results —
+ * Optional: loads the user object for a session's user ID (rivo/sessions' `LoadUser`). Results —
  * a user, or "not found" — are cached per user ID in each process, at most `cache.capacity`
  * users (default 10,000; the least recently used go first) for at most `cache.timeToLive`
  * (default 5 minutes), and forgotten in every process that shares the store by

@@ -1,5 +1,5 @@
 /**
- * The implementation of the Sessions service: resolution of a token (DESIGN §3), write-through
+ * The implementation of the Sessions service: resolution of a token (README, "The timing rules"), write-through
  * to cache and store, per-session locks, compare-and-set retries, users, metrics and spans.
  *
  * @internal
@@ -122,7 +122,7 @@ export const makeSessions = Effect.gen(function*() {
   /**
    * The latest stored value of a session, if `tk` is still its current token: the record under
    * `tk` (cache, then store) must be that session. By token, never by session key alone, so that a
-   * token retired meanwhile reaches nothing (DESIGN §7).
+   * token retired meanwhile reaches nothing (a handle is only as good as its token).
    */
   const latest = (sessionKey: string, tk: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
     Effect.flatMap(cache.get(tk), (cached) =>
@@ -215,7 +215,7 @@ export const makeSessions = Effect.gen(function*() {
       return Option.none()
     })
 
-  // ---- resolution (DESIGN §3)
+  // ---- resolution (README, "The timing rules")
   const resolveToken = (token: string, client: Client, hops: number, followed: boolean): Effect.Effect<Resolution, SessionStoreError> =>
     Effect.gen(function*() {
       const tk = keyOf(token)
@@ -360,7 +360,7 @@ export const makeSessions = Effect.gen(function*() {
     new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
 
   /**
-   * Where the handle's own token leads now (DESIGN §7): the session, if that token is still its
+   * Where the handle's own token leads now (a handle is only as good as its token): the session, if that token is still its
    * current token or a redirect inside its grace period whose chain (each hop checked by the
    * sealed successor) ends at the current token. A token retired without grace leads nowhere,
    * whatever became of the session. The common case — the handle's token is current and cached —
