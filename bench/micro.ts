@@ -239,7 +239,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
           Effect.gen(function*() {
             let ok = 0
             for (let j = 0; j < n; j++) {
-              const s = yield* sessions.start(token, CLIENT)
+              const s = yield* sessions.resolve(token, CLIENT).pipe(Effect.map((r) => r.session))
               if (s._tag === "Some") ok++
             }
             if (ok !== n) throw new Error(`Sessions.start lost the session (${ok}/${n})`)
@@ -258,7 +258,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
         if (cacheOn) {
           const start = measure((n) => consume(rt.runSync(startLoop(n))), settings, 5_000_000)
           const perCall = measure((n) => {
-            for (let j = 0; j < n; j++) consume(rt.runSync(sessions.start(token, CLIENT))._tag.length)
+            for (let j = 0; j < n; j++) consume(rt.runSync(sessions.resolve(token, CLIENT).pipe(Effect.map((r) => r.session)))._tag.length)
           }, settings, 5_000_000)
           add(NAMES.start, "memory", start)
           add("Sessions.start hit, one runSync per call", "memory", perCall)

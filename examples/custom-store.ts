@@ -140,7 +140,7 @@ const program = Effect.gen(function*() {
   const handle = yield* sessions.create(client)
   yield* sessions.set(handle, "cart", ["book", "pen"])
   const loggedIn = yield* sessions.logIn(handle, "ada")
-  const again = yield* sessions.start(Redacted.value(loggedIn.token), client)
+  const again = yield* sessions.resolve(Redacted.value(loggedIn.token), client).pipe(Effect.map((r) => r.session))
   const data = Option.map(again, (a) => a.session.data)
   console.log("custom store round trip:", JSON.stringify(Option.getOrNull(data)))
   console.log("sessions of ada:", (yield* sessions.listSessions("ada")).length)
@@ -149,7 +149,7 @@ const program = Effect.gen(function*() {
 
 Effect.runPromise(
   program.pipe(
-    Effect.provide(Sessions.layerStore({ cookie: { secure: false } })),
+    Effect.provide(Sessions.layer({ cookie: { secure: false } })),
     Effect.provide(layerKeyValuePersistence),
     Effect.provide(KeyValueStore.layerMemory),
     Effect.scoped

@@ -12,7 +12,9 @@ import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiError, HttpApiGroup, H
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Context, Effect, Layer, Option, Schema } from "effect"
 import { createServer } from "node:http"
-import { Http, type SessionConfig, Sessions } from "../src/index.js"
+import { Http, Session, Sessions } from "../src/index.js"
+
+const Visits = Session.key("visits", Schema.Number)
 
 // ---- the API
 
@@ -44,34 +46,26 @@ const AuthLive = HttpApiBuilder.group(Api, "auth", (handlers) =>
       Effect.gen(function*() {
         if (passwords.get(payload.user) !== payload.password) return yield* new HttpApiError.Unauthorized()
         const session = yield* Http.CurrentSession
-        yield* Effect.orDie(session.logIn(payload.user))
+        yield* Http.toApiErrors(session.logIn(payload.user))
       }))
-    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (session) => Effect.orDie(session.logOut())))).pipe(
-    Layer.provide(Http.layerSessionSecurity)
-  )
+    .handle("logout", () => Effect.flatMap(Http.CurrentSession, (session) => Http.toApiErrors(session.logOut()))))
 
 const AccountLive = HttpApiBuilder.group(Api, "account", (handlers) =>
   handlers.handle("me", () =>
     Effect.gen(function*() {
-      const user = yield* Http.CurrentUser
-      // RequireUser provides CurrentUser; the session itself is in the context the middleware set up.
-      const session = yield* Effect.serviceOption(Http.CurrentSession)
-      const visits = Option.isSome(session)
-        ? yield* Effect.orDie(session.value.update("visits", (n) => Option.match(n, { onNone: () => 1, onSome: (v) => Number(v) + 1 })))
-        : 0
-      return { userId: user.userId, visits: Number(visits) }
-    }))).pipe(Layer.provide(Http.layerRequireUser))
+      // RequireUser provides the user and the request's session.
+      const { session, userId } = yield* Http.CurrentUser
+      const visits = yield* session.update(Visits, (n) => Option.getOrElse(n, () => 0) + 1).pipe(Effect.orDie)
+      return { userId, visits }
+    })))
 
 const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide([AuthLive, AccountLive]))
 
-// ---- the server: the session middleware around the API, sessions in memory
+// ---- the server: the security middlewares resolve the session; sessions in memory
 
 const ServerLive = HttpApiBuilder.serve().pipe(
-  // The session middleware as an API-level middleware: inside the API's error handling, so that a
-  // store failure in a handler becomes a 503 (HttpApiBuilder.serve(Http.middleware()) works too,
-  // but there a handler's store failure has already become a 500).
-  Layer.provide(HttpApiBuilder.middleware<Sessions.Sessions | SessionConfig.SessionConfig>(Http.middleware(), { withContext: true })),
   Layer.provide(ApiLive),
+  Layer.provide([Http.layerSessionSecurity, Http.layerRequireUser]),
   Layer.provide(Sessions.layerMemory({ idleTimeout: "30 minutes" })),
   Layer.provideMerge(
     Layer.unwrapEffect(

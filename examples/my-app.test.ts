@@ -10,14 +10,14 @@ import { Persistence, SecureRandom, Session, SessionConfig, Sessions } from "eff
 const addToCart = (token: string, client: Session.Client, item: string) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions.Sessions
-    const active = yield* sessions.start(token, client, { create: true })
+    const active = yield* sessions.resolve(token, client, { create: true }).pipe(Effect.map((r) => r.session))
     const handle = Option.getOrThrow(active)
     yield* sessions.update(handle, "cart", (cart) => [...Option.getOrElse(cart, () => []) as Array<string>, item])
     return handle
   })
 
 // Production wiring, with the test doubles swapped in: TestClock comes from it.effect.
-const TestSessions = Sessions.layer.pipe(
+const TestSessions = Sessions.layerFromContext.pipe(
   Layer.provide(Layer.mergeAll(
     Persistence.layerMemory,
     SessionConfig.layer({ idleTimeout: "30 minutes", idRotationInterval: "10 minutes", gracePeriod: "1 minute" }),
@@ -43,7 +43,7 @@ describe("my app's cart", () => {
       const first = yield* addToCart("", client, "book")
       yield* TestClock.adjust("30 minutes")
       const sessions = yield* Sessions.Sessions
-      const again = yield* sessions.start(Redacted.value(first.token), client)
+      const again = yield* sessions.resolve(Redacted.value(first.token), client).pipe(Effect.map((r) => r.session))
       assert.isTrue(Option.isNone(again))
     }).pipe(Effect.provide(TestSessions)))
 })

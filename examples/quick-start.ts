@@ -2,9 +2,12 @@
 // Run: npx tsx examples/quick-start.ts — then open http://127.0.0.1:3000 and reload.
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { createServer } from "node:http"
-import { Http, Sessions } from "effect-sessions"
+import { Http, Session, Sessions } from "effect-sessions"
+
+// A typed key: values are stored through the Schema, and a wrong type is a compile error.
+const Visits = Session.key("visits", Schema.Number)
 
 const app = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -12,7 +15,7 @@ const app = HttpRouter.empty.pipe(
     Effect.gen(function*() {
       const session = yield* Http.CurrentSession
       // `update` is atomic per session: concurrent requests never lose an increment.
-      const visits = yield* session.update("visits", (n) => Option.getOrElse(n, () => 0) as number + 1)
+      const visits = yield* session.update(Visits, (n) => Option.getOrElse(n, () => 0) + 1)
       return HttpServerResponse.text(`You have been here ${visits} time(s).`)
     })
   ),

@@ -11,7 +11,7 @@ import * as Redis from "effect-sessions/Persistence/Redis"
 const prefix = `example:${process.pid}:`
 
 // What each server process runs.
-const sessionsOnRedis = Sessions.layerStore({ idRotationInterval: "15 minutes" }).pipe(
+const sessionsOnRedis = Sessions.layer({ idRotationInterval: "15 minutes" }).pipe(
   Layer.provide(Redis.layerConfig({ prefix })),
   Layer.provide(SecureRandom.layer)
 )
@@ -32,7 +32,7 @@ const main = async () => {
   // Requests on both processes increment one counter at the same time: none is lost.
   const increment = Effect.gen(function*() {
     const sessions = yield* Sessions.Sessions
-    const active = yield* sessions.start(token, client)
+    const active = yield* sessions.resolve(token, client).pipe(Effect.map((r) => r.session))
     if (Option.isNone(active)) return yield* Effect.dieMessage("session lost")
     yield* sessions.update(active.value, "count", (n) => Option.getOrElse(n, () => 0) as number + 1)
   })
@@ -42,7 +42,7 @@ const main = async () => {
   ])
   const count = await processB.runPromise(Effect.gen(function*() {
     const sessions = yield* Sessions.Sessions
-    const active = yield* sessions.start(token, client)
+    const active = yield* sessions.resolve(token, client).pipe(Effect.map((r) => r.session))
     return Option.flatMap(active, (a) => Session.get(a.session, "count"))
   }))
   console.log("count after 200 concurrent increments on two processes:", Option.getOrNull(count))
@@ -50,7 +50,7 @@ const main = async () => {
   // Log out everywhere on process B: process A, which had the session cached, sees it at once.
   await processB.runPromise(Effect.flatMap(Sessions.Sessions, (s) => s.logOutEverywhere("grace")))
   await new Promise((resolve) => setTimeout(resolve, 100))
-  const onA = await processA.runPromise(Effect.flatMap(Sessions.Sessions, (s) => s.start(token, client)))
+  const onA = await processA.runPromise(Effect.flatMap(Sessions.Sessions, (s) => s.resolve(token, client).pipe(Effect.map((r) => r.session))))
   console.log("process A after logOutEverywhere on B:", Option.isSome(onA) ? "still logged in (wrong)" : "no session")
 
   await processA.dispose()

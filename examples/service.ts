@@ -77,7 +77,7 @@ const program = Effect.gen(function*() {
 
 // The service over the in-memory store. `Sessions.layerMemory(options)` bundles the same with the
 // live SecureRandom and a sweeper; here the parts are spelled out.
-const SessionsLive = Sessions.layer.pipe(
+const SessionsLive = Sessions.layerFromContext.pipe(
   Layer.provide(
     Layer.mergeAll(
       Persistence.layerMemory,

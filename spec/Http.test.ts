@@ -205,7 +205,7 @@ describe("Http: one request, many fibers", () => {
         Http.middleware()
       )
       const store = yield* countedMemory
-      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore().pipe(Layer.provide(store.layer)))))
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer().pipe(Layer.provide(store.layer)))))
       const jar = new CookieJar()
       const r = yield* post(`${url}/fan-out`, jar)
       assert.strictEqual(r.status, 204)
@@ -763,7 +763,7 @@ describe("Http: a session that ends while a request holds it", () => {
         Http.middleware({ goneStatus: 419 })
       )
       const store = yield* countedMemory
-      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore().pipe(Layer.provide(store.layer)))))
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer().pipe(Layer.provide(store.layer)))))
       const jar = new CookieJar()
       yield* post(`${url}/count`, jar)
       const token = jar.get(COOKIE)!
@@ -983,7 +983,7 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
         Http.middleware()
       )
       const store = yield* countedMemory
-      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore(config).pipe(Layer.provide(store.layer)))))
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer(config).pipe(Layer.provide(store.layer)))))
       return { url, arrived, proceed }
     })
 

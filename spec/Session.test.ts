@@ -756,15 +756,15 @@ describe("Session data", () => {
     "setAs/getAs: a Date survives exactly, in memory and through the codec",
     { session: arbSession, key: arbDataKey, date: arbDate },
     ({ date, key, session }) => {
-      const s = Either.getOrThrow(Session.setAs(session, key, date, Schema.Date))
-      assertEquivalent(Either.getOrThrow(pipe(session, Session.setAs(key, date, Schema.Date))), s)
+      const s = Either.getOrThrow(Session.set(session, Session.key(key, Schema.Date), date))
+      assertEquivalent(Either.getOrThrow(pipe(session, Session.set(Session.key(key, Schema.Date), date))), s)
       for (const x of [s, roundTripThroughStore(s)]) {
-        const back = Either.getOrThrow(Session.getAs(x, key, Schema.Date))
+        const back = Either.getOrThrow(Session.get(x, Session.key(key, Schema.Date)))
         assert.isTrue(Option.isSome(back))
         const d = Option.getOrThrow(back)
         assert.instanceOf(d, Date)
         assert.strictEqual(d.getTime(), date.getTime())
-        assertEquivalent(Either.getOrThrow(pipe(x, Session.getAs(key, Schema.Date))), back)
+        assertEquivalent(Either.getOrThrow(pipe(x, Session.get(Session.key(key, Schema.Date)))), back)
       }
     },
     RUNS
@@ -774,9 +774,9 @@ describe("Session data", () => {
     "setAs/getAs: a bigint survives exactly, in memory and through the codec",
     { session: arbSession, key: arbDataKey, n: fc.bigInt({ min: -(2n ** 200n), max: 2n ** 200n }) },
     ({ key, n, session }) => {
-      const s = Either.getOrThrow(Session.setAs(session, key, n, Schema.BigInt))
+      const s = Either.getOrThrow(Session.set(session, Session.key(key, Schema.BigInt), n))
       for (const x of [s, roundTripThroughStore(s)]) {
-        const back = Either.getOrThrow(Session.getAs(x, key, Schema.BigInt))
+        const back = Either.getOrThrow(Session.get(x, Session.key(key, Schema.BigInt)))
         assert.strictEqual(Option.getOrThrow(back), n)
       }
     },
@@ -795,9 +795,9 @@ describe("Session data", () => {
     },
     ({ items, key, owner, placedAt, session, total }) => {
       const cart = new Cart({ owner, total, placedAt, items })
-      const s = Either.getOrThrow(Session.setAs(session, key, cart, Cart))
+      const s = Either.getOrThrow(Session.set(session, Session.key(key, Cart), cart))
       for (const x of [s, roundTripThroughStore(s)]) {
-        const back = Option.getOrThrow(Either.getOrThrow(Session.getAs(x, key, Cart)))
+        const back = Option.getOrThrow(Either.getOrThrow(Session.get(x, Session.key(key, Cart))))
         assert.instanceOf(back, Cart)
         assert.notStrictEqual(back, cart)
         assert.strictEqual(back.owner, owner)
@@ -811,10 +811,10 @@ describe("Session data", () => {
 
   it("getAs: a missing key is Right(None); a value of the wrong shape is Left(ParseError)", () => {
     const s = Session.set(Session.start({ key: "k", tokenKey: "t", now: 0, client: Session.client() }), "n", "not a number")
-    assertEquivalent(Session.getAs(s, "missing", Schema.Date), Either.right(Option.none()))
-    assert.isTrue(Either.isLeft(Session.getAs(s, "n", Schema.BigInt)))
-    assert.isTrue(Either.isLeft(Session.getAs(s, "n", Schema.Date)))
-    assert.isTrue(Either.isLeft(Session.getAs(s, "n", Cart)))
+    assertEquivalent(Session.get(s, Session.key("missing", Schema.Date)), Either.right(Option.none()))
+    assert.isTrue(Either.isLeft(Session.get(s, Session.key("n", Schema.BigInt))))
+    assert.isTrue(Either.isLeft(Session.get(s, Session.key("n", Schema.Date))))
+    assert.isTrue(Either.isLeft(Session.get(s, Session.key("n", Cart))))
   })
 })
 

@@ -240,7 +240,7 @@ describe("SessionCache", () => {
 // ---------------------------------------------------------------------------------------------
 
 const serviceOver = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Layer.succeed(Persistence.Persistence, store), Layer.orDie(SessionConfig.layer(config)), SecureRandom.layerSeeded("cache"))
     )
@@ -254,7 +254,7 @@ describe("SessionCache in the service", () => {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(client)
         const token = Redacted.value(h.token)
-        yield* sessions.flush // start cold
+        yield* sessions.clearCache // start cold
         const before = counted.calls()
         assert.strictEqual((yield* sessions.resolve(token, client)).outcome, "valid")
         const afterFirst = counted.calls()

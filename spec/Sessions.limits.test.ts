@@ -33,7 +33,7 @@ describe("Sessions: maxDataBytes", () => {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
         // exactly at the limit: 100 bytes of JSON
-        const at = yield* sessions.set(h, "k", "x".repeat(withinRecord(100)))
+        const at = yield* Effect.zipRight(sessions.set(h, "k", "x".repeat(withinRecord(100))), sessions.current(h))
         assert.strictEqual(JSON.stringify(at.data).length, 100)
         const before = yield* store.loadSession(h.session.key)
         // one byte more
@@ -54,7 +54,7 @@ describe("Sessions: maxDataBytes", () => {
         yield* sessions.set(h, "k", "é".repeat(46))
         // every write path: update, setAs, modify
         tooLarge(yield* Effect.flip(sessions.update(h, "other", () => "y".repeat(100))))
-        tooLarge(yield* Effect.flip(sessions.setAs(h, "other", new Array<number>(50).fill(1) as ReadonlyArray<number>, Schema.Array(Schema.Number))))
+        tooLarge(yield* Effect.flip(sessions.set(h, Session.key("other", Schema.Array(Schema.Number)), new Array<number>(50).fill(1) as ReadonlyArray<number>)))
         tooLarge(yield* Effect.flip(sessions.modify(h, (s) => Session.set(s, "other", "z".repeat(100)))))
         expect(Object.keys((yield* sessions.current(h)).data)).toStrictEqual(["k"])
       }).pipe(Effect.provide(serviceLayer({ maxDataBytes: 100 }, { store })))
@@ -128,8 +128,8 @@ describe("Sessions: maxDataBytes", () => {
         let accepted = 0
         for (const w of writes) {
           const r = w._tag === "remove"
-            ? yield* Effect.either(sessions.remove(h, w.key))
-            : yield* Effect.either(sessions.set(h, w.key, w.unit.repeat(Math.floor(w.fraction * SessionConfig.MAX_DATA_BYTES_CEILING / w.unit.length))))
+            ? yield* Effect.either(Effect.zipRight(sessions.remove(h, w.key), sessions.current(h)))
+            : yield* Effect.either(Effect.zipRight(sessions.set(h, w.key, w.unit.repeat(Math.floor(w.fraction * SessionConfig.MAX_DATA_BYTES_CEILING / w.unit.length))), sessions.current(h)))
           if (Either.isLeft(r)) {
             tooLarge(r.left)
             continue

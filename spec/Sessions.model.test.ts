@@ -80,7 +80,7 @@ const makeReal = async (maxCacheSize: number, seed: number): Promise<Real> => {
   const clock = time.clock
   const inContext = <A, E>(effect: Effect.Effect<A, E>) =>
     effect.pipe(Effect.withClock(clock), Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.None))
-  const layer = Sessions.layer.pipe(
+  const layer = Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Persistence.layerMemory, Layer.orDie(SessionConfig.layer(config(maxCacheSize))), SecureRandom.layerSeeded(seed))
     )
@@ -190,7 +190,7 @@ class Set extends OnSession {
   }
   async run(m: Model, r: Real) {
     const { i, s } = this.pick(m)
-    const res = await r.run(r.sessions.set(r.handles[i]!, this.key, this.value))
+    const res = await r.run(Effect.zipRight(r.sessions.set(r.handles[i]!, this.key, this.value), r.sessions.current(r.handles[i]!)))
     if (!settle(m, s)) return expectGone(res, `set #${i}`)
     s.data[this.key] = this.value
     s.lastAccess = m.now

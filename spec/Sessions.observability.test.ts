@@ -6,7 +6,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock, Tracer } from "effect"
 import { createHash } from "node:crypto"
 // Sessions.js must be imported before internal/sessions.js: the two modules import each other, and
-// loading the internal one first leaves `makeSessions` undefined in `Sessions.layerWithCache`
+// loading the internal one first leaves `makeSessions` undefined in `Sessions.layerFromContext`
 // (reported to the lead).
 import * as Sessions from "../src/Sessions.js"
 import { metrics } from "../src/internal/sessions.js"
@@ -145,7 +145,7 @@ const lenient = (inner: Persistence.PersistenceShape): Persistence.PersistenceSh
 }
 
 const serviceOver = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(Layer.succeed(Persistence.Persistence, store), Layer.orDie(SessionConfig.layer(config)), SecureRandom.layerSeeded("obs"))
     )
@@ -203,12 +203,12 @@ const scenario = (into: Captured, state: { down: boolean; corruptOnce: boolean }
     yield* failing(sessions.logIn(idler, "bob"))
     // a corrupt record
     const corrupt = keep(yield* sessions.create(browser))
-    yield* sessions.flush
+    yield* sessions.clearCache
     state.corruptOnce = true
     assert.strictEqual((yield* sessions.resolve(tok(corrupt), browser)).outcome, "missing")
     // the store goes down
     const last = keep(yield* sessions.create(browser))
-    yield* sessions.flush
+    yield* sessions.clearCache
     state.down = true
     yield* failing(sessions.resolve(tok(last), browser))
     yield* failing(sessions.resolve(tok(h5), browser, { create: true }))
@@ -311,7 +311,7 @@ describe("Sessions observability", () => {
         Effect.gen(function*() {
           const sessions = yield* Sessions.Sessions
           const h = yield* sessions.create(browser)
-          yield* sessions.flush
+          yield* sessions.clearCache
           yield* sessions.resolve(tok(h), browser) // from the store: traced
           yield* sessions.set(h, "k", 1)
           const h2 = yield* sessions.logIn(h, "ada")
@@ -347,7 +347,7 @@ describe("Sessions observability", () => {
         const b = yield* sessions.create(browser)
         const c = yield* sessions.create(browser)
         yield* sessions.resolve(tok(a), browser) // hit
-        yield* sessions.flush
+        yield* sessions.clearCache
         yield* sessions.resolve(tok(a), browser) // miss
         yield* sessions.resolve(tok(b), elsewhere) // anomaly (ip)
         yield* sessions.resolve(tok(c), Session.client({ ip: "198.51.100.7", userAgent: "curl/8" })) // anomaly (user agent)

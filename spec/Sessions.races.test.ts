@@ -176,7 +176,7 @@ const scheduled = (s: fc.Scheduler, store: Persistence.PersistenceShape, gate: {
 
 /** A service over `store` (live SecureRandom: runs that share a store never share a token). */
 const service = (store: Persistence.PersistenceShape, maxCacheSize: number) =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(
         Layer.succeed(Persistence.Persistence, store),

@@ -87,10 +87,10 @@ describe("Sessions: basics", () => {
       deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: 2 })
       // typed values
       const When = Schema.Date
-      yield* sessions.setAs(h, "when", new Date(86_400_000), When)
-      const when = yield* sessions.getAs(h, "when", When)
+      yield* sessions.set(h, Session.key("when", When), new Date(86_400_000))
+      const when = yield* sessions.get(h, Session.key("when", When))
       assert.strictEqual(Option.getOrThrow(when).getTime(), 86_400_000)
-      const bad = yield* Effect.flip(sessions.getAs(h, "n", Schema.String))
+      const bad = yield* Effect.flip(sessions.get(h, Session.key("n", Schema.String)))
       assert.strictEqual(bad._tag, "SessionDataError")
       // a fresh resolve sees everything
       const again = someSession(yield* sessions.resolve(tok(h), browser))
@@ -326,7 +326,7 @@ describe("Sessions: sweeper", () => {
       // A sweep interval longer than any retention a store keeps dead records for (the built-in
       // stores: minutes), so that what died before a sweep is gone after it.
       const config = SessionConfig.layer({ idleTimeout: "5 seconds", gracePeriod: "1 second", sweepInterval: "2 hours" })
-      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+      const env = Layer.mergeAll(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
         Layer.provide(Layer.mergeAll(Layer.succeed(Persistence.Persistence, counted.store), Layer.orDie(config), SecureRandom.layerSeeded("sweep")))
       )
       const hour = 60 * 60_000
@@ -371,7 +371,7 @@ describe("Sessions: sweeper", () => {
         })
       }
       const counted = Persistence.counted(flaky)
-      const env = Layer.mergeAll(Sessions.layer, Sessions.layerSweeper).pipe(
+      const env = Layer.mergeAll(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
         Layer.provide(Layer.mergeAll(
           Layer.succeed(Persistence.Persistence, counted.store),
           Layer.orDie(SessionConfig.layer({ idleTimeout: "1 minute", sweepInterval: "10 seconds" })),
@@ -412,7 +412,7 @@ describe("Sessions: store failures", () => {
         const withCreate = yield* Effect.exit(sessions.resolve(strangerToken, browser, { create: true }))
         assert.isTrue(Exit.isFailure(withCreate), "no fresh session handed out silently")
         assert.strictEqual(counted.calls().create ?? 0, 0)
-        const viaStart = yield* Effect.flip(sessions.start(strangerToken, browser, { create: true }))
+        const viaStart = yield* Effect.flip(sessions.resolve(strangerToken, browser, { create: true }).pipe(Effect.map((r) => r.session)))
         assert.strictEqual(viaStart._tag, "SessionStoreError")
       }).pipe(Effect.provide(serviceLayer({ maxCacheSize: 0 }, { store: counted.store })))
     }))
@@ -525,7 +525,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
       assert.strictEqual(Object.keys(data).length, 1000)
       for (let i = 0; i < 1000; i++) assert.strictEqual(data[`k${i}`], i)
       // and the store agrees (flush the cache, read again)
-      yield* sessions.flush
+      yield* sessions.clearCache
       const r = someSession(yield* sessions.resolve(tok(h), browser))
       assert.strictEqual(Object.keys(r.session.data).length, 1000)
     }).pipe(Effect.provide(serviceLayer())))

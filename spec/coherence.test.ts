@@ -80,7 +80,7 @@ const makeProcess = (
   Effect.gen(function*() {
     const raw = Context.get(yield* Layer.buildWithScope(storeLayer, scope), Persistence.Persistence)
     const counted = Persistence.counted(wrap(raw))
-    const service = Sessions.layerStore(config).pipe(
+    const service = Sessions.layer(config).pipe(
       Layer.provide(Layer.succeed(Persistence.Persistence, counted.store)),
       Layer.provide(loader)
     )

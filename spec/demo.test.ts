@@ -23,7 +23,7 @@ interface Running {
 }
 
 const serve = async (
-  sessions: Layer.Layer<Sessions.Sessions | SessionConfig.SessionConfig, unknown>
+  sessions: Layer.Layer<Sessions.Sessions, unknown>
 ): Promise<Running> => {
   const layer = HttpServer.serve(app).pipe(
     Layer.provide(sessions),
@@ -473,7 +473,7 @@ describe("demo: a store failure", () => {
         }
       })
     )
-    server = await serve(Sessions.layerStore({ maxCacheSize: 0 }).pipe(Layer.provide(flaky)))
+    server = await serve(Sessions.layer({ maxCacheSize: 0 }).pipe(Layer.provide(flaky)))
   })
   afterAll(() => server.close())
 

@@ -198,7 +198,7 @@ describe("memory store capacity", () => {
       const sessions = yield* Sessions.Sessions
       const handles: Array<Sessions.ActiveSession> = []
       for (let i = 0; i < 5; i++) handles.push(yield* sessions.create(client))
-      yield* sessions.flush // the local cache would still answer for evicted sessions
+      yield* sessions.clearCache // the local cache would still answer for evicted sessions
       const alive: Array<boolean> = []
       for (const h of handles) alive.push(Option.isSome((yield* sessions.resolve(tok(h), client)).session))
       deepStrictEqual(alive, [false, false, true, true, true])
@@ -263,7 +263,7 @@ const badRecordSuite = (
       Effect.gen(function*() {
         const lines: Array<Line> = []
         const sessions = Context.get(
-          yield* Layer.build(Sessions.layerStore(serviceConfig).pipe(Layer.provide(storeLayer()))),
+          yield* Layer.build(Sessions.layer(serviceConfig).pipe(Layer.provide(storeLayer()))),
           Sessions.Sessions
         )
         const user = `victim-${uid("u")}`
@@ -414,7 +414,7 @@ await withService("Redis", redisUrl, () => {
       Effect.gen(function*() {
         const sessions = Context.get(
           yield* Layer.build(
-            Sessions.layerStore({ ...serviceConfig, hashIdsAtRest: false }).pipe(
+            Sessions.layer({ ...serviceConfig, hashIdsAtRest: false }).pipe(
               Layer.provide(RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer)))
             )
           ),
@@ -437,7 +437,7 @@ await withService("Redis", redisUrl, () => {
         assert.include(text, "ReplyError", "the class name is kept")
         for (const s of secrets(h, user, value)) assert.notInclude(text, s)
         // The script checked the index before writing: nothing changed, the session still answers.
-        yield* sessions.flush // from the store, not the local cache
+        yield* sessions.clearCache // from the store, not the local cache
         const after = yield* sessions.resolve(tok(h), client)
         assert.strictEqual(after.outcome, "valid", "the failed log-in wrote nothing (no half-done rotation)")
         assert.isTrue(Option.isNone(Option.flatMap(after.session, (a) => a.session.userId)))

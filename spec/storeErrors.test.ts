@@ -104,14 +104,14 @@ await withService("PostgreSQL", postgresUrl, () => {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.create(client)
       yield* sessions.set(h, "k", "v")
-      yield* sessions.flush // the next read goes to PostgreSQL
+      yield* sessions.clearCache // the next read goes to PostgreSQL
       const r = yield* sessions.resolve(Redacted.value(h.token), client)
       return Option.map(r.session, (s) => s.session.data["k"])
     })
 
     it.effect("reads DATABASE_URL from the ConfigProvider and gives a working store", () =>
       roundTrip.pipe(
-        Effect.provide(Sessions.layerStore({ maxCacheSize: 0 }).pipe(
+        Effect.provide(Sessions.layer({ maxCacheSize: 0 }).pipe(
           Layer.provide(PgStore.layerConfig({ tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))),
           Layer.orDie
         )),
@@ -121,7 +121,7 @@ await withService("PostgreSQL", postgresUrl, () => {
 
     it.effect("takes the url config it is given instead of DATABASE_URL", () =>
       roundTrip.pipe(
-        Effect.provide(Sessions.layerStore({ maxCacheSize: 0 }).pipe(
+        Effect.provide(Sessions.layer({ maxCacheSize: 0 }).pipe(
           Layer.provide(
             PgStore.layerConfig({ tablePrefix: prefix, url: Config.redacted("MY_PG") }).pipe(Layer.provide(SecureRandom.layer))
           ),

@@ -1,5 +1,5 @@
 /**
- * The versioned JSON codec of stored records (the seed's MarshalJSON / UnmarshalJSON), built
+ * The versioned JSON codec of stored records (rivo/sessions' MarshalJSON / UnmarshalJSON), built
  * from Schema: exact round trips, and a typed {@link CodecError} — never a throw — for any
  * malformed input.
  *

@@ -82,7 +82,7 @@ const BASE62_LIMIT = 248
 
 /**
  * A random base62 string of `length` characters, uniformly distributed: bytes ≥ 248 are
- * rejected instead of being folded with a modulo (the seed's `RandomID` is biased that way).
+ * rejected instead of being folded with a modulo (rivo/sessions' `RandomID` is biased that way).
  *
  * @since 0.1.0
  * @category constructors
@@ -104,7 +104,7 @@ export const randomId = (length: number): Effect.Effect<string, never, SecureRan
     }))
 
 /**
- * The epoch of cuids: 2017-01-01T00:00:00Z, as in the seed.
+ * The epoch of cuids: 2017-01-01T00:00:00Z, as in rivo/sessions.
  *
  * @since 0.1.0
  * @category constants
@@ -152,7 +152,7 @@ interface CuidState {
  * Builds a cuid generator with its own state. `machine` is the 16-bit machine hash (default: a
  * hash of the host name and process ID).
  *
- * Layout, after the seed: 40 bits of milliseconds since 2017-01-01, then 16 bits of machine
+ * Layout, after rivo/sessions: 40 bits of milliseconds since 2017-01-01, then 16 bits of machine
  * hash, then an 8-bit counter that spills into the machine hash. Within one generator the IDs
  * are strictly increasing: when the 24 low bits run out within one millisecond, or the clock
  * steps back, the time field moves on by one millisecond instead of repeating.

@@ -172,11 +172,13 @@ export class Session extends Data.TaggedClass("Session")<{
   readonly version: number
 }> implements Pipeable {
   /** `session.pipe(Session.set("k", 1), Session.logIn("u"))` */
-  pipe() {
-    // eslint-disable-next-line prefer-rest-params
-    return pipeArguments(this, arguments)
-  }
+  declare pipe: Pipeable["pipe"]
 }
+// On the prototype (an own property would take part in structural equality).
+Session.prototype.pipe = function(this: Session) {
+  // eslint-disable-next-line prefer-rest-params
+  return pipeArguments(this, arguments)
+} as Pipeable["pipe"]
 
 /**
  * A rotated-away token: it resolves to its session until `expiresAt`, and carries the successor
@@ -204,11 +206,13 @@ export class Redirect extends Data.TaggedClass("Redirect")<{
   readonly sealedSuccessor: string
 }> implements Pipeable {
   /** Pipes the redirect through functions. */
-  pipe() {
-    // eslint-disable-next-line prefer-rest-params
-    return pipeArguments(this, arguments)
-  }
+  declare pipe: Pipeable["pipe"]
 }
+// On the prototype (an own property would take part in structural equality).
+Redirect.prototype.pipe = function(this: Redirect) {
+  // eslint-disable-next-line prefer-rest-params
+  return pipeArguments(this, arguments)
+} as Pipeable["pipe"]
 
 /**
  * What the store holds under a token key.
@@ -345,7 +349,7 @@ export type ExpiryReason = "idle" | "absolute" | "grace"
 export type AnomalyKind = "ip" | "userAgent"
 
 /**
- * The decision for a request, in the order of the rules (DESIGN §3).
+ * The decision for a request, in the order of the rules (README, "The timing rules").
  *
  * @since 0.1.0
  * @category models
@@ -468,7 +472,7 @@ export const decide = (
 }
 
 /**
- * Attaches a user (the seed's `LogIn`). The service rotates the token at the same time, against
+ * Attaches a user (rivo/sessions' `LogIn`). The service rotates the token at the same time, against
  * session fixation.
  *
  * @since 0.1.0
@@ -480,7 +484,7 @@ export const logIn: {
 } = dual(2, (self: Session, userId: string): Session => copy(self, { userId: Option.some(userId) }))
 
 /**
- * Detaches the user (the seed's `LogOut`); the data stays. The service rotates the token.
+ * Detaches the user (rivo/sessions' `LogOut`); the data stays. The service rotates the token.
  *
  * @since 0.1.0
  * @category combinators
@@ -488,81 +492,181 @@ export const logIn: {
 export const logOut = (self: Session): Session => copy(self, { userId: Option.none() })
 
 /**
- * The value under `key`.
+ * A typed session key: a name and the Schema its value is stored through. `get` decodes with it,
+ * `set` and `update` encode with it, so a value of the wrong type is a compile error and a stored
+ * value that no longer decodes is a typed error (`ParseError` here, `SessionDataError` on the
+ * service). Plain string keys with JSON values remain for the untyped case.
+ *
+ * @since 0.1.0
+ * @category models
+ * @example
+ * ```ts
+ * import { Schema } from "effect"
+ * import { Session } from "effect-sessions"
+ *
+ * const Visits = Session.key("visits", Schema.Number)
+ * const LastSeen = Session.key("lastSeen", Schema.Date) // stored as an ISO string
+ * ```
+ */
+export interface Key<A> extends Pipeable {
+  readonly [KeyTypeId]: KeyTypeId
+  /** The name the value is stored under in the session's data. */
+  readonly name: string
+  /** The Schema from the stored JSON to `A` (its encoded side is JSON, checked by {@link key}). */
+  readonly schema: Schema.Schema<A, any>
+}
+
+/**
+ * The type id of {@link Key}.
+ *
+ * @since 0.1.0
+ * @category type ids
+ */
+export const KeyTypeId: unique symbol = Symbol.for("effect-sessions/Session/Key")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type KeyTypeId = typeof KeyTypeId
+
+const KeyProto = {
+  [KeyTypeId]: KeyTypeId,
+  pipe() {
+    // eslint-disable-next-line prefer-rest-params
+    return pipeArguments(this, arguments)
+  }
+}
+
+/**
+ * A typed key: `name`, stored through `schema` (whose encoded side must be JSON).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const key = <A, I extends Json>(name: string, schema: Schema.Schema<A, I>): Key<A> => {
+  const k = Object.create(KeyProto) as { -readonly [P in keyof Key<A>]: Key<A>[P] }
+  k.name = name
+  k.schema = schema
+  return k
+}
+
+/**
+ * Whether a value is a {@link Key}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isKey = (u: unknown): u is Key<unknown> => typeof u === "object" && u !== null && KeyTypeId in u
+
+/**
+ * A key of session data: a plain string (the value is any JSON) or a typed {@link Key}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type KeyLike = string | Key<any>
+
+/**
+ * The name a key is stored under.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const keyName = (k: KeyLike): string => typeof k === "string" ? k : k.name
+
+const getRaw = (self: Session, name: string): Option.Option<Json> =>
+  Object.prototype.hasOwnProperty.call(self.data, name) ? Option.some(self.data[name]!) : Option.none()
+
+const decodeAt = <A>(k: Key<A>, raw: Option.Option<Json>): Either.Either<Option.Option<A>, ParseError> =>
+  Option.isNone(raw) ? Either.right(Option.none()) : Either.map(Schema.decodeUnknownEither(k.schema)(raw.value), Option.some)
+
+const setRaw = (self: Session, name: string, value: Json): Session => copy(self, { data: { ...self.data, [name]: value } })
+
+const encodeTo = <A>(self: Session, k: Key<A>, value: A): Either.Either<Session, ParseError> =>
+  Either.map(Schema.encodeEither(k.schema)(value), (encoded) => setRaw(self, k.name, encoded as Json))
+
+/**
+ * The value under `key`. With a typed {@link Key} it is decoded through the key's Schema (so
+ * Dates, bigints and classes come back as themselves), and a stored value that does not decode
+ * is a `ParseError`.
  *
  * @since 0.1.0
  * @category getters
  */
 export const get: {
+  <A>(key: Key<A>): (self: Session) => Either.Either<Option.Option<A>, ParseError>
   (key: string): (self: Session) => Option.Option<Json>
+  <A>(self: Session, key: Key<A>): Either.Either<Option.Option<A>, ParseError>
   (self: Session, key: string): Option.Option<Json>
-} = dual(2, (self: Session, key: string): Option.Option<Json> =>
-  Object.prototype.hasOwnProperty.call(self.data, key) ? Option.some(self.data[key]!) : Option.none())
+} = dual(2, (self: Session, k: KeyLike): any =>
+  typeof k === "string" ? getRaw(self, k) : decodeAt(k, getRaw(self, k.name)))
 
 /**
- * The value under `key`, decoded with a caller's Schema (so Dates, bigints and classes come back
- * as themselves). A value that does not decode is a `ParseError`.
- *
- * @since 0.1.0
- * @category getters
- */
-export const getAs: {
-  <A, I extends Json>(key: string, schema: Schema.Schema<A, I>): (self: Session) => Either.Either<Option.Option<A>, ParseError>
-  <A, I extends Json>(self: Session, key: string, schema: Schema.Schema<A, I>): Either.Either<Option.Option<A>, ParseError>
-} = dual(3, <A, I extends Json>(self: Session, key: string, schema: Schema.Schema<A, I>): Either.Either<Option.Option<A>, ParseError> => {
-  const raw = get(self, key)
-  if (Option.isNone(raw)) return Either.right(Option.none())
-  return Either.map(Schema.decodeUnknownEither(schema)(raw.value), Option.some)
-})
-
-/**
- * Sets `key` to a JSON value.
+ * Sets `key`. With a typed {@link Key} the value is encoded through the key's Schema, and a
+ * value it refuses is a `ParseError`.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const set: {
+  <A>(key: Key<A>, value: NoInfer<A>): (self: Session) => Either.Either<Session, ParseError>
   (key: string, value: Json): (self: Session) => Session
+  <A>(self: Session, key: Key<A>, value: NoInfer<A>): Either.Either<Session, ParseError>
   (self: Session, key: string, value: Json): Session
-} = dual(3, (self: Session, key: string, value: Json): Session => copy(self, { data: { ...self.data, [key]: value } }))
+} = dual(3, (self: Session, k: KeyLike, value: any): any =>
+  typeof k === "string" ? setRaw(self, k, value) : encodeTo(self, k, value))
 
 /**
- * Sets `key` to a value encoded with a caller's Schema.
+ * Replaces the value under `key` with `f(old)`. With a typed {@link Key}, `old` is decoded and
+ * the new value encoded through the key's Schema (a failure of either is a `ParseError`).
  *
  * @since 0.1.0
  * @category combinators
  */
-export const setAs: {
-  <A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>): (self: Session) => Either.Either<Session, ParseError>
-  <A, I extends Json>(self: Session, key: string, value: A, schema: Schema.Schema<A, I>): Either.Either<Session, ParseError>
-} = dual(4, <A, I extends Json>(self: Session, key: string, value: A, schema: Schema.Schema<A, I>): Either.Either<Session, ParseError> =>
-  Either.map(Schema.encodeEither(schema)(value), (encoded) => set(self, key, encoded)))
+export const update: {
+  <A>(key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): (self: Session) => Either.Either<Session, ParseError>
+  (key: string, f: (old: Option.Option<Json>) => Json): (self: Session) => Session
+  <A>(self: Session, key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): Either.Either<Session, ParseError>
+  (self: Session, key: string, f: (old: Option.Option<Json>) => Json): Session
+} = dual(3, (self: Session, k: KeyLike, f: (old: Option.Option<any>) => any): any =>
+  typeof k === "string"
+    ? setRaw(self, k, f(getRaw(self, k)))
+    : Either.flatMap(decodeAt(k, getRaw(self, k.name)), (old) => encodeTo(self, k, f(old))))
 
 /**
- * Removes `key` (the seed's `Delete`). Returns the same value when the key is absent.
+ * Removes `key` (rivo/sessions' `Delete`). Returns the same value when the key is absent.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const remove: {
-  (key: string): (self: Session) => Session
-  (self: Session, key: string): Session
-} = dual(2, (self: Session, key: string): Session => {
-  if (!Object.prototype.hasOwnProperty.call(self.data, key)) return self
-  const { [key]: _removed, ...data } = self.data
+  (key: KeyLike): (self: Session) => Session
+  (self: Session, key: KeyLike): Session
+} = dual(2, (self: Session, k: KeyLike): Session => {
+  const name = keyName(k)
+  if (!Object.prototype.hasOwnProperty.call(self.data, name)) return self
+  const { [name]: _removed, ...data } = self.data
   return copy(self, { data })
 })
 
 /**
- * Removes `key` and returns its value (the seed's `GetAndDelete`).
+ * Removes `key` and returns its value (rivo/sessions' `GetAndDelete`). With a typed
+ * {@link Key} the value is decoded first; one that does not decode is a `ParseError` (and
+ * nothing is removed).
  *
  * @since 0.1.0
  * @category combinators
  */
 export const pop: {
+  <A>(key: Key<A>): (self: Session) => Either.Either<readonly [Option.Option<A>, Session], ParseError>
   (key: string): (self: Session) => readonly [Option.Option<Json>, Session]
+  <A>(self: Session, key: Key<A>): Either.Either<readonly [Option.Option<A>, Session], ParseError>
   (self: Session, key: string): readonly [Option.Option<Json>, Session]
-} = dual(2, (self: Session, key: string): readonly [Option.Option<Json>, Session] => [get(self, key), remove(self, key)])
+} = dual(2, (self: Session, k: KeyLike): any =>
+  typeof k === "string"
+    ? [getRaw(self, k), remove(self, k)] as const
+    : Either.map(decodeAt(k, getRaw(self, k.name)), (value) => [value, remove(self, k)] as const))
 
 /**
  * Rebinds the session to a client (after an accepted change), returning the same value when

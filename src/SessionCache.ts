@@ -25,7 +25,7 @@ export interface SessionCacheShape {
   readonly get: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>>
   readonly set: (tokenKey: string, record: TokenRecord) => Effect.Effect<void>
   readonly invalidate: (tokenKey: string) => Effect.Effect<void>
-  /** Empties the cache (the seed's PurgeSessions; nothing is pending, since every change is written through). */
+  /** Empties the cache (rivo/sessions' PurgeSessions; nothing is pending, since every change is written through). */
   readonly clear: Effect.Effect<void>
   readonly size: Effect.Effect<number>
   /** Token keys from least to most recently used (for tests). */

@@ -19,7 +19,7 @@ import { DEFAULT_TOKEN_BYTES, MIN_TOKEN_BYTES } from "./Ids.js"
 export type SameSite = "lax" | "strict" | "none"
 
 /**
- * Levels of accepted IP change (the seed's `AcceptRemoteIP`): `1` accepts any change; `2`, `3`
+ * Levels of accepted IP change (rivo/sessions' `AcceptRemoteIP`): `1` accepts any change; `2`, `3`
  * and `4` require the first 1, 2 or 3 octets of an IPv4 address to stay the same (and the
  * first {@link SessionConfigShape.ipv6PrefixLength} bits of an IPv6 address).
  *
@@ -29,7 +29,7 @@ export type SameSite = "lax" | "strict" | "none"
 export type AcceptRemoteIp = 1 | 2 | 3 | 4
 
 /**
- * Attributes of the session cookie (the seed's `SessionCookie` and `NewSessionCookie`).
+ * Attributes of the session cookie (rivo/sessions' `SessionCookie` and `NewSessionCookie`).
  *
  * @since 0.1.0
  * @category models
@@ -62,7 +62,7 @@ export interface CookieSettings {
  * @category models
  */
 export interface SessionConfigShape {
-  /** The session cookie (replaces the seed's SessionCookie / NewSessionCookie). */
+  /** The session cookie (replaces rivo/sessions' SessionCookie / NewSessionCookie). */
   readonly cookie: CookieSettings
   /** A session unused this long dies. Default 30 minutes (replaces SessionExpiry). */
   readonly idleTimeout: Duration.Duration
@@ -74,7 +74,7 @@ export interface SessionConfigShape {
   readonly gracePeriod: Duration.Duration
   /** Accepted IP change, 1–4. Default 1: any change (mobile clients change networks) (replaces AcceptRemoteIP). */
   readonly acceptRemoteIp: AcceptRemoteIp
-  /** IPv6 bits that must stay when `acceptRemoteIp` > 1, 0–128. Default 64 (new: the seed ignores IPv6). */
+  /** IPv6 bits that must stay when `acceptRemoteIp` > 1, 0–128. Default 64 (new: rivo/sessions ignores IPv6). */
   readonly ipv6PrefixLength: number
   /** Whether a changed user agent is accepted. Default `false`: it destroys the session (replaces AcceptChangingUserAgent). */
   readonly acceptChangingUserAgent: boolean

@@ -7,16 +7,16 @@
  * @since 0.1.0
  * @module
  */
-import type { Duration, Redacted } from "effect"
-import { Context, Data, Effect, Layer, Option, Schedule } from "effect"
+import type { Duration, Either, Redacted } from "effect"
+import { Config, Context, Data, Effect, Layer, Option, Schedule } from "effect"
+import type { ConfigError } from "effect/ConfigError"
 import type { ParseError } from "effect/ParseResult"
-import type { Schema } from "effect"
 import { makeSessions } from "./internal/sessions.js"
 import { Persistence, type SessionStoreError } from "./Persistence.js"
 import * as Persistence_ from "./Persistence.js"
 import { SecureRandom } from "./SecureRandom.js"
 import * as SecureRandom_ from "./SecureRandom.js"
-import type { Client, Json, Session } from "./Session.js"
+import type { Client, Json, Key, KeyLike, Session } from "./Session.js"
 import * as SessionCache from "./SessionCache.js"
 import { SessionConfig } from "./SessionConfig.js"
 import * as SessionConfig_ from "./SessionConfig.js"
@@ -184,7 +184,24 @@ export class UserLoaderError extends Data.TaggedError("UserLoaderError")<{
 export type SessionError = SessionStoreError | SessionGoneError | SessionConflictError | SessionDataError
 
 /**
- * Optional: loads the user object for a session's user ID (the seed's `LoadUser`). Results —
+ * Errors of a read through a handle: the store failed, or the handle's session is gone.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionReadError = SessionStoreError | SessionGoneError
+
+/**
+ * Errors of a write that cannot grow the data (`remove`, `pop`, `destroy`, rotations): a read's,
+ * or the compare-and-set kept losing.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionWriteError = SessionStoreError | SessionGoneError | SessionConflictError
+
+/**
+ * Optional: loads the user object for a session's user ID (rivo/sessions' `LoadUser`). Results —
  * a user, or "not found" — are cached per user ID in each process, at most `cache.capacity`
  * users (default 10,000; the least recently used go first) for at most `cache.timeToLive`
  * (default 5 minutes), and forgotten in every process that shares the store by
@@ -206,6 +223,8 @@ export class UserLoader extends Context.Tag("effect-sessions/UserLoader")<UserLo
  * @category models
  */
 export interface SessionsShape {
+  /** The validated configuration the service runs with (the HTTP edge reads the cookie settings here). */
+  readonly config: SessionConfig_.SessionConfigShape
   /**
    * Resolves a request's token by the timing rules (README, "The timing rules") and says what to
    * do with the cookie. With `create`, a request without a valid session gets a new one. The hot
@@ -218,61 +237,62 @@ export interface SessionsShape {
     client: Client,
     options?: { readonly create?: boolean }
   ) => Effect.Effect<Resolution, SessionStoreError>
-  /** {@link resolve} reduced to the session (the seed's `Start`). */
-  readonly start: (
-    token: string | undefined,
-    client: Client,
-    options?: { readonly create?: boolean }
-  ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
   /** A new session for a client. */
   readonly create: (client: Client) => Effect.Effect<ActiveSession, SessionStoreError>
   /** The latest value of the session the handle's token still leads to (cache, then store). */
-  readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionError>
-  /** The value under `key`. */
-  readonly get: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
-  /** The value under `key`, decoded with a caller's schema. */
-  readonly getAs: <A, I extends Json>(
-    handle: ActiveSession,
-    key: string,
-    schema: Schema.Schema<A, I>
-  ) => Effect.Effect<Option.Option<A>, SessionError | SessionDataError>
-  /** Sets `key` (written through). */
-  readonly set: (handle: ActiveSession, key: string, value: Json) => Effect.Effect<Session, SessionError>
-  /** Sets `key` to a value encoded with a caller's schema. */
-  readonly setAs: <A, I extends Json>(
-    handle: ActiveSession,
-    key: string,
-    value: A,
-    schema: Schema.Schema<A, I>
-  ) => Effect.Effect<Session, SessionError | SessionDataError>
-  /** Removes `key`. */
-  readonly remove: (handle: ActiveSession, key: string) => Effect.Effect<Session, SessionError>
-  /** Removes `key` and returns its value (the seed's GetAndDelete). */
-  readonly pop: (handle: ActiveSession, key: string) => Effect.Effect<Option.Option<Json>, SessionError>
+  readonly current: (handle: ActiveSession) => Effect.Effect<Session, SessionReadError>
+  /**
+   * The value under `key`: JSON for a string key; for a typed key ({@link Session.key}) decoded
+   * through its Schema, and a `SessionDataError` when the stored value no longer decodes.
+   */
+  readonly get: {
+    <A>(handle: ActiveSession, key: Key<A>): Effect.Effect<Option.Option<A>, SessionReadError | SessionDataError>
+    (handle: ActiveSession, key: string): Effect.Effect<Option.Option<Json>, SessionReadError>
+  }
+  /** Sets `key` (written through; a typed key encodes the value through its Schema). */
+  readonly set: {
+    <A>(handle: ActiveSession, key: Key<A>, value: NoInfer<A>): Effect.Effect<void, SessionError>
+    (handle: ActiveSession, key: string, value: Json): Effect.Effect<void, SessionError>
+  }
+  /** Removes `key` (a no-op when it is absent). */
+  readonly remove: (handle: ActiveSession, key: KeyLike) => Effect.Effect<void, SessionWriteError>
+  /** Removes `key` and returns its value (rivo/sessions' `GetAndDelete`). */
+  readonly pop: {
+    <A>(handle: ActiveSession, key: Key<A>): Effect.Effect<Option.Option<A>, SessionWriteError | SessionDataError>
+    (handle: ActiveSession, key: string): Effect.Effect<Option.Option<Json>, SessionWriteError>
+  }
   /** Atomically replaces the value under `key` with `f(old)` and returns the new value (counters). */
-  readonly update: (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json) => Effect.Effect<Json, SessionError>
-  /** Atomically applies a pure change to the session. Re-applied on the latest value after a lost race. */
-  readonly modify: (handle: ActiveSession, f: (session: Session) => Session) => Effect.Effect<Session, SessionError>
+  readonly update: {
+    <A>(handle: ActiveSession, key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): Effect.Effect<A, SessionError>
+    (handle: ActiveSession, key: string, f: (old: Option.Option<Json>) => Json): Effect.Effect<Json, SessionError>
+  }
+  /**
+   * Atomically applies a pure change to the session (several keys in one step) and returns the
+   * new session. `f` may return an `Either` (what the typed `Session.set` gives); a `ParseError`
+   * fails with a `SessionDataError` and changes nothing. Re-applied on the latest value after a
+   * lost race.
+   */
+  readonly modify: (handle: ActiveSession, f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
   /**
    * Replaces the token now. By default the old one follows for the grace period (periodic
    * hygiene: requests in flight keep the session); with `grace: false` it dies at once — after a
    * privilege change such as a step-up (MFA, sudo mode), where a copy of the old token must not
    * share the new privileges.
    */
-  readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionError>
+  readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
   readonly logIn: (
     handle: ActiveSession,
     userId: string,
     options?: { readonly exclusive?: boolean; readonly client?: Client }
-  ) => Effect.Effect<ActiveSession, SessionError>
+  ) => Effect.Effect<ActiveSession, SessionWriteError>
   /**
    * Detaches the user and rotates the token with no grace period. The data stays by default
    * (`keepData: true`, as in rivo/sessions): a cart or preferences survive the log-out, and
    * anything tied to the user should live in the user's records, not in the session. With
    * `keepData: false` the data is cleared too (a shared computer, data that belongs to the user).
    */
-  readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionError>
+  readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Ends every session of a user; returns how many ended. */
   readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
   /** The live sessions of a user. */
@@ -283,11 +303,11 @@ export interface SessionsShape {
    * Ends the session the handle's token leads to. Gone (and nothing is deleted) when that token
    * was retired meanwhile: a dead handle never ends the session someone else now holds.
    */
-  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionStoreError | SessionGoneError | SessionConflictError>
-  /** Empties the local cache (nothing is pending: every change was written through). */
-  readonly flush: Effect.Effect<void>
+  readonly destroy: (handle: ActiveSession) => Effect.Effect<void, SessionWriteError>
+  /** Empties this process's cache (nothing is lost: every change was written through). */
+  readonly clearCache: Effect.Effect<void>
   /** The user object of the session's user, through the {@link UserLoader} in context (none without one). */
-  readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionError | UserLoaderError>
+  readonly user: (handle: ActiveSession) => Effect.Effect<Option.Option<unknown>, SessionReadError | UserLoaderError>
   /**
    * Drops the cached user object of a user in this process and in every other process sharing
    * the store (through its invalidation channel, which carries a hash of the ID), so that the
@@ -305,39 +325,71 @@ export interface SessionsShape {
  */
 export class Sessions extends Context.Tag("effect-sessions/Sessions")<Sessions, SessionsShape>() {}
 
-/**
- * The service over the `Persistence`, `SessionCache`, `SessionConfig` and `SecureRandom` in
- * context. Scoped: it listens to the store's invalidations from other processes while it lives.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWithCache: Layer.Layer<
+const service: Layer.Layer<Sessions, never, Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom> = Layer.scoped(
   Sessions,
-  never,
-  Persistence | SessionCache.SessionCache | SessionConfig | SecureRandom
-> = Layer.scoped(Sessions, Effect.suspend(() => makeSessions)) // suspended: the modules import each other
+  Effect.suspend(() => makeSessions) // suspended: the modules import each other
+)
 
 /**
- * The service with its cache built from the configuration.
+ * The service over the `Persistence`, `SessionConfig` and `SecureRandom` in context (its cache
+ * sized by the configuration), without the sweeper: for tests that swap in a seeded
+ * `SecureRandom` or a configuration of their own. Scoped: it listens to the store's
+ * invalidations from other processes while it lives.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | SecureRandom> = layerWithCache.pipe(
+export const layerFromContext: Layer.Layer<Sessions, never, Persistence | SessionConfig | SecureRandom> = service.pipe(
   Layer.provide(SessionCache.layer)
 )
 
 /**
- * Everything for one process on the in-memory store: the service and its configuration (from
- * `options`), the live SecureRandom, the memory store (with `memory`'s capacity and retention:
- * see `Persistence.MemoryOptions`) and its sweeper.
+ * The service over any `Persistence` in context: its configuration from `options`, the live
+ * SecureRandom, the cache and the sweeper. Needs nothing else.
  *
  * @since 0.1.0
  * @category layers
  * @example
  * ```ts
- * import { Effect, Option } from "effect"
+ * import { Layer } from "effect"
+ * import { Sessions } from "effect-sessions"
+ * import * as Redis from "effect-sessions/Persistence/Redis"
+ *
+ * const SessionsLive = Sessions.layer({ idleTimeout: "20 minutes" }).pipe(Layer.provide(Redis.layer({ url: "redis://127.0.0.1:6379" })))
+ * ```
+ */
+export const layer = (
+  options: SessionConfig_.SessionConfigInput = {}
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError, Persistence> =>
+  Layer.merge(layerFromContext, layerSweeper).pipe(
+    Layer.provide(SessionConfig_.layer(options)),
+    Layer.provide(SecureRandom_.layer)
+  )
+
+/**
+ * {@link layer} with its options read through Effect `Config`: each option a `Config` of its own
+ * (`Config.Config.Wrap`), so that you choose which come from the environment, e.g.
+ * `Sessions.layerConfig({ idleTimeout: Config.duration("IDLE_TIMEOUT") })`; `SessionConfig.config`
+ * reads them all under `SESSIONS_`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config.Wrap<SessionConfig_.SessionConfigInput>
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError | ConfigError, Persistence> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layer))
+
+/**
+ * Everything for one process on the in-memory store: the service configured by `options`, the
+ * live SecureRandom, the memory store (with `memory`'s capacity and retention: see
+ * `Persistence.MemoryOptions`) and its sweeper. Needs nothing.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
  * import { Session, Sessions } from "effect-sessions"
  *
  * const program = Effect.gen(function*() {
@@ -351,24 +403,7 @@ export const layer: Layer.Layer<Sessions, never, Persistence | SessionConfig | S
 export const layerMemory = (
   options: SessionConfig_.SessionConfigInput = {},
   memory: Persistence_.MemoryOptions = {}
-): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError> =>
-  layerStore(options).pipe(Layer.provide(Persistence_.layerMemoryWith(memory)))
-
-/**
- * Everything but the store: configuration from `options` (also provided, for the HTTP
- * middleware), the live SecureRandom, the cache, the service and the sweeper, over the
- * `Persistence` in context.
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerStore = (
-  options: SessionConfig_.SessionConfigInput = {}
-): Layer.Layer<Sessions | SessionConfig, SessionConfig_.SessionConfigError, Persistence> =>
-  Layer.merge(layer, layerSweeper).pipe(
-    Layer.provideMerge(SessionConfig_.layer(options)),
-    Layer.provide(SecureRandom_.layer)
-  )
+): Layer.Layer<Sessions, SessionConfig_.SessionConfigError> => layer(options).pipe(Layer.provide(Persistence_.layerMemoryWith(memory)))
 
 /**
  * Periodically removes expired records from stores without TTLs (every `sweepInterval`).

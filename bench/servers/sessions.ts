@@ -72,7 +72,7 @@ const Announce = Layer.effectDiscard(
 HttpServer.serve(app).pipe(
   Layer.merge(Announce),
   Layer.provide(
-    Sessions.layerStore({ cookie: { secure: false }, ...(cache === "" ? {} : { maxCacheSize: Number(cache) }) })
+    Sessions.layer({ cookie: { secure: false }, ...(cache === "" ? {} : { maxCacheSize: Number(cache) }) })
   ),
   Layer.provide(persistence()),
   Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: HOST })),

@@ -37,7 +37,7 @@ export const layerSessions = <E>(
   store: Layer.Layer<Persistence.Persistence, E, SecureRandom.SecureRandom>,
   overrides: SessionConfig.SessionConfigInput = demoDefaults
 ): Layer.Layer<Sessions.Sessions | SessionConfig.SessionConfig, E | SessionConfig.SessionConfigError | ConfigError> =>
-  Layer.merge(Sessions.layer, Sessions.layerSweeper).pipe(
+  Layer.merge(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
     Layer.provideMerge(Layer.unwrapEffect(Effect.map(SessionConfig.config, (fromEnv) => {
       // An idle timeout from the environment without a touch interval gets the library's
       // default touch interval (a tenth of it, at most a minute), which is always valid.
@@ -64,7 +64,7 @@ export const MAX_USER_LENGTH = 64
 // helpers
 // ---------------------------------------------------------------------------
 
-const timings = Effect.map(SessionConfig.SessionConfig, (c): pages.Timings => ({
+const timings = Effect.map(Sessions.Sessions, ({ config: c }): pages.Timings => ({
   idleTimeout: Duration.toMillis(c.idleTimeout),
   absoluteTimeout: Duration.toMillis(c.absoluteTimeout),
   idRotationInterval: Duration.toMillis(c.idRotationInterval),

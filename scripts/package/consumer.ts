@@ -25,7 +25,7 @@ export const app = HttpRouter.empty.pipe(
   Http.middleware()
 )
 
-export const memory: Layer.Layer<Sessions.Sessions | SessionConfig.SessionConfig, SessionConfig.SessionConfigError> =
+export const memory: Layer.Layer<Sessions.Sessions, SessionConfig.SessionConfigError> =
   Sessions.layerMemory({ cookie: { secure: false }, idleTimeout: "30 minutes" })
 
 export const stores: ReadonlyArray<Layer.Layer<Persistence.Persistence, unknown, SecureRandom.SecureRandom>> = [

@@ -44,15 +44,15 @@ const roundTrip = (store) =>
     const sessions = yield* Sessions.Sessions
     const persistence = yield* Persistence.Persistence
     const client = Session.client({ ip: "203.0.113.9", userAgent: "check-package" })
-    const first = Option.getOrThrow(yield* sessions.start("", client, { create: true }))
+    const first = Option.getOrThrow(yield* sessions.resolve("", client, { create: true }).pipe(Effect.map((r) => r.session)))
     yield* sessions.set(first, "n", 41)
-    yield* sessions.flush
-    const again = Option.getOrThrow(yield* sessions.start(Redacted.value(first.token), client))
+    yield* sessions.clearCache
+    const again = Option.getOrThrow(yield* sessions.resolve(Redacted.value(first.token), client).pipe(Effect.map((r) => r.session)))
     const n = yield* sessions.get(again, "n")
     yield* persistence.sweep
     return n
   }).pipe(
-    Effect.provide(Sessions.layerStore({ cookie: { secure: false } }).pipe(Layer.provideMerge(store))),
+    Effect.provide(Sessions.layer({ cookie: { secure: false } }).pipe(Layer.provideMerge(store))),
     Effect.provide(SecureRandom.layer),
     Effect.scoped
   )

@@ -81,7 +81,7 @@ const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect
 
 /** The service (and its config) over `store`, as `Sessions.layerStore` builds it for an app. */
 const serviceLayer = (store: Persistence.PersistenceShape, config: SessionConfig.SessionConfigInput) =>
-  Sessions.layerStore(config).pipe(Layer.provide(Layer.succeed(Persistence.Persistence, store)), Layer.orDie)
+  Sessions.layer(config).pipe(Layer.provide(Layer.succeed(Persistence.Persistence, store)), Layer.orDie)
 
 /** Runs `body` with a service over `store`, on `time`. */
 const withService = <A, E>(
@@ -289,7 +289,7 @@ const interpret = (cmds: ReadonlyArray<Cmd>, time: ManualClock) =>
           }
           switch (cmd._tag) {
             case "Set":
-              trace.push(["set", yield* run(sessions.set(handle, cmd.key, cmd.value), view)])
+              trace.push(["set", yield* run(Effect.zipRight(sessions.set(handle, cmd.key, cmd.value), sessions.current(handle)), view)])
               break
             case "Pop":
               trace.push(["pop", yield* run(sessions.pop(handle, cmd.key), Option.getOrNull)])

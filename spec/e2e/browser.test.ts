@@ -229,7 +229,7 @@ const serveSessions = (scope: Scope.Scope, config: SessionConfig.SessionConfigIn
   Effect.runPromise(Effect.gen(function*() {
     const store = yield* countedMemory
     const app = routes.pipe(HttpRouter.mount("/api", routes), Http.middleware())
-    const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layerStore(config).pipe(Layer.provide(store.layer)))))
+    const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer(config).pipe(Layer.provide(store.layer)))))
     return { port: Number(new URL(url).port), calls: () => totalCalls(store.calls()) }
   }).pipe(Scope.extend(scope)))
 

@@ -302,5 +302,5 @@ export const sessionServer = (
   middleware: Http.MiddlewareOptions = {}
 ) =>
   HttpServer.serve(sessionApp(middleware)).pipe(
-    Layer.provide(Sessions.layerStore(config).pipe(Layer.provide(store)))
+    Layer.provide(Sessions.layer(config).pipe(Layer.provide(store)))
   )

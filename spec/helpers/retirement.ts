@@ -82,10 +82,10 @@ export const handleOperations = (
 ): ReadonlyArray<readonly [string, Effect.Effect<unknown, { readonly _tag: string }>]> => [
   ["current", sessions.current(h)],
   ["get", sessions.get(h, "cart")],
-  ["getAs", sessions.getAs(h, "cart", Schema.Array(Schema.Number))],
+  ["getAs", sessions.get(h, Session.key("cart", Schema.Array(Schema.Number)))],
   ["user", sessions.user(h)],
   ["set", sessions.set(h, "stolen", true)],
-  ["setAs", sessions.setAs(h, "stolenAt", new Date(0), Schema.Date)],
+  ["setAs", sessions.set(h, Session.key("stolenAt", Schema.Date), new Date(0))],
   ["remove", sessions.remove(h, "cart")],
   ["pop", sessions.pop(h, "cart")],
   ["update", sessions.update(h, "visits", () => 666)],

@@ -12,7 +12,7 @@ export const serviceLayer = (
   config: SessionConfig.SessionConfigInput = {},
   options: { readonly seed?: string; readonly store?: Persistence.PersistenceShape } = {}
 ): Layer.Layer<Sessions.Sessions> =>
-  Sessions.layer.pipe(
+  Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(
         options.store === undefined ? Persistence.layerMemory : Layer.succeed(Persistence.Persistence, options.store),

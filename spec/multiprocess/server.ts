@@ -150,7 +150,7 @@ const app = HttpRouter.empty.pipe(
   Http.middleware()
 )
 
-const sessions = Sessions.layerStore({
+const sessions = Sessions.layer({
   idRotationInterval: duration("ROTATION", "300 millis"),
   gracePeriod: duration("GRACE", "10 seconds"),
   touchInterval: duration("TOUCH", "100 millis"),

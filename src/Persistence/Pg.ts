@@ -15,7 +15,6 @@ import type { ConfigError } from "effect/ConfigError"
 import { Config, Effect, Layer, Redacted } from "effect"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { type Persistence, SessionStoreError } from "../Persistence.js"
-import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
 /**
@@ -52,7 +51,7 @@ const clientConfig = (options: Options): PgClient.PgClientConfig => ({
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError> => {
   const { client: _client, url: _url, ...storeOptions } = options
   return Layer.unwrapEffect(Effect.map(loadPg, ([PgClient, { SqlError }]) =>
     Sql.layer(storeOptions).pipe(
@@ -72,7 +71,7 @@ export const layerConfig = (
     readonly url?: Config.Config<Redacted.Redacted> | undefined
     readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
   } = {}
-): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { client, url, ...storeOptions } = options
   return Layer.unwrapEffect(
     Config.map(url ?? Config.redacted("DATABASE_URL"), (value) => layer({ ...storeOptions, client, url: value }))

@@ -24,7 +24,7 @@ import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { failFastOptions } from "../internal/redisOptions.js"
 import { Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
-import type { SecureRandom } from "../SecureRandom.js"
+import * as SecureRandom from "../SecureRandom.js"
 
 /**
  * The default key prefix.
@@ -71,7 +71,7 @@ export interface Options {
   readonly redisOptions?: RedisOptions | undefined
   /**
    * This process's id in invalidation messages (so that it ignores its own). Default: 16 random
-   * base62 characters from `SecureRandom`, drawn once per layer.
+   * base62 characters from the live SecureRandom, drawn once per layer.
    */
   readonly originId?: string | undefined
   /** How long building the layer waits for the connection, in milliseconds (default 5000). */
@@ -87,7 +87,7 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError, SecureRandom | Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     // The store module imports ioredis, an optional peer dependency: load both on demand.
     const { makeRedisStore } = yield* loadDriver(
@@ -96,7 +96,8 @@ export const make = (options: Options = {}): Effect.Effect<PersistenceShape, Ses
       [drivers.ioredis],
       () => import("../internal/redisStore.js")
     )
-    const originId = options.originId ?? (yield* Ids.randomId(16))
+    // The origin only tells this process's messages apart: the live randomness, needing nothing.
+    const originId = options.originId ?? (yield* Ids.randomId(16).pipe(Effect.provide(SecureRandom.layer)))
     return yield* makeRedisStore({
       url: options.url ?? DEFAULT_URL,
       client: options.client,
@@ -114,7 +115,7 @@ export const make = (options: Options = {}): Effect.Effect<PersistenceShape, Ses
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SecureRandom> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError> =>
   Layer.scoped(Persistence, make(options))
 
 /**
@@ -125,7 +126,7 @@ export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionSt
  */
 export const layerConfig = (
   options: Omit<Options, "url" | "client"> & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
-): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { url, ...rest } = options
   return Layer.unwrapEffect(
     Effect.map(

@@ -29,7 +29,7 @@ import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { makeSqlStore } from "../internal/sqlStore.js"
 import { Persistence, SessionStoreError, type PersistenceShape } from "../Persistence.js"
-import type { SecureRandom } from "../SecureRandom.js"
+import * as SecureRandom from "../SecureRandom.js"
 
 /**
  * The default table prefix.
@@ -62,7 +62,7 @@ export interface Options {
   readonly tablePrefix?: string | undefined
   /**
    * This process's id in invalidation messages (so that it ignores its own). Default: 16 random
-   * base62 characters from `SecureRandom`, drawn once per layer.
+   * base62 characters from the live SecureRandom, drawn once per layer.
    */
   readonly originId?: string | undefined
   /** The PostgreSQL notification channel. Default `<tablePrefix>invalidate`. */
@@ -85,7 +85,7 @@ export interface Options {
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<PersistenceShape, SessionStoreError, SqlClientService | SecureRandom | Scope.Scope> =>
+): Effect.Effect<PersistenceShape, SessionStoreError, SqlClientService | Scope.Scope> =>
   Effect.gen(function*() {
     // @effect/sql is an optional peer dependency: its SqlClient tag is loaded on demand.
     const { SqlClient } = yield* loadDriver(
@@ -95,7 +95,8 @@ export const make = (
       () => import("@effect/sql/SqlClient")
     )
     const sql = yield* SqlClient
-    const originId = options.originId ?? (yield* Ids.randomId(16))
+    // The origin only tells this process's messages apart: the live randomness, needing nothing.
+    const originId = options.originId ?? (yield* Ids.randomId(16).pipe(Effect.provide(SecureRandom.layer)))
     return yield* makeSqlStore({
       sql,
       tablePrefix: options.tablePrefix ?? DEFAULT_TABLE_PREFIX,
@@ -112,7 +113,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SqlClientService | SecureRandom> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SqlClientService> =>
   Layer.scoped(Persistence, make(options))
 
 /**
@@ -147,7 +148,7 @@ export const parseDatabaseUrl = (
  */
 export const layerConfig = (
   options: Options & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
-): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
+): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { url, ...storeOptions } = options
   return Layer.unwrapEffect(Effect.gen(function*() {
     const value = Redacted.value(yield* (url ?? Config.redacted("DATABASE_URL")))

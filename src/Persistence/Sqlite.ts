@@ -15,7 +15,6 @@ import type { ConfigError } from "effect/ConfigError"
 import { Effect, Layer } from "effect"
 import { drivers, loadDriver } from "../internal/driver.js"
 import type { Persistence, SessionStoreError } from "../Persistence.js"
-import type { SecureRandom } from "../SecureRandom.js"
 import * as Sql from "./Sql.js"
 
 /**
@@ -47,7 +46,7 @@ const loadSqlite = loadDriver(
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError | ConfigError, SecureRandom> => {
+export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { client, filename, ...storeOptions } = options
   return Layer.unwrapEffect(Effect.map(loadSqlite, (SqliteClient) =>
     Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))))

@@ -4,16 +4,18 @@
  * @internal
  */
 import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { Schema } from "effect"
+import type { Either } from "effect"
+import type { ParseError } from "effect/ParseResult"
 import { Effect, Option, Redacted, Ref } from "effect"
 import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
 import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
-import type { Client, Json, Session } from "../Session.js"
-import type { ActiveSession, CookieAction, SessionError, SessionInfo } from "../Sessions.js"
+import type { Client, KeyLike, Session } from "../Session.js"
+import type { ActiveSession, CookieAction, SessionError, SessionInfo, SessionReadError, SessionWriteError } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
+import { SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
-import { SessionConfig, trustedProxyRanges } from "../SessionConfig.js"
+import { trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
 import { readCookie } from "./cookieHeader.js"
 import { publicId } from "./hash.js"
@@ -76,14 +78,14 @@ class RequestSession implements CurrentSessionShape {
   private withHandle<A, E>(none: A, f: (h: ActiveSession) => Effect.Effect<A, E>): Effect.Effect<A, E> {
     return Effect.flatMap(this.handle, (h) => Option.isNone(h) ? Effect.succeed(none) : f(h.value))
   }
-  private orNone<A>(e: Effect.Effect<Option.Option<A>, SessionError>) {
-    return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>()))
+  private orNone<A, E>(e: Effect.Effect<Option.Option<A>, E | SessionGoneError>): Effect.Effect<Option.Option<A>, Exclude<E, SessionGoneError>> {
+    return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>())) as any
   }
-  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionError>) {
+  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionWriteError>) {
     return Effect.flatMap(this.ensureHandle, (h) => Effect.flatMap(f(h), (next) => this.setHandle(next)))
   }
   /** With the logged-in user's ID, else `none`. */
-  private withUser<A>(none: A, f: (userId: string, s: Session) => Effect.Effect<A, SessionError>) {
+  private withUser<A>(none: A, f: (userId: string, s: Session) => Effect.Effect<A, SessionReadError>) {
     return this.withHandle(none, (h) =>
       Effect.flatMap(this.sessions.current(h), (s) => Option.isNone(s.userId) ? Effect.succeed(none) : f(s.userId.value, s)))
   }
@@ -97,26 +99,24 @@ class RequestSession implements CurrentSessionShape {
   get userId() {
     return this.orNone(this.read((h) => Effect.map(this.sessions.current(h), (s) => s.userId)))
   }
-  get(key: string) {
-    return this.orNone(this.read((h) => this.sessions.get(h, key)))
+  // The overloads of CurrentSessionShape (string and typed keys) are checked there; here, one body.
+  get(key: KeyLike): Effect.Effect<Option.Option<any>, any> {
+    return this.orNone(this.read((h) => this.sessions.get(h, key as string)))
   }
-  getAs<A, I extends Json>(key: string, schema: Schema.Schema<A, I>): Effect.Effect<Option.Option<A>, SessionError> {
-    return Effect.catchIf(this.read((h) => this.sessions.getAs(h, key, schema)), isGone, () => Effect.succeed(Option.none<A>()))
+  set(key: KeyLike, value: any): Effect.Effect<void, SessionError> {
+    return this.write((h) => this.sessions.set(h, key as string, value))
   }
-  set(key: string, value: Json) {
-    return this.write((h) => Effect.asVoid(this.sessions.set(h, key, value)))
+  remove(key: KeyLike) {
+    return this.withHandle(undefined, (h) => this.sessions.remove(h, key))
   }
-  setAs<A, I extends Json>(key: string, value: A, schema: Schema.Schema<A, I>) {
-    return this.write((h) => Effect.asVoid(this.sessions.setAs(h, key, value, schema)))
+  pop(key: KeyLike): Effect.Effect<Option.Option<any>, any> {
+    return this.read((h) => this.sessions.pop(h, key as string))
   }
-  remove(key: string) {
-    return this.withHandle(undefined, (h) => Effect.asVoid(this.sessions.remove(h, key)))
+  update(key: KeyLike, f: (old: Option.Option<any>) => any): Effect.Effect<any, SessionError> {
+    return this.write((h) => this.sessions.update(h, key as string, f))
   }
-  pop(key: string) {
-    return this.read((h) => this.sessions.pop(h, key))
-  }
-  update(key: string, f: (old: Option.Option<Json>) => Json) {
-    return this.write((h) => this.sessions.update(h, key, f))
+  modify(f: (session: Session) => Session | Either.Either<Session, ParseError>) {
+    return this.write((h) => this.sessions.modify(h, f))
   }
   logIn(userId: string, options?: { readonly exclusive?: boolean }) {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
@@ -148,7 +148,7 @@ class RequestSession implements CurrentSessionShape {
     return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
   }
   get user() {
-    return Effect.catchIf(this.read((h) => this.sessions.user(h)), isGone, () => Effect.succeed(Option.none()))
+    return this.orNone(this.read((h) => this.sessions.user(h)))
   }
 }
 
@@ -178,29 +178,32 @@ const applyCookie = (
   return response
 }
 
-/** @internal */
-export const makeMiddleware = (options: MiddlewareOptions = {}) =>
-<E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
-  Effect.gen(function*() {
-    const sessions = yield* Sessions
-    const config = yield* SessionConfig
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
+// The trusted proxies are parsed once per configuration, not per request.
+const parsedRanges = new WeakMap<SessionConfigShape, ReturnType<typeof trustedProxyRanges>>()
+const proxyRanges = (config: SessionConfigShape) => {
+  let ranges = parsedRanges.get(config)
+  if (ranges === undefined) parsedRanges.set(config, ranges = trustedProxyRanges(config))
+  return ranges
+}
 
+/**
+ * Reads the request's cookie and client, resolves the session, and registers the pre-response
+ * handler that writes `Set-Cookie`. Shared by the middleware and the HttpApi security handlers.
+ */
+const startRequest = (
+  sessions: Sessions["Type"],
+  config: SessionConfigShape,
+  request: HttpServerRequest.HttpServerRequest,
+  create: boolean
+) =>
+  Effect.gen(function*() {
     const read = readCookie(request.headers["cookie"], config.cookie.name)
     const hadCookie = read._tag !== "Absent"
     const client: Client = {
-      ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], trustedProxyRanges(config)),
+      ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], proxyRanges(config)),
       userAgent: Option.fromNullable(request.headers["user-agent"])
     }
-    const resolved = yield* Effect.either(
-      sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create: options.create === true })
-    )
-    if (resolved._tag === "Left") {
-      yield* Effect.logWarning("session store unavailable", resolved.left)
-      return unavailable
-    }
-    const resolution = resolved.right
+    const resolution = yield* sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create })
     // A rejected header (our name twice, or too long to read) gets no session, but its cookies are
     // left alone: a removal goes by name and attributes, so it could only hit our host-only cookie,
     // while the one a sibling domain planted (Domain=…; Path=/api) would survive and undo every
@@ -217,20 +220,44 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
         applyCookie(response, config, s, hadCookie))
     )
     const current: CurrentSessionShape = new RequestSession(sessions, client, state)
+    return { state, current }
+  })
+
+/** Nothing about the session is certain after a store failure: answer without touching the cookie. */
+const keepCookie = (state: Ref.Ref<RequestState>) => Ref.update(state, (s) => ({ ...s, cookie: "none" as CookieAction }))
+
+/**
+ * The cookie is left alone (as for an unknown token): the request's token may have been retired
+ * by a log-in whose response already gave the browser a newer token under the same name, and
+ * removing the cookie (by name) would log that browser out.
+ */
+const forgetGone = (state: Ref.Ref<RequestState>) =>
+  Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
+
+/** @internal */
+export const makeMiddleware = (options: MiddlewareOptions = {}) =>
+<E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
+  Effect.gen(function*() {
+    const sessions = yield* Sessions
+    const config = sessions.config
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
+    const started = yield* Effect.either(startRequest(sessions, config, request, options.create === true))
+    if (started._tag === "Left") {
+      yield* Effect.logWarning("session store unavailable", started.left)
+      return unavailable
+    }
+    const { current, state } = started.right
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
     if (result._tag === "Left") {
       const error: unknown = result.left
       if (isUnavailable(error)) {
         yield* Effect.logWarning("session store unavailable", error)
-        // Nothing about the session is certain now: answer without touching the cookie.
-        yield* Ref.update(state, (s) => ({ ...s, cookie: "none" as CookieAction }))
+        yield* keepCookie(state)
         return unavailable
       }
       if (isGone(error)) {
-        // The cookie is left alone (as for an unknown token): the request's token may have been
-        // retired by a log-in whose response already gave the browser a newer token under the
-        // same name, and removing the cookie (by name) would log that browser out.
-        yield* Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
+        yield* forgetGone(state)
         return HttpServerResponse.empty({ status: options.goneStatus ?? 401 })
       }
       // A write above maxDataBytes changed nothing: only the status says so.
@@ -239,6 +266,68 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     }
     return result.right
   })
+
+// One CurrentSession per request, whichever security handlers of an HttpApi endpoint ask for it
+// (SessionSecurity and RequireUser on one endpoint resolve the session once).
+const perRequest = new WeakMap<object, { readonly current: CurrentSessionShape; readonly state: Ref.Ref<RequestState> }>()
+
+/**
+ * The CurrentSession of an HttpApi request: the one an enclosing `Http.middleware()` provides,
+ * else resolved here from the configured cookie (once per request), with `Set-Cookie` written
+ * on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
+ *
+ * @internal
+ */
+export const securityCurrentSession = (
+  sessions: Sessions["Type"],
+  config: SessionConfigShape
+): Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> =>
+  Effect.flatMap(Effect.serviceOption(CurrentSession), (provided) => {
+    if (Option.isSome(provided)) return Effect.succeed(provided.value)
+    return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const known = perRequest.get(request)
+      if (known !== undefined) return Effect.succeed(known.current)
+      return startRequest(sessions, config, request, false).pipe(
+        Effect.tap((started) => Effect.sync(() => perRequest.set(request, started))),
+        Effect.map((started) => started.current),
+        Effect.catchAll((e) =>
+          Effect.zipRight(Effect.logWarning("session store unavailable", e), Effect.fail(new HttpApiError.ServiceUnavailable()))
+        )
+      )
+    })
+  })
+
+/**
+ * Maps the session errors a handler lets through to HttpApi errors, leaving the cookie as the
+ * middleware would: a store failure or a lost race is 503 (cookie untouched), a session gone
+ * meanwhile 401 (the request has no session), data above `maxDataBytes` 413; a value that does
+ * not decode with its key's Schema is a defect.
+ *
+ * @internal
+ */
+export const toApiErrors = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<
+  A,
+  | Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError | SessionDataError>
+  | HttpApiError.ServiceUnavailable
+  | HttpApiError.Unauthorized
+  | SessionDataTooLarge,
+  R | HttpServerRequest.HttpServerRequest
+> =>
+  Effect.catchIf(effect, (e): e is any => isUnavailable(e) || isGone(e) || e instanceof SessionDataError, (e: unknown) =>
+    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<never, any> => {
+      const state = perRequest.get(request)?.state
+      if (isUnavailable(e)) {
+        return Effect.zipRight(
+          Effect.zipRight(Effect.logWarning("session store unavailable", e), state ? keepCookie(state) : Effect.void),
+          Effect.fail(new HttpApiError.ServiceUnavailable())
+        )
+      }
+      if (isGone(e)) return Effect.zipRight(state ? forgetGone(state) : Effect.void, Effect.fail(new HttpApiError.Unauthorized()))
+      if (isTooLarge(e)) return Effect.fail(new SessionDataTooLarge())
+      return Effect.die(e)
+    })) as any
 
 /** @internal */
 export const currentUserFromSession = (current: CurrentSessionShape) =>
@@ -251,7 +340,7 @@ export const currentUserFromSession = (current: CurrentSessionShape) =>
     Effect.flatMap((userId) =>
       Option.match(userId, {
         onNone: () => Effect.fail(new HttpApiError.Unauthorized()),
-        onSome: (id) => Effect.succeed(CurrentUser.of({ userId: id }))
+        onSome: (id) => Effect.succeed(CurrentUser.of({ userId: id, session: current }))
       })
     )
   )

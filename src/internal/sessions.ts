@@ -1,5 +1,5 @@
 /**
- * The implementation of the Sessions service: resolution of a token (DESIGN §3), write-through
+ * The implementation of the Sessions service: resolution of a token (README, "The timing rules"), write-through
  * to cache and store, per-session locks, compare-and-set retries, users, metrics and spans.
  *
  * @internal
@@ -9,11 +9,11 @@ import { ParseError, Type } from "effect/ParseResult"
 import * as Ids from "../Ids.js"
 import { Persistence, type SessionStoreError } from "../Persistence.js"
 import { SecureRandom } from "../SecureRandom.js"
-import type { Client, Json, Redirect, Session, TokenRecord } from "../Session.js"
+import type { Client, KeyLike, Redirect, Session, TokenRecord } from "../Session.js"
 import * as S from "../Session.js"
 import { SessionCache } from "../SessionCache.js"
 import { SessionConfig } from "../SessionConfig.js"
-import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionsShape } from "../Sessions.js"
+import type { ActiveSession, Outcome, Resolution, SessionError, SessionInfo, SessionReadError, SessionsShape, SessionWriteError } from "../Sessions.js"
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, UserLoader } from "../Sessions.js"
 import { makeKeyedLock } from "./keyedLock.js"
 import { sleepReal } from "./realTime.js"
@@ -130,7 +130,7 @@ export const makeSessions = Effect.gen(function*() {
   /**
    * The latest stored value of a session, if `tk` is still its current token: the record under
    * `tk` (cache, then store) must be that session. By token, never by session key alone, so that a
-   * token retired meanwhile reaches nothing (DESIGN §7).
+   * token retired meanwhile reaches nothing (a handle is only as good as its token).
    */
   const latest = (sessionKey: string, tk: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
     Effect.flatMap(cache.get(tk), (cached) =>
@@ -223,7 +223,7 @@ export const makeSessions = Effect.gen(function*() {
       return Option.none()
     })
 
-  // ---- resolution (DESIGN §3)
+  // ---- resolution (README, "The timing rules")
   const resolveToken = (
     token: string,
     client: Client,
@@ -340,7 +340,6 @@ export const makeSessions = Effect.gen(function*() {
     })
 
   const identity = (r: Resolution) => r
-  const sessionOf = (r: Resolution) => r.session
   // Hot path: a cached, valid session whose last access needs no write is answered without a
   // store call, a lock or a generator; everything else takes `resolveToken`.
   const resolveAs = <A>(
@@ -376,14 +375,13 @@ export const makeSessions = Effect.gen(function*() {
     })
   }
   const resolve: SessionsShape["resolve"] = (token, client, options) => resolveAs(token, client, options, identity)
-  const start: SessionsShape["start"] = (token, client, options) => resolveAs(token, client, options, sessionOf)
 
   // ---- changes to an active session
   const gone = (method: string, handle: ActiveSession) =>
     new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
 
   /**
-   * Where the handle's own token leads now (DESIGN §7): the session, if that token is still its
+   * Where the handle's own token leads now (a handle is only as good as its token): the session, if that token is still its
    * current token or a redirect inside its grace period whose chain (each hop checked by the
    * sealed successor) ends at the current token. A token retired without grace leads nowhere,
    * whatever became of the session. The common case — the handle's token is current and cached —
@@ -442,7 +440,7 @@ export const makeSessions = Effect.gen(function*() {
     method: string,
     key: string,
     handle: ActiveSession,
-    f: (session: Session) => readonly [B, Session]
+    f: (session: Session) => Either.Either<readonly [B, Session], ParseError>
   ): Effect.Effect<readonly [B, Session], SessionError> =>
     withLock(handle.session.key)(Effect.gen(function*() {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -454,7 +452,9 @@ export const makeSessions = Effect.gen(function*() {
           yield* drop(current.value)
           return yield* Effect.fail(gone(method, handle))
         }
-        const [result, changed] = f(current.value)
+        const applied = f(current.value)
+        if (Either.isLeft(applied)) return yield* Effect.fail(new SessionDataError({ method, key, cause: applied.left }))
+        const [result, changed] = applied.right
         if (changed === current.value) return [result, current.value] as const
         if (changed.data !== current.value.data) {
           if (!S.isJson(changed.data)) return yield* Effect.fail(invalidData(method, changed.data))
@@ -497,11 +497,54 @@ export const makeSessions = Effect.gen(function*() {
   }
 
   const modify: SessionsShape["modify"] = (handle, f) =>
-    Effect.map(modifyWith("modify", "", handle, (s) => [undefined, f(s)] as const), ([, s]) => s)
+    Effect.map(modifyWith("modify", "", handle, (s) => {
+      const changed = f(s)
+      return S.isSession(changed) ? Either.right([undefined, changed] as const) : Either.map(changed, (c) => [undefined, c] as const)
+    }), ([, s]) => s)
+
+  // The data operations, for string keys (JSON) and typed keys (through their Schema) alike.
+  const right = <A>(a: A) => Either.right(a) as Either.Either<A, ParseError>
+  const get = (handle: ActiveSession, k: KeyLike): Effect.Effect<Option.Option<unknown>, SessionError> =>
+    Effect.flatMap(currentAs("get")(handle), (s) => {
+      if (typeof k === "string") return Effect.succeed(S.get(s, k))
+      return Either.match(S.get(s, k), {
+        onLeft: (cause) => Effect.fail(new SessionDataError({ method: "get", key: k.name, cause })),
+        onRight: Effect.succeed
+      })
+    })
+  const set = (handle: ActiveSession, k: KeyLike, value: any) =>
+    Effect.asVoid(
+      modifyWith("set", S.keyName(k), handle, (s) =>
+        typeof k === "string" ? right([undefined, S.set(s, k, value)] as const) : Either.map(S.set(s, k, value), (c) => [undefined, c] as const))
+    )
+  // Removing a key never makes data that is not JSON or larger: no SessionDataError is possible.
+  const shrinks = <A>(e: Effect.Effect<A, SessionError>) => e as Effect.Effect<A, SessionWriteError>
+  const remove = (handle: ActiveSession, k: KeyLike) =>
+    shrinks(Effect.asVoid(modifyWith("remove", S.keyName(k), handle, (s) => right([undefined, S.remove(s, k)] as const))))
+  const pop = (handle: ActiveSession, k: KeyLike) =>
+    Effect.map(
+      modifyWith("pop", S.keyName(k), handle, (s): Either.Either<readonly [Option.Option<unknown>, Session], ParseError> =>
+        typeof k === "string" ? right(S.pop(s, k)) : S.pop(s, k)),
+      ([v]) => v
+    )
+  const update = (handle: ActiveSession, k: KeyLike, f: (old: Option.Option<any>) => any) =>
+    Effect.map(
+      modifyWith("update", S.keyName(k), handle, (s): Either.Either<readonly [unknown, Session], ParseError> => {
+        if (typeof k === "string") {
+          const value = f(S.get(s, k))
+          return right([value, S.set(s, k, value)] as const)
+        }
+        return Either.flatMap(S.get(s, k), (old) => {
+          const value = f(old)
+          return Either.map(S.set(s, k, value), (c) => [value, c] as const)
+        })
+      }),
+      ([v]) => v
+    )
 
   // Reads see only live sessions reached through the handle's own token: a dead one (the store
   // may still hold it) is gone, and so is one whose token was retired.
-  const currentAs = (method: string) => (handle: ActiveSession): Effect.Effect<Session, SessionError> =>
+  const currentAs = (method: string) => (handle: ActiveSession): Effect.Effect<Session, SessionReadError> =>
     Effect.flatMap(reach(handle), (s) =>
       Effect.suspend(() =>
         Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config))
@@ -518,7 +561,7 @@ export const makeSessions = Effect.gen(function*() {
     method: string,
     handle: ActiveSession,
     body: (token: string, session: Session) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E | SessionError> =>
+  ): Effect.Effect<A, E | SessionReadError> =>
     Effect.gen(function*() {
       const reached = yield* walk(handle, tokenKeyOf(handle))
       if (Option.isNone(reached)) return yield* Effect.fail(gone(method, handle))
@@ -534,7 +577,7 @@ export const makeSessions = Effect.gen(function*() {
     method: string,
     handle: ActiveSession,
     options: { readonly grace: boolean; readonly change?: (s: Session) => Session }
-  ): Effect.Effect<ActiveSession, SessionError> =>
+  ): Effect.Effect<ActiveSession, SessionWriteError> =>
     withLock(handle.session.key)(Effect.gen(function*() {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         // The rotation itself is a compare-and-set on the current token and the version: a token
@@ -644,34 +687,15 @@ export const makeSessions = Effect.gen(function*() {
   )
 
   const service: SessionsShape = {
+    config,
     resolve,
-    start,
     create,
     current,
-    get: (handle, key) => Effect.map(currentAs("get")(handle), (s) => S.get(s, key)),
-    getAs: (handle, key, schema) =>
-      Effect.flatMap(currentAs("getAs")(handle), (s) =>
-        Either.match(S.getAs(s, key, schema), {
-          onLeft: (cause) => Effect.fail(new SessionDataError({ method: "getAs", key, cause })),
-          onRight: Effect.succeed
-        })),
-    set: (handle, key, value) => Effect.map(modifyWith("set", key, handle, (s) => [undefined, S.set(s, key, value)] as const), ([, s]) => s),
-    setAs: (handle, key, value, schema) =>
-      Either.match(S.setAs(handle.session, key, value, schema), {
-        onLeft: (cause) => Effect.fail(new SessionDataError({ method: "setAs", key, cause })),
-        // Encode once, then apply to the latest value.
-        onRight: (encoded) => {
-          const json = encoded.data[key] as Json
-          return Effect.map(modifyWith("setAs", key, handle, (s) => [undefined, S.set(s, key, json)] as const), ([, s]) => s)
-        }
-      }),
-    remove: (handle, key) => Effect.map(modifyWith("remove", key, handle, (s) => [undefined, S.remove(s, key)] as const), ([, s]) => s),
-    pop: (handle, key) => Effect.map(modifyWith("pop", key, handle, (s) => S.pop(s, key)), ([v]) => v),
-    update: (handle, key, f) =>
-      Effect.map(modifyWith("update", key, handle, (s) => {
-        const value = f(S.get(s, key))
-        return [value, S.set(s, key, value)] as const
-      }), ([v]) => v),
+    get: get as SessionsShape["get"],
+    set: set as SessionsShape["set"],
+    remove,
+    pop: pop as SessionsShape["pop"],
+    update: update as SessionsShape["update"],
     modify,
     regenerateId: (handle, options) => rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
     logIn: (handle, userId, options) =>
@@ -703,7 +727,7 @@ export const makeSessions = Effect.gen(function*() {
         return victim ? Effect.as(endSessions([victim]), true) : Effect.succeed(false)
       }),
     destroy: destroyHandle,
-    flush: cache.clear,
+    clearCache: cache.clear,
     user: (handle) =>
       Effect.gen(function*() {
         const s = yield* current(handle)

@@ -1,5 +1,5 @@
 /**
- * What a store's error may carry (DESIGN §8, "errors carry no secrets"): the class name of the
+ * What a store's error may carry ("errors carry no secrets"): the class name of the
  * driver's error and its message, nothing else. ioredis puts the command and its arguments on a
  * `ReplyError` (`command.args`: session and token keys, the user ID, the whole record — with
  * `hashIdsAtRest: false`, raw tokens); a PostgreSQL error carries `detail`, `where` and
