@@ -6,25 +6,28 @@
 import { defineConfig } from "vitest/config"
 import base from "./vitest.config.ts"
 
+// The pure core's own unit specs: `npm run mutation:core` judges the core by these alone.
+const core = [
+  "spec/Session.test.ts",
+  "spec/SessionConfig.test.ts",
+  "spec/Codec.test.ts",
+  "spec/Ids.test.ts",
+  "spec/ip.test.ts",
+  "spec/clientIp.test.ts",
+  "spec/SessionCache.test.ts",
+  "spec/keyedLock.test.ts",
+  "spec/cookieHeader.test.ts"
+]
+// The shell's: the service, the middleware and both conformance suites over the memory store.
+const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
+
 // Not mergeConfig: it would append to the base `include` instead of replacing it.
 export default defineConfig({
   resolve: base.resolve,
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    include: [
-      "spec/Session.test.ts",
-      "spec/SessionConfig.test.ts",
-      "spec/Codec.test.ts",
-      "spec/Ids.test.ts",
-      "spec/ip.test.ts",
-      "spec/clientIp.test.ts",
-      "spec/SessionCache.test.ts",
-      "spec/keyedLock.test.ts",
-      "spec/Sessions.test.ts",
-      "spec/Http.test.ts",
-      "spec/mutation/*.ts"
-    ],
+    include: process.env.MUTATION_SCOPE === "core" ? core : [...core, ...shell],
     // Five tests in spec/Http.test.ts fail on this branch as committed (they send `id=…` while the
     // default cookie is now `__Host-id`, and fail otherwise once sent the right name); Stryker
     // needs a green initial run, so they are left out here until they are mended (spec/MUTATION.md).
