@@ -245,3 +245,21 @@ describe("Codec garbage: always a typed CodecError, never a throw", () => {
     }
   })
 })
+
+describe("Codec: the session decoders refuse excess properties (mutation testing)", () => {
+  it("decodeSession and decodeSessionUnknown refuse a stored session with one field too many", () => {
+    fc.assert(
+      fc.property(arbSession, fc.constantFrom("extra", "__proto__x", "Data"), (session, key) => {
+        const object: Record<string, unknown> = { ...Codec.encodeSessionObject(session), [key]: 1 }
+        const unknown = Codec.decodeSessionUnknown(object)
+        assert.isTrue(Either.isLeft(unknown), `decodeSessionUnknown accepted ${key}`)
+        if (Either.isLeft(unknown)) assert.strictEqual(unknown.left.reason, "Malformed")
+        const text = Codec.decodeSession(JSON.stringify(object))
+        assert.isTrue(Either.isLeft(text), `decodeSession accepted ${key}`)
+        // and without the extra field both decode the session
+        assert.isTrue(Either.isRight(Codec.decodeSessionUnknown(Codec.encodeSessionObject(session))))
+      }),
+      { numRuns: 100 }
+    )
+  })
+})
