@@ -16,7 +16,8 @@ const core = [
   "spec/clientIp.test.ts",
   "spec/SessionCache.test.ts",
   "spec/keyedLock.test.ts",
-  "spec/cookieHeader.test.ts"
+  "spec/cookieHeader.test.ts",
+  "spec/hash.test.ts"
 ]
 // The shell's: the service, the middleware and both conformance suites over the memory store.
 const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
