@@ -14,6 +14,9 @@ describe("cookieHeader.readCookie", () => {
     // a part without "=" is skipped, not read as the name
     deepStrictEqual(readCookie("id", "id"), { _tag: "Absent" })
     deepStrictEqual(readCookie("id; a=b", "id"), { _tag: "Absent" })
+    // nor is its text cut short to look like the name ("idx" is not "id" + "=")
+    deepStrictEqual(readCookie("idx", "id"), { _tag: "Absent" })
+    deepStrictEqual(readCookie("a=1; idx", "id"), { _tag: "Absent" })
   })
 
   it("the one cookie of that name is Present, trimmed, its value kept whole after the first '='", () => {
