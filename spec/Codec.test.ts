@@ -263,3 +263,29 @@ describe("Codec: the session decoders refuse excess properties (mutation testing
     )
   })
 })
+
+describe("Codec: error messages stay readable and bounded (mutation testing)", () => {
+  it("a Malformed message is cut at 2000 characters with '…'; a short one is whole; not-JSON says so", () => {
+    fc.assert(
+      fc.property(arbSession, (session) => {
+        const long = Codec.decodeSessionUnknown({ ...Codec.encodeSessionObject(session), ["k".repeat(5000)]: 1 })
+        assert.isTrue(Either.isLeft(long))
+        if (Either.isLeft(long)) {
+          assert.strictEqual(long.left.message.length, 2001)
+          assert.isTrue(long.left.message.endsWith("…"))
+        }
+        const short = Codec.decodeSessionUnknown({ ...Codec.encodeSessionObject(session), extra: 1 })
+        assert.isTrue(Either.isLeft(short))
+        if (Either.isLeft(short)) {
+          assert.include(short.left.message, "extra")
+          assert.isFalse(short.left.message.endsWith("…"))
+          assert.isBelow(short.left.message.length, 2000)
+        }
+      }),
+      { numRuns: 20 }
+    )
+    const notJson = Codec.decode("{nope")
+    assert.isTrue(Either.isLeft(notJson))
+    if (Either.isLeft(notJson)) assert.match(notJson.left.message, /^not JSON: \S/)
+  })
+})
