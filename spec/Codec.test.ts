@@ -287,5 +287,11 @@ describe("Codec: error messages stay readable and bounded (mutation testing)", (
     const notJson = Codec.decode("{nope")
     assert.isTrue(Either.isLeft(notJson))
     if (Either.isLeft(notJson)) assert.match(notJson.left.message, /^not JSON: \S/)
+    const tooLarge = Codec.decode(" ".repeat(Codec.MAX_ENCODED_LENGTH + 1))
+    assert.isTrue(Either.isLeft(tooLarge))
+    if (Either.isLeft(tooLarge)) {
+      assert.strictEqual(tooLarge.left.reason, "TooLarge")
+      assert.strictEqual(tooLarge.left.message, `${Codec.MAX_ENCODED_LENGTH + 1} characters exceed ${Codec.MAX_ENCODED_LENGTH}`)
+    }
   })
 })
