@@ -17,7 +17,8 @@ const core = [
   "spec/SessionCache.test.ts",
   "spec/keyedLock.test.ts",
   "spec/cookieHeader.test.ts",
-  "spec/hash.test.ts"
+  "spec/hash.test.ts",
+  "spec/lru.test.ts"
 ]
 // The shell's: the service, the middleware and both conformance suites over the memory store.
 const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
