@@ -245,3 +245,53 @@ describe("Codec garbage: always a typed CodecError, never a throw", () => {
     }
   })
 })
+
+describe("Codec: the session decoders refuse excess properties (mutation testing)", () => {
+  it("decodeSession and decodeSessionUnknown refuse a stored session with one field too many", () => {
+    fc.assert(
+      fc.property(arbSession, fc.constantFrom("extra", "__proto__x", "Data"), (session, key) => {
+        const object: Record<string, unknown> = { ...Codec.encodeSessionObject(session), [key]: 1 }
+        const unknown = Codec.decodeSessionUnknown(object)
+        assert.isTrue(Either.isLeft(unknown), `decodeSessionUnknown accepted ${key}`)
+        if (Either.isLeft(unknown)) assert.strictEqual(unknown.left.reason, "Malformed")
+        const text = Codec.decodeSession(JSON.stringify(object))
+        assert.isTrue(Either.isLeft(text), `decodeSession accepted ${key}`)
+        // and without the extra field both decode the session
+        assert.isTrue(Either.isRight(Codec.decodeSessionUnknown(Codec.encodeSessionObject(session))))
+      }),
+      { numRuns: 100 }
+    )
+  })
+})
+
+describe("Codec: error messages stay readable and bounded (mutation testing)", () => {
+  it("a Malformed message is cut at 2000 characters with '…'; a short one is whole; not-JSON says so", () => {
+    fc.assert(
+      fc.property(arbSession, (session) => {
+        const long = Codec.decodeSessionUnknown({ ...Codec.encodeSessionObject(session), ["k".repeat(5000)]: 1 })
+        assert.isTrue(Either.isLeft(long))
+        if (Either.isLeft(long)) {
+          assert.strictEqual(long.left.message.length, 2001)
+          assert.isTrue(long.left.message.endsWith("…"))
+        }
+        const short = Codec.decodeSessionUnknown({ ...Codec.encodeSessionObject(session), extra: 1 })
+        assert.isTrue(Either.isLeft(short))
+        if (Either.isLeft(short)) {
+          assert.include(short.left.message, "extra")
+          assert.isFalse(short.left.message.endsWith("…"))
+          assert.isBelow(short.left.message.length, 2000)
+        }
+      }),
+      { numRuns: 20 }
+    )
+    const notJson = Codec.decode("{nope")
+    assert.isTrue(Either.isLeft(notJson))
+    if (Either.isLeft(notJson)) assert.match(notJson.left.message, /^not JSON: \S/)
+    const tooLarge = Codec.decode(" ".repeat(Codec.MAX_ENCODED_LENGTH + 1))
+    assert.isTrue(Either.isLeft(tooLarge))
+    if (Either.isLeft(tooLarge)) {
+      assert.strictEqual(tooLarge.left.reason, "TooLarge")
+      assert.strictEqual(tooLarge.left.message, `${Codec.MAX_ENCODED_LENGTH + 1} characters exceed ${Codec.MAX_ENCODED_LENGTH}`)
+    }
+  })
+})

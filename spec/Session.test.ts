@@ -883,3 +883,38 @@ describe("test helper: assertEquivalent", () => {
     assert.isFalse(differs(Session.set(s, "a", { x: [1] }), Session.set(s, "a", { x: [1] })))
   })
 })
+
+describe("Session: JSON guards (mutation testing)", () => {
+  /** `levels` arrays nested in one another: `nest(1)` is `[]`, `nest(2)` is `[[]]`. */
+  const nest = (levels: number): unknown => {
+    let value: unknown = []
+    for (let i = 1; i < levels; i++) value = [value]
+    return value
+  }
+
+  it("isJson and JsonObject refuse class instances, Dates and Maps, at the top and nested", () => {
+    class Point {
+      x = 1
+    }
+    for (const value of [new Point(), new Date(0), new Map(), new Set(), /re/]) {
+      assert.isFalse(Session.isJson(value), String(value))
+      assert.isFalse(Session.isJson({ nested: [value] }), `nested ${String(value)}`)
+      assert.isTrue(Either.isLeft(Schema.decodeUnknownEither(Session.JsonObject)(value)), `JsonObject ${String(value)}`)
+    }
+  })
+
+  it("isJson and JsonObject accept objects without a prototype", () => {
+    const bare = Object.create(null) as Record<string, unknown>
+    bare.a = 1
+    assert.isTrue(Session.isJson(bare))
+    assert.isTrue(Session.isJson({ inner: bare }))
+    assert.isTrue(Either.isRight(Schema.decodeUnknownEither(Session.JsonObject)(bare)))
+  })
+
+  it("isJson accepts exactly MAX_JSON_DEPTH levels of nesting and refuses one more", () => {
+    assert.isTrue(Session.isJson(nest(Session.MAX_JSON_DEPTH)))
+    assert.isFalse(Session.isJson(nest(Session.MAX_JSON_DEPTH + 1)))
+    // scalars at the deepest level do not count as a level
+    assert.isTrue(Session.isJson([...Array(Session.MAX_JSON_DEPTH - 1)].reduce((inner: unknown) => [inner], [1, "a", null])))
+  })
+})

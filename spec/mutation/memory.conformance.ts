@@ -1,0 +1,14 @@
+/**
+ * The two conformance suites over the memory store only, for the mutation run
+ * (vitest.mutation.config.ts). Not a `.test.ts` file: `npm test` already runs these suites through
+ * spec/Persistence.test.ts and spec/Sessions.stores.test.ts, next to the real backends, which a
+ * mutation run must not touch (no PostgreSQL, no Redis, no network).
+ */
+import { Layer } from "effect"
+import * as Persistence from "../../src/Persistence.js"
+import { persistenceSuite } from "../conformance/persistence.js"
+import { sessionsSuite } from "../conformance/sessions.js"
+
+// The same options as spec/Persistence.test.ts and spec/Sessions.stores.test.ts give the memory store.
+persistenceSuite("Memory", Persistence.layerMemoryWith({ retentionMillis: 0 }))
+sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50 })

@@ -1,0 +1,34 @@
+/**
+ * The vitest run behind `npm run mutation` (stryker.config.mjs): only the fast, store-free specs
+ * that cover the mutated files, and the conformance suites over the memory store. Never the
+ * PostgreSQL / Redis / multi-process / browser / bench specs, nothing that needs the network.
+ */
+import { defineConfig } from "vitest/config"
+import base from "./vitest.config.ts"
+
+// The pure core's own unit specs: `npm run mutation:core` judges the core by these alone.
+const core = [
+  "spec/Session.test.ts",
+  "spec/SessionConfig.test.ts",
+  "spec/Codec.test.ts",
+  "spec/Ids.test.ts",
+  "spec/ip.test.ts",
+  "spec/clientIp.test.ts",
+  "spec/SessionCache.test.ts",
+  "spec/keyedLock.test.ts",
+  "spec/cookieHeader.test.ts",
+  "spec/hash.test.ts",
+  "spec/lru.test.ts"
+]
+// The shell's: the service, the middleware and both conformance suites over the memory store.
+const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
+
+// Not mergeConfig: it would append to the base `include` instead of replacing it.
+export default defineConfig({
+  resolve: base.resolve,
+  test: {
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    include: process.env.MUTATION_SCOPE === "core" ? core : [...core, ...shell]
+  }
+})
