@@ -14,8 +14,6 @@
  * afterwards) with fewer runs, as CI runs them (SESSIONS_REQUIRE_SERVICES=1).
  */
 import { afterAll, describe, it } from "@effect/vitest"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlClient } from "@effect/sql/SqlClient"
 import {
   Context,
   Effect,
@@ -39,7 +37,7 @@ import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const MINUTE = 60_000
 const ROTATION = 10 * MINUTE
@@ -333,14 +331,7 @@ const runId = randomBytes(4).toString("hex")
 
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_r_${runId}_`
-  afterAll(() =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const sql = yield* SqlClient
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
-    ))
+  afterAll(() => dropPgTables(prefix))
   describe("races [PostgreSQL]", () => {
     it(
       "invariant 10: concurrency — update, a due rotation, logIn, logOut and destroy in two service instances over one store, in random interleavings of their store calls, are linearizable [PostgreSQL]",

@@ -7,9 +7,7 @@
  * uses its own table and key prefixes (and SQLite file) and removes them afterwards.
  */
 import { afterAll, describe, it } from "@effect/vitest"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Layer, Redacted } from "effect"
+import { Layer } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -20,7 +18,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { sessionsSuite } from "./conformance/sessions.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -41,14 +39,7 @@ sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMe
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_s_${runId}_`
   const pg = () => PgStore.layer({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))
-  afterAll(() =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const sql = yield* SqlClient
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
-    ))
+  afterAll(() => dropPgTables(prefix))
   sessionsSuite("PostgreSQL", pg(), { peer: pg(), numRuns: 25, timingRuns: 40 })
 }, { describe, it })
 

@@ -11,15 +11,12 @@
  * Budget: under 60 s per store (start-up included). Every child is killed in `afterAll`, also
  * when a test fails.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlClient } from "@effect/sql/SqlClient"
-import { Effect, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, startScript } from "./helpers/processes.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -185,13 +182,6 @@ await withService("Redis", redisUrl, () => {
 
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_mp_${runId}_`
-  afterAll(() =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const sql = yield* SqlClient
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
-    ))
+  afterAll(() => dropPgTables(prefix))
   scenario("PostgreSQL", () => ({ STORE: "postgres", DATABASE_URL: postgresUrl, PREFIX: prefix }))
 }, { describe, it })

@@ -89,3 +89,19 @@ export const deleteRedisKeys = async (prefix: string, client?: import("ioredis")
     if (client === undefined) redis.disconnect()
   }
 }
+
+/** Drops the session and token tables of a SQL table prefix in PostgreSQL (test clean-up). */
+export const dropPgTables = async (prefix: string): Promise<void> => {
+  const [{ Effect, Redacted }, PgClient, { SqlClient }] = await Promise.all([
+    import("effect"),
+    import("@effect/sql-pg/PgClient"),
+    import("@effect/sql/SqlClient")
+  ])
+  await Effect.runPromise(
+    Effect.gen(function*() {
+      const sql = yield* SqlClient
+      yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
+      yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+    }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
+  )
+}

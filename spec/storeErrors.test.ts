@@ -4,8 +4,6 @@
  * store's `layerConfig`, which reads its URL from `Config` (`DATABASE_URL` unless told otherwise).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import { SqlClient } from "@effect/sql/SqlClient"
 import { Config, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { CodecError } from "../src/Codec.js"
@@ -14,7 +12,7 @@ import * as PgStore from "../src/Persistence/Pg.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as Sessions from "../src/Sessions.js"
-import { postgresUrl, withService } from "./services.js"
+import { postgresUrl, withService, dropPgTables } from "./services.js"
 
 describe("redactDriverError", () => {
   it("keeps an error's own name and the first line of its message, nothing else", () => {
@@ -90,14 +88,7 @@ describe("Pg.layerConfig", () => {
 
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_c_${randomBytes(4).toString("hex")}_`
-  afterAll(() =>
-    Effect.runPromise(
-      Effect.gen(function*() {
-        const sql = yield* SqlClient
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
-        yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
-      }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
-    ))
+  afterAll(() => dropPgTables(prefix))
   describe("Pg.layerConfig [PostgreSQL]", () => {
     const client = Session.client({ ip: "203.0.113.9", userAgent: "config/1" })
     const roundTrip = Effect.gen(function*() {
