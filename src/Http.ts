@@ -244,13 +244,7 @@ export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-se
  * @since 0.1.0
  * @category HttpApi
  */
-export const SessionDataTooLarge = SessionDataTooLarge_
-
-/**
- * @since 0.1.0
- * @category HttpApi
- */
-export type SessionDataTooLarge = SessionDataTooLarge_
+export { SessionDataTooLarge } from "./internal/httpApiErrors.js"
 
 /**
  * Maps the session errors an HttpApi handler lets through to HttpApi errors: a store failure or

@@ -183,7 +183,7 @@ export interface PersistenceShape {
   readonly sweep: Effect.Effect<number, SessionStoreError>
   /**
    * Tells the other processes sharing this store to forget a user they cached (`userKey` is
-   * {@link userKey} of the user ID, never the ID): they receive `Invalidation.User({ userKey })`.
+   * `Persistence.userKey(userId)`, never the ID): they receive `Invalidation.User({ userKey })`.
    * Stores that only one process can use make it a no-op (`Effect.void`).
    */
   readonly publishUserInvalidation: (userKey: string) => Effect.Effect<void, SessionStoreError>

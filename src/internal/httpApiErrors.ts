@@ -5,7 +5,12 @@
  */
 import { HttpApiSchema } from "@effect/platform"
 
-/** @internal */
+/**
+ * The HttpApi error for a write above `maxDataBytes` (413); public as `Http.SessionDataTooLarge`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
 export class SessionDataTooLarge extends HttpApiSchema.EmptyError<SessionDataTooLarge>()({
   tag: "SessionDataTooLarge",
   status: 413
