@@ -3,7 +3,7 @@
 // The PostgreSQL and Redis compositions are type-checked here but not built, as they need a
 // server (examples/redis-multi-process.ts runs on Redis; spec/ runs every store).
 // Run: npx tsx examples/composing.ts
-import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Config, ConfigProvider, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -31,7 +31,7 @@ const onRedis = Sessions.layer(options).pipe(Layer.provide(Redis.layerConfig({ p
 // The SQL store on a client of your own, or on whatever DATABASE_URL names (postgres:… or sqlite:…).
 const onYourClient = Sessions.layer(options).pipe(
   Layer.provide(Sql.layer({ tablePrefix: "myapp_sessions_" })),
-  Layer.provide(PgClient.layerConfig({ url: Config.redacted("DATABASE_URL") }))
+  Layer.provide(SqliteClient.layer({ filename: join(dir, "own-client.db") })) // or PgClient.layer(…)
 )
 const onDatabaseUrl = Sessions.layer(options).pipe(Layer.provide(Sql.layerConfig()))
 
@@ -76,6 +76,7 @@ const environment = ConfigProvider.fromMap(
 const compositions: ReadonlyArray<readonly [string, Layer.Layer<Sessions.Sessions, unknown>]> = [
   ["Sessions.layerMemory", onMemory],
   ["Sessions.layer + Sqlite.layer", onSqlite],
+  ["Sessions.layer + Sql.layer + a SqliteClient of your own", onYourClient],
   ["Sessions.layer + Sql.layerConfig (DATABASE_URL=sqlite:…)", onDatabaseUrl],
   ["Sessions.layerConfig (a Config per option)", fromConfig],
   ["Sessions.layerConfig(SessionConfig.config)", fromEnvironment],
@@ -88,7 +89,7 @@ const main = Effect.forEach(compositions, ([name, layer]) =>
     Effect.tap((result) => Effect.sync(() => console.log(`${name}: ${result}`)))
   ), { discard: true }).pipe(Effect.withConfigProvider(environment))
 
-export { onPostgres, onRedis, onYourClient }
+export { onPostgres, onRedis }
 
 Effect.runPromise(main).then(
   () => rmSync(dir, { recursive: true, force: true }),
