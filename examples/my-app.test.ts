@@ -3,16 +3,18 @@
 // This file runs with the rest of the suite (`npm test`).
 import { assert, describe, it } from "@effect/vitest"
 import { assertSome } from "@effect/vitest/utils"
-import { Effect, Layer, Option, Redacted, TestClock } from "effect"
+import { Effect, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import { Persistence, SecureRandom, Session, SessionConfig, Sessions } from "effect-sessions"
 
 // The code under test: a "remember the cart" feature built on the service.
+const Cart = Session.key("cart", Schema.Array(Schema.String))
+
 const addToCart = (token: string, client: Session.Client, item: string) =>
   Effect.gen(function*() {
     const sessions = yield* Sessions.Sessions
     const active = yield* sessions.resolve(token, client, { create: true }).pipe(Effect.map((r) => r.session))
     const handle = Option.getOrThrow(active)
-    yield* sessions.update(handle, "cart", (cart) => [...Option.getOrElse(cart, () => []) as Array<string>, item])
+    yield* sessions.update(handle, Cart, (cart) => [...Option.getOrElse(cart, () => []), item])
     return handle
   })
 
@@ -35,7 +37,7 @@ describe("my app's cart", () => {
       const second = yield* addToCart(Redacted.value(first.token), client, "pen")
       assert.notStrictEqual(Redacted.value(second.token), Redacted.value(first.token), "the token rotated")
       const sessions = yield* Sessions.Sessions
-      assertSome(yield* sessions.get(second, "cart"), ["book", "pen"])
+      assertSome(yield* sessions.get(second, Cart), ["book", "pen"])
     }).pipe(Effect.provide(TestSessions)))
 
   it.effect("forgets the cart after 30 idle minutes", () =>

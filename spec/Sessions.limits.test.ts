@@ -1,5 +1,5 @@
 /**
- * The limit on session data (DESIGN §8): `maxDataBytes` is enforced on every write with a typed
+ * The limit on session data (docs/security.md, "Capacity"): `maxDataBytes` is enforced on every write with a typed
  * SessionDataError, a write above it changes nothing, and no sequence of accepted writes can
  * produce a record the codec refuses to read (its 1 MiB ceiling).
  */

@@ -1,5 +1,5 @@
 /**
- * Model-based test (DESIGN §4): fast-check `commands` drive the real Sessions service and a tiny
+ * Model-based test (docs/how-it-works.md, "The ten invariants"): fast-check `commands` drive the real Sessions service and a tiny
  * reference model with the same random sequence of start / resolve / get / set / pop / rotate
  * (regenerateId) / logIn / logOut / logOutEverywhere / advance-clock / destroy.
  *

@@ -1,6 +1,6 @@
 /**
  * Observability of the Sessions service: raw tokens never reach logs, spans or errors (a short
- * hash does), the events of DESIGN §3 are logged, and the metrics count what happens.
+ * hash does), the events of the timing rules (docs/how-it-works.md) are logged, and the metrics count what happens.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock, Tracer } from "effect"

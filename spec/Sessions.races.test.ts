@@ -224,7 +224,7 @@ const arbRun: fc.Arbitrary<Run> = fc.record({
  *
  * Process A keeps its cache only when B does nothing: a peer's cache learns of another process's
  * writes asynchronously (on the memory store, never: it is for one process), so its reads may be
- * stale for a moment by design (DESIGN §7: writes re-check in the store's compare-and-set, reads
+ * stale for a moment by design (docs/service.md, handles: writes re-check in the store's compare-and-set, reads
  * through a warm cache may lag). B always reads the store.
  */
 const race = (s: fc.Scheduler, store: Persistence.PersistenceShape, run: Run) =>

@@ -652,10 +652,10 @@ describe("Sessions: concurrency (invariant 10)", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// security: a handle is only as good as its token (DESIGN §7)
+// security: a handle is only as good as its token
 // ---------------------------------------------------------------------------------------------
 
-describe("Sessions: dead handles (DESIGN §7)", () => {
+describe("Sessions: dead handles", () => {
   for (const maxCacheSize of [0, 10_000]) {
     it.effect(`security: the reproduction — a planted token resolved by the attacker's and the victim's request; after the victim's logIn the attacker's handle reads and writes nothing (maxCacheSize ${maxCacheSize})`, () =>
       Effect.gen(function*() {

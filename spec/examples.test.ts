@@ -1,6 +1,6 @@
 /**
  * Every example runs: each top-level `examples/*.ts` file runs under `npx tsx` as a child process,
- * with a 30 s limit. A program must exit 0. A server (it prints `Listening on http://…`) must
+ * with a 60 s limit. A program must exit 0. A server (it prints `Listening on http://…`) must
  * answer GET / with 200 twice — the second time through the session cookie of the first — and is
  * then stopped. New examples are picked up by themselves; `*.server.ts` files are skipped, and
  * `*.test.ts` files are tests vitest runs itself;
@@ -27,7 +27,7 @@ interface Run {
   readonly stderr: string
 }
 
-const TIMEOUT = 30_000
+const TIMEOUT = 60_000 // the examples start side by side, on a machine that may be busy
 
 /**
  * Runs one example in its own process group, so that on a timeout the whole tree (npx, tsx and

@@ -1,5 +1,5 @@
 /**
- * A planted token over HTTP, across processes (DESIGN §7): two server processes
+ * A planted token over HTTP, across processes (docs/security.md, the first promise): two server processes
  * (spec/multiprocess/server.ts) share a store with the local cache off (`MAX_CACHE_SIZE=0`). An
  * attacker plants token T; 20 pollers (10 readers of `GET /api/me`, 10 writers of
  * `POST /api/mark`) hammer both processes with T while the victim logs in with T through the

@@ -1,5 +1,5 @@
 /**
- * The rule of DESIGN §2: time comes from Effect's `Clock` and randomness from the `SecureRandom`
+ * The rule of a pure core (docs/how-it-works.md, "Design notes"): time comes from Effect's `Clock` and randomness from the `SecureRandom`
  * service, so that `TestClock` and a seeded generator drive every test. Nothing in `src/` may read
  * the wall clock or draw random bytes directly, except the live layer in `src/internal/live/`.
  *

@@ -1,5 +1,5 @@
 /**
- * Security findings on the stores (DESIGN §8, "nothing a client sends grows without bound"):
+ * Security findings on the stores (docs/security.md: nothing a client sends grows without bound):
  *
  * 1. the memory store has a capacity and evicts the least recently used session;
  * 2. one record that does not decode never blocks listing, logging out everywhere or an exclusive

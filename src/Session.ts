@@ -349,7 +349,7 @@ export type ExpiryReason = "idle" | "absolute" | "grace"
 export type AnomalyKind = "ip" | "userAgent"
 
 /**
- * The decision for a request, in the order of the rules (README, "The timing rules").
+ * The decision for a request, in the order of the rules (docs/how-it-works.md, "The timing rules").
  *
  * @since 0.1.0
  * @category models

@@ -226,7 +226,7 @@ export interface SessionsShape {
   /** The validated configuration the service runs with (the HTTP edge reads the cookie settings here). */
   readonly config: SessionConfig_.SessionConfigShape
   /**
-   * Resolves a request's token by the timing rules (README, "The timing rules") and says what to
+   * Resolves a request's token by the timing rules (docs/how-it-works.md, "The timing rules") and says what to
    * do with the cookie. With `create`, a request without a valid session gets a new one. The hot
    * path — a cached, valid session whose last access needs no write — is answered without a store
    * call, a lock or a span (tracing it would cost more than the answer); every resolution that

@@ -1,5 +1,5 @@
 /**
- * The Persistence conformance suite (DESIGN §4 invariant 8): the same tests for every store —
+ * The Persistence conformance suite (invariant 8 of docs/how-it-works.md): the same tests for every store —
  * memory, SQL (SQLite, PostgreSQL), Redis. A store passes when it behaves like the reference
  * memory store on everything the contract (src/Persistence.ts) promises.
  *

@@ -1,5 +1,5 @@
 /**
- * The service-level conformance suite (DESIGN §4, invariants 1–10 on the running Sessions
+ * The service-level conformance suite (docs/how-it-works.md, invariants 1–10 on the running Sessions
  * service): the same test code for every store — memory, SQLite, PostgreSQL, Redis. Where
  * spec/conformance/persistence.ts checks the store contract, this suite checks that the service
  * keeps every invariant over that store.
@@ -886,7 +886,7 @@ export const sessionsSuite = (
             deepStrictEqual(h1.session.data, { cart: [1, 2, 3] })
             deepStrictEqual(Option.getOrNull(h1.session.userId), user)
             assert.strictEqual(h1.session.createdAt, h0.session.createdAt)
-            // the pre-login handle died with its token (DESIGN §7): a request in flight on it writes nothing
+            // the pre-login handle died with its token: a request in flight on it writes nothing
             const late = yield* Effect.flip(sessions.set(h0, "late", "write"))
             assert.strictEqual(late._tag, "SessionGoneError")
             const h2 = yield* sessions.logOut(h1)
@@ -1120,7 +1120,7 @@ export const sessionsSuite = (
       }), { timeout: 60_000 })
 
     // -----------------------------------------------------------------------------------------
-    // security: a handle is only as good as its token (DESIGN §7)
+    // security: a handle is only as good as its token
     // -----------------------------------------------------------------------------------------
 
     for (const retirement of retirements) {

@@ -1,5 +1,5 @@
 /**
- * The retirements of a token without grace (DESIGN §7) and every operation through a handle, for
+ * The retirements of a token without grace (docs/security.md, the first promise) and every operation through a handle, for
  * the "a dead handle reads and writes nothing" tests (spec/Sessions.test.ts on the memory store,
  * spec/conformance/sessions.ts on every store).
  *
@@ -31,7 +31,7 @@ export interface Retirement {
 const rejectedClient = Session.client({ ip: "198.51.100.7", userAgent: "curl/8.0 (another agent)" })
 const otherDevice = Session.client({ ip: "203.0.113.40", userAgent: "Mozilla/5.0 (iPhone) Safari/604.1" })
 
-/** Every retirement of DESIGN §7. */
+/** Every retirement of a token without grace. */
 export const retirements: ReadonlyArray<Retirement> = [
   { name: "logIn", loggedIn: false, retire: (s, h, user) => Effect.map(s.logIn(h, user), Option.some) },
   { name: "logOut", loggedIn: true, retire: (s, h) => Effect.map(s.logOut(h), Option.some) },
