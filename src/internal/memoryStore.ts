@@ -8,8 +8,8 @@
  *
  * @internal
  */
-import { Clock, Effect, Metric, Option, Stream } from "effect"
-import { DEFAULT_MEMORY_CAPACITY, DEFAULT_RETENTION_MILLIS, type MemoryOptions, type PersistenceShape } from "../Persistence.js"
+import { Clock, Duration, Effect, Metric, Option, Stream } from "effect"
+import { DEFAULT_MEMORY_CAPACITY, DEFAULT_RETENTION, type MemoryOptions, type PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 interface StoredSession {
@@ -29,7 +29,7 @@ const validCapacity = (n: number): boolean => n === Number.POSITIVE_INFINITY || 
 
 /** @internal */
 export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape => {
-  const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
+  const retention = Duration.toMillis(options.retention ?? DEFAULT_RETENTION)
   const capacity = options.capacity ?? DEFAULT_MEMORY_CAPACITY
   if (!validCapacity(capacity)) throw new RangeError(`memory store capacity must be a positive integer or Infinity, got ${capacity}`)
   // tokenKey → session key (current token) or a redirect (old token)
@@ -140,7 +140,7 @@ export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape =
     loadSession: (sessionKey) => Effect.map(Clock.currentTimeMillis, (now) => live(sessionKey, now, true)),
     create,
     save,
-    rotate: (session, expectedVersion, redirect, expiresAt) =>
+    rotate: ({ expectedVersion, expiresAt, redirect, session }) =>
       Effect.sync(() => {
         const stored = sessions.get(session.key)
         if (!stored || stored.session.version !== expectedVersion || stored.session.tokenKey !== redirect.tokenKey) return false
