@@ -24,7 +24,7 @@
  */
 import { Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
 import { logHash, sha256 } from "./internal/hash.js"
-import { makeMemoryStore } from "./internal/memoryStore.js"
+import { DEFAULT_MEMORY_CAPACITY as memoryCapacity, DEFAULT_RETENTION as retention, makeMemoryStore } from "./internal/memoryStore.js"
 import type { Redirect, Session, TokenRecord } from "./Session.js"
 
 /**
@@ -33,7 +33,7 @@ import type { Redirect, Session, TokenRecord } from "./Session.js"
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_RETENTION: Duration.Duration = Duration.minutes(10)
+export const DEFAULT_RETENTION: Duration.Duration = retention
 
 /**
  * What a store tells the processes sharing it (its `invalidations`):
@@ -232,7 +232,7 @@ export class Persistence extends Context.Tag("effect-sessions/Persistence")<Pers
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_MEMORY_CAPACITY = 1_000_000
+export const DEFAULT_MEMORY_CAPACITY: number = memoryCapacity
 
 /**
  * Options of the memory store.

@@ -9,7 +9,8 @@
  * @internal
  */
 import { Clock, Duration, Effect, Metric, Option, Stream } from "effect"
-import { DEFAULT_MEMORY_CAPACITY, DEFAULT_RETENTION, type MemoryOptions, type PersistenceShape } from "../Persistence.js"
+// Types only: Persistence.ts imports this module (and re-exports its defaults).
+import type { MemoryOptions, PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 interface StoredSession {
@@ -26,6 +27,12 @@ export const evicted = Metric.counter("effect_sessions_evicted_total", {
 export const EVICTION_LOG_INTERVAL_MILLIS = 60_000
 
 const validCapacity = (n: number): boolean => n === Number.POSITIVE_INFINITY || (Number.isSafeInteger(n) && n >= 1)
+
+/** The default capacity (`Persistence.DEFAULT_MEMORY_CAPACITY`). @internal */
+export const DEFAULT_MEMORY_CAPACITY = 1_000_000
+
+/** The default retention of every built-in store (`Persistence.DEFAULT_RETENTION`). @internal */
+export const DEFAULT_RETENTION: Duration.Duration = Duration.minutes(10)
 
 /** @internal */
 export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape => {
