@@ -23,6 +23,7 @@ import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
+import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scripts.js"
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { Redirect, Session } from "../src/Session.js"
@@ -382,6 +383,17 @@ await withService("Redis", redisUrl, () => {
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
+
+describe("Redis scripts' arguments", () => {
+  it("one JSON record that Redis's cjson can read: lone surrogates become U+FFFD, as UTF-8 would make them", () => {
+    assert.strictEqual(wellFormed("a\ud800b\udfffc"), "a\ufffdb\ufffdc")
+    assert.strictEqual(wellFormed("\ud83d\ude00 é"), "\ud83d\ude00 é", "pairs and other characters are kept")
+    const s = makeSession(1000, { userId: Option.some("ada\udbff") })
+    const json = encodeArgs(sessionWrite(s, 1000, 61_000))
+    const decoded = JSON.parse(json) as Record<string, string>
+    deepStrictEqual(decoded, { key: s.key, token: s.tokenKey, version: "0", user: "+ada\ufffd", record: decoded["record"]!, px: "60000" })
+  })
+})
 
 describe("sqliteFilename (Sqlite.layerConfig's reading of DATABASE_URL)", () => {
   it("reads where the database is", () => {
