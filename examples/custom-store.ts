@@ -87,7 +87,7 @@ const makeKeyValuePersistence = Effect.gen(function*() {
         yield* index("save", stored.value.userId, session, session.key)
         return true
       })),
-    rotate: (session, expectedVersion, redirect, expiresAt) =>
+    rotate: ({ expectedVersion, expiresAt, redirect, session }) =>
       lock.withPermits(1)(Effect.gen(function*() {
         const stored = yield* readSession("rotate", session.key)
         if (Option.isNone(stored) || stored.value.version !== expectedVersion || stored.value.tokenKey !== redirect.tokenKey) return false

@@ -132,8 +132,9 @@ const lenient = (inner: Persistence.PersistenceShape): Persistence.PersistenceSh
       }),
     create: (session, expiresAt) => Effect.tap(inner.create(session, expiresAt), () => seen.set(session.tokenKey, session)),
     save: (session, v, expiresAt) => Effect.tap(inner.save(session, v, expiresAt), (ok) => ok && seen.set(session.tokenKey, session)),
-    rotate: (session, v, redirect, expiresAt) =>
-      Effect.tap(inner.rotate(session, v, redirect, expiresAt), (ok) => {
+    rotate: (rotation) =>
+      Effect.tap(inner.rotate(rotation), (ok) => {
+        const { redirect, session } = rotation
         if (ok) {
           seen.set(redirect.tokenKey, redirect)
           seen.set(session.tokenKey, session)

@@ -111,7 +111,7 @@ describe("the package", () => {
   }
 
   it("the import graph walk sees drivers (self-test: the Redis store module imports ioredis)", () => {
-    assert.strictEqual(staticPackages(join(root, "src/internal/redisStore.ts")).get("ioredis"), "src/internal/redisStore.ts")
+    assert.strictEqual(staticPackages(join(root, "src/internal/redis/store.ts")).get("ioredis"), "src/internal/redis/connection.ts")
     deepStrictEqual(importsOf(join(root, "src/Persistence/Sqlite.ts")).dynamic, ["@effect/sql-sqlite-node/SqliteClient"])
   })
 

@@ -1,14 +1,23 @@
 /**
  * What a store error may carry (src/internal/storeErrors.ts): a driver's error reduced to its class
- * name and the first line of its message, whatever shape the driver threw; and the PostgreSQL
- * store's `layerConfig`, which reads its URL from `Config` (`DATABASE_URL` unless told otherwise).
+ * name and the first line of its message, whatever shape the driver threw; the PostgreSQL store's
+ * `layerConfig`, which reads its URL from `Config` (`DATABASE_URL` unless told otherwise); and
+ * bad store options (a URL of the wrong kind, a table prefix that is no identifier, a duration
+ * that is none), which fail the building of a layer with a `ConfigError` naming them, before
+ * anything connects.
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { deepStrictEqual } from "@effect/vitest/utils"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { randomBytes } from "node:crypto"
 import { CodecError } from "../src/Codec.js"
 import { redactCodecError, redactDriverError } from "../src/internal/storeErrors.js"
+import type { Persistence } from "../src/Persistence.js"
 import * as PgStore from "../src/Persistence/Pg.js"
+import * as RedisStore from "../src/Persistence/Redis.js"
+import * as Sql from "../src/Persistence/Sql.js"
+import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as Sessions from "../src/Sessions.js"
@@ -83,6 +92,86 @@ describe("Pg.layerConfig", () => {
       )
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) assert.include(String(exit.cause), "DATABASE_URL")
+    }))
+})
+
+describe("bad store options are a ConfigError when the layer is built", () => {
+  // Nothing listens on port 1: a layer that tried to connect would fail otherwise (Unavailable).
+  const nowhere = { pg: "postgres://nobody@127.0.0.1:1/none", redis: "redis://127.0.0.1:1" }
+
+  /** Builds a store layer with `env` as the ConfigProvider: the ConfigError it fails with. */
+  const configError = <E>(storeLayer: Layer.Layer<Persistence, E>, env: Record<string, string> = {}) =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(Effect.scoped(Layer.build(storeLayer))).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+      )
+      assert.isTrue(Exit.isFailure(exit), "the layer was built")
+      const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+      assert.isTrue(Option.isSome(failure), "no typed failure")
+      const e = Option.getOrThrow(failure)
+      assert.isTrue(ConfigError.isConfigError(e), `not a ConfigError: ${String(e)}`)
+      return e as ConfigError.ConfigError
+    })
+
+  const assertInvalid = (e: ConfigError.ConfigError, path: ReadonlyArray<string>, includes: string) => {
+    assert.strictEqual(e._op, "InvalidData")
+    if (e._op === "InvalidData") {
+      deepStrictEqual(e.path, path)
+      assert.include(e.message, includes)
+    }
+  }
+
+  it.live("Redis.layer: a URL that is not redis:// or rediss://, or no URL at all", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(RedisStore.layer({ url: "http://127.0.0.1:6379" })), ["url"], "redis://")
+      const e = yield* configError(RedisStore.layer({ url: "redis://:secret@" }))
+      assertInvalid(e, ["url"], "host")
+      assert.notInclude(e.message, "secret")
+      assertInvalid(yield* configError(RedisStore.layer({ url: "127.0.0.1:6379 " })), ["url"], "Redis URL")
+    }))
+
+  it.live("Redis.layer: a connect timeout or a retention that is not a finite duration", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(RedisStore.layer({ url: nowhere.redis, connectTimeout: 0 })), ["connectTimeout"], "above zero")
+      assertInvalid(yield* configError(RedisStore.layer({ url: nowhere.redis, retention: Duration.infinity })), ["retention"], "finite")
+    }))
+
+  it.live("Redis.layerConfig: a bad REDIS_URL names it; a bad url config is one too", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(RedisStore.layerConfig(), { REDIS_URL: "mysql://h/db" }), ["REDIS_URL"], "redis://")
+      // A config the caller built is checked from outside: its name is not known to the store.
+      assertInvalid(yield* configError(RedisStore.layerConfig({ url: Config.redacted("MY_REDIS") }), { MY_REDIS: "nonsense" }), [], "Redis URL")
+    }))
+
+  it.live("Sql.layer: a table prefix that is no identifier, on any client", () =>
+    Effect.gen(function*() {
+      for (const tablePrefix of ["bad-prefix", "1st_", "x; DROP TABLE users; --", ""]) {
+        const e = yield* configError(Sql.layer({ tablePrefix }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))
+        assertInvalid(e, ["tablePrefix"], "table prefix")
+      }
+    }))
+
+  it.live("Pg.layer: a bad table prefix or URL, before it connects", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(PgStore.layer({ url: nowhere.pg, tablePrefix: "no-dashes" })), ["tablePrefix"], "table prefix")
+      assertInvalid(yield* configError(PgStore.layer({ url: "mysql://h/db" })), ["url"], "PostgreSQL URL")
+      assertInvalid(yield* configError(PgStore.layer({ url: nowhere.pg, retention: Duration.infinity })), ["retention"], "finite")
+    }))
+
+  it.live("Pg.layerConfig and Sqlite.layerConfig: a URL of the other kind names DATABASE_URL", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(PgStore.layerConfig(), { DATABASE_URL: "sqlite::memory:" }), ["DATABASE_URL"], "PostgreSQL URL")
+      assertInvalid(yield* configError(SqliteStore.layerConfig(), { DATABASE_URL: nowhere.pg }), ["DATABASE_URL"], "SQLite URL")
+      assertInvalid(
+        yield* configError(PgStore.layerConfig({ tablePrefix: "a.b" }), { DATABASE_URL: nowhere.pg }),
+        ["tablePrefix"],
+        "table prefix"
+      )
+    }))
+
+  it.live("Sqlite.layer: a bad table prefix", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(SqliteStore.layer({ filename: ":memory:", tablePrefix: "a b" })), ["tablePrefix"], "table prefix")
     }))
 })
 

@@ -10,7 +10,7 @@
  *   and change nothing, when the stored version is not the expected one (or the session is
  *   gone). Of two concurrent rotations of one token exactly one wins.
  * - A record is kept until its deadline (`expiresAt`) plus a retention period
- *   ({@link DEFAULT_RETENTION_MILLIS} unless the store is configured otherwise), then hidden and
+ *   ({@link DEFAULT_RETENTION} unless the store is configured otherwise), then hidden and
  *   removed (by TTL, or by `sweep` where the backend has none). The service decides expiry by time
  *   itself; the retention lets it still tell why a token is dead — idle, absolute, or a rotated
  *   token used after its grace period (a theft signal it reports) — rather than "unknown".
@@ -22,9 +22,9 @@
  * @since 0.1.0
  * @module
  */
-import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { Context, Data, Duration, Effect, Layer, Option, Stream } from "effect"
 import { logHash, sha256 } from "./internal/hash.js"
-import { makeMemoryStore } from "./internal/memoryStore.js"
+import { DEFAULT_MEMORY_CAPACITY as memoryCapacity, DEFAULT_RETENTION as retention, makeMemoryStore } from "./internal/memoryStore.js"
 import type { Redirect, Session, TokenRecord } from "./Session.js"
 
 /**
@@ -33,7 +33,7 @@ import type { Redirect, Session, TokenRecord } from "./Session.js"
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_RETENTION_MILLIS = 10 * 60 * 1000
+export const DEFAULT_RETENTION: Duration.Duration = retention
 
 /**
  * What a store tells the processes sharing it (its `invalidations`):
@@ -144,6 +144,26 @@ export const isSessionStoreError = (u: unknown): u is SessionStoreError =>
   typeof u === "object" && u !== null && SessionStoreErrorTypeId in u
 
 /**
+ * What {@link PersistenceShape.rotate} writes in one atomic step: the rotated `session` (its new
+ * token, the next version), stored if the stored session still has version `expectedVersion`
+ * and `redirect.tokenKey` as its current token; the old token turned into `redirect`, kept until
+ * `redirect.expiresAt`; and `expiresAt`, the session's deadline (for stores with TTLs).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Rotation {
+  /** The session after the rotation: its new token and the next version. */
+  readonly session: Session
+  /** The version the stored session must have for the rotation to win. */
+  readonly expectedVersion: number
+  /** What the old token (`redirect.tokenKey`, the stored session's current one) becomes. */
+  readonly redirect: Redirect
+  /** The session's deadline (epoch milliseconds), for stores that expire records by TTL. */
+  readonly expiresAt: number
+}
+
+/**
  * The store operations. Keys are token keys (the SHA-256 of a token when `hashIdsAtRest`) and
  * session keys (the stable internal key); a store never sees a raw token.
  *
@@ -163,11 +183,12 @@ export interface PersistenceShape {
    */
   readonly save: (session: Session, expectedVersion: number, expiresAt: number) => Effect.Effect<boolean, SessionStoreError>
   /**
-   * Atomic rotation: if the stored session has version `expectedVersion` and its current token
-   * is `redirect.tokenKey`, store `session` (new token, next version) and turn the old token into
-   * `redirect` (until `redirect.expiresAt`) in one step. `false` otherwise.
+   * Atomic rotation (see {@link Rotation}): if the stored session has version
+   * `expectedVersion` and its current token is `redirect.tokenKey`, store `session` (new token,
+   * next version) and turn the old token into `redirect` (until `redirect.expiresAt`) in one
+   * step. `false` otherwise.
    */
-  readonly rotate: (session: Session, expectedVersion: number, redirect: Redirect, expiresAt: number) => Effect.Effect<boolean, SessionStoreError>
+  readonly rotate: (rotation: Rotation) => Effect.Effect<boolean, SessionStoreError>
   /** Deletes a session, its current token and its user-index entry. No-op when absent. */
   readonly delete: (sessionKey: string) => Effect.Effect<void, SessionStoreError>
   /** Deletes whatever a token key holds (used to drop a corrupt record). No-op when absent. */
@@ -211,7 +232,7 @@ export class Persistence extends Context.Tag("effect-sessions/Persistence")<Pers
  * @since 0.1.0
  * @category constants
  */
-export const DEFAULT_MEMORY_CAPACITY = 1_000_000
+export const DEFAULT_MEMORY_CAPACITY: number = memoryCapacity
 
 /**
  * Options of the memory store.
@@ -229,8 +250,8 @@ export interface MemoryOptions {
    * metric and logged as a warning at most once a minute.
    */
   readonly capacity?: number | undefined
-  /** How long records are kept past their deadline, in milliseconds (default {@link DEFAULT_RETENTION_MILLIS}; 0 hides a record at its deadline). */
-  readonly retentionMillis?: number | undefined
+  /** How long records are kept past their deadline (default {@link DEFAULT_RETENTION}; 0 hides a record at its deadline). */
+  readonly retention?: Duration.DurationInput | undefined
 }
 
 /**

@@ -33,7 +33,8 @@ export const stores: ReadonlyArray<Layer.Layer<Persistence.Persistence, unknown,
   Redis.layer({ url: "redis://127.0.0.1:6379", prefix: "app:" }),
   Pg.layer({ url: "postgres://app@127.0.0.1:5432/app", tablePrefix: "app_" }),
   Sqlite.layer({ filename: ":memory:" }),
-  Sql.layerConfig()
+  Sqlite.layerConfig(),
+  Pg.layerConfig()
 ]
 
 export const sameModules: boolean = CodecModule === Codec && HttpModule === Http &&
@@ -43,4 +44,4 @@ export const isStoreError = (u: unknown): u is Persistence.SessionStoreError => 
 
 export const client: Session.Client = Session.client({ ip: "203.0.113.9", userAgent: "consumer" })
 
-export const touched: ReadonlyArray<unknown> = [Ids, Password, PwnedPasswords, SessionCache]
+export const touched: ReadonlyArray<unknown> = [Ids, Password, PwnedPasswords, SessionCache, Sql.layer]

@@ -302,7 +302,7 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const r = rotation(s, now + 10)
-          assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           assertSome(yield* store.load(s.tokenKey), r.redirect as TokenRecord)
           assertSome(yield* store.load(r.session.tokenKey), r.session as TokenRecord)
           assertSome(yield* store.loadSession(s.key), r.session)
@@ -320,12 +320,12 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const first = rotation(s, now + 10)
-          assert.isTrue(yield* store.rotate(first.session, 0, first.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: first.session, expectedVersion: 0, redirect: first.redirect, expiresAt: now + HOUR }))
           const again = rotation(s, now + 20)
-          assert.isFalse(yield* store.rotate(again.session, 0, again.redirect, now + HOUR))
+          assert.isFalse(yield* store.rotate({ session: again.session, expectedVersion: 0, redirect: again.redirect, expiresAt: now + HOUR }))
           // Even with the current version: the old token is no longer the current one.
           const stale = rotation(copy(s, { version: 1 }), now + 30)
-          assert.isFalse(yield* store.rotate(stale.session, 1, stale.redirect, now + HOUR))
+          assert.isFalse(yield* store.rotate({ session: stale.session, expectedVersion: 1, redirect: stale.redirect, expiresAt: now + HOUR }))
           assertSome(yield* store.load(s.tokenKey), first.redirect as TokenRecord)
           assertSome(yield* store.load(first.session.tokenKey), first.session as TokenRecord)
           assertNone(yield* store.load(again.session.tokenKey))
@@ -339,7 +339,7 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const r = rotation(s, now + 10)
-          assert.isFalse(yield* store.rotate(r.session, 5, r.redirect, now + HOUR))
+          assert.isFalse(yield* store.rotate({ session: r.session, expectedVersion: 5, redirect: r.redirect, expiresAt: now + HOUR }))
           assertSome(yield* store.load(s.tokenKey), s as TokenRecord)
           assertNone(yield* store.load(r.session.tokenKey))
         }))
@@ -352,7 +352,7 @@ export const persistenceSuite = <R = never>(
           yield* store.create(s, now + HOUR)
           const rotations = Array.from({ length: 20 }, () => rotation(s, now + 10))
           const results = yield* Effect.all(
-            rotations.map((r) => store.rotate(r.session, 0, r.redirect, now + HOUR)),
+            rotations.map((r) => store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR })),
             { concurrency: "unbounded" }
           )
           assert.strictEqual(results.filter((won) => won).length, 1)
@@ -375,7 +375,7 @@ export const persistenceSuite = <R = never>(
             yield* store.create(s, now + HOUR)
             const rotations = Array.from({ length: n }, () => rotation(s, now + 1))
             const results = yield* Effect.all(
-              rotations.map((r) => store.rotate(r.session, 0, r.redirect, now + HOUR)),
+              rotations.map((r) => store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR })),
               { concurrency: "unbounded" }
             )
             assert.strictEqual(results.filter((won) => won).length, 1)
@@ -402,7 +402,7 @@ export const persistenceSuite = <R = never>(
           // A deleted session cannot be saved or rotated back to life.
           assert.isFalse(yield* store.save(copy(s, { version: 1 }), 0, now + HOUR))
           const r = rotation(s, now + 1)
-          assert.isFalse(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isFalse(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           assertNone(yield* store.loadSession(s.key))
         }))
 
@@ -413,7 +413,7 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const r = rotation(s, now + 1)
-          assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           yield* store.delete(s.key)
           assertNone(yield* store.loadSession(s.key))
           assertNone(yield* store.load(r.session.tokenKey))
@@ -440,7 +440,7 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const r = rotation(s, now + 1)
-          assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           yield* store.deleteToken(s.tokenKey)
           assertNone(yield* store.load(s.tokenKey))
           assertSome(yield* store.load(r.session.tokenKey), r.session as TokenRecord)
@@ -501,7 +501,7 @@ export const persistenceSuite = <R = never>(
 
           // logIn rotates: the rotation carries the new user
           const r = rotation(s3, now + 1, { userId: Option.some(u) })
-          assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           deepStrictEqual(yield* store.sessionsOfUser(u), [r.session])
           deepStrictEqual(yield* store.sessionsOfUser(w), [s1w])
 
@@ -557,7 +557,7 @@ export const persistenceSuite = <R = never>(
             yield* store.create(s, now + 600)
             yield* store.create(long, now + HOUR)
             const r = rotation(s, now, { grace: 300 })
-            assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + 600))
+            assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + 600 }))
             assertSome(yield* store.load(s.tokenKey), r.redirect as TokenRecord)
             assertSome(yield* store.load(r.session.tokenKey), r.session as TokenRecord)
 
@@ -586,7 +586,7 @@ export const persistenceSuite = <R = never>(
               yield* store.create(s, now + 1000)
               yield* store.create(long, now + HOUR)
               const r = rotation(s, now, { grace: 500 })
-              assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + 1000))
+              assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + 1000 }))
 
               yield* TestClock.adjust(499)
               assertSome(yield* store.load(s.tokenKey), r.redirect as TokenRecord)
@@ -621,7 +621,7 @@ export const persistenceSuite = <R = never>(
                 yield* store.create(b, now + 10 * HOUR)
                 yield* store.create(c, now + 10 * HOUR)
                 const r = rotation(b, now, { grace: 500 })
-                assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + 10 * HOUR))
+                assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + 10 * HOUR }))
 
                 yield* TestClock.adjust(2000)
                 const removed = yield* store.sweep
@@ -696,7 +696,7 @@ export const persistenceSuite = <R = never>(
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
           const r = rotation(s, now + 1)
-          assert.isTrue(yield* store.rotate(r.session, 0, r.redirect, now + HOUR))
+          assert.isTrue(yield* store.rotate({ session: r.session, expectedVersion: 0, redirect: r.redirect, expiresAt: now + HOUR }))
           yield* corrupt(s.tokenKey, "{\"v\":1,\"type\":\"redirect\"}")
           assertCorrupt(yield* Effect.exit(store.load(s.tokenKey)), "load", s.tokenKey)
           yield* store.deleteToken(s.tokenKey)
@@ -813,7 +813,7 @@ export const persistenceSuite = <R = never>(
           yield* expectHeard(heardByB, [s.tokenKey], "save")
 
           const r = rotation(s1, now + 1)
-          assert.isTrue(yield* a.rotate(r.session, 1, r.redirect, now + HOUR))
+          assert.isTrue(yield* a.rotate({ session: r.session, expectedVersion: 1, redirect: r.redirect, expiresAt: now + HOUR }))
           yield* expectHeard(heardByB, [s.tokenKey, r.session.tokenKey], "rotate")
 
           // A failed compare-and-set changes nothing, and says nothing.

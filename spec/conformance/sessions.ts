@@ -357,7 +357,7 @@ const strict = (inner: Persistence.PersistenceShape): Persistence.PersistenceSha
     loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
     create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
     save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
-    rotate: (s, v, r, e) => Effect.tap(inner.rotate(s, v, r, e), keep(s, e)),
+    rotate: (r) => Effect.tap(inner.rotate(r), keep(r.session, r.expiresAt)),
     sessionsOfUser: (user) =>
       Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
   }

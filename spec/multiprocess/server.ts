@@ -31,6 +31,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Console, Duration, Effect, Layer, Logger, LogLevel, Option, Schema } from "effect"
 import { createServer } from "node:http"
 import * as Http from "../../src/Http.js"
+import type { ConfigError } from "effect"
 import type { Persistence, SessionStoreError } from "../../src/Persistence.js"
 import * as Pg from "../../src/Persistence/Pg.js"
 import * as Redis from "../../src/Persistence/Redis.js"
@@ -58,7 +59,7 @@ const duration = (name: string, fallback: Duration.DurationInput): Duration.Dura
   return parsed.value
 }
 
-const store = (): Layer.Layer<Persistence, SessionStoreError> => {
+const store = (): Layer.Layer<Persistence, SessionStoreError | ConfigError.ConfigError> => {
   const kind = required("STORE")
   const prefix = required("PREFIX")
   const originId = env("ORIGIN_ID")

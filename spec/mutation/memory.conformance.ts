@@ -10,5 +10,5 @@ import { persistenceSuite } from "../conformance/persistence.js"
 import { sessionsSuite } from "../conformance/sessions.js"
 
 // The same options as spec/Persistence.test.ts and spec/Sessions.stores.test.ts give the memory store.
-persistenceSuite("Memory", Persistence.layerMemoryWith({ retentionMillis: 0 }))
+persistenceSuite("Memory", Persistence.layerMemoryWith({ retention: 0 }))
 sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50 })

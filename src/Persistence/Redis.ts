@@ -10,20 +10,24 @@
  * gets a `SessionStoreError` with reason `"Unavailable"` instead of hanging, and the client keeps
  * reconnecting in the background. Needs a standalone Redis (or one primary), not Redis Cluster.
  *
+ * A bad option (a URL that is not `redis://` or `rediss://`, a duration that is not one) fails
+ * the building of the layer with a `ConfigError` naming it.
+ *
  * `ioredis` is an optional peer dependency, loaded when the layer is built: without it, building
  * fails with a `SessionStoreError` whose message says what to install.
  *
  * @since 0.1.0
  * @module
  */
-import { Config, Effect, Layer, Redacted } from "effect"
+import { Config, Duration, Effect, Layer, Redacted } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type { Scope } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
 import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
-import { failFastOptions } from "../internal/redisOptions.js"
-import { Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import { checkRedisUrl, failFastOptions } from "../internal/redis/options.js"
+import { durationMillis } from "../internal/storeOptions.js"
+import { DEFAULT_RETENTION, Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import * as SecureRandom from "../SecureRandom.js"
 
 /**
@@ -43,6 +47,14 @@ export const DEFAULT_PREFIX = "sess:"
 export const DEFAULT_URL = "redis://127.0.0.1:6379"
 
 /**
+ * How long building the layer waits for the connection by default: 5 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_CONNECT_TIMEOUT: Duration.Duration = Duration.seconds(5)
+
+/**
  * The ioredis options the store uses for the client it creates (callers may override them with
  * `redisOptions`): no offline queue, one retry, a 1 s command timeout, reconnecting forever.
  *
@@ -58,7 +70,10 @@ export const defaultRedisOptions: RedisOptions = failFastOptions
  * @category models
  */
 export interface Options {
-  /** Connection URL (default `redis://127.0.0.1:6379`); ignored when `client` is given. */
+  /**
+   * Connection URL, `redis://` or `rediss://` (TLS) (default `redis://127.0.0.1:6379`); ignored
+   * when `client` is given. Any other is a `ConfigError` when the layer is built.
+   */
   readonly url?: string | undefined
   /**
    * An existing client. The store does not close it (it closes its own subscriber connection);
@@ -74,52 +89,57 @@ export interface Options {
    * base62 characters from the live SecureRandom, drawn once per layer.
    */
   readonly originId?: string | undefined
-  /** How long building the layer waits for the connection, in milliseconds (default 5000). */
-  readonly connectTimeout?: number | undefined
-  /** How long records are kept past their deadline, in milliseconds (default `Persistence.DEFAULT_RETENTION_MILLIS`). */
-  readonly retentionMillis?: number | undefined
+  /** How long building the layer waits for the connection (default {@link DEFAULT_CONNECT_TIMEOUT}). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** How long records are kept past their deadline (default `Persistence.DEFAULT_RETENTION`). */
+  readonly retention?: Duration.DurationInput | undefined
 }
 
 /**
- * Builds the store: connects, loads the scripts and subscribes to invalidations; the
- * connections are closed when the scope closes.
+ * Builds the store: checks the options, connects, loads the scripts and subscribes to
+ * invalidations; the connections are closed when the scope closes. A bad option is a
+ * `ConfigError`, before anything connects.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<PersistenceShape, SessionStoreError | ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
+    const url = options.client === undefined ? yield* checkRedisUrl(options.url ?? DEFAULT_URL, ["url"]) : DEFAULT_URL
+    const connectTimeout = yield* durationMillis(options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT, ["connectTimeout"], { positive: true })
+    const retention = yield* durationMillis(options.retention ?? DEFAULT_RETENTION, ["retention"], { positive: false })
     // The store module imports ioredis, an optional peer dependency: load both on demand.
     const { makeRedisStore } = yield* loadDriver(
       "effect-sessions/Persistence/Redis",
       "make",
       [drivers.ioredis],
-      () => import("../internal/redisStore.js")
+      () => import("../internal/redis/store.js")
     )
     // The origin only tells this process's messages apart: the live randomness, needing nothing.
     const originId = options.originId ?? (yield* Ids.randomId(16).pipe(Effect.provide(SecureRandom.layer)))
     return yield* makeRedisStore({
-      url: options.url ?? DEFAULT_URL,
+      url,
       client: options.client,
       redisOptions: options.redisOptions,
       prefix: options.prefix ?? DEFAULT_PREFIX,
       originId,
-      connectTimeout: options.connectTimeout,
-      retentionMillis: options.retentionMillis
+      connectTimeout,
+      retention
     })
   })
 
 /**
- * The Redis store as a layer.
+ * The Redis store as a layer. A bad option fails the building with a `ConfigError`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError | ConfigError> =>
   Layer.scoped(Persistence, make(options))
 
 /**
  * The Redis store at `REDIS_URL` (default `redis://127.0.0.1:6379`), or at the `url` config given.
+ * A URL that is not `redis://` or `rediss://` is a `ConfigError` naming the variable.
  *
  * @since 0.1.0
  * @category layers
@@ -128,10 +148,10 @@ export const layerConfig = (
   options: Omit<Options, "url" | "client"> & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
 ): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { url, ...rest } = options
-  return Layer.unwrapEffect(
-    Effect.map(
-      url ?? Config.withDefault(Config.redacted("REDIS_URL"), Redacted.make(DEFAULT_URL)),
-      (value) => layer({ ...rest, url: Redacted.value(value) })
-    )
-  )
+  const check = (value: Redacted.Redacted) => checkRedisUrl(Redacted.value(value), [])
+  // Checked inside REDIS_URL, so that the error names the variable.
+  const checked = url === undefined
+    ? Config.redacted().pipe(Config.mapOrFail(check), Config.nested("REDIS_URL"), Config.withDefault(DEFAULT_URL))
+    : Config.mapOrFail(url, check)
+  return Layer.unwrapEffect(Effect.map(checked, (value) => layer({ ...rest, url: value })))
 }

@@ -12,23 +12,26 @@
  * `<prefix>invalidate`): every write notifies the token keys it changed, and `invalidations`
  * yields those written by other processes.
  *
- * This module needs only `@effect/sql`; for ready-made clients see `Persistence/Pg` and
- * `Persistence/Sqlite`, or {@link layerConfig}, which loads only the driver its URL names. The
- * drivers are optional peer dependencies, loaded when a layer is built: without one, building
- * fails with a `SessionStoreError` whose message says what to install.
+ * This module needs only `@effect/sql` and knows nothing of its specialisations: for ready-made
+ * clients (and `layerConfig` from `DATABASE_URL`) see `Persistence/Pg` and `Persistence/Sqlite`.
+ * The drivers are optional peer dependencies, loaded when a layer is built: without one, building
+ * fails with a `SessionStoreError` whose message says what to install. An invalid option (a table
+ * prefix that is not an identifier, a retention that is not a duration) fails the building with a
+ * `ConfigError` naming it.
  *
  * @since 0.1.0
  * @module
  */
 import type { SqlClient as SqlClientService } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import type { ConfigError } from "effect/ConfigError"
-import type { Scope } from "effect"
-import { Config, Effect, Layer, Redacted, Stream } from "effect"
+import type { Duration, Scope } from "effect"
+import { Effect, Layer } from "effect"
 import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
-import { makeSqlStore } from "../internal/sqlStore.js"
-import { Persistence, SessionStoreError, type PersistenceShape } from "../Persistence.js"
+import type * as Connection from "../internal/sql/connection.js"
+import { makeSqlStore } from "../internal/sql/store.js"
+import { checkTablePrefix, durationMillis } from "../internal/storeOptions.js"
+import { DEFAULT_RETENTION, Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import * as SecureRandom from "../SecureRandom.js"
 
 /**
@@ -47,9 +50,7 @@ export const DEFAULT_TABLE_PREFIX = "effect_sessions_"
  * @since 0.1.0
  * @category models
  */
-export interface Notifications {
-  readonly listen: (channel: string) => Stream.Stream<string, SqlError>
-}
+export interface Notifications extends Connection.Notifications {}
 
 /**
  * Options of the SQL store.
@@ -58,7 +59,10 @@ export interface Notifications {
  * @category models
  */
 export interface Options {
-  /** Prefix of the table, index and channel names (letters, digits, `_`). Default `effect_sessions_`. */
+  /**
+   * Prefix of the table, index and channel names (letters, digits, `_`, not starting with a
+   * digit). Default `effect_sessions_`. Any other is a `ConfigError` when the layer is built.
+   */
   readonly tablePrefix?: string | undefined
   /**
    * This process's id in invalidation messages (so that it ignores its own). Default: 16 random
@@ -72,21 +76,24 @@ export interface Options {
    * `PgClient`) is used; `false` turns invalidations off. Other dialects have none.
    */
   readonly notifications?: Notifications | false | undefined
-  /** How long records are kept past their deadline, in milliseconds (default `Persistence.DEFAULT_RETENTION_MILLIS`). */
-  readonly retentionMillis?: number | undefined
+  /** How long records are kept past their deadline (default `Persistence.DEFAULT_RETENTION`). */
+  readonly retention?: Duration.DurationInput | undefined
 }
 
 /**
- * Builds the store on the `SqlClient` in context: creates the tables if missing and, on
- * PostgreSQL, starts listening for invalidations (until the scope closes).
+ * Builds the store on the `SqlClient` in context: checks the options (a `ConfigError` for an
+ * invalid one), creates the tables if missing and, on PostgreSQL, starts listening for
+ * invalidations (until the scope closes).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<PersistenceShape, SessionStoreError, SqlClientService | Scope.Scope> =>
+): Effect.Effect<PersistenceShape, SessionStoreError | ConfigError, SqlClientService | Scope.Scope> =>
   Effect.gen(function*() {
+    const tablePrefix = yield* checkTablePrefix(options.tablePrefix ?? DEFAULT_TABLE_PREFIX, ["tablePrefix"])
+    const retention = yield* durationMillis(options.retention ?? DEFAULT_RETENTION, ["retention"], { positive: false })
     // @effect/sql is an optional peer dependency: its SqlClient tag is loaded on demand.
     const { SqlClient } = yield* loadDriver(
       "effect-sessions/Persistence/Sql",
@@ -99,74 +106,20 @@ export const make = (
     const originId = options.originId ?? (yield* Ids.randomId(16).pipe(Effect.provide(SecureRandom.layer)))
     return yield* makeSqlStore({
       sql,
-      tablePrefix: options.tablePrefix ?? DEFAULT_TABLE_PREFIX,
+      tablePrefix,
       originId,
       channel: options.channel,
       notifications: options.notifications,
-      retentionMillis: options.retentionMillis
+      retention
     })
   })
 
 /**
- * The SQL store as a layer, on the `SqlClient` in context (any dialect).
+ * The SQL store as a layer, on the `SqlClient` in context (any dialect). An invalid option fails
+ * the building with a `ConfigError`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError, SqlClientService> =>
+export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionStoreError | ConfigError, SqlClientService> =>
   Layer.scoped(Persistence, make(options))
-
-/**
- * The kind of database a URL names: `sqlite:` / `file:` → SQLite (the path after the scheme;
- * `sqlite::memory:` for an in-memory database), `postgres:` / `postgresql:` → PostgreSQL.
- *
- * @since 0.1.0
- * @category utils
- */
-export const parseDatabaseUrl = (
-  url: string
-): { readonly _tag: "Sqlite"; readonly filename: string } | { readonly _tag: "Pg"; readonly url: string } | undefined => {
-  const match = /^([a-z][a-z0-9+.-]*):(.*)$/i.exec(url.trim())
-  if (!match) return undefined
-  const scheme = match[1]!.toLowerCase()
-  const rest = match[2]!
-  if (scheme === "postgres" || scheme === "postgresql") return { _tag: "Pg", url: url.trim() }
-  if (scheme === "sqlite" || scheme === "file") {
-    // sqlite::memory:, sqlite:relative.db, sqlite:/abs.db, sqlite:///abs.db, file:///abs.db
-    const path = rest.startsWith("//") ? decodeURIComponent(rest.slice(2).replace(/^[^/]*(?=\/)/, "")) : rest
-    return path === "" ? undefined : { _tag: "Sqlite", filename: path }
-  }
-  return undefined
-}
-
-/**
- * The SQL store on the database that `DATABASE_URL` names (see {@link parseDatabaseUrl}). Only
- * the driver that the URL needs is loaded (`@effect/sql-pg` or `@effect/sql-sqlite-node`).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerConfig = (
-  options: Options & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
-): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
-  const { url, ...storeOptions } = options
-  return Layer.unwrapEffect(Effect.gen(function*() {
-    const value = Redacted.value(yield* (url ?? Config.redacted("DATABASE_URL")))
-    const target = parseDatabaseUrl(value)
-    if (target === undefined) {
-      return yield* new SessionStoreError({
-        method: "layerConfig",
-        reason: "Unknown",
-        cause: new Error("DATABASE_URL must start with sqlite:, file:, postgres: or postgresql:")
-      })
-    }
-    const load = <A>(f: () => Promise<A>) =>
-      Effect.tryPromise({ try: f, catch: (cause) => new SessionStoreError({ method: "layerConfig", reason: "Unknown", cause }) })
-    if (target._tag === "Pg") {
-      const Pg = yield* load(() => import("./Pg.js"))
-      return Pg.layer({ ...storeOptions, url: Redacted.make(target.url) })
-    }
-    const Sqlite = yield* load(() => import("./Sqlite.js"))
-    return Sqlite.layer({ ...storeOptions, filename: target.filename })
-  }))
-}

@@ -5,15 +5,18 @@
  *
  * `@effect/sql`, `@effect/sql-sqlite-node` and `better-sqlite3` are optional peer dependencies,
  * loaded when the layer is built: without them, building fails with a `SessionStoreError` whose
- * message says what to install.
+ * message says what to install. An invalid store option (or, for {@link layerConfig}, a URL that
+ * is not a SQLite one) fails the building with a `ConfigError` naming it, before anything opens.
  *
  * @since 0.1.0
  * @module
  */
 import type * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { ConfigError } from "effect/ConfigError"
-import { Effect, Layer } from "effect"
+import { Config, Effect, Layer } from "effect"
 import { drivers, loadDriver } from "../internal/driver.js"
+import { checkSqliteUrl } from "../internal/sql/databaseUrl.js"
+import { checkSqlOptions } from "../internal/storeOptions.js"
 import type { Persistence, SessionStoreError } from "../Persistence.js"
 import * as Sql from "./Sql.js"
 
@@ -48,6 +51,29 @@ const loadSqlite = loadDriver(
  */
 export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
   const { client, filename, ...storeOptions } = options
-  return Layer.unwrapEffect(Effect.map(loadSqlite, (SqliteClient) =>
-    Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))))
+  return Layer.unwrapEffect(Effect.gen(function*() {
+    yield* checkSqlOptions(storeOptions)
+    const SqliteClient = yield* loadSqlite
+    return Sql.layer(storeOptions).pipe(Layer.provide(SqliteClient.layer({ ...client, filename })))
+  }))
+}
+
+/**
+ * The SQL store on the SQLite database that `DATABASE_URL` names (or the `url` config given):
+ * `sqlite:<file>`, `sqlite::memory:`, `sqlite:///<absolute path>` or `file:///<absolute path>`.
+ * Any other text is a `ConfigError` naming the variable.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Omit<Options, "filename"> & { readonly url?: Config.Config<string> | undefined } = {}
+): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
+  const { url, ...rest } = options
+  const check = (value: string) => checkSqliteUrl(value, [])
+  // Checked inside DATABASE_URL, so that the error names the variable.
+  const filename = url === undefined
+    ? Config.string().pipe(Config.mapOrFail(check), Config.nested("DATABASE_URL"))
+    : Config.mapOrFail(url, check)
+  return Layer.unwrapEffect(Effect.map(filename, (value) => layer({ ...rest, filename: value })))
 }

@@ -8,8 +8,9 @@
  *
  * @internal
  */
-import { Clock, Effect, Metric, Option, Stream } from "effect"
-import { DEFAULT_MEMORY_CAPACITY, DEFAULT_RETENTION_MILLIS, type MemoryOptions, type PersistenceShape } from "../Persistence.js"
+import { Clock, Duration, Effect, Metric, Option, Stream } from "effect"
+// Types only: Persistence.ts imports this module (and re-exports its defaults).
+import type { MemoryOptions, PersistenceShape } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 interface StoredSession {
@@ -27,9 +28,15 @@ export const EVICTION_LOG_INTERVAL_MILLIS = 60_000
 
 const validCapacity = (n: number): boolean => n === Number.POSITIVE_INFINITY || (Number.isSafeInteger(n) && n >= 1)
 
+/** The default capacity (`Persistence.DEFAULT_MEMORY_CAPACITY`). @internal */
+export const DEFAULT_MEMORY_CAPACITY = 1_000_000
+
+/** The default retention of every built-in store (`Persistence.DEFAULT_RETENTION`). @internal */
+export const DEFAULT_RETENTION: Duration.Duration = Duration.minutes(10)
+
 /** @internal */
 export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape => {
-  const retention = options.retentionMillis ?? DEFAULT_RETENTION_MILLIS
+  const retention = Duration.toMillis(options.retention ?? DEFAULT_RETENTION)
   const capacity = options.capacity ?? DEFAULT_MEMORY_CAPACITY
   if (!validCapacity(capacity)) throw new RangeError(`memory store capacity must be a positive integer or Infinity, got ${capacity}`)
   // tokenKey → session key (current token) or a redirect (old token)
@@ -140,7 +147,7 @@ export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape =
     loadSession: (sessionKey) => Effect.map(Clock.currentTimeMillis, (now) => live(sessionKey, now, true)),
     create,
     save,
-    rotate: (session, expectedVersion, redirect, expiresAt) =>
+    rotate: ({ expectedVersion, expiresAt, redirect, session }) =>
       Effect.sync(() => {
         const stored = sessions.get(session.key)
         if (!stored || stored.session.version !== expectedVersion || stored.session.tokenKey !== redirect.tokenKey) return false

@@ -206,7 +206,7 @@ export const makeSessions = Effect.gen(function*() {
           config: options.grace ? config : noGrace
         })
         const next = S.withVersion(rotation.session, current.value.version + 1)
-        const won = yield* store.rotate(next, current.value.version, rotation.redirect, S.expiresAt(next, config))
+        const won = yield* store.rotate({ session: next, expectedVersion: current.value.version, redirect: rotation.redirect, expiresAt: S.expiresAt(next, config) })
         if (won) {
           yield* cache.set(rotation.redirect.tokenKey, rotation.redirect)
           yield* remember(next)
@@ -619,7 +619,7 @@ export const makeSessions = Effect.gen(function*() {
           config: noGrace
         })
         const sealed = S.withVersion(rotation.session, session.version + 1)
-        const won = yield* store.rotate(sealed, session.version, rotation.redirect, S.expiresAt(sealed, config))
+        const won = yield* store.rotate({ session: sealed, expectedVersion: session.version, redirect: rotation.redirect, expiresAt: S.expiresAt(sealed, config) })
         yield* cache.invalidate(session.tokenKey)
         if (won) {
           yield* store.delete(session.key)
