@@ -28,12 +28,12 @@ const onSqlite = Sessions.layer(options).pipe(Layer.provide(Sqlite.layer({ filen
 const onPostgres = Sessions.layer(options).pipe(Layer.provide(Pg.layerConfig())) // DATABASE_URL
 const onRedis = Sessions.layer(options).pipe(Layer.provide(Redis.layerConfig({ prefix }))) // REDIS_URL
 
-// The SQL store on a client of your own, or on whatever DATABASE_URL names (postgres:… or sqlite:…).
+// The SQL store on a client of your own, or on the SQLite file DATABASE_URL names (sqlite:… or file:…).
 const onYourClient = Sessions.layer(options).pipe(
   Layer.provide(Sql.layer({ tablePrefix: "myapp_sessions_" })),
   Layer.provide(SqliteClient.layer({ filename: join(dir, "own-client.db") })) // or PgClient.layer(…)
 )
-const onDatabaseUrl = Sessions.layer(options).pipe(Layer.provide(Sql.layerConfig()))
+const onDatabaseUrl = Sessions.layer(options).pipe(Layer.provide(Sqlite.layerConfig()))
 
 // Options from the environment: a Config for each option you choose …
 const fromConfig = Sessions.layerConfig({ idleTimeout: Config.duration("IDLE_TIMEOUT") }).pipe(
@@ -77,7 +77,7 @@ const compositions: ReadonlyArray<readonly [string, Layer.Layer<Sessions.Session
   ["Sessions.layerMemory", onMemory],
   ["Sessions.layer + Sqlite.layer", onSqlite],
   ["Sessions.layer + Sql.layer + a SqliteClient of your own", onYourClient],
-  ["Sessions.layer + Sql.layerConfig (DATABASE_URL=sqlite:…)", onDatabaseUrl],
+  ["Sessions.layer + Sqlite.layerConfig (DATABASE_URL=sqlite:…)", onDatabaseUrl],
   ["Sessions.layerConfig (a Config per option)", fromConfig],
   ["Sessions.layerConfig(SessionConfig.config)", fromEnvironment],
   ["Sessions.layerFromContext", fromParts]
