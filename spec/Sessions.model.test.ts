@@ -26,9 +26,8 @@ const config = (maxCacheSize: number): SessionConfig.SessionConfigInput => ({
   idRotationInterval: ROTATION,
   gracePeriod: 1_000,
   touchInterval: 1,
-  maxCacheSize,
-  // longer than the idle timeout: cached entries outlive their sessions
-  cacheExpiry: 3_600_000
+  // idling out after longer than the idle timeout: cached entries outlive their sessions
+  cache: maxCacheSize === 0 ? false : { capacity: maxCacheSize, idleTimeout: 3_600_000 }
 })
 
 const client = Session.client({ ip: "198.51.100.7", userAgent: "model/1" })

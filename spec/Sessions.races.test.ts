@@ -37,6 +37,7 @@ import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { cacheOfSize } from "./helpers/service.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const MINUTE = 60_000
@@ -178,7 +179,7 @@ const service = (store: Persistence.PersistenceShape, maxCacheSize: number) =>
     Layer.provide(
       Layer.mergeAll(
         Layer.succeed(Persistence.Persistence, store),
-        Layer.orDie(SessionConfig.layer({ ...config, maxCacheSize })),
+        Layer.orDie(SessionConfig.layer({ ...config, cache: cacheOfSize(maxCacheSize) })),
         SecureRandom.layer
       )
     )
