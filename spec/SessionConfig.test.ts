@@ -1,7 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option, Schema } from "effect"
+import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option, Schema } from "effect"
+import * as Persistence from "../src/Persistence.js"
 import * as SessionConfig from "../src/SessionConfig.js"
+import * as Sessions from "../src/Sessions.js"
 import { arbConfig, arbConfigTimes, assertEquivalent } from "./arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
@@ -371,6 +373,22 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
     ["SESSIONS_COOKIE_SAME_SITE", "relaxed"],
     ["SESSIONS_TOKEN_BYTES", "32.5"]
   ]
+  it.effect("Sessions.layerConfig (Config.Wrap) takes ipBinding from Config.boolean and cache from Config.all", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      deepStrictEqual(sessions.config.ipBinding, SessionConfig.defaultIpBinding)
+      deepStrictEqual(sessions.config.cache, { capacity: 42, idleTimeout: Duration.hours(1) })
+    }).pipe(
+      Effect.provide(
+        Sessions.layerConfig({
+          ipBinding: Config.boolean("BIND_IP"),
+          cache: Config.all({ capacity: Config.integer("CACHE_CAPACITY") })
+        }).pipe(Layer.provide(Persistence.layerMemory))
+      ),
+      Effect.withConfigProvider(env([["BIND_IP", "true"], ["CACHE_CAPACITY", "42"]])),
+      Effect.scoped
+    ))
+
   // Turning a feature off beside settings for it is a contradiction, not a silent choice.
   const contradictions: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = [
     [["SESSIONS_IP_BINDING", "false"], ["SESSIONS_IP_BINDING_IPV4_PREFIX", "24"]],
