@@ -174,12 +174,12 @@ const scheduled = (s: fc.Scheduler, store: Persistence.PersistenceShape, gate: {
 }
 
 /** A service over `store` (live SecureRandom: runs that share a store never share a token). */
-const service = (store: Persistence.PersistenceShape, maxCacheSize: number) =>
+const service = (store: Persistence.PersistenceShape, cacheCapacity: number) =>
   Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(
         Layer.succeed(Persistence.Persistence, store),
-        Layer.orDie(SessionConfig.layer({ ...config, cache: cacheOfSize(maxCacheSize) })),
+        Layer.orDie(SessionConfig.layer({ ...config, cache: cacheOfSize(cacheCapacity) })),
         SecureRandom.layer
       )
     )
