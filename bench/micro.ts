@@ -199,7 +199,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
   if (wanted("SessionCache")) {
     const size = sizes[sizes.length - 1]!
     const ks = keys(size)
-    const cache = Effect.runSync(SessionCache.make({ capacity: size, expiry: Duration.hours(1) }))
+    const cache = Effect.runSync(SessionCache.make({ capacity: size, idleTimeout: Duration.hours(1) }))
     Effect.runSync(Effect.gen(function*() {
       for (const k of ks) yield* cache.set(k, session)
     }))
@@ -230,7 +230,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
   // ---- Sessions on the hit path (memory store, valid token, no touch due)
   if (wanted("Sessions")) {
     for (const cacheOn of [true, false]) {
-      const rt = await runtimeOf(Sessions.layerMemory({ cookie: { secure: false }, maxCacheSize: cacheOn ? 10_000 : 0 }))
+      const rt = await runtimeOf(Sessions.layerMemory({ cookie: { secure: false }, cache: cacheOn }))
       try {
         const sessions = await rt.runPromise(Sessions.Sessions)
         const handle = await rt.runPromise(sessions.create(CLIENT))

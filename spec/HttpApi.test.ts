@@ -203,7 +203,7 @@ describe("HttpApi: a store outage", () => {
   it.scoped("RequireUser answers 503, not 401, when reading the session fails", () =>
     Effect.gen(function*() {
       const store = yield* flaky
-      const url = yield* listen(servedApiMiddleware(store.layer, { maxCacheSize: 0 }))
+      const url = yield* listen(servedApiMiddleware(store.layer, { cache: false }))
       const jar = new CookieJar()
       yield* send(`${url}/login`, { ...json({ user: "alice" }), jar })
       deepStrictEqual((yield* send(`${url}/me`, { jar })).json(), { userId: "alice" })

@@ -10,6 +10,7 @@ import {
   arbConfigWithTimes,
   arbDataKey,
   arbInstant,
+  arbIpBinding,
   arbIpv4Octets,
   arbIpv6Bytes,
   arbJsonData,
@@ -380,17 +381,17 @@ const textOf = (ip: IpSpec): string | undefined => {
 const bigOf = (bytes: ReadonlyArray<number>): bigint => bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n)
 
 /** The expected IP verdict, from the parts: whether the change is rejected. */
-const ipRejected = (level: number, v6Prefix: number, before: IpSpec, after: IpSpec): boolean => {
-  if (level === 1) return false
+const ipRejected = (binding: false | SessionConfig.IpBinding, before: IpSpec, after: IpSpec): boolean => {
+  if (binding === false) return false
   if (before === undefined || after === undefined) return before !== after
   if (before.family !== after.family) return true
   if (before.family === 4 && after.family === 4) {
-    // Level 2, 3, 4: the first 1, 2, 3 octets must stay.
-    for (let i = 0; i < level - 1; i++) if (before.octets[i] !== after.octets[i]) return true
-    return false
+    // The top `ipv4Prefix` bits of the 32-bit integers must stay.
+    const shift = BigInt(32 - binding.ipv4Prefix)
+    return bigOf(before.octets) >> shift !== bigOf(after.octets) >> shift
   }
   if (before.family === 6 && after.family === 6) {
-    const shift = BigInt(128 - v6Prefix)
+    const shift = BigInt(128 - binding.ipv6Prefix)
     return bigOf(before.bytes) >> shift !== bigOf(after.bytes) >> shift
   }
   return true
@@ -446,12 +447,12 @@ const bindingFor = (ip: string | undefined, userAgent: string | undefined): Sess
 
 describe("Session.detectAnomaly and decide: invariant 6", () => {
   it.prop(
-    "invariant 6: anomaly — IPv4 levels 1–4: a change inside the accepted prefix never gives an anomaly, a change outside always does",
-    { level: fc.integer({ min: 1, max: 4 }), pair: arbIpv4Pair },
-    ({ level, pair: [a, b] }) => {
-      const config = configOf({ acceptRemoteIp: level, acceptChangingUserAgent: true })
+    "invariant 6: anomaly — IPv4 octet prefixes (rivo/sessions' levels 2–4) and off: a change inside the accepted prefix never gives an anomaly, a change outside always does",
+    { octets: fc.integer({ min: 0, max: 3 }), off: fc.boolean(), pair: arbIpv4Pair },
+    ({ octets, off, pair: [a, b] }) => {
+      const config = configOf({ ipBinding: off ? false : { ipv4Prefix: octets * 8 }, acceptChangingUserAgent: true })
       let rejected = false
-      for (let i = 0; i < level - 1; i++) rejected ||= a[i] !== b[i]
+      if (!off) for (let i = 0; i < octets; i++) rejected ||= a[i] !== b[i]
       const got = Session.detectAnomaly(bindingFor(ipv4Text(a), undefined), Session.client({ ip: ipv4Text(b) }), config)
       assertEquivalent(got, rejected ? Option.some("ip") : Option.none())
     },
@@ -459,10 +460,24 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
   )
 
   it.prop(
-    "invariant 6: anomaly — IPv6 with ipv6PrefixLength 0..128: a change inside the prefix bits never gives an anomaly, outside always does",
-    { level: fc.integer({ min: 2, max: 4 }), prefix: fc.integer({ min: 0, max: 128 }), pair: arbIpv6Pair, fa: arbV6Form, fb: arbV6Form },
-    ({ fa, fb, level, pair: [a, b], prefix }) => {
-      const config = configOf({ acceptRemoteIp: level, ipv6PrefixLength: prefix, acceptChangingUserAgent: true })
+    "invariant 6: anomaly — IPv4 with ipv4Prefix 0..32: a change inside the prefix bits never gives an anomaly, outside always does",
+    { prefix: fc.integer({ min: 0, max: 32 }), v6: fc.integer({ min: 0, max: 128 }), pair: arbIpv4Pair },
+    ({ pair: [a, b], prefix, v6 }) => {
+      const config = configOf({ ipBinding: { ipv4Prefix: prefix, ipv6Prefix: v6 }, acceptChangingUserAgent: true })
+      // Independently: compare the top `prefix` bits as 32-bit integers.
+      const shift = BigInt(32 - prefix)
+      const rejected = bigOf(a) >> shift !== bigOf(b) >> shift
+      const got = Session.detectAnomaly(bindingFor(ipv4Text(a), undefined), Session.client({ ip: ipv4Text(b) }), config)
+      assertEquivalent(got, rejected ? Option.some("ip") : Option.none())
+    },
+    RUNS
+  )
+
+  it.prop(
+    "invariant 6: anomaly — IPv6 with ipv6Prefix 0..128: a change inside the prefix bits never gives an anomaly, outside always does",
+    { v4: fc.integer({ min: 0, max: 32 }), prefix: fc.integer({ min: 0, max: 128 }), pair: arbIpv6Pair, fa: arbV6Form, fb: arbV6Form },
+    ({ fa, fb, pair: [a, b], prefix, v4 }) => {
+      const config = configOf({ ipBinding: { ipv4Prefix: v4, ipv6Prefix: prefix }, acceptChangingUserAgent: true })
       // Independently: compare the top `prefix` bits as 128-bit integers.
       const shift = BigInt(128 - prefix)
       const rejected = bigOf(a) >> shift !== bigOf(b) >> shift
@@ -476,9 +491,9 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
 
   it.prop(
     "invariant 6: anomaly — IPv4-mapped IPv6 (::ffff:a.b.c.d) is judged exactly as IPv4",
-    { level: fc.integer({ min: 1, max: 4 }), pair: arbIpv4Pair, fa: arbV4Form, fb: arbV4Form },
-    ({ fa, fb, level, pair: [a, b] }) => {
-      const config = configOf({ acceptRemoteIp: level, acceptChangingUserAgent: true })
+    { binding: arbIpBinding, pair: arbIpv4Pair, fa: arbV4Form, fb: arbV4Form },
+    ({ binding, fa, fb, pair: [a, b] }) => {
+      const config = configOf({ ipBinding: binding, acceptChangingUserAgent: true })
       const plain = Session.detectAnomaly(bindingFor(ipv4Text(a), undefined), Session.client({ ip: ipv4Text(b) }), config)
       const mixed = Session.detectAnomaly(
         bindingFor(textOf({ family: 4, octets: a, form: fa }), undefined),
@@ -486,18 +501,18 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
         config
       )
       assertEquivalent(mixed, plain)
-      assertEquivalent(mixed, ipRejected(level, 64, { family: 4, octets: a, form: fa }, { family: 4, octets: b, form: fb }) ? Option.some("ip") : Option.none())
+      assertEquivalent(mixed, ipRejected(binding, { family: 4, octets: a, form: fa }, { family: 4, octets: b, form: fb }) ? Option.some("ip") : Option.none())
     },
     RUNS
   )
 
   it.prop(
-    "invariant 6: anomaly — a change of family, or an address that appears or disappears, is rejected above level 1",
-    { level: fc.integer({ min: 1, max: 4 }), prefix: fc.integer({ min: 0, max: 128 }), pair: arbIpSpecPair },
-    ({ level, pair: [a, b], prefix }) => {
-      const config = configOf({ acceptRemoteIp: level, ipv6PrefixLength: prefix, acceptChangingUserAgent: true })
+    "invariant 6: anomaly — a change of family, or an address that appears or disappears, is rejected whenever ipBinding is set",
+    { binding: arbIpBinding, pair: arbIpSpecPair },
+    ({ binding, pair: [a, b] }) => {
+      const config = configOf({ ipBinding: binding, acceptChangingUserAgent: true })
       const got = Session.detectAnomaly(bindingFor(textOf(a), undefined), Session.client({ ip: textOf(b) }), config)
-      assertEquivalent(got, ipRejected(level, prefix, a, b) ? Option.some("ip") : Option.none())
+      assertEquivalent(got, ipRejected(binding, a, b) ? Option.some("ip") : Option.none())
     },
     RUNS
   )
@@ -523,8 +538,7 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
   it.prop(
     "invariant 6: anomaly — decide destroys (Anomaly, never Valid) on a rejected change and never on an accepted one",
     {
-      level: fc.integer({ min: 1, max: 4 }),
-      prefix: fc.integer({ min: 0, max: 128 }),
+      binding: arbIpBinding,
       acceptUa: fc.boolean(),
       pair: arbIpSpecPair,
       uaBefore: fc.option(arbUserAgent, { nil: undefined }),
@@ -534,10 +548,9 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
       age: fc.nat(),
       rotationDue: fc.boolean()
     },
-    ({ acceptUa, age, born, level, pair: [a, b], prefix, rotationDue, sameUa, uaAfter, uaBefore }) => {
+    ({ acceptUa, age, binding, born, pair: [a, b], rotationDue, sameUa, uaAfter, uaBefore }) => {
       const config = configOf({
-        acceptRemoteIp: level,
-        ipv6PrefixLength: prefix,
+        ipBinding: binding,
         acceptChangingUserAgent: acceptUa,
         idleTimeout: "1 hour",
         absoluteTimeout: "1 day",
@@ -555,7 +568,7 @@ describe("Session.detectAnomaly and decide: invariant 6", () => {
       // Not expired: less than the idle timeout since birth; the rotation may or may not be due.
       const now = rotationDue ? born + 300_000 + (age % 3_000_000) : born + (age % 300_000)
       const d = Session.decide(Option.some(s), { now, client: Session.client({ ip: textOf(b), userAgent: ua }), config })
-      const ipBad = ipRejected(level, prefix, a, b)
+      const ipBad = ipRejected(binding, a, b)
       const uaBad = !acceptUa && uaBefore !== ua
       if (ipBad || uaBad) {
         assert.strictEqual(d._tag, "Anomaly")

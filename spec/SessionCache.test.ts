@@ -156,7 +156,7 @@ describe("SessionCache", () => {
     [fc.integer({ min: 1, max: 8 }), fc.array(fc.nat(15), { maxLength: 50 })],
     ([capacity, keys]) =>
       Effect.gen(function*() {
-        const cache = yield* SessionCache.make({ capacity, expiry: Duration.hours(1) })
+        const cache = yield* SessionCache.make({ capacity, idleTimeout: Duration.hours(1) })
         for (const k of keys) {
           yield* cache.set(`tk-${k}`, record(k))
           assert.isAtMost(yield* cache.size, capacity)
@@ -175,7 +175,7 @@ describe("SessionCache", () => {
 
   it.effect("a get makes an entry the most recently used", () =>
     Effect.gen(function*() {
-      const cache = yield* SessionCache.make({ capacity: 2, expiry: Duration.hours(1) })
+      const cache = yield* SessionCache.make({ capacity: 2, idleTimeout: Duration.hours(1) })
       yield* cache.set("tk-1", record(1))
       yield* cache.set("tk-2", record(2))
       assert.isTrue(Option.isSome(yield* cache.get("tk-1")))
@@ -185,9 +185,9 @@ describe("SessionCache", () => {
       assert.isTrue(Option.isSome(yield* cache.get("tk-3")))
     }))
 
-  it.effect("idle eviction after cacheExpiry (TestClock)", () =>
+  it.effect("idle eviction after cache.idleTimeout (TestClock)", () =>
     Effect.gen(function*() {
-      const cache = yield* SessionCache.make({ capacity: 10, expiry: Duration.minutes(1) })
+      const cache = yield* SessionCache.make({ capacity: 10, idleTimeout: Duration.minutes(1) })
       yield* cache.set("tk-1", record(1))
       yield* cache.set("tk-2", record(2))
       yield* TestClock.adjust(Duration.millis(59_999))
@@ -205,9 +205,9 @@ describe("SessionCache", () => {
       deepStrictEqual(yield* cache.keys, ["tk-4"])
     }))
 
-  it.effect("capacity 0 stores nothing", () =>
+  it.effect("cache: false stores nothing", () =>
     Effect.gen(function*() {
-      const cache = yield* SessionCache.make({ capacity: 0, expiry: Duration.hours(1) })
+      const cache = yield* SessionCache.make(false)
       assert.isFalse(cache.enabled)
       yield* cache.set("tk-1", record(1))
       assert.isTrue(Option.isNone(yield* cache.get("tk-1")))
@@ -215,9 +215,9 @@ describe("SessionCache", () => {
       deepStrictEqual(yield* cache.keys, [])
     }))
 
-  it.effect("invalidate and clear", () =>
+  it.effect("invalidate and clear (an unbounded cache)", () =>
     Effect.gen(function*() {
-      const cache = yield* SessionCache.make({ capacity: -1, expiry: Duration.hours(1) })
+      const cache = yield* SessionCache.make({ capacity: Infinity, idleTimeout: Duration.hours(1) })
       assert.isTrue(cache.enabled)
       for (let i = 0; i < 5; i++) yield* cache.set(`tk-${i}`, record(i))
       yield* cache.invalidate("tk-2")
@@ -227,12 +227,12 @@ describe("SessionCache", () => {
       assert.strictEqual(yield* cache.size, 0)
     }))
 
-  it.effect("SessionCache.layer takes its size from maxCacheSize", () =>
+  it.effect("SessionCache.layer takes its size from cache.capacity", () =>
     Effect.gen(function*() {
       const cache = yield* SessionCache.SessionCache
       for (let i = 0; i < 5; i++) yield* cache.set(`tk-${i}`, record(i))
       deepStrictEqual(yield* cache.keys, ["tk-2", "tk-3", "tk-4"])
-    }).pipe(Effect.provide(SessionCache.layer.pipe(Layer.provide(Layer.orDie(SessionConfig.layer({ maxCacheSize: 3 })))))))
+    }).pipe(Effect.provide(SessionCache.layer.pipe(Layer.provide(Layer.orDie(SessionConfig.layer({ cache: { capacity: 3 } })))))))
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ describe("SessionCache in the service", () => {
       }).pipe(Effect.provide(serviceOver(counted.store, {})))
     }))
 
-  it.effect("with maxCacheSize 0 every resolve asks the store", () =>
+  it.effect("with cache: false every resolve asks the store", () =>
     Effect.gen(function*() {
       const counted = Persistence.counted(yield* Persistence.makeMemory)
       yield* Effect.gen(function*() {
@@ -283,7 +283,7 @@ describe("SessionCache in the service", () => {
           yield* sessions.resolve(Redacted.value(h.token), client)
           assert.strictEqual(counted.calls().load, i)
         }
-      }).pipe(Effect.provide(serviceOver(counted.store, { maxCacheSize: 0 })))
+      }).pipe(Effect.provide(serviceOver(counted.store, { cache: false })))
     }))
 
   it.effect("a small cache evicts sessions, which then come back from the store unchanged", () =>
@@ -298,6 +298,6 @@ describe("SessionCache in the service", () => {
           deepStrictEqual(Option.getOrThrow(r.session).session.data, { i })
         }
         assert.isAbove(counted.calls().load ?? 0, loads, "evicted entries were loaded again")
-      }).pipe(Effect.provide(serviceOver(counted.store, { maxCacheSize: 1 })))
+      }).pipe(Effect.provide(serviceOver(counted.store, { cache: { capacity: 1 } })))
     }))
 })

@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option } from "effect"
+import { deepStrictEqual } from "@effect/vitest/utils"
+import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option, Schema } from "effect"
+import * as Persistence from "../src/Persistence.js"
 import * as SessionConfig from "../src/SessionConfig.js"
-import { arbConfigTimes, assertEquivalent } from "./arbitraries.js"
+import * as Sessions from "../src/Sessions.js"
+import { arbConfig, arbConfigTimes, assertEquivalent } from "./arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 
@@ -121,7 +124,7 @@ describe("SessionConfig validation: each invalid option is named", () => {
     "absoluteTimeout",
     "idRotationInterval",
     "gracePeriod",
-    "cacheExpiry",
+    "cache.idleTimeout",
     "touchInterval",
     "sweepInterval"
   ] as const
@@ -129,7 +132,9 @@ describe("SessionConfig validation: each invalid option is named", () => {
   for (const option of durationOptions) {
     for (const bad of [0, -1, "0 millis", "-5 minutes", Duration.zero, Duration.infinity, "soon"] as const) {
       it(`${option} = ${String(Duration.isDuration(bad) ? Duration.format(bad) : bad)} fails make and layer with option "${option}"`, () => {
-        const input: SessionConfig.SessionConfigInput = { [option]: bad as Duration.DurationInput }
+        const input: SessionConfig.SessionConfigInput = option === "cache.idleTimeout"
+          ? { cache: { idleTimeout: bad as Duration.DurationInput } }
+          : { [option]: bad as Duration.DurationInput }
         assert.strictEqual(failingOption(input), option)
         const exit = viaLayer(SessionConfig.layer(input))
         assert.isTrue(Exit.isFailure(exit))
@@ -145,12 +150,14 @@ describe("SessionConfig validation: each invalid option is named", () => {
 
   const cases: ReadonlyArray<readonly [string, SessionConfig.SessionConfigInput, ReadonlyArray<string>]> = [
     ["unknown sameSite", { cookie: { sameSite: "relaxed" as never } }, ["cookie.sameSite"]],
-    ["acceptRemoteIp 0", { acceptRemoteIp: 0 }, ["acceptRemoteIp"]],
-    ["acceptRemoteIp 5", { acceptRemoteIp: 5 }, ["acceptRemoteIp"]],
-    ["acceptRemoteIp 2.5", { acceptRemoteIp: 2.5 }, ["acceptRemoteIp"]],
-    ["ipv6PrefixLength -1", { ipv6PrefixLength: -1 }, ["ipv6PrefixLength"]],
-    ["ipv6PrefixLength 129", { ipv6PrefixLength: 129 }, ["ipv6PrefixLength"]],
-    ["ipv6PrefixLength 64.5", { ipv6PrefixLength: 64.5 }, ["ipv6PrefixLength"]],
+    ["ipBinding.ipv4Prefix -1", { ipBinding: { ipv4Prefix: -1 } }, ["ipBinding.ipv4Prefix"]],
+    ["ipBinding.ipv4Prefix 33", { ipBinding: { ipv4Prefix: 33 } }, ["ipBinding.ipv4Prefix"]],
+    ["ipBinding.ipv4Prefix 16.5", { ipBinding: { ipv4Prefix: 16.5 } }, ["ipBinding.ipv4Prefix"]],
+    ["ipBinding.ipv6Prefix -1", { ipBinding: { ipv6Prefix: -1 } }, ["ipBinding.ipv6Prefix"]],
+    ["ipBinding.ipv6Prefix 129", { ipBinding: { ipv6Prefix: 129 } }, ["ipBinding.ipv6Prefix"]],
+    ["ipBinding.ipv6Prefix 64.5", { ipBinding: { ipv6Prefix: 64.5 } }, ["ipBinding.ipv6Prefix"]],
+    ["ipBinding of the wrong type", { ipBinding: "24" as never }, ["ipBinding"]],
+    ["a misspelt ipBinding field", { ipBinding: { ipv4prefix: 24 } as never }, ["ipBinding.ipv4prefix"]],
     ["touchInterval = idleTimeout", { idleTimeout: "10 minutes", touchInterval: "10 minutes" }, ["touchInterval"]],
     ["touchInterval > idleTimeout", { idleTimeout: "10 minutes", touchInterval: "11 minutes" }, ["touchInterval"]],
     ["touchInterval > default idleTimeout", { touchInterval: "31 minutes" }, ["touchInterval"]],
@@ -168,7 +175,13 @@ describe("SessionConfig validation: each invalid option is named", () => {
     ["tokenBytes 8", { tokenBytes: 8 }, ["tokenBytes"]],
     ["tokenBytes 15", { tokenBytes: 15 }, ["tokenBytes"]],
     ["tokenBytes 16.5", { tokenBytes: 16.5 }, ["tokenBytes"]],
-    ["maxCacheSize 1.5", { maxCacheSize: 1.5 }, ["maxCacheSize"]],
+    ["cache.capacity 1.5", { cache: { capacity: 1.5 } }, ["cache.capacity"]],
+    ["cache.capacity 0 (cache: false turns it off)", { cache: { capacity: 0 } }, ["cache.capacity"]],
+    ["cache.capacity -1", { cache: { capacity: -1 } }, ["cache.capacity"]],
+    ["cache.capacity NaN", { cache: { capacity: Number.NaN } }, ["cache.capacity"]],
+    ["cache of the wrong type", { cache: 10 as never }, ["cache"]],
+    ["an unknown option", { idleTimout: "10 minutes" } as never, ["idleTimout"]],
+    ["an unknown cookie attribute", { cookie: { sameSight: "lax" } } as never, ["cookie.sameSight"]],
     ["a trusted proxy that is not an address", { trustedProxies: ["10.0.0.0/8", "proxy.local"] }, ["trustedProxies"]],
     ["a trusted proxy with prefix 33", { trustedProxies: ["10.0.0.1/33"] }, ["trustedProxies"]],
     ["a trusted proxy with prefix 129", { trustedProxies: ["::1/129"] }, ["trustedProxies"]],
@@ -194,10 +207,16 @@ describe("SessionConfig validation: each invalid option is named", () => {
 
   it("valid edge values are accepted", () => {
     for (const input of [
-      { acceptRemoteIp: 1 },
-      { acceptRemoteIp: 4 },
-      { ipv6PrefixLength: 0 },
-      { ipv6PrefixLength: 128 },
+      { ipBinding: false },
+      { ipBinding: true },
+      { ipBinding: {} },
+      { ipBinding: { ipv4Prefix: 0, ipv6Prefix: 0 } },
+      { ipBinding: { ipv4Prefix: 32, ipv6Prefix: 128 } },
+      { cache: false },
+      { cache: true },
+      { cache: { capacity: 1 } },
+      { cache: { capacity: Infinity, idleTimeout: "5 minutes" } },
+      { cookie: { domain: undefined } },
       { tokenBytes: 16 },
       { cookie: { name: "__Host-id" } },
       { cookie: { name: "__Secure-sid", domain: "example.com" } },
@@ -221,22 +240,29 @@ describe("SessionConfig validation: each invalid option is named", () => {
   )
 
   it.prop(
-    "acceptRemoteIp and ipv6PrefixLength are accepted exactly in their ranges",
-    { level: fc.integer({ min: -3, max: 8 }), prefix: fc.integer({ min: -5, max: 140 }) },
-    ({ level, prefix }) => {
-      assert.strictEqual(failingOption({ acceptRemoteIp: level }), level >= 1 && level <= 4 ? undefined : "acceptRemoteIp")
-      assert.strictEqual(failingOption({ ipv6PrefixLength: prefix }), prefix >= 0 && prefix <= 128 ? undefined : "ipv6PrefixLength")
+    "ipBinding.ipv4Prefix and ipBinding.ipv6Prefix are accepted exactly in their ranges, and kept",
+    { v4: fc.integer({ min: -5, max: 40 }), v6: fc.integer({ min: -5, max: 140 }) },
+    ({ v4, v6 }) => {
+      assert.strictEqual(failingOption({ ipBinding: { ipv4Prefix: v4 } }), v4 >= 0 && v4 <= 32 ? undefined : "ipBinding.ipv4Prefix")
+      assert.strictEqual(failingOption({ ipBinding: { ipv6Prefix: v6 } }), v6 >= 0 && v6 <= 128 ? undefined : "ipBinding.ipv6Prefix")
+      if (v4 >= 0 && v4 <= 32 && v6 >= 0 && v6 <= 128) {
+        deepStrictEqual(Either.getOrThrow(SessionConfig.make({ ipBinding: { ipv4Prefix: v4, ipv6Prefix: v6 } })).ipBinding, { ipv4Prefix: v4, ipv6Prefix: v6 })
+      }
     },
     RUNS
   )
 
-  it("trustedProxyRanges parses the configured ranges", () => {
-    const c = Either.getOrThrow(SessionConfig.make({ trustedProxies: ["10.0.0.0/8", "::1"] }))
-    const ranges = SessionConfig.trustedProxyRanges(c)
-    assert.strictEqual(ranges.length, 2)
-    assert.strictEqual(ranges[0]!.prefix, 8)
-    assert.strictEqual(ranges[1]!.prefix, 128)
-  })
+  it.prop(
+    "cache.capacity is accepted iff it is a positive integer or Infinity, and kept",
+    { capacity: fc.oneof(fc.integer({ min: -10, max: 100_000 }), fc.double(), fc.constant(Infinity)) },
+    ({ capacity }) => {
+      const ok = (Number.isInteger(capacity) && capacity >= 1) || capacity === Infinity
+      assert.strictEqual(failingOption({ cache: { capacity } }), ok ? undefined : "cache.capacity")
+      if (ok) deepStrictEqual(Either.getOrThrow(SessionConfig.make({ cache: { capacity } })).cache, { capacity, idleTimeout: Duration.hours(1) })
+    },
+    RUNS
+  )
+
 })
 
 describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
@@ -257,11 +283,11 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
         ["SESSIONS_ABSOLUTE_TIMEOUT", "8 hours"],
         ["SESSIONS_ID_ROTATION_INTERVAL", "5 minutes"],
         ["SESSIONS_GRACE_PERIOD", "30 seconds"],
-        ["SESSIONS_ACCEPT_REMOTE_IP", "3"],
-        ["SESSIONS_IPV6_PREFIX_LENGTH", "48"],
+        ["SESSIONS_IP_BINDING_IPV4_PREFIX", "16"],
+        ["SESSIONS_IP_BINDING_IPV6_PREFIX", "48"],
         ["SESSIONS_ACCEPT_CHANGING_USER_AGENT", "true"],
-        ["SESSIONS_MAX_CACHE_SIZE", "500"],
-        ["SESSIONS_CACHE_EXPIRY", "20 minutes"],
+        ["SESSIONS_CACHE_CAPACITY", "500"],
+        ["SESSIONS_CACHE_IDLE_TIMEOUT", "20 minutes"],
         ["SESSIONS_TOUCH_INTERVAL", "15 seconds"],
         ["SESSIONS_TRUSTED_PROXIES", "10.0.0.0/8,::1"],
         ["SESSIONS_HASH_IDS_AT_REST", "false"],
@@ -277,13 +303,11 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
       assert.strictEqual(SessionConfig.millis(c.absoluteTimeout), 8 * 3_600_000)
       assert.strictEqual(SessionConfig.millis(c.idRotationInterval), 5 * 60_000)
       assert.strictEqual(SessionConfig.millis(c.gracePeriod), 30_000)
-      assert.strictEqual(c.acceptRemoteIp, 3)
-      assert.strictEqual(c.ipv6PrefixLength, 48)
+      deepStrictEqual(c.ipBinding, { ipv4Prefix: 16, ipv6Prefix: 48 })
       assert.isTrue(c.acceptChangingUserAgent)
-      assert.strictEqual(c.maxCacheSize, 500)
-      assert.strictEqual(SessionConfig.millis(c.cacheExpiry), 20 * 60_000)
+      deepStrictEqual(c.cache, { capacity: 500, idleTimeout: Duration.minutes(20) })
       assert.strictEqual(SessionConfig.millis(c.touchInterval), 15_000)
-      assertEquivalent(c.trustedProxies, ["10.0.0.0/8", "::1"])
+      assertEquivalent(c.trustedProxies.map((p) => p.entry), ["10.0.0.0/8", "::1"])
       assert.isFalse(c.hashIdsAtRest)
       assert.strictEqual(c.tokenBytes, 24)
       assert.strictEqual(SessionConfig.millis(c.sweepInterval), 120_000)
@@ -322,18 +346,62 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
   it.effect("also works through Layer.setConfigProvider", () =>
     Effect.gen(function*() {
       const c = yield* SessionConfig.SessionConfig
-      assert.strictEqual(c.acceptRemoteIp, 2)
+      deepStrictEqual(c.ipBinding, SessionConfig.defaultIpBinding)
     }).pipe(
-      Effect.provide(SessionConfig.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(env([["SESSIONS_ACCEPT_REMOTE_IP", "2"]])))))
+      Effect.provide(SessionConfig.layerConfig().pipe(Layer.provide(Layer.setConfigProvider(env([["SESSIONS_IP_BINDING", "true"]])))))
     ))
+
+  it.effect("SESSIONS_IP_BINDING and SESSIONS_CACHE switch the two off and on; their settings turn them on and combine with the overrides", () =>
+    Effect.gen(function*() {
+      assert.isFalse((yield* load([["SESSIONS_CACHE", "false"]])).cache)
+      assert.isFalse((yield* load([["SESSIONS_IP_BINDING", "false"]], { ipBinding: { ipv4Prefix: 16 } })).ipBinding)
+      deepStrictEqual((yield* load([["SESSIONS_CACHE", "true"]], { cache: false })).cache, SessionConfig.defaultCache)
+      deepStrictEqual((yield* load([["SESSIONS_CACHE_CAPACITY", "Infinity"]])).cache, { capacity: Infinity, idleTimeout: Duration.hours(1) })
+      deepStrictEqual(
+        (yield* load([["SESSIONS_IP_BINDING_IPV6_PREFIX", "56"]], { ipBinding: { ipv4Prefix: 16 } })).ipBinding,
+        { ipv4Prefix: 16, ipv6Prefix: 56 }
+      )
+      deepStrictEqual((yield* load([["SESSIONS_CACHE_IDLE_TIMEOUT", "5 minutes"]], { cache: { capacity: 7 } })).cache, { capacity: 7, idleTimeout: Duration.minutes(5) })
+    }))
 
   const malformed: ReadonlyArray<readonly [string, string]> = [
     ["SESSIONS_IDLE_TIMEOUT", "ten minutes"],
-    ["SESSIONS_ACCEPT_REMOTE_IP", "two"],
+    ["SESSIONS_IP_BINDING_IPV4_PREFIX", "two"],
+    ["SESSIONS_IP_BINDING", "maybe"],
+    ["SESSIONS_CACHE_CAPACITY", "many"],
     ["SESSIONS_HASH_IDS_AT_REST", "maybe"],
     ["SESSIONS_COOKIE_SAME_SITE", "relaxed"],
     ["SESSIONS_TOKEN_BYTES", "32.5"]
   ]
+  it.effect("Sessions.layerConfig (Config.Wrap) takes ipBinding from Config.boolean and cache from Config.all", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      deepStrictEqual(sessions.config.ipBinding, SessionConfig.defaultIpBinding)
+      deepStrictEqual(sessions.config.cache, { capacity: 42, idleTimeout: Duration.hours(1) })
+    }).pipe(
+      Effect.provide(
+        Sessions.layerConfig({
+          ipBinding: Config.boolean("BIND_IP"),
+          cache: Config.all({ capacity: Config.integer("CACHE_CAPACITY") })
+        }).pipe(Layer.provide(Persistence.layerMemory))
+      ),
+      Effect.withConfigProvider(env([["BIND_IP", "true"], ["CACHE_CAPACITY", "42"]])),
+      Effect.scoped
+    ))
+
+  // Turning a feature off beside settings for it is a contradiction, not a silent choice.
+  const contradictions: ReadonlyArray<ReadonlyArray<readonly [string, string]>> = [
+    [["SESSIONS_IP_BINDING", "false"], ["SESSIONS_IP_BINDING_IPV4_PREFIX", "24"]],
+    [["SESSIONS_CACHE", "false"], ["SESSIONS_CACHE_CAPACITY", "100"]]
+  ]
+  for (const entries of contradictions) {
+    it.effect(`${entries.map(([k, v]) => `${k}=${v}`).join(" with ")} fails with a ConfigError`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(load(entries))
+        assert.isTrue(ConfigError.isConfigError(error), "a ConfigError")
+      }))
+  }
+
   for (const [name, value] of malformed) {
     it.effect(`a malformed ${name}=${JSON.stringify(value)} fails with a ConfigError`, () =>
       Effect.gen(function*() {
@@ -344,8 +412,10 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
   }
 
   const invalid: ReadonlyArray<readonly [string, string, string]> = [
-    ["SESSIONS_ACCEPT_REMOTE_IP", "9", "acceptRemoteIp"],
-    ["SESSIONS_IPV6_PREFIX_LENGTH", "200", "ipv6PrefixLength"],
+    ["SESSIONS_IP_BINDING_IPV4_PREFIX", "33", "ipBinding.ipv4Prefix"],
+    ["SESSIONS_IP_BINDING_IPV6_PREFIX", "200", "ipBinding.ipv6Prefix"],
+    ["SESSIONS_CACHE_CAPACITY", "0", "cache.capacity"],
+    ["SESSIONS_CACHE_IDLE_TIMEOUT", "0 seconds", "cache.idleTimeout"],
     ["SESSIONS_TOKEN_BYTES", "8", "tokenBytes"],
     ["SESSIONS_TOUCH_INTERVAL", "2 hours", "touchInterval"],
     ["SESSIONS_TRUSTED_PROXIES", "10.0.0.0/8,nope", "trustedProxies"],
@@ -359,4 +429,96 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
         assert.strictEqual((error as SessionConfig.SessionConfigError).option, option)
       }))
   }
+})
+
+describe("SessionConfig: the IP binding and the cache", () => {
+  it("defaults: no IP binding and a cache of 10,000 entries idling out after 1 hour — as acceptRemoteIp 1 and maxCacheSize 10,000 with cacheExpiry 1 hour were", () => {
+    const c = Either.getOrThrow(SessionConfig.make())
+    assert.isFalse(c.ipBinding)
+    deepStrictEqual(c.cache, { capacity: 10_000, idleTimeout: Duration.hours(1) })
+    deepStrictEqual(SessionConfig.defaultIpBinding, { ipv4Prefix: 24, ipv6Prefix: 64 })
+    deepStrictEqual(SessionConfig.defaultCache, { capacity: 10_000, idleTimeout: Duration.hours(1) })
+  })
+
+  it("true and partial settings fill in the defaults of the rest", () => {
+    const of = (input: SessionConfig.SessionConfigInput) => Either.getOrThrow(SessionConfig.make(input))
+    deepStrictEqual(of({ ipBinding: true }).ipBinding, { ipv4Prefix: 24, ipv6Prefix: 64 })
+    deepStrictEqual(of({ ipBinding: {} }).ipBinding, { ipv4Prefix: 24, ipv6Prefix: 64 })
+    deepStrictEqual(of({ ipBinding: { ipv4Prefix: 16 } }).ipBinding, { ipv4Prefix: 16, ipv6Prefix: 64 })
+    deepStrictEqual(of({ ipBinding: { ipv6Prefix: 48 } }).ipBinding, { ipv4Prefix: 24, ipv6Prefix: 48 })
+    assert.isFalse(of({ ipBinding: false }).ipBinding)
+    deepStrictEqual(of({ cache: true }).cache, { capacity: 10_000, idleTimeout: Duration.hours(1) })
+    deepStrictEqual(of({ cache: { capacity: 5 } }).cache, { capacity: 5, idleTimeout: Duration.hours(1) })
+    deepStrictEqual(of({ cache: { idleTimeout: "5 minutes" } }).cache, { capacity: 10_000, idleTimeout: Duration.minutes(5) })
+    assert.isFalse(of({ cache: false }).cache)
+  })
+
+  // A configuration that still says `acceptRemoteIp: 3` must not silently run without IP binding.
+  for (const [old, replacement] of [
+    ["acceptRemoteIp", "ipBinding"],
+    ["ipv6PrefixLength", "ipBinding.ipv6Prefix"],
+    ["maxCacheSize", "cache"],
+    ["cacheExpiry", "cache.idleTimeout"]
+  ] as const) {
+    it(`the former option ${old} fails, naming ${replacement} and the migration guide`, () => {
+      const r = SessionConfig.make({ [old]: 3 } as never)
+      assert.isTrue(Either.isLeft(r))
+      if (Either.isLeft(r)) {
+        assert.strictEqual(r.left.option, old)
+        assert.include(r.left.reason, replacement)
+        assert.include(r.left.message, "docs/migrating.md")
+      }
+    })
+  }
+
+  it("errors say which option and why", () => {
+    const message = (input: unknown) => Either.match(SessionConfig.make(input as SessionConfig.SessionConfigInput), { onLeft: (e) => e.message, onRight: () => "ok" })
+    assert.strictEqual(message({ ipBinding: { ipv4Prefix: 33 } }), "invalid session option ipBinding.ipv4Prefix: must be an integer from 0 to 32, got 33")
+    assert.strictEqual(message({ ipBinding: "yes" }), "invalid session option ipBinding: must be true, false or { ipv4Prefix, ipv6Prefix }, got \"yes\"")
+    assert.strictEqual(
+      message({ cache: { capacity: 0 } }),
+      "invalid session option cache.capacity: must be an integer from 1 up, or Infinity for no bound (cache: false turns the cache off), got 0"
+    )
+    assert.strictEqual(message({ idleTimeout: "soon" }), "invalid session option idleTimeout: not a duration: \"soon\"")
+    assert.strictEqual(message({ cache: { idleTimeout: "0 seconds" } }), "invalid session option cache.idleTimeout: must be a positive, finite duration, got 0")
+    assert.strictEqual(message({ trustedProxies: ["10.0.0.0/8", "proxy.local"] }), "invalid session option trustedProxies: not an IP address or CIDR range: \"proxy.local\"")
+    assert.strictEqual(message({ cookie: { sameSite: "relaxed" } }), "invalid session option cookie.sameSite: must be \"lax\", \"strict\" or \"none\", got \"relaxed\"")
+    assert.strictEqual(message({ touchInterval: "31 minutes" }), "invalid session option touchInterval: must be shorter than idleTimeout (30m)")
+    assert.strictEqual(message({ tokenBytes: 8 }), "invalid session option tokenBytes: must be an integer from 16 to 64, got 8")
+    assert.strictEqual(message({ idleTimout: "10 minutes" }), "invalid session option idleTimout: is not an option")
+  })
+})
+
+describe("SessionConfig.schema", () => {
+  it.prop("encoding a resolved configuration spells out options that decode to it again", { c: arbConfig }, ({ c }) => {
+    const options = Schema.encodeSync(SessionConfig.schema)(c)
+    assertEquivalent(Either.getOrThrow(SessionConfig.make(options)), c)
+  }, { fastCheck: { numRuns: 200 } })
+
+  it("decodes through Schema as make does (defaults filled, failures as ParseError)", () => {
+    assertEquivalent(Schema.decodeUnknownSync(SessionConfig.schema)({}), SessionConfig.defaults)
+    assert.isTrue(Either.isLeft(Schema.decodeUnknownEither(SessionConfig.schema)({ tokenBytes: 8 })))
+  })
+})
+
+describe("SessionConfig: trusted proxies are parsed once, when the configuration is made", () => {
+  it("the resolved configuration holds the parsed ranges (the middleware only compares bytes)", () => {
+    const c = Either.getOrThrow(SessionConfig.make({ trustedProxies: ["10.0.0.0/8", "::1", "::ffff:10.0.0.0/104"] }))
+    deepStrictEqual(
+      c.trustedProxies.map((p) => [p.entry, p.address.family, Array.from(p.address.bytes), p.prefix]),
+      [
+        ["10.0.0.0/8", 4, [10, 0, 0, 0], 8],
+        ["::1", 6, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 128],
+        ["::ffff:10.0.0.0/104", 4, [10, 0, 0, 0], 8]
+      ]
+    )
+  })
+
+  it.effect("a malformed entry fails when the layer is built, before any request", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Layer.build(SessionConfig.layer({ trustedProxies: ["10.0.0.0/8", "10.0.0.0/33"] })).pipe(Effect.scoped))
+      assert.instanceOf(error, SessionConfig.SessionConfigError)
+      assert.strictEqual(error.option, "trustedProxies")
+      assert.include(error.reason, "10.0.0.0/33")
+    }))
 })

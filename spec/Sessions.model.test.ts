@@ -20,15 +20,14 @@ const IDLE = 10_000
 const ABSOLUTE = 30_000
 const ROTATION = 4_000
 
-const config = (maxCacheSize: number): SessionConfig.SessionConfigInput => ({
+const config = (cacheCapacity: number): SessionConfig.SessionConfigInput => ({
   idleTimeout: IDLE,
   absoluteTimeout: ABSOLUTE,
   idRotationInterval: ROTATION,
   gracePeriod: 1_000,
   touchInterval: 1,
-  maxCacheSize,
-  // longer than the idle timeout: cached entries outlive their sessions
-  cacheExpiry: 3_600_000
+  // idling out after longer than the idle timeout: cached entries outlive their sessions
+  cache: cacheCapacity === 0 ? false : { capacity: cacheCapacity, idleTimeout: 3_600_000 }
 })
 
 const client = Session.client({ ip: "198.51.100.7", userAgent: "model/1" })
@@ -75,14 +74,14 @@ interface Real {
   readonly close: () => Promise<void>
 }
 
-const makeReal = async (maxCacheSize: number, seed: number): Promise<Real> => {
+const makeReal = async (cacheCapacity: number, seed: number): Promise<Real> => {
   const time = manualClock()
   const clock = time.clock
   const inContext = <A, E>(effect: Effect.Effect<A, E>) =>
     effect.pipe(Effect.withClock(clock), Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.None))
   const layer = Sessions.layerFromContext.pipe(
     Layer.provide(
-      Layer.mergeAll(Persistence.layerMemory, Layer.orDie(SessionConfig.layer(config(maxCacheSize))), SecureRandom.layerSeeded(seed))
+      Layer.mergeAll(Persistence.layerMemory, Layer.orDie(SessionConfig.layer(config(cacheCapacity))), SecureRandom.layerSeeded(seed))
     )
   )
   const scope = Effect.runSync(Scope.make())
@@ -324,12 +323,12 @@ const commands = [
 ]
 
 describe("Sessions model-based test", () => {
-  for (const maxCacheSize of [0, 10_000]) {
-    it(`the service follows the reference model over 200 random command sequences (maxCacheSize ${maxCacheSize})`, async () => {
+  for (const cacheCapacity of [0, 10_000]) {
+    it(`the service follows the reference model over 200 random command sequences (cache capacity ${cacheCapacity})`, async () => {
       let run = 0
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 50, size: "max" }), async (cmds) => {
-          const real = await makeReal(maxCacheSize, ++run)
+          const real = await makeReal(cacheCapacity, ++run)
           try {
             await fc.asyncModelRun(() => ({ model: { now: 0, sessions: [] }, real }), cmds)
           } finally {

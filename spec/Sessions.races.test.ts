@@ -37,6 +37,7 @@ import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { cacheOfSize } from "./helpers/service.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const MINUTE = 60_000
@@ -173,12 +174,12 @@ const scheduled = (s: fc.Scheduler, store: Persistence.PersistenceShape, gate: {
 }
 
 /** A service over `store` (live SecureRandom: runs that share a store never share a token). */
-const service = (store: Persistence.PersistenceShape, maxCacheSize: number) =>
+const service = (store: Persistence.PersistenceShape, cacheCapacity: number) =>
   Sessions.layerFromContext.pipe(
     Layer.provide(
       Layer.mergeAll(
         Layer.succeed(Persistence.Persistence, store),
-        Layer.orDie(SessionConfig.layer({ ...config, maxCacheSize })),
+        Layer.orDie(SessionConfig.layer({ ...config, cache: cacheOfSize(cacheCapacity) })),
         SecureRandom.layer
       )
     )

@@ -203,12 +203,17 @@ export const arbConfigTimes: fc.Arbitrary<ConfigTimes> = fc
 export const configOf = (input: SessionConfig.SessionConfigInput): SessionConfig.SessionConfigShape =>
   Either.getOrThrowWith(SessionConfig.make(input), (e) => new Error(`invalid test config: ${e.option}: ${e.message}`))
 
-/** A valid configuration with arbitrary timings, IP levels, IPv6 prefix and user-agent policy. */
+/** An IP binding: off, or any IPv4 and IPv6 prefix lengths. */
+export const arbIpBinding: fc.Arbitrary<false | SessionConfig.IpBinding> = fc.oneof(
+  fc.constant(false as const),
+  fc.record({ ipv4Prefix: fc.integer({ min: 0, max: 32 }), ipv6Prefix: fc.integer({ min: 0, max: 128 }) })
+)
+
+/** A valid configuration with arbitrary timings, IP binding and user-agent policy. */
 export const arbConfig: fc.Arbitrary<SessionConfig.SessionConfigShape> = fc
   .record({
     times: arbConfigTimes,
-    acceptRemoteIp: fc.integer({ min: 1, max: 4 }),
-    ipv6PrefixLength: fc.integer({ min: 0, max: 128 }),
+    ipBinding: arbIpBinding,
     acceptChangingUserAgent: fc.boolean(),
     hashIdsAtRest: fc.boolean()
   })
@@ -303,8 +308,7 @@ export interface ConfigWithTimes {
 export const arbConfigWithTimes: fc.Arbitrary<ConfigWithTimes> = fc
   .record({
     times: arbConfigTimes,
-    acceptRemoteIp: fc.integer({ min: 1, max: 4 }),
-    ipv6PrefixLength: fc.integer({ min: 0, max: 128 }),
+    ipBinding: arbIpBinding,
     acceptChangingUserAgent: fc.boolean(),
     hashIdsAtRest: fc.boolean()
   })

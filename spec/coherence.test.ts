@@ -44,8 +44,7 @@ const ATTEMPTS = 3
  * touch interval keeps the cache answering for the whole test.)
  */
 const config: SessionConfig.SessionConfigInput = {
-  maxCacheSize: 1000,
-  cacheExpiry: "1 hour",
+  cache: { capacity: 1000, idleTimeout: "1 hour" },
   idleTimeout: "30 minutes",
   touchInterval: "10 minutes",
   idRotationInterval: "15 minutes",

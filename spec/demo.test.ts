@@ -473,7 +473,7 @@ describe("demo: a store failure", () => {
         }
       })
     )
-    server = await serve(Sessions.layer({ maxCacheSize: 0 }).pipe(Layer.provide(flaky)))
+    server = await serve(Sessions.layer({ cache: false }).pipe(Layer.provide(flaky)))
   })
   afterAll(() => server.close())
 

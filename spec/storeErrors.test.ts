@@ -191,7 +191,7 @@ await withService("PostgreSQL", postgresUrl, () => {
 
     it.effect("reads DATABASE_URL from the ConfigProvider and gives a working store", () =>
       roundTrip.pipe(
-        Effect.provide(Sessions.layer({ maxCacheSize: 0 }).pipe(
+        Effect.provide(Sessions.layer({ cache: false }).pipe(
           Layer.provide(PgStore.layerConfig({ tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))),
           Layer.orDie
         )),
@@ -201,7 +201,7 @@ await withService("PostgreSQL", postgresUrl, () => {
 
     it.effect("takes the url config it is given instead of DATABASE_URL", () =>
       roundTrip.pipe(
-        Effect.provide(Sessions.layer({ maxCacheSize: 0 }).pipe(
+        Effect.provide(Sessions.layer({ cache: false }).pipe(
           Layer.provide(
             PgStore.layerConfig({ tablePrefix: prefix, url: Config.redacted("MY_PG") }).pipe(Layer.provide(SecureRandom.layer))
           ),

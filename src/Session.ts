@@ -14,9 +14,9 @@ import type { Pipeable } from "effect/Pipeable"
 import { pipeArguments } from "effect/Pipeable"
 import { dual } from "effect/Function"
 import type { ParseError } from "effect/ParseResult"
-import { type IpAddress, parseIp, samePrefix } from "./internal/ip.js"
+import { parseIp, samePrefix } from "./internal/ip.js"
 import { userAgentHash } from "./internal/hash.js"
-import type { SessionConfigShape } from "./SessionConfig.js"
+import type { IpBinding, SessionConfigShape } from "./SessionConfig.js"
 import { millis } from "./SessionConfig.js"
 
 /**
@@ -377,13 +377,10 @@ export type Decision = Data.TaggedEnum<{
  */
 export const Decision = Data.taggedEnum<Decision>()
 
-const ipPrefixBits = (address: IpAddress, config: SessionConfigShape): number =>
-  address.family === 4 ? (config.acceptRemoteIp - 1) * 8 : config.ipv6PrefixLength
-
 /**
  * Whether the client differs from the session's binding in a way the configuration rejects.
- * IPv4 keeps the first 1, 2 or 3 octets (acceptRemoteIp 2, 3, 4); IPv6 keeps the first
- * `ipv6PrefixLength` bits; an IPv4-mapped IPv6 address counts as IPv4; a change of family, or
+ * With an `ipBinding`, an IPv4 address keeps its first `ipv4Prefix` bits and an IPv6 address its
+ * first `ipv6Prefix` bits; an IPv4-mapped IPv6 address counts as IPv4; a change of family, or
  * an address that appears or disappears, is a change. A user agent may not change unless
  * `acceptChangingUserAgent`.
  *
@@ -394,7 +391,7 @@ export const detectAnomaly: {
   (client: Client, config: SessionConfigShape): (self: Binding) => Option.Option<AnomalyKind>
   (self: Binding, client: Client, config: SessionConfigShape): Option.Option<AnomalyKind>
 } = dual(3, (self: Binding, c: Client, config: SessionConfigShape): Option.Option<AnomalyKind> => {
-  if (config.acceptRemoteIp !== 1 && !ipAccepted(self.ip, c.ip, config)) return Option.some("ip")
+  if (config.ipBinding !== false && !ipAccepted(self.ip, c.ip, config.ipBinding)) return Option.some("ip")
   if (!config.acceptChangingUserAgent) {
     const now = Option.map(c.userAgent, userAgentHash)
     if (!Option.getEquivalence((a: string, b: string) => a === b)(self.userAgentHash, now)) return Option.some("userAgent")
@@ -402,14 +399,14 @@ export const detectAnomaly: {
   return Option.none()
 })
 
-const ipAccepted = (before: Option.Option<string>, after: Option.Option<string>, config: SessionConfigShape): boolean => {
+const ipAccepted = (before: Option.Option<string>, after: Option.Option<string>, binding: IpBinding): boolean => {
   if (Option.isNone(before) && Option.isNone(after)) return true
   if (Option.isNone(before) || Option.isNone(after)) return false
   if (before.value === after.value) return true
   const a = parseIp(before.value)
   const b = parseIp(after.value)
   if (!a || !b || a.family !== b.family) return false
-  return samePrefix(a, b, ipPrefixBits(a, config))
+  return samePrefix(a, b, a.family === 4 ? binding.ipv4Prefix : binding.ipv6Prefix)
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The local write-through cache: an LRU of token records held in a `Ref`, with a capacity
- * (`maxCacheSize`: 0 = off, negative = unbounded) and idle eviction (`cacheExpiry`).
+ * (`cache.capacity`, `Infinity` for no bound; `cache: false` for no cache) and idle eviction
+ * (`cache.idleTimeout`).
  *
  * Every change goes to the store first and then here, and last-access times are written through
  * whenever they move (see `Session.touch`), so the cache never holds anything fresher than the
@@ -12,8 +13,8 @@
 import { Context, Effect, Layer, Option, Ref } from "effect"
 import { Lru } from "./internal/lru.js"
 import type { TokenRecord } from "./Session.js"
+import type { CacheSettings } from "./SessionConfig.js"
 import { millis, SessionConfig } from "./SessionConfig.js"
-import type { Duration } from "effect"
 
 /**
  * The cache operations, by token key.
@@ -43,14 +44,15 @@ export interface SessionCacheShape {
 export class SessionCache extends Context.Tag("effect-sessions/SessionCache")<SessionCache, SessionCacheShape>() {}
 
 /**
- * Builds a cache. Time for idle eviction comes from the `Clock` in context when it is built.
+ * Builds a cache from its settings (the configuration's `cache`); `false` builds one that stores
+ * nothing. Time for idle eviction comes from the `Clock` in context when it is built.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: { readonly capacity: number; readonly expiry: Duration.Duration }): Effect.Effect<SessionCacheShape> =>
-  Effect.zipWith(Ref.make(new Lru<string, TokenRecord>(options.capacity, millis(options.expiry))), Effect.clock, (ref, clock): SessionCacheShape => {
-    const enabled = options.capacity !== 0
+export const make = (settings: false | CacheSettings): Effect.Effect<SessionCacheShape> =>
+  Effect.zipWith(Ref.make(settings === false ? new Lru<string, TokenRecord>(0, 0) : new Lru<string, TokenRecord>(settings.capacity, millis(settings.idleTimeout))), Effect.clock, (ref, clock): SessionCacheShape => {
+    const enabled = settings !== false
     if (!enabled) {
       return {
         enabled,
@@ -86,12 +88,12 @@ export const make = (options: { readonly capacity: number; readonly expiry: Dura
   })
 
 /**
- * The cache sized by the configuration's `maxCacheSize` and `cacheExpiry`.
+ * The cache as the configuration's `cache` sets it.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer: Layer.Layer<SessionCache, never, SessionConfig> = Layer.effect(
   SessionCache,
-  Effect.flatMap(SessionConfig, (config) => make({ capacity: config.maxCacheSize, expiry: config.cacheExpiry }))
+  Effect.flatMap(SessionConfig, (config) => make(config.cache))
 )

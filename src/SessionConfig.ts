@@ -1,12 +1,12 @@
 /**
- * Configuration: every option with its documented, secure default, validation, and the layers
- * that provide it (`layer` from plain values, `layerConfig` from environment variables).
+ * Configuration: every option with its documented, secure default, the `Schema` that validates
+ * the options and decodes them into the resolved configuration, and the layers that provide it
+ * (`layer` from plain values, `layerConfig` from environment variables).
  *
  * @since 0.1.0
  * @module
  */
-import { Config, Context, Data, Duration, Effect, Either, Layer, Option } from "effect"
-import type { IpRange } from "./internal/ip.js"
+import { Config, ConfigError, Context, Data, Duration, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
 import { parseRange } from "./internal/ip.js"
 import { DEFAULT_TOKEN_BYTES, MIN_TOKEN_BYTES } from "./Ids.js"
 
@@ -17,16 +17,6 @@ import { DEFAULT_TOKEN_BYTES, MIN_TOKEN_BYTES } from "./Ids.js"
  * @category models
  */
 export type SameSite = "lax" | "strict" | "none"
-
-/**
- * Levels of accepted IP change (rivo/sessions' `AcceptRemoteIP`): `1` accepts any change; `2`, `3`
- * and `4` require the first 1, 2 or 3 octets of an IPv4 address to stay the same (and the
- * first {@link SessionConfigShape.ipv6PrefixLength} bits of an IPv6 address).
- *
- * @since 0.1.0
- * @category models
- */
-export type AcceptRemoteIp = 1 | 2 | 3 | 4
 
 /**
  * Attributes of the session cookie (rivo/sessions' `SessionCookie` and `NewSessionCookie`).
@@ -56,6 +46,54 @@ export interface CookieSettings {
 }
 
 /**
+ * How much of the client's address must stay the same for the session to live (replaces
+ * rivo/sessions' `AcceptRemoteIP`, which knew IPv4 only): the first `ipv4Prefix` bits of an IPv4
+ * address, the first `ipv6Prefix` bits of an IPv6 address. `32` / `128` mean the exact address,
+ * `24` the same /24 network, `0` any address of the same family. An IPv4-mapped IPv6 address
+ * (`::ffff:a.b.c.d`) counts as IPv4. A change of family (IPv4 ↔ IPv6), or an address that appears
+ * or disappears, is always an anomaly while a binding is set.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IpBinding {
+  /** Leading bits of an IPv4 address that must stay, 0–32. Default 24 (the same /24). */
+  readonly ipv4Prefix: number
+  /** Leading bits of an IPv6 address that must stay, 0–128. Default 64 (the same /64). */
+  readonly ipv6Prefix: number
+}
+
+/**
+ * The local LRU cache of token records (replaces rivo/sessions' `MaxSessionCacheSize` and
+ * `SessionCacheExpiry`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheSettings {
+  /** Entries kept, at least 1; `Infinity` for no bound. Default 10,000. */
+  readonly capacity: number
+  /** A cached entry unused this long is evicted. Default 1 hour. */
+  readonly idleTimeout: Duration.Duration
+}
+
+/**
+ * A trusted proxy as the resolved configuration holds it: parsed once, when the configuration is
+ * made, so that a request only compares bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TrustedProxy {
+  /** The entry as configured, e.g. `10.0.0.0/8` or `::1`. */
+  readonly entry: string
+  /** The network address: 4 bytes for IPv4 (also for IPv4-mapped IPv6), 16 for IPv6. */
+  readonly address: { readonly family: 4 | 6; readonly bytes: Uint8Array }
+  /** Leading bits that must match (32 or 128 for a bare address). */
+  readonly prefix: number
+}
+
+/**
  * The resolved, validated configuration.
  *
  * @since 0.1.0
@@ -72,20 +110,19 @@ export interface SessionConfigShape {
   readonly idRotationInterval: Duration.Duration
   /** A replaced token keeps resolving to its successor this long. Default 1 minute (replaces SessionIDGracePeriod). */
   readonly gracePeriod: Duration.Duration
-  /** Accepted IP change, 1–4. Default 1: any change (mobile clients change networks) (replaces AcceptRemoteIP). */
-  readonly acceptRemoteIp: AcceptRemoteIp
-  /** IPv6 bits that must stay when `acceptRemoteIp` > 1, 0–128. Default 64 (new: rivo/sessions ignores IPv6). */
-  readonly ipv6PrefixLength: number
+  /**
+   * Whether a session is bound to its client's address, and how closely (see {@link IpBinding}).
+   * Default `false`: any change is accepted, as mobile clients change networks (replaces AcceptRemoteIP).
+   */
+  readonly ipBinding: false | IpBinding
   /** Whether a changed user agent is accepted. Default `false`: it destroys the session (replaces AcceptChangingUserAgent). */
   readonly acceptChangingUserAgent: boolean
-  /** Entries in the local LRU cache: 0 = off, negative = unbounded. Default 10,000 (replaces MaxSessionCacheSize). */
-  readonly maxCacheSize: number
-  /** A cached entry unused this long is evicted. Default 1 hour (replaces SessionCacheExpiry). */
-  readonly cacheExpiry: Duration.Duration
+  /** The local cache, or `false` for none. Default 10,000 entries idling out after 1 hour (see {@link CacheSettings}). */
+  readonly cache: false | CacheSettings
   /** Last-access times are written to the store at most this often; must be < idleTimeout. Default 1 minute (new). */
   readonly touchInterval: Duration.Duration
-  /** Proxies (addresses or CIDR ranges) allowed to set X-Forwarded-For. Default none (new). */
-  readonly trustedProxies: ReadonlyArray<string>
+  /** Proxies (addresses or CIDR ranges) allowed to set X-Forwarded-For, parsed. Default none (new). */
+  readonly trustedProxies: ReadonlyArray<TrustedProxy>
   /** Store records under the SHA-256 of the token, so a store leak leaks no live session. Default `true` (new). */
   readonly hashIdsAtRest: boolean
   /** Random bytes in a token, at least 16. Default 32 (256 bits). */
@@ -113,33 +150,77 @@ export interface SessionConfigShape {
 export type DurationOption = Duration.DurationInput | string
 
 /**
+ * The cookie attributes as a caller writes them: each optional (see {@link CookieSettings}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CookieOptions {
+  readonly name?: string | undefined
+  readonly path?: string | undefined
+  readonly domain?: string | undefined
+  readonly httpOnly?: boolean | undefined
+  readonly secure?: boolean | undefined
+  readonly sameSite?: SameSite | undefined
+  readonly partitioned?: boolean | undefined
+}
+
+/**
+ * An IP binding as a caller writes it: each prefix optional, defaulting to 24 (IPv4) and 64
+ * (IPv6). See {@link IpBinding}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IpBindingOptions {
+  readonly ipv4Prefix?: number | undefined
+  readonly ipv6Prefix?: number | undefined
+}
+
+/**
+ * The cache as a caller writes it: each field optional, defaulting to a capacity of 10,000 and
+ * an idle timeout of 1 hour. See {@link CacheSettings}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheOptions {
+  readonly capacity?: number | undefined
+  readonly idleTimeout?: DurationOption | undefined
+}
+
+/**
  * Options as a caller writes them: every field optional, durations in any `DurationInput`
- * form (`"30 minutes"`, `Duration.hours(1)`, milliseconds as a number).
+ * form (`"30 minutes"`, `Duration.hours(1)`, milliseconds as a number). `ipBinding` and `cache`
+ * take `false` (off), `true` (on, with the defaults — handy with `Config.boolean`) or their
+ * settings. An option this version does not know (such as the former `acceptRemoteIp`) is an
+ * error, not silently ignored.
  *
  * @since 0.1.0
  * @category models
  */
 export interface SessionConfigInput {
-  readonly cookie?: Partial<Omit<CookieSettings, "domain">> & { readonly domain?: string | undefined }
-  readonly idleTimeout?: DurationOption
-  readonly absoluteTimeout?: DurationOption
-  readonly idRotationInterval?: DurationOption
-  readonly gracePeriod?: DurationOption
-  readonly acceptRemoteIp?: number
-  readonly ipv6PrefixLength?: number
-  readonly acceptChangingUserAgent?: boolean
-  readonly maxCacheSize?: number
-  readonly cacheExpiry?: DurationOption
-  readonly touchInterval?: DurationOption
-  readonly trustedProxies?: ReadonlyArray<string>
-  readonly hashIdsAtRest?: boolean
-  readonly tokenBytes?: number
-  readonly sweepInterval?: DurationOption
-  readonly maxDataBytes?: number
+  readonly cookie?: CookieOptions | undefined
+  readonly idleTimeout?: DurationOption | undefined
+  readonly absoluteTimeout?: DurationOption | undefined
+  readonly idRotationInterval?: DurationOption | undefined
+  readonly gracePeriod?: DurationOption | undefined
+  /** `false` (the default): no binding; `true`: `{ ipv4Prefix: 24, ipv6Prefix: 64 }`; or the prefixes. */
+  readonly ipBinding?: boolean | IpBindingOptions | undefined
+  readonly acceptChangingUserAgent?: boolean | undefined
+  /** `true` (the default): `{ capacity: 10_000, idleTimeout: "1 hour" }`; `false`: no cache; or the settings. */
+  readonly cache?: boolean | CacheOptions | undefined
+  readonly touchInterval?: DurationOption | undefined
+  readonly trustedProxies?: ReadonlyArray<string> | undefined
+  readonly hashIdsAtRest?: boolean | undefined
+  readonly tokenBytes?: number | undefined
+  readonly sweepInterval?: DurationOption | undefined
+  readonly maxDataBytes?: number | undefined
 }
 
 /**
- * An invalid option, named, with the reason. Raised when the config layer is built.
+ * An invalid option, named (a dotted path such as `ipBinding.ipv4Prefix`), with the reason.
+ * Raised when the configuration is made, that is when its layer is built.
  *
  * @since 0.1.0
  * @category errors
@@ -152,6 +233,24 @@ export class SessionConfigError extends Data.TaggedError("SessionConfigError")<{
     return `invalid session option ${this.option}: ${this.reason}`
   }
 }
+
+/**
+ * The IP binding `ipBinding: true` stands for: the same IPv4 /24 and the same IPv6 /64 (the
+ * /24 is rivo/sessions' strictest `AcceptRemoteIP`, 4; the /64 was the former `ipv6PrefixLength`
+ * default).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultIpBinding: IpBinding = { ipv4Prefix: 24, ipv6Prefix: 64 }
+
+/**
+ * The cache `cache: true` (the default) stands for: 10,000 entries, evicted after 1 hour unused.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultCache: CacheSettings = { capacity: 10_000, idleTimeout: Duration.hours(1) }
 
 /**
  * The defaults, secure first.
@@ -173,11 +272,9 @@ export const defaults: SessionConfigShape = {
   absoluteTimeout: Duration.hours(12),
   idRotationInterval: Duration.minutes(15),
   gracePeriod: Duration.minutes(1),
-  acceptRemoteIp: 1,
-  ipv6PrefixLength: 64,
+  ipBinding: false,
   acceptChangingUserAgent: false,
-  maxCacheSize: 10_000,
-  cacheExpiry: Duration.hours(1),
+  cache: defaultCache,
   touchInterval: Duration.minutes(1),
   trustedProxies: [],
   hashIdsAtRest: true,
@@ -212,119 +309,257 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 export const defaultCookieName = (cookie: Pick<CookieSettings, "secure" | "path" | "domain">): string =>
   cookie.secure && cookie.path === "/" && Option.isNone(cookie.domain) ? "__Host-id" : "id"
 
-/**
- * The parsed trusted-proxy ranges of a validated config.
- *
- * @internal
- */
-export const trustedProxyRanges = (config: SessionConfigShape): ReadonlyArray<IpRange> =>
-  config.trustedProxies.flatMap((p) => {
-    const r = parseRange(p)
-    return r ? [r] : []
+// ---- the schema ------------------------------------------------------------------------------
+
+const show = (u: unknown): string => (typeof u === "string" ? JSON.stringify(u) : Duration.isDuration(u) ? Duration.format(u) : String(u))
+
+const integerFrom = (min: number, max: number) =>
+  Schema.Number.pipe(
+    Schema.filter((n) => Number.isInteger(n) && n >= min && n <= max, {
+      message: (issue) => `must be an integer from ${min} to ${max}, got ${show(issue.actual)}`
+    })
+  )
+
+const durationInput = Schema.declare(
+  (u): u is DurationOption => typeof u === "string" || Option.isSome(Duration.decodeUnknown(u)),
+  { identifier: "DurationInput", message: (issue) => `not a duration: ${show(issue.actual)}` }
+)
+
+/** A positive, finite duration, from any {@link DurationOption}. */
+const positiveDuration: Schema.Schema<Duration.Duration, DurationOption> = Schema.transformOrFail(
+  durationInput,
+  Schema.DurationFromSelf.pipe(
+    Schema.filter((d) => Duration.isFinite(d) && Duration.toMillis(d) > 0, {
+      message: (issue) => `must be a positive, finite duration, got ${show(issue.actual)}`
+    })
+  ),
+  {
+    strict: true,
+    decode: (u, _, ast) =>
+      Option.match(Duration.decodeUnknown(u), {
+        onNone: () => ParseResult.fail(new ParseResult.Type(ast, u, `not a duration: ${show(u)}`)),
+        onSome: ParseResult.succeed
+      }),
+    encode: ParseResult.succeed
+  }
+)
+
+const cookieOptions = Schema.Struct({
+  name: Schema.optional(Schema.String.pipe(Schema.filter((s) => COOKIE_NAME.test(s), {
+    message: (issue) => `not a valid cookie name: ${show(issue.actual)}`
+  }))),
+  path: Schema.optional(Schema.String.pipe(Schema.filter((s) => s.startsWith("/") && !/[;\s]/.test(s), {
+    message: () => "must start with / and hold no ; or spaces"
+  }))),
+  domain: Schema.optional(Schema.String.pipe(Schema.filter((s) => /^[A-Za-z0-9.-]+$/.test(s), { message: () => "not a valid domain" }))),
+  httpOnly: Schema.optional(Schema.Boolean),
+  secure: Schema.optional(Schema.Boolean),
+  sameSite: Schema.optional(Schema.declare((u): u is SameSite => u === "lax" || u === "strict" || u === "none", {
+    identifier: "SameSite",
+    message: (issue) => `must be "lax", "strict" or "none", got ${show(issue.actual)}`
+  })),
+  partitioned: Schema.optional(Schema.Boolean)
+})
+
+const ipBindingOptions = Schema.Struct({
+  ipv4Prefix: Schema.optional(integerFrom(0, 32)),
+  ipv6Prefix: Schema.optional(integerFrom(0, 128))
+})
+
+const cacheOptions = Schema.Struct({
+  capacity: Schema.optional(Schema.Number.pipe(Schema.filter((n) => (Number.isInteger(n) && n >= 1) || n === Infinity, {
+    message: (issue) => `must be an integer from 1 up, or Infinity for no bound (cache: false turns the cache off), got ${show(issue.actual)}`
+  }))),
+  idleTimeout: Schema.optional(positiveDuration)
+})
+
+const trustedProxy: Schema.Schema<TrustedProxy, string> = Schema.transformOrFail(
+  Schema.String,
+  Schema.typeSchema(Schema.Struct({
+    entry: Schema.String,
+    address: Schema.Struct({ family: Schema.Literal(4, 6), bytes: Schema.Uint8ArrayFromSelf }),
+    prefix: Schema.Number
+  })),
+  {
+    strict: true,
+    decode: (entry, _, ast) => {
+      const range = parseRange(entry)
+      return range
+        ? ParseResult.succeed({ entry, address: range.address, prefix: range.prefix })
+        : ParseResult.fail(new ParseResult.Type(ast, entry, `not an IP address or CIDR range: ${show(entry)}`))
+    },
+    encode: (proxy) => ParseResult.succeed(proxy.entry)
+  }
+)
+
+/** The options, each checked on its own; the next step fills the defaults and checks them together. */
+const options = Schema.Struct({
+  cookie: Schema.optional(cookieOptions),
+  idleTimeout: Schema.optional(positiveDuration),
+  absoluteTimeout: Schema.optional(positiveDuration),
+  idRotationInterval: Schema.optional(positiveDuration),
+  gracePeriod: Schema.optional(positiveDuration),
+  ipBinding: Schema.optional(Schema.Union(Schema.Boolean, ipBindingOptions)),
+  acceptChangingUserAgent: Schema.optional(Schema.Boolean),
+  cache: Schema.optional(Schema.Union(Schema.Boolean, cacheOptions)),
+  touchInterval: Schema.optional(positiveDuration),
+  trustedProxies: Schema.optional(Schema.Array(trustedProxy)),
+  hashIdsAtRest: Schema.optional(Schema.Boolean),
+  tokenBytes: Schema.optional(integerFrom(MIN_TOKEN_BYTES, 64)),
+  sweepInterval: Schema.optional(positiveDuration),
+  maxDataBytes: Schema.optional(integerFrom(1, MAX_DATA_BYTES_CEILING))
+})
+
+const resolved = Schema.declare((u): u is SessionConfigShape => typeof u === "object" && u !== null, { identifier: "SessionConfigShape" })
+
+/** Fills the defaults of the options that depend on others, and checks the rules between options. */
+const resolve = (
+  input: typeof options.Type,
+  ast: Schema.Schema.AnyNoContext["ast"]
+): Either.Either<SessionConfigShape, ParseResult.ParseIssue> => {
+  const invalid = (path: readonly [string, ...Array<string>], message: string) =>
+    Either.left(new ParseResult.Pointer(path, input, new ParseResult.Type(ast, input, message)))
+  const c = input.cookie ?? {}
+  const path = c.path ?? defaults.cookie.path
+  const domain = Option.fromNullable(c.domain)
+  const secure = c.secure ?? defaults.cookie.secure
+  const cookie: CookieSettings = {
+    name: c.name ?? defaultCookieName({ secure, path, domain }),
+    path,
+    domain,
+    httpOnly: c.httpOnly ?? defaults.cookie.httpOnly,
+    secure,
+    sameSite: c.sameSite ?? defaults.cookie.sameSite,
+    partitioned: c.partitioned ?? defaults.cookie.partitioned
+  }
+  if (cookie.sameSite === "none" && !cookie.secure) return invalid(["cookie", "sameSite"], "SameSite=None requires secure: true")
+  if (cookie.partitioned && !cookie.secure) return invalid(["cookie", "partitioned"], "Partitioned requires secure: true")
+  // Browsers match the prefixes in any case (`__HOST-id` is held to the `__Host-` rules).
+  const lowerName = cookie.name.toLowerCase()
+  if (lowerName.startsWith("__secure-") && !cookie.secure) return invalid(["cookie", "name"], "a __Secure- cookie requires secure: true")
+  if (lowerName.startsWith("__host-")) {
+    if (!cookie.secure) return invalid(["cookie", "name"], "a __Host- cookie requires secure: true")
+    if (cookie.path !== "/") return invalid(["cookie", "name"], "a __Host- cookie requires path: \"/\"")
+    if (Option.isSome(cookie.domain)) return invalid(["cookie", "name"], "a __Host- cookie must not set a domain")
+  }
+  const idleTimeout = input.idleTimeout ?? defaults.idleTimeout
+  // Keep the default valid for short idle timeouts: at most a tenth of the idle timeout.
+  const touchInterval = input.touchInterval ??
+    (input.idleTimeout === undefined ? defaults.touchInterval : Duration.min(defaults.touchInterval, Duration.divide(idleTimeout, 10).pipe(Option.getOrElse(() => defaults.touchInterval))))
+  if (Duration.greaterThanOrEqualTo(touchInterval, idleTimeout)) {
+    return invalid(["touchInterval"], `must be shorter than idleTimeout (${Duration.format(idleTimeout)})`)
+  }
+  const ipBinding = input.ipBinding ?? defaults.ipBinding
+  const cache = input.cache ?? true
+  return Either.right({
+    cookie,
+    idleTimeout,
+    absoluteTimeout: input.absoluteTimeout ?? defaults.absoluteTimeout,
+    idRotationInterval: input.idRotationInterval ?? defaults.idRotationInterval,
+    gracePeriod: input.gracePeriod ?? defaults.gracePeriod,
+    ipBinding: ipBinding === false ? false : {
+      ipv4Prefix: (ipBinding === true ? undefined : ipBinding.ipv4Prefix) ?? defaultIpBinding.ipv4Prefix,
+      ipv6Prefix: (ipBinding === true ? undefined : ipBinding.ipv6Prefix) ?? defaultIpBinding.ipv6Prefix
+    },
+    acceptChangingUserAgent: input.acceptChangingUserAgent ?? defaults.acceptChangingUserAgent,
+    cache: cache === false ? false : {
+      capacity: (cache === true ? undefined : cache.capacity) ?? defaultCache.capacity,
+      idleTimeout: (cache === true ? undefined : cache.idleTimeout) ?? defaultCache.idleTimeout
+    },
+    touchInterval,
+    trustedProxies: input.trustedProxies ?? defaults.trustedProxies,
+    hashIdsAtRest: input.hashIdsAtRest ?? defaults.hashIdsAtRest,
+    tokenBytes: input.tokenBytes ?? defaults.tokenBytes,
+    sweepInterval: input.sweepInterval ?? defaults.sweepInterval,
+    maxDataBytes: input.maxDataBytes ?? defaults.maxDataBytes
   })
+}
+
+/** The options that spell out a resolved configuration (every field given). */
+const unresolve = (c: SessionConfigShape): typeof options.Type => ({
+  cookie: {
+    name: c.cookie.name,
+    path: c.cookie.path,
+    domain: Option.getOrUndefined(c.cookie.domain),
+    httpOnly: c.cookie.httpOnly,
+    secure: c.cookie.secure,
+    sameSite: c.cookie.sameSite,
+    partitioned: c.cookie.partitioned
+  },
+  idleTimeout: c.idleTimeout,
+  absoluteTimeout: c.absoluteTimeout,
+  idRotationInterval: c.idRotationInterval,
+  gracePeriod: c.gracePeriod,
+  ipBinding: c.ipBinding,
+  acceptChangingUserAgent: c.acceptChangingUserAgent,
+  cache: c.cache,
+  touchInterval: c.touchInterval,
+  trustedProxies: c.trustedProxies,
+  hashIdsAtRest: c.hashIdsAtRest,
+  tokenBytes: c.tokenBytes,
+  sweepInterval: c.sweepInterval,
+  maxDataBytes: c.maxDataBytes
+})
 
 /**
- * Resolves and validates options against the defaults. Fails with the first invalid option.
+ * The options as a `Schema`: it validates {@link SessionConfigInput} and decodes it into the
+ * resolved {@link SessionConfigShape}, filling the defaults (encoding spells every option out).
+ * Unknown options are refused when decoding with `onExcessProperty: "error"`, as {@link make} does.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const schema: Schema.Schema<SessionConfigShape, SessionConfigInput> = Schema.transformOrFail(options, resolved, {
+  strict: true,
+  decode: (input, _, ast) => resolve(input, ast),
+  encode: (config) => ParseResult.succeed(unresolve(config))
+})
+
+/** Options of earlier versions, and what replaced them (see docs/migrating.md). */
+const replaced: Record<string, string> = {
+  acceptRemoteIp: "ipBinding",
+  ipv6PrefixLength: "ipBinding.ipv6Prefix",
+  maxCacheSize: "cache.capacity (or cache: false)",
+  cacheExpiry: "cache.idleTimeout"
+}
+
+// A union member that does not fit reports at the union's own path; when a member came closer
+// (a nested option), that deeper issue is the one that says what is wrong.
+const unionReasons: Record<string, string> = {
+  ipBinding: "must be true, false or { ipv4Prefix, ipv6Prefix }",
+  cache: "must be true, false or { capacity, idleTimeout }"
+}
+
+const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(error)
+    // `optional` adds `undefined` as an alternative; its complaint is never the point.
+    .filter((i) => !i.message.startsWith("Expected undefined"))
+  const depth = Math.max(...issues.map((i) => i.path.length))
+  const issue = issues.find((i) => i.path.length === depth) ?? issues[0]
+  const option = (issue?.path ?? []).filter((k): k is string => typeof k === "string").join(".")
+  if (issue === undefined) return new SessionConfigError({ option: "", reason: error.message })
+  if (issue._tag === "Unexpected") {
+    const replacement = replaced[option]
+    return new SessionConfigError({
+      option,
+      reason: replacement === undefined ? "is not an option" : `was replaced by ${replacement} (see docs/migrating.md)`
+    })
+  }
+  const union = issue._tag === "Type" ? unionReasons[option] : undefined
+  return new SessionConfigError({ option, reason: union === undefined ? issue.message : `${union}, got ${issue.message.replace(/^.*actual /, "")}` })
+}
+
+const decode = Schema.decodeUnknownEither(schema, { onExcessProperty: "error" })
+
+/**
+ * Resolves and validates options against the defaults (through {@link schema}). Fails with the
+ * first invalid option.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfigShape, SessionConfigError> => {
-  const fail = (option: string, reason: string) => Either.left(new SessionConfigError({ option, reason }))
-  const duration = (option: string, value: DurationOption | undefined, fallback: Duration.Duration) => {
-    if (value === undefined) return Either.right(fallback)
-    const d = Duration.decodeUnknown(value)
-    if (Option.isNone(d)) return fail(option, `not a duration: ${String(value)}`)
-    if (!Duration.isFinite(d.value) || Duration.toMillis(d.value) <= 0) {
-      return fail(option, `must be a positive, finite duration, got ${Duration.format(d.value)}`)
-    }
-    return Either.right(d.value)
-  }
-  return Either.gen(function*() {
-    const c = input.cookie ?? {}
-    const path = c.path ?? defaults.cookie.path
-    const domain = Option.fromNullable(c.domain)
-    const secure = c.secure ?? defaults.cookie.secure
-    const cookie: CookieSettings = {
-      name: c.name ?? defaultCookieName({ secure, path, domain }),
-      path,
-      domain,
-      httpOnly: c.httpOnly ?? defaults.cookie.httpOnly,
-      secure,
-      sameSite: c.sameSite ?? defaults.cookie.sameSite,
-      partitioned: c.partitioned ?? defaults.cookie.partitioned
-    }
-    if (!COOKIE_NAME.test(cookie.name)) return yield* fail("cookie.name", `not a valid cookie name: ${JSON.stringify(cookie.name)}`)
-    if (!["lax", "strict", "none"].includes(cookie.sameSite)) {
-      return yield* fail("cookie.sameSite", `must be "lax", "strict" or "none", got ${JSON.stringify(cookie.sameSite)}`)
-    }
-    if (!cookie.path.startsWith("/") || /[;\s]/.test(cookie.path)) return yield* fail("cookie.path", "must start with / and hold no ; or spaces")
-    if (Option.isSome(cookie.domain) && !/^[A-Za-z0-9.-]+$/.test(cookie.domain.value)) return yield* fail("cookie.domain", "not a valid domain")
-    if (cookie.sameSite === "none" && !cookie.secure) return yield* fail("cookie.sameSite", "SameSite=None requires secure: true")
-    if (cookie.partitioned && !cookie.secure) return yield* fail("cookie.partitioned", "Partitioned requires secure: true")
-    // Browsers match the prefixes in any case (`__HOST-id` is held to the `__Host-` rules).
-    const lowerName = cookie.name.toLowerCase()
-    if (lowerName.startsWith("__secure-") && !cookie.secure) return yield* fail("cookie.name", "a __Secure- cookie requires secure: true")
-    if (lowerName.startsWith("__host-")) {
-      if (!cookie.secure) return yield* fail("cookie.name", "a __Host- cookie requires secure: true")
-      if (cookie.path !== "/") return yield* fail("cookie.name", "a __Host- cookie requires path: \"/\"")
-      if (Option.isSome(cookie.domain)) return yield* fail("cookie.name", "a __Host- cookie must not set a domain")
-    }
-    const idleTimeout = yield* duration("idleTimeout", input.idleTimeout, defaults.idleTimeout)
-    const absoluteTimeout = yield* duration("absoluteTimeout", input.absoluteTimeout, defaults.absoluteTimeout)
-    const idRotationInterval = yield* duration("idRotationInterval", input.idRotationInterval, defaults.idRotationInterval)
-    const gracePeriod = yield* duration("gracePeriod", input.gracePeriod, defaults.gracePeriod)
-    const cacheExpiry = yield* duration("cacheExpiry", input.cacheExpiry, defaults.cacheExpiry)
-    const sweepInterval = yield* duration("sweepInterval", input.sweepInterval, defaults.sweepInterval)
-    const touchInterval = yield* duration(
-      "touchInterval",
-      input.touchInterval,
-      // Keep the default valid for short idle timeouts: at most a tenth of the idle timeout.
-      input.idleTimeout === undefined ? defaults.touchInterval : Duration.min(defaults.touchInterval, Duration.divide(idleTimeout, 10).pipe(Option.getOrElse(() => defaults.touchInterval)))
-    )
-    if (Duration.greaterThanOrEqualTo(touchInterval, idleTimeout)) {
-      return yield* fail("touchInterval", `must be shorter than idleTimeout (${Duration.format(idleTimeout)})`)
-    }
-    const acceptRemoteIp = input.acceptRemoteIp ?? defaults.acceptRemoteIp
-    if (![1, 2, 3, 4].includes(acceptRemoteIp)) return yield* fail("acceptRemoteIp", `must be 1, 2, 3 or 4, got ${acceptRemoteIp}`)
-    const ipv6PrefixLength = input.ipv6PrefixLength ?? defaults.ipv6PrefixLength
-    if (!Number.isInteger(ipv6PrefixLength) || ipv6PrefixLength < 0 || ipv6PrefixLength > 128) {
-      return yield* fail("ipv6PrefixLength", `must be an integer from 0 to 128, got ${ipv6PrefixLength}`)
-    }
-    const maxCacheSize = input.maxCacheSize ?? defaults.maxCacheSize
-    if (!Number.isInteger(maxCacheSize)) return yield* fail("maxCacheSize", `must be an integer, got ${maxCacheSize}`)
-    const tokenBytes = input.tokenBytes ?? defaults.tokenBytes
-    if (!Number.isInteger(tokenBytes) || tokenBytes < MIN_TOKEN_BYTES || tokenBytes > 64) {
-      return yield* fail("tokenBytes", `must be an integer from ${MIN_TOKEN_BYTES} to 64, got ${tokenBytes}`)
-    }
-    const maxDataBytes = input.maxDataBytes ?? defaults.maxDataBytes
-    if (!Number.isInteger(maxDataBytes) || maxDataBytes < 1 || maxDataBytes > MAX_DATA_BYTES_CEILING) {
-      return yield* fail("maxDataBytes", `must be an integer from 1 to ${MAX_DATA_BYTES_CEILING}, got ${maxDataBytes}`)
-    }
-    const trustedProxies = input.trustedProxies ?? defaults.trustedProxies
-    for (const p of trustedProxies) {
-      if (!parseRange(p)) return yield* fail("trustedProxies", `not an IP address or CIDR range: ${JSON.stringify(p)}`)
-    }
-    return {
-      cookie,
-      idleTimeout,
-      absoluteTimeout,
-      idRotationInterval,
-      gracePeriod,
-      acceptRemoteIp: acceptRemoteIp as AcceptRemoteIp,
-      ipv6PrefixLength,
-      acceptChangingUserAgent: input.acceptChangingUserAgent ?? defaults.acceptChangingUserAgent,
-      maxCacheSize,
-      cacheExpiry,
-      touchInterval,
-      trustedProxies,
-      hashIdsAtRest: input.hashIdsAtRest ?? defaults.hashIdsAtRest,
-      tokenBytes,
-      sweepInterval,
-      maxDataBytes
-    }
-  })
-}
+export const make = (input: SessionConfigInput = {}): Either.Either<SessionConfigShape, SessionConfigError> =>
+  Either.mapLeft(decode(input), toConfigError)
 
 /**
  * The configuration service.
@@ -348,7 +583,8 @@ export class SessionConfig extends Context.Tag("effect-sessions/SessionConfig")<
  *   cookie: { sameSite: "strict" }, // named __Host-id: Secure, Path=/ and no Domain allow the prefix
  *   idleTimeout: "20 minutes",
  *   absoluteTimeout: "8 hours",
- *   acceptRemoteIp: 3, // the first two IPv4 octets (and 64 IPv6 bits) must stay
+ *   ipBinding: { ipv4Prefix: 16, ipv6Prefix: 64 }, // the same IPv4 /16 and IPv6 /64
+ *   cache: { capacity: 50_000 },
  *   trustedProxies: ["10.0.0.0/8"]
  * })
  * ```
@@ -358,13 +594,34 @@ export const layer = (input: SessionConfigInput = {}): Layer.Layer<SessionConfig
 
 const optional = <A>(config: Config.Config<A>) => Config.option(config).pipe(Config.map(Option.getOrUndefined))
 
+const definedOnly = <A extends object>(a: A): Partial<A> =>
+  Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)) as Partial<A>
+
+/**
+ * `SESSIONS_<NAME>=true|false` with settings under `SESSIONS_<NAME>_*`: settings turn it on,
+ * `false` beside settings is a contradiction.
+ */
+const switchable = <A extends object>(name: string, settings: Config.Config<A>) =>
+  Config.all({ on: optional(Config.boolean(name)), settings: Config.nested(settings, name) }).pipe(
+    Config.mapOrFail(({ on, settings }): Either.Either<boolean | Partial<A> | undefined, ConfigError.ConfigError> => {
+      const given = definedOnly(settings)
+      const any = Object.keys(given).length > 0
+      if (on === false && any) {
+        return Either.left(ConfigError.InvalidData([name], `${name}=false contradicts ${Object.keys(given).join(", ")} under ${name}_`))
+      }
+      return Either.right(any ? given : on)
+    })
+  )
+
 /**
  * The options read through Effect `Config` (environment variables by default), under the
  * prefix `SESSIONS_`: `SESSIONS_COOKIE_NAME`, `SESSIONS_COOKIE_PATH`, `SESSIONS_COOKIE_DOMAIN`,
  * `SESSIONS_COOKIE_SECURE`, `SESSIONS_COOKIE_HTTP_ONLY`, `SESSIONS_COOKIE_SAME_SITE`,
  * `SESSIONS_IDLE_TIMEOUT`, `SESSIONS_ABSOLUTE_TIMEOUT`, `SESSIONS_ID_ROTATION_INTERVAL`,
- * `SESSIONS_GRACE_PERIOD`, `SESSIONS_ACCEPT_REMOTE_IP`, `SESSIONS_IPV6_PREFIX_LENGTH`,
- * `SESSIONS_ACCEPT_CHANGING_USER_AGENT`, `SESSIONS_MAX_CACHE_SIZE`, `SESSIONS_CACHE_EXPIRY`,
+ * `SESSIONS_GRACE_PERIOD`, `SESSIONS_IP_BINDING` (`true` / `false`),
+ * `SESSIONS_IP_BINDING_IPV4_PREFIX`, `SESSIONS_IP_BINDING_IPV6_PREFIX` (either turns the binding
+ * on), `SESSIONS_ACCEPT_CHANGING_USER_AGENT`, `SESSIONS_CACHE` (`true` / `false`),
+ * `SESSIONS_CACHE_CAPACITY` (`Infinity` for no bound), `SESSIONS_CACHE_IDLE_TIMEOUT`,
  * `SESSIONS_TOUCH_INTERVAL`, `SESSIONS_TRUSTED_PROXIES` (comma-separated),
  * `SESSIONS_HASH_IDS_AT_REST`, `SESSIONS_TOKEN_BYTES`, `SESSIONS_SWEEP_INTERVAL`,
  * `SESSIONS_MAX_DATA_BYTES`.
@@ -384,11 +641,12 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   absoluteTimeout: optional(Config.duration("ABSOLUTE_TIMEOUT")),
   idRotationInterval: optional(Config.duration("ID_ROTATION_INTERVAL")),
   gracePeriod: optional(Config.duration("GRACE_PERIOD")),
-  acceptRemoteIp: optional(Config.integer("ACCEPT_REMOTE_IP")),
-  ipv6PrefixLength: optional(Config.integer("IPV6_PREFIX_LENGTH")),
+  ipBinding: switchable(
+    "IP_BINDING",
+    Config.all({ ipv4Prefix: optional(Config.integer("IPV4_PREFIX")), ipv6Prefix: optional(Config.integer("IPV6_PREFIX")) })
+  ),
   acceptChangingUserAgent: optional(Config.boolean("ACCEPT_CHANGING_USER_AGENT")),
-  maxCacheSize: optional(Config.integer("MAX_CACHE_SIZE")),
-  cacheExpiry: optional(Config.duration("CACHE_EXPIRY")),
+  cache: switchable("CACHE", Config.all({ capacity: optional(Config.number("CAPACITY")), idleTimeout: optional(Config.duration("IDLE_TIMEOUT")) })),
   touchInterval: optional(Config.duration("TOUCH_INTERVAL")),
   trustedProxies: optional(Config.array(Config.string(), "TRUSTED_PROXIES")),
   hashIdsAtRest: optional(Config.boolean("HASH_IDS_AT_REST")),
@@ -397,15 +655,15 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   maxDataBytes: optional(Config.integer("MAX_DATA_BYTES"))
 }).pipe(
   Config.nested("SESSIONS"),
-  Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookieSameSite, cookieSecure, ...rest }) => {
-    const cookie = Object.fromEntries(
-      Object.entries({ name: cookieName, path: cookiePath, domain: cookieDomain, secure: cookieSecure, httpOnly: cookieHttpOnly, sameSite: cookieSameSite })
-        .filter(([, v]) => v !== undefined)
-    )
-    const defined = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
-    return { ...defined, cookie } as SessionConfigInput
+  Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookieSameSite, cookieSecure, ...rest }): SessionConfigInput => {
+    const cookie = definedOnly({ name: cookieName, path: cookiePath, domain: cookieDomain, secure: cookieSecure, httpOnly: cookieHttpOnly, sameSite: cookieSameSite })
+    return { ...definedOnly(rest), cookie }
   })
 )
+
+// Settings given in code and in the environment combine field by field; a flag replaces them.
+const combine = <A extends object>(code: boolean | A | undefined, env: boolean | A | undefined): boolean | A | undefined =>
+  env === undefined ? code : typeof env === "object" && typeof code === "object" ? { ...code, ...env } : env
 
 /**
  * Provides the configuration from Effect `Config` (see {@link config}), on top of `overrides`
@@ -417,11 +675,17 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
  */
 export const layerConfig = (
   overrides: SessionConfigInput = {}
-): Layer.Layer<SessionConfig, SessionConfigError | import("effect/ConfigError").ConfigError> =>
+): Layer.Layer<SessionConfig, SessionConfigError | ConfigError.ConfigError> =>
   Layer.effect(
     SessionConfig,
     Effect.flatMap(config, (fromEnv) =>
-      make({ ...overrides, ...fromEnv, cookie: { ...overrides.cookie, ...fromEnv.cookie } }))
+      make({
+        ...overrides,
+        ...fromEnv,
+        cookie: { ...overrides.cookie, ...fromEnv.cookie },
+        ipBinding: combine(overrides.ipBinding, fromEnv.ipBinding),
+        cache: combine(overrides.cache, fromEnv.cache)
+      }))
   )
 
 /**

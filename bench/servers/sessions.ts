@@ -6,7 +6,7 @@
  *   GET /count  → the session's counter, GET /stats → {"answered":n}
  *
  *   --store sqlite --file <path>     --store pg --url <url> --prefix <table prefix>
- *   --store redis --url <url> --prefix <key prefix>     --cache <maxCacheSize>
+ *   --store redis --url <url> --prefix <key prefix>     --cache <capacity> (0: no cache)
  */
 import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
@@ -72,7 +72,7 @@ const Announce = Layer.effectDiscard(
 HttpServer.serve(app).pipe(
   Layer.merge(Announce),
   Layer.provide(
-    Sessions.layer({ cookie: { secure: false }, ...(cache === "" ? {} : { maxCacheSize: Number(cache) }) })
+    Sessions.layer({ cookie: { secure: false }, ...(cache === "" ? {} : { cache: Number(cache) === 0 ? false : { capacity: Number(cache) } }) })
   ),
   Layer.provide(persistence()),
   Layer.provide(NodeHttpServer.layer(createServer, { port: 0, host: HOST })),

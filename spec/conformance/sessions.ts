@@ -174,9 +174,8 @@ const transparencyConfig: SessionConfig.SessionConfigInput = {
   idRotationInterval: 10 * GRID,
   gracePeriod: 4 * GRID,
   absoluteTimeout: 120 * GRID,
-  acceptRemoteIp: 4,
-  acceptChangingUserAgent: false,
-  cacheExpiry: 14 * GRID
+  ipBinding: { ipv4Prefix: 24 },
+  acceptChangingUserAgent: false
 }
 
 const n = fc.nat(50)
@@ -326,17 +325,18 @@ const interpret = (cmds: ReadonlyArray<Cmd>, time: ManualClock) =>
   })
 
 /**
- * The trace of `cmds` over `store` with a cache of `maxCacheSize` (entries idle out after
- * `cacheExpiry`, by default before the sessions do), on a fresh manual clock.
+ * The trace of `cmds` over `store` with a cache of `capacity` entries (0: no cache; `Infinity`:
+ * unbounded) that idle out after `idleTimeout` (by default before the sessions do), on a fresh
+ * manual clock.
  */
 const traceOf = (
   store: Persistence.PersistenceShape,
   cmds: ReadonlyArray<Cmd>,
-  maxCacheSize: number,
-  cacheExpiry: number = 14 * GRID
+  capacity: number,
+  idleTimeout: number = 14 * GRID
 ) => {
   const time = manualClock()
-  return withService(store, { ...transparencyConfig, maxCacheSize, cacheExpiry }, time, interpret(cmds, time))
+  return withService(store, { ...transparencyConfig, cache: capacity === 0 ? false : { capacity, idleTimeout } }, time, interpret(cmds, time))
 }
 
 /**
@@ -911,7 +911,8 @@ export const sessionsSuite = (
     prop(
       "invariant 6: anomaly — a rejected client change destroys the session for everyone; an accepted one never does",
       fc.record({
-        level: fc.integer({ min: 1, max: 4 }),
+        // off, or the first 0–3 octets (rivo/sessions' AcceptRemoteIP 1–4)
+        octets: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
         acceptUa: fc.boolean(),
         ip: arbOctets,
         change: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean(), fc.boolean()),
@@ -919,15 +920,15 @@ export const sessionsSuite = (
         uaChanged: fc.boolean(),
         viaOldToken: fc.boolean()
       }),
-      ({ acceptUa, change, delta, ip, level, uaChanged, viaOldToken }, store) => {
+      ({ acceptUa, change, delta, ip, octets, uaChanged, viaOldToken }, store) => {
         const ip2 = ip.map((o, i) => change[i] ? (o + delta[i]!) % 256 : o)
         const original = Session.client({ ip: ip.join("."), userAgent: "agent/1" })
         const other = Session.client({ ip: ip2.join("."), userAgent: uaChanged ? "agent/2" : "agent/1" })
-        const ipRejected = level > 1 && ip.slice(0, level - 1).some((o, i) => o !== ip2[i])
+        const ipRejected = octets !== undefined && ip.slice(0, octets).some((o, i) => o !== ip2[i])
         const rejected = ipRejected || (!acceptUa && uaChanged)
         return withService(
           store,
-          { acceptRemoteIp: level, acceptChangingUserAgent: acceptUa, gracePeriod: "1 minute" },
+          { ipBinding: octets === undefined ? false : { ipv4Prefix: octets * 8 }, acceptChangingUserAgent: acceptUa, gracePeriod: "1 minute" },
           manualClock(),
           Effect.gen(function*() {
             const sessions = yield* Sessions.Sessions
@@ -964,16 +965,16 @@ export const sessionsSuite = (
       fc.record({
         cmds: fc.array(arbCmd, { minLength: 1, maxLength: 40 }),
         // cache entries idle out before the sessions do (idleTimeout is 20 GRID), or live far longer
-        cacheExpiry: fc.constantFrom(14 * GRID, 720 * GRID),
+        cacheIdleTimeout: fc.constantFrom(14 * GRID, 720 * GRID),
         strictStore: fc.boolean()
       }),
-      ({ cacheExpiry, cmds, strictStore }, store) =>
+      ({ cacheIdleTimeout, cmds, strictStore }, store) =>
         Effect.gen(function*() {
           const over = () => (strictStore ? strict(store) : store)
-          const reference = yield* traceOf(over(), cmds, 0, cacheExpiry)
-          for (const size of [1, 16, -1]) {
-            const trace = yield* traceOf(over(), cmds, size, cacheExpiry)
-            deepStrictEqual(trace, reference, `maxCacheSize ${size}`)
+          const reference = yield* traceOf(over(), cmds, 0, cacheIdleTimeout)
+          for (const capacity of [1, 16, Infinity]) {
+            const trace = yield* traceOf(over(), cmds, capacity, cacheIdleTimeout)
+            deepStrictEqual(trace, reference, `cache capacity ${capacity}`)
           }
         }),
       transparencyRuns
@@ -993,7 +994,7 @@ export const sessionsSuite = (
         Effect.gen(function*() {
           const reference = yield* traceOf(yield* Persistence.makeMemory, cmds, 0)
           const trace = yield* traceOf(store, cmds, cache)
-          deepStrictEqual(trace, reference, `${name} (maxCacheSize ${cache}) vs memory`)
+          deepStrictEqual(trace, reference, `${name} (cache capacity ${cache}) vs memory`)
         }),
       numRuns
     )
@@ -1034,7 +1035,7 @@ export const sessionsSuite = (
           deepStrictEqual({ ...written.session.data }, expected)
           const read = yield* withService(
             store,
-            { ...config, maxCacheSize: 0 },
+            { ...config, cache: false },
             time,
             Effect.gen(function*() {
               const sessions = yield* Sessions.Sessions
@@ -1158,7 +1159,7 @@ export const sessionsSuite = (
         const scope = yield* Scope.make()
         const peerStore = options.peer === undefined ? store : Context.get(yield* Layer.buildWithScope(options.peer, scope), Persistence.Persistence)
         const a = Context.get(yield* Layer.buildWithScope(serviceLayer(store, {}), scope), Sessions.Sessions)
-        const cold = Context.get(yield* Layer.buildWithScope(serviceLayer(peerStore, { maxCacheSize: 0 }), scope), Sessions.Sessions)
+        const cold = Context.get(yield* Layer.buildWithScope(serviceLayer(peerStore, { cache: false }), scope), Sessions.Sessions)
         const warm = Context.get(yield* Layer.buildWithScope(serviceLayer(peerStore, {}), scope), Sessions.Sessions)
         const exit = yield* Effect.exit(Effect.gen(function*() {
           const user = uid("victim")

@@ -21,3 +21,10 @@ export const serviceLayer = (
       )
     )
   )
+
+/**
+ * The `cache` option for a cache of `size` entries, as the tests that run once per size write
+ * it: 0 is no cache, a negative size (or `Infinity`) an unbounded one.
+ */
+export const cacheOfSize = (size: number): false | SessionConfig.CacheOptions =>
+  size === 0 ? false : { capacity: size < 0 ? Infinity : size }

@@ -10,7 +10,7 @@
  * - `ORIGIN_ID` (optional): this process's id in invalidation messages;
  * - `ROTATION`, `GRACE`, `TOUCH` (optional): the token rotation interval, grace period and touch
  *   interval (defaults: 300 millis, 10 seconds, 100 millis);
- * - `MAX_CACHE_SIZE` (optional): the local cache size (default: the library's; 0 = off).
+ * - `MAX_CACHE_SIZE` (optional): the local cache's capacity (default: the library's; 0: no cache).
  *
  * Routes (all behind `Http.middleware()`):
  * - `POST /api/counter` → `{ "count": n }` (increments through `CurrentSession.update`)
@@ -155,7 +155,7 @@ const sessions = Sessions.layer({
   idRotationInterval: duration("ROTATION", "300 millis"),
   gracePeriod: duration("GRACE", "10 seconds"),
   touchInterval: duration("TOUCH", "100 millis"),
-  ...(env("MAX_CACHE_SIZE") === undefined ? {} : { maxCacheSize: Number(env("MAX_CACHE_SIZE")) }),
+  ...(env("MAX_CACHE_SIZE") === undefined ? {} : { cache: Number(env("MAX_CACHE_SIZE")) === 0 ? false : { capacity: Number(env("MAX_CACHE_SIZE")) } }),
   idleTimeout: "10 minutes",
   cookie: { secure: false }
 }).pipe(Layer.provide(store()))

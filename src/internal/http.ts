@@ -15,7 +15,6 @@ import type { ActiveSession, CookieAction, SessionError, SessionInfo, SessionRea
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, Sessions } from "../Sessions.js"
 import { SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
-import { trustedProxyRanges } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
 import { readCookie } from "./cookieHeader.js"
 import { publicId } from "./hash.js"
@@ -178,14 +177,6 @@ const applyCookie = (
   return response
 }
 
-// The trusted proxies are parsed once per configuration, not per request.
-const parsedRanges = new WeakMap<SessionConfigShape, ReturnType<typeof trustedProxyRanges>>()
-const proxyRanges = (config: SessionConfigShape) => {
-  let ranges = parsedRanges.get(config)
-  if (ranges === undefined) parsedRanges.set(config, ranges = trustedProxyRanges(config))
-  return ranges
-}
-
 /**
  * Reads the request's cookie and client, resolves the session, and registers the pre-response
  * handler that writes `Set-Cookie`. Shared by the middleware and the HttpApi security handlers.
@@ -200,7 +191,7 @@ const startRequest = (
     const read = readCookie(request.headers["cookie"], config.cookie.name)
     const hadCookie = read._tag !== "Absent"
     const client: Client = {
-      ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], proxyRanges(config)),
+      ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxies),
       userAgent: Option.fromNullable(request.headers["user-agent"])
     }
     const resolution = yield* sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create })
