@@ -1118,3 +1118,117 @@ describe("Http: dead handles, step-up and the data limit (security)", () => {
       assert.strictEqual(jar.get(COOKIE), token)
     }))
 })
+
+describe("Http: Clear-Site-Data and Vary: Cookie", () => {
+  const clearSite = (r: Reply) => r.headers.get("clear-site-data")
+
+  it.scoped("feature: destroy answers Clear-Site-Data: \"cookies\", \"storage\" (and so does logOutEverywhere)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start()
+      const jar = new CookieJar()
+      yield* post(`${url}/count`, jar)
+      const r = yield* post(`${url}/destroy`, jar)
+      assertCleared(r)
+      assert.strictEqual(clearSite(r), `"cookies", "storage"`)
+      // Not on the next response: the header belongs to the one that ended the session.
+      assert.isNull(clearSite(yield* post(`${url}/count`, jar)))
+      yield* post(`${url}/login/alice`, jar)
+      const everywhere = yield* post(`${url}/logout-everywhere`, jar)
+      assertCleared(everywhere)
+      assert.strictEqual(clearSite(everywhere), `"cookies", "storage"`)
+    }))
+
+  it.scoped("feature: logOut answers Clear-Site-Data: \"storage\" only, so the fresh cookie and the kept data survive", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start()
+      const jar = new CookieJar()
+      yield* post(`${url}/count`, jar)
+      yield* post(`${url}/login/alice`, jar)
+      const r = yield* post(`${url}/logout`, jar)
+      setCookie(r)
+      assert.strictEqual(clearSite(r), `"storage"`)
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: 1, user: null })
+      // A logOut without a session changes nothing and clears nothing.
+      assert.isNull(clearSite(yield* post(`${url}/logout`)))
+    }))
+
+  it.scoped("feature: no Clear-Site-Data on responses that neither log out nor end the session (a write, a log-in, an expiry)", () =>
+    Effect.gen(function*() {
+      const { url } = yield* start()
+      const jar = new CookieJar()
+      assert.isNull(clearSite(yield* post(`${url}/count`, jar)))
+      assert.isNull(clearSite(yield* post(`${url}/login/alice`, jar)))
+      assert.isNull(clearSite(yield* post(`${url}/regenerate`, jar)))
+      yield* TestClock.adjust("31 minutes")
+      const expired = yield* send(`${url}/read`, { jar })
+      assertCleared(expired)
+      assert.isNull(clearSite(expired))
+    }))
+
+  it.scoped("feature: clearSiteData is configurable: a list of its own, \"*\" (without cookies on a logOut), or false for none", () =>
+    Effect.gen(function*() {
+      const session = (middleware: Http.MiddlewareOptions) =>
+        Effect.gen(function*() {
+          const { url } = yield* start({}, middleware)
+          const jar = new CookieJar()
+          yield* post(`${url}/login/alice`, jar)
+          const out = clearSite(yield* post(`${url}/logout`, jar))
+          const end = clearSite(yield* post(`${url}/destroy`, jar))
+          return [out, end]
+        })
+      deepStrictEqual(yield* session({ clearSiteData: ["cache", "cookies"] }), [`"cache"`, `"cache", "cookies"`])
+      deepStrictEqual(yield* session({ clearSiteData: ["*"] }), [`"cache", "storage", "executionContexts"`, `"*"`])
+      deepStrictEqual(yield* session({ clearSiteData: ["cookies"] }), [null, `"cookies"`])
+      deepStrictEqual(yield* session({ clearSiteData: false }), [null, null])
+    }))
+
+  it.scoped("feature: a destroy followed by a log-in in one request sends no \"cookies\" (it would remove the new token)", () =>
+    Effect.gen(function*() {
+      const store = yield* countedMemory
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.post("/switch", Effect.gen(function*() {
+          const session = yield* Http.CurrentSession
+          yield* session.destroy
+          yield* session.logIn("bob")
+          return HttpServerResponse.empty({ status: 204 })
+        })),
+        HttpRouter.concat(routes),
+        Http.middleware()
+      )
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer({}).pipe(Layer.provide(store.layer)))))
+      const jar = new CookieJar()
+      yield* post(`${url}/login/alice`, jar)
+      const r = yield* post(`${url}/switch`, jar)
+      setCookie(r)
+      assert.strictEqual(clearSite(r), `"storage"`)
+      deepStrictEqual((yield* send(`${url}/read`, { jar })).json(), { count: null, user: "bob" })
+    }))
+
+  it.scoped("feature: every response through the middleware carries Vary: Cookie, appended to the handler's Vary", () =>
+    Effect.gen(function*() {
+      const store = yield* countedMemory
+      const varying = (vary: string) => Effect.map(HttpServerResponse.text("hi"), HttpServerResponse.setHeader("vary", vary))
+      const app = HttpRouter.empty.pipe(
+        HttpRouter.get("/encoding", varying("Accept-Encoding, Accept-Language")),
+        HttpRouter.get("/star", varying("*")),
+        HttpRouter.get("/already", varying("accept, COOKIE")),
+        HttpRouter.concat(routes),
+        Http.middleware()
+      )
+      const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer({}).pipe(Layer.provide(store.layer)))))
+      const vary = (r: Reply) => r.headers.get("vary")
+      const jar = new CookieJar()
+      // Reads, writes, log-ins, log-outs, destroys, a 404, with and without a session.
+      assert.strictEqual(vary(yield* send(`${url}/read`)), "Cookie")
+      assert.strictEqual(vary(yield* post(`${url}/count`, jar)), "Cookie")
+      assert.strictEqual(vary(yield* send(`${url}/read`, { jar })), "Cookie")
+      assert.strictEqual(vary(yield* post(`${url}/login/alice`, jar)), "Cookie")
+      assert.strictEqual(vary(yield* post(`${url}/logout`, jar)), "Cookie")
+      assert.strictEqual(vary(yield* post(`${url}/destroy`, jar)), "Cookie")
+      assert.strictEqual(vary(yield* send(`${url}/missing`)), "Cookie")
+      // The handler's own Vary is kept; Cookie is added once.
+      assert.strictEqual(vary(yield* send(`${url}/encoding`, { jar })), "Accept-Encoding, Accept-Language, Cookie")
+      assert.strictEqual(vary(yield* send(`${url}/star`)), "*")
+      assert.strictEqual(vary(yield* send(`${url}/already`)), "accept, COOKIE")
+    }))
+})

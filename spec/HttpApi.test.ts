@@ -105,6 +105,20 @@ const wirings = [
 ] as const
 
 describe.each(wirings)("HttpApi via %s", (_name, served) => {
+  it.scoped("feature: logout answers Clear-Site-Data: \"storage\" (the fresh cookie stays) and every answer Vary: Cookie", () =>
+    Effect.gen(function*() {
+      const store = yield* countedMemory
+      const url = yield* listen(served(store.layer))
+      const jar = new CookieJar()
+      const login = yield* send(`${url}/login`, { ...json({ user: "alice" }), jar })
+      assert.isNull(login.headers.get("clear-site-data"))
+      assert.strictEqual(login.headers.get("vary"), "Cookie")
+      const logout = yield* send(`${url}/logout`, { method: "POST", jar })
+      sessionCookie(logout)
+      assert.strictEqual(logout.headers.get("clear-site-data"), `"storage"`)
+      assert.strictEqual(logout.headers.get("vary"), "Cookie")
+    }))
+
   it.scoped("RequireUser answers 401 without a login, and with no store call and no session", () =>
     Effect.gen(function*() {
       const store = yield* countedMemory

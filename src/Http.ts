@@ -13,6 +13,7 @@ import type { ParseError } from "effect/ParseResult"
 import { Context, Effect, Layer, Schema } from "effect"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
 import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
+import { makeOriginCheck } from "./internal/originCheck.js"
 import type { SessionStoreError } from "./Persistence.js"
 import type { Json, Key, KeyLike, Session } from "./Session.js"
 import type {
@@ -128,7 +129,28 @@ export interface MiddlewareOptions {
    * was; nothing else about the response changes.
    */
   readonly tooLargeStatus?: number
+  /**
+   * What `Clear-Site-Data` asks the browser to remove when a handler ends or logs out the
+   * session (ASVS 14.3.1); `false` sends no header. Default `["cookies", "storage"]`. A response
+   * that ends the session (`destroy`, `logOutEverywhere`, `endSession` of the current one) sends
+   * the whole list. A response that also sets the session cookie — `logOut`, which keeps the
+   * session under a fresh token, or a log-in after a destroy — sends the list without `"cookies"`
+   * (`"*"` becomes `"cache", "storage", "executionContexts"`): the browser applies
+   * `Clear-Site-Data: "cookies"` after the response's `Set-Cookie`, so it would remove the new
+   * token and with it the data a `logOut()` keeps. `"cookies"` removes every cookie of the
+   * registrable domain (sibling subdomains too); browsers honour the header only over HTTPS and
+   * on `localhost`.
+   */
+  readonly clearSiteData?: false | ReadonlyArray<ClearSiteDataType>
 }
+
+/**
+ * A directive of `Clear-Site-Data` (W3C Clear Site Data).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClearSiteDataType = "cookies" | "storage" | "cache" | "executionContexts" | "*"
 
 /**
  * The session middleware. It reads the cookie (an oversized header, a duplicated cookie or a
@@ -164,6 +186,45 @@ export const middleware: (
   Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError>,
   Exclude<R, CurrentSession> | Sessions
 > = makeMiddleware
+
+/**
+ * Options of {@link originCheck}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OriginCheckOptions {
+  /**
+   * The app's own origin (`https://app.example.com`). Default: the origin the request was sent
+   * to, from its `Host` header — with {@link scheme} when given, else host and port only.
+   * Behind a proxy that rewrites `Host`, set it.
+   */
+  readonly origin?: string
+  /** The scheme of the app's own origin when it is derived from `Host` (default: any). */
+  readonly scheme?: "http" | "https"
+  /** Other origins allowed to send state-changing requests (`https://admin.example.com`). Default none. */
+  readonly allowedOrigins?: ReadonlyArray<string>
+}
+
+/**
+ * Cross-site request protection (Lucia's origin check): refuses a state-changing request (any
+ * method but GET, HEAD and OPTIONS) that a browser sent for another site, with
+ * `403 Forbidden` and the text body `Forbidden: cross-site request` (the app is not run; a
+ * warning is logged). A request is refused when its `Origin` is `null`, malformed, or neither
+ * the app's own origin nor one of `allowedOrigins`; without `Origin`, when `Sec-Fetch-Site` is
+ * `cross-site` or `same-site` (a sibling subdomain, which `SameSite=Lax` lets through). A
+ * request with neither header passes: browsers send one of them on every cross-site POST, so
+ * such a request comes from a client that is not a browser. GET side effects stay open: keep
+ * GET handlers free of them. It needs no session and goes outside or inside
+ * {@link middleware}; for an HttpApi, `HttpApiBuilder.middleware(Http.originCheck())` or
+ * `HttpApiBuilder.serve(Http.originCheck())`. Throws a `TypeError` when `origin` or an entry of
+ * `allowedOrigins` is not an http(s) origin.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const originCheck: (options?: OriginCheckOptions) => <E, R>(app: HttpApp.Default<E, R>) => HttpApp.Default<E, R> =
+  makeOriginCheck
 
 /**
  * The options of an HttpApi security middleware that provides {@link CurrentSession}, for

@@ -8,12 +8,15 @@
  * Secure `__Host-id` cookie of plain http://127.0.0.1 and http://localhost is kept and sent back;
  * a sibling subdomain (Chromium resolves `*.localhost` to the loopback and treats it as secure)
  * can plant a duplicate `id` cookie with a Domain and a Path, which costs the user that one
- * request's session but never the login; and it cannot plant a `__Host-id` at all.
+ * request's session but never the login; and it cannot plant a `__Host-id` at all. The
+ * `feature:` scenario checks `Http.originCheck` against the form posts Chromium really sends: a
+ * form auto-submitted from a sibling subdomain (which `SameSite=Lax` lets carry the cookie) or
+ * from another site is refused, and a same-origin one, or one from an allowed origin, passes.
  *
  * Without Chromium at /usr/bin/chromium (or $CHROMIUM_PATH) the scenario is skipped, unless
  * SESSIONS_REQUIRE_SERVICES=1, which makes it fail instead.
  */
-import { HttpRouter, HttpServer } from "@effect/platform"
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs"
@@ -221,24 +224,42 @@ if (!haveChromium && !required) {
   })
 }
 
+/** An HTML page whose form posts itself to `action` as soon as it loads. */
+const autoSubmit = (action: string) =>
+  `<!doctype html><form method="POST" action="${action}"><input name="x" value="1"></form><script>document.forms[0].submit()</script>`
+
 /**
  * The session app (helpers' routes, also under /api) over a counted memory store, on
  * 127.0.0.1:PORT for `scope`. A browser reaches it as 127.0.0.1, localhost or *.localhost.
+ * With `originCheck`, the app is behind `Http.originCheck(originCheck)` and `GET /form` is a
+ * page of its own that posts a form to `/count`.
  */
-const serveSessions = (scope: Scope.Scope, config: SessionConfig.SessionConfigInput) =>
+const serveSessions = (scope: Scope.Scope, config: SessionConfig.SessionConfigInput, originCheck?: Http.OriginCheckOptions) =>
   Effect.runPromise(Effect.gen(function*() {
     const store = yield* countedMemory
-    const app = routes.pipe(HttpRouter.mount("/api", routes), Http.middleware())
+    const sessionApp = routes.pipe(HttpRouter.mount("/api", routes), Http.middleware())
+    const app = originCheck === undefined ? sessionApp : routes.pipe(
+      HttpRouter.get("/form", HttpServerResponse.html(autoSubmit("/count"))),
+      Http.middleware(),
+      Http.originCheck(originCheck)
+    )
     const url = yield* listen(HttpServer.serve(app).pipe(Layer.provide(Sessions.layer(config).pipe(Layer.provide(store.layer)))))
     return { port: Number(new URL(url).port), calls: () => totalCalls(store.calls()) }
   }).pipe(Scope.extend(scope)))
 
-/** Another site's server: `GET /plant?set=<Set-Cookie line>` answers with those `Set-Cookie` lines. */
+/**
+ * Another site's server: `GET /plant?set=<Set-Cookie line>` answers with those `Set-Cookie` lines;
+ * `GET /form?action=<URL>` with a page that posts a form to that URL as soon as it loads.
+ */
 const startSibling = (): Promise<{ readonly port: number; readonly server: Server }> =>
   new Promise((resolvePromise) => {
     const server = createServer((request, response) => {
       const url = new URL(request.url ?? "/", "http://sibling")
       if (url.pathname === "/plant") response.setHeader("set-cookie", url.searchParams.getAll("set"))
+      if (url.pathname === "/form") {
+        response.setHeader("content-type", "text/html; charset=utf-8")
+        return response.end(autoSubmit(url.searchParams.get("action") ?? "/"))
+      }
       response.end("planted")
     }).listen(0, "127.0.0.1", () => {
       const address = server.address()
@@ -368,6 +389,37 @@ if (haveChromium || required) {
       const sent = (await context!.cookies(`${app}/api/read`)).filter((c) => c.name.toLowerCase() === COOKIE.toLowerCase())
       expect(sent.map((c) => ({ value: c.value, path: c.path, domain: c.domain }))).toEqual(own)
       expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
+      await page.close()
+    }, 60_000)
+
+    it("feature: Http.originCheck refuses a form auto-submitted from a sibling subdomain or another site; a same-origin or allowed one passes", async () => {
+      const admin = `http://admin.site.localhost:${sibling!.port}`
+      const server = await serveSessions(scope, {}, { allowedOrigins: [admin] })
+      const app = `http://app.site.localhost:${server.port}`
+      await context!.clearCookies()
+      const page = await context!.newPage()
+      // Loads `formPage`, whose form posts to the app's /count at once; the answer to that post.
+      const formPost = async (formPage: string) => {
+        const [response] = await Promise.all([page.waitForResponse((r) => r.url() === `${app}/count`), page.goto(formPage)])
+        return { status: response.status(), body: await response.text() }
+      }
+      await page.goto(`${app}/read`)
+      expect(await call(page, "/count", "POST")).toEqual({ status: 200, body: { count: 1 } })
+
+      // A sibling subdomain is the same site: SameSite=Lax lets its POST carry the cookie. Refused.
+      const refused = { status: 403, body: "Forbidden: cross-site request" }
+      expect(await formPost(`http://evil.site.localhost:${sibling!.port}/form?action=${encodeURIComponent(`${app}/count`)}`)).toEqual(refused)
+      // Another site (127.0.0.1 is not site.localhost): refused too.
+      expect(await formPost(`http://127.0.0.1:${sibling!.port}/form?action=${encodeURIComponent(`${app}/count`)}`)).toEqual(refused)
+      await page.goto(`${app}/read`)
+      expect(await call(page, "/read")).toEqual({ status: 200, body: { count: 1, user: null } })
+
+      // An allowed sibling passes, and its post carried the session cookie (the count goes on) …
+      expect(await formPost(`${admin}/form?action=${encodeURIComponent(`${app}/count`)}`)).toEqual({ status: 200, body: JSON.stringify({ count: 2 }) })
+      // … and so does the app's own page.
+      expect(await formPost(`${app}/form`)).toEqual({ status: 200, body: JSON.stringify({ count: 3 }) })
+      await page.goto(`${app}/read`)
+      expect(await call(page, "/read")).toEqual({ status: 200, body: { count: 3, user: null } })
       await page.close()
     }, 60_000)
   })

@@ -7,7 +7,7 @@ import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@e
 import type { Either } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import { Effect, Option, Redacted, Ref } from "effect"
-import type { CurrentSessionShape, MiddlewareOptions } from "../Http.js"
+import type { ClearSiteDataType, CurrentSessionShape, MiddlewareOptions } from "../Http.js"
 import { CurrentSession, CurrentUser } from "../Http.js"
 import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
 import type { Client, KeyLike, Session } from "../Session.js"
@@ -22,6 +22,8 @@ import { publicId } from "./hash.js"
 interface RequestState {
   handle: Option.Option<ActiveSession>
   cookie: CookieAction
+  /** A handler ended or logged out the session: the response carries `Clear-Site-Data`. */
+  clearSite: boolean
 }
 
 // Recognised by class and type id, never by a `_tag` string another library may use too
@@ -30,7 +32,7 @@ const isUnavailable = (u: unknown): boolean => isSessionStoreError(u) || u insta
 const isGone = (u: unknown): u is SessionGoneError => u instanceof SessionGoneError
 const isTooLarge = (u: unknown): boolean => u instanceof SessionDataError && u.cause instanceof SessionDataTooLargeError
 
-const clearedState: RequestState = { handle: Option.none(), cookie: "clear" }
+const clearedState: RequestState = { handle: Option.none(), cookie: "clear", clearSite: true }
 
 /**
  * The per-request CurrentSession. A class, because one is built for every request: its methods
@@ -49,7 +51,7 @@ class RequestSession implements CurrentSessionShape {
     return Effect.map(Ref.get(this.state), (s) => s.handle)
   }
   private setHandle(h: ActiveSession) {
-    return Ref.set<RequestState>(this.state, { handle: Option.some(h), cookie: "set" })
+    return Ref.update(this.state, (s): RequestState => ({ handle: Option.some(h), cookie: "set", clearSite: s.clearSite }))
   }
   /** The session, created now if the request has none; two fibers of one request create one. */
   private get ensureHandle(): Effect.Effect<ActiveSession, SessionStoreError> {
@@ -121,7 +123,9 @@ class RequestSession implements CurrentSessionShape {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
   }
   logOut(options?: { readonly keepData?: boolean }) {
-    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.logOut(h, options), (next) => this.setHandle(next)))
+    return this.withHandle(undefined, (h) =>
+      Effect.flatMap(this.sessions.logOut(h, options), (next) =>
+        Effect.zipRight(this.setHandle(next), Ref.update(this.state, (s) => ({ ...s, clearSite: true })))))
   }
   regenerateId(options?: { readonly grace?: boolean }) {
     return this.rotated((h) => this.sessions.regenerateId(h, options))
@@ -160,7 +164,48 @@ const cookieOptions = (config: SessionConfigShape) => ({
   ...(Option.isSome(config.cookie.domain) ? { domain: config.cookie.domain.value } : {})
 })
 
+/** The default of `MiddlewareOptions.clearSiteData`. */
+const defaultClearSiteData: ReadonlyArray<ClearSiteDataType> = ["cookies", "storage"]
+
+/**
+ * The `Clear-Site-Data` value of a response after a log-out or an ended session. A response that
+ * also sets the session cookie (a `logOut`, which keeps the session under a fresh token) leaves
+ * cookies alone: the browser clears after storing the response's `Set-Cookie`, so `"cookies"`
+ * would remove the new token — and with it the session and the data `logOut()` keeps.
+ */
+const clearSiteValue = (types: ReadonlyArray<ClearSiteDataType>, setsCookie: boolean): string | undefined => {
+  const kept = !setsCookie ? types : types.flatMap((t): ReadonlyArray<ClearSiteDataType> =>
+    t === "*" ? ["cache", "storage", "executionContexts"] : t === "cookies" ? [] : [t])
+  const unique = [...new Set(kept)]
+  return unique.length === 0 ? undefined : unique.map((t) => `"${t}"`).join(", ")
+}
+
+/**
+ * Appends `Cookie` to the response's `Vary` (keeping what the handler put there): the answer
+ * depends on the session, so a cache must not give one client's answer to another.
+ */
+const varyCookie = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  const vary = response.headers["vary"]
+  if (vary === undefined || vary.trim() === "") return HttpServerResponse.setHeader(response, "vary", "Cookie")
+  const fields = vary.split(",").map((f) => f.trim().toLowerCase())
+  return fields.includes("*") || fields.includes("cookie") ? response : HttpServerResponse.setHeader(response, "vary", `${vary}, Cookie`)
+}
+
 const applyCookie = (
+  response: HttpServerResponse.HttpServerResponse,
+  config: SessionConfigShape,
+  state: RequestState,
+  hadCookie: boolean,
+  clearSiteData: false | ReadonlyArray<ClearSiteDataType>
+): HttpServerResponse.HttpServerResponse => {
+  const varied = varyCookie(response)
+  const clear = state.clearSite && clearSiteData !== false
+    ? clearSiteValue(clearSiteData, state.cookie === "set" && Option.isSome(state.handle))
+    : undefined
+  return setCookieOf(clear === undefined ? varied : HttpServerResponse.setHeader(varied, "clear-site-data", clear), config, state, hadCookie)
+}
+
+const setCookieOf = (
   response: HttpServerResponse.HttpServerResponse,
   config: SessionConfigShape,
   state: RequestState,
@@ -185,7 +230,8 @@ const startRequest = (
   sessions: Sessions["Type"],
   config: SessionConfigShape,
   request: HttpServerRequest.HttpServerRequest,
-  create: boolean
+  create: boolean,
+  clearSiteData: false | ReadonlyArray<ClearSiteDataType> = defaultClearSiteData
 ) =>
   Effect.gen(function*() {
     const read = readCookie(request.headers["cookie"], config.cookie.name)
@@ -201,14 +247,15 @@ const startRequest = (
     // new log-in on the next request.
     const state = yield* Ref.make<RequestState>({
       handle: resolution.session,
-      cookie: resolution.cookie
+      cookie: resolution.cookie,
+      clearSite: false
     })
     // The cookie is written by a pre-response handler, so that it reaches the client whatever the
     // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
     // never reached its client would be lost once the grace period ends.
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction })), (s) =>
-        applyCookie(response, config, s, hadCookie))
+      Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })), (s) =>
+        applyCookie(response, config, s, hadCookie, clearSiteData))
     )
     const current: CurrentSessionShape = new RequestSession(sessions, client, state)
     return { state, current }
@@ -223,7 +270,7 @@ const keepCookie = (state: Ref.Ref<RequestState>) => Ref.update(state, (s) => ({
  * removing the cookie (by name) would log that browser out.
  */
 const forgetGone = (state: Ref.Ref<RequestState>) =>
-  Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none" }))
+  Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none", clearSite: s.clearSite }))
 
 /** @internal */
 export const makeMiddleware = (options: MiddlewareOptions = {}) =>
@@ -233,7 +280,9 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     const config = sessions.config
     const request = yield* HttpServerRequest.HttpServerRequest
     const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
-    const started = yield* Effect.either(startRequest(sessions, config, request, options.create === true))
+    const started = yield* Effect.either(
+      startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData)
+    )
     if (started._tag === "Left") {
       yield* Effect.logWarning("session store unavailable", started.left)
       return unavailable
