@@ -21,8 +21,6 @@ export default {
     "src/internal/hash.ts",
     // the shell
     "src/internal/sessions/*.ts",
-    "src/internal/userCache.ts",
-    "src/internal/currentSession.ts",
     "src/internal/memoryStore.ts",
     "src/internal/http.ts"
   ],

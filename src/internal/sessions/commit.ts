@@ -47,22 +47,22 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
 
   const writeTouch: Commits["writeTouch"] = (sessionKey, hint, now) =>
     Effect.suspend(() => {
-    let seen = Option.none<Session>()
-    const attempt = Effect.gen(function*() {
-      const current = yield* records.latest(sessionKey, hint)
-      if (Option.isNone(current)) return Option.none<Session>()
-      seen = current
-      const touched = S.touch(current.value, now, config)
-      if (touched === current.value) return current
-      const next = S.withVersion(touched, current.value.version + 1)
-      if (!(yield* store.save(next, current.value.version, S.expiresAt(next, config)))) {
-        return yield* lostCompareAndSet(cache.invalidate(current.value.tokenKey))
-      }
-      yield* records.remember(next)
-      return Option.some(next)
+      let seen = Option.none<Session>()
+      const attempt = Effect.gen(function*() {
+        const current = yield* records.latest(sessionKey, hint)
+        if (Option.isNone(current)) return Option.none<Session>()
+        seen = current
+        const touched = S.touch(current.value, now, config)
+        if (touched === current.value) return current
+        const next = S.withVersion(touched, current.value.version + 1)
+        if (!(yield* store.save(next, current.value.version, S.expiresAt(next, config)))) {
+          return yield* lostCompareAndSet(cache.invalidate(current.value.tokenKey))
+        }
+        yield* records.remember(next)
+        return Option.some(next)
+      })
+      return retryLostRaces(attempt, () => Effect.succeed(seen))
     })
-    return retryLostRaces(attempt, () => Effect.succeed(seen))
-  })
 
   /** Bytes of the encoded JSON of session data (what `maxDataBytes` limits). */
   const dataBytes = (data: Session["data"]): number => {
