@@ -1,7 +1,7 @@
 /**
  * Rotations: replacing a session's token. Every rotation is one compare-and-set in the store
- * (`store.rotate`, in {@link Rotations} `commit`) that succeeds only while the old token is still
- * current and the version unchanged, so concurrent rotations elect one winner and the losers
+ * (`store.rotate`, called in one place: `commit` below) that succeeds only while the old token is
+ * still current and the version unchanged, so concurrent rotations elect one winner and the losers
  * follow its redirect. Here are the periodic rotation of a resolution, `regenerateId`, the
  * privilege changes (`logIn`, `logOut`: no grace period, the old token dies now) and `destroy`,
  * which first rotates the session to a token nobody holds, so that a dead handle never deletes the
