@@ -18,7 +18,7 @@ import type { KeyLike, Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"
 import { type SessionError, SessionDataError, SessionDataTooLargeError, type SessionReadError, type SessionWriteError } from "./errors.js"
-import { type Handles, traceHandle } from "./handles.js"
+import { type Handles, spanOptions, traceHandle } from "./handles.js"
 import type { Records } from "./records.js"
 import { conflictError, lostCompareAndSet, retryLostRaces } from "./retry.js"
 import type { ActiveSession, SessionsShape } from "./service.js"
@@ -134,7 +134,7 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       })
     })
 
-  const set = Effect.fn("Sessions.set")(
+  const set = Effect.fn("Sessions.set", spanOptions)(
     (handle: ActiveSession, k: KeyLike, value: any) =>
       Effect.asVoid(
         modifyWith("set", S.keyName(k), handle, (s) =>
@@ -145,13 +145,13 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
 
   // Removing a key never makes data that is not JSON or larger: no SessionDataError is possible.
   const shrinks = <A>(e: Effect.Effect<A, SessionError>) => e as Effect.Effect<A, SessionWriteError>
-  const remove = Effect.fn("Sessions.remove")(
+  const remove = Effect.fn("Sessions.remove", spanOptions)(
     (handle: ActiveSession, k: KeyLike) =>
       shrinks(Effect.asVoid(modifyWith("remove", S.keyName(k), handle, (s) => right([undefined, S.remove(s, k)] as const)))),
     traceHandle
   )
 
-  const pop = Effect.fn("Sessions.pop")(
+  const pop = Effect.fn("Sessions.pop", spanOptions)(
     (handle: ActiveSession, k: KeyLike) =>
       Effect.map(
         modifyWith("pop", S.keyName(k), handle, (s): Either.Either<readonly [Option.Option<unknown>, Session], ParseError> =>
@@ -161,7 +161,7 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
     traceHandle
   )
 
-  const update = Effect.fn("Sessions.update")(
+  const update = Effect.fn("Sessions.update", spanOptions)(
     (handle: ActiveSession, k: KeyLike, f: (old: Option.Option<any>) => any) =>
       Effect.map(
         modifyWith("update", S.keyName(k), handle, (s): Either.Either<readonly [unknown, Session], ParseError> => {
@@ -179,7 +179,7 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
     traceHandle
   )
 
-  const modify = Effect.fn("Sessions.modify")(
+  const modify = Effect.fn("Sessions.modify", spanOptions)(
     (handle: ActiveSession, f: (session: Session) => Session | Either.Either<Session, ParseError>) =>
       Effect.map(modifyWith("modify", "", handle, (s) => {
         const changed = f(s)

@@ -56,6 +56,15 @@ export interface Handles {
 }
 
 /**
+ * The options of every `Sessions.<method>` span (`Effect.fn(name, spanOptions)`): no stack
+ * trace captured per call, as the service's spans always had — it costs more than a write to the
+ * memory store.
+ *
+ * @internal
+ */
+export const spanOptions = { captureStackTrace: false } as const
+
+/**
  * Names the session in the current span by the short hash of the handle's token (never the
  * token): the last argument of `Effect.fn` for the traced methods that take a handle.
  *

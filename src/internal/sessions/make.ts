@@ -20,7 +20,7 @@ import { makeKeyedLock } from "../keyedLock.js"
 import { makeUserCache } from "../userCache.js"
 import { makeCommits } from "./commit.js"
 import type { Env } from "./env.js"
-import { makeHandles, traceHandle } from "./handles.js"
+import { makeHandles, spanOptions, traceHandle } from "./handles.js"
 import { makeInvalidationBook, subscribe } from "./invalidation.js"
 import { makeRecords } from "./records.js"
 import { makeResolver } from "./resolve.js"
@@ -64,7 +64,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       pop: commits.pop,
       update: commits.update,
       modify: commits.modify,
-      regenerateId: Effect.fn("Sessions.regenerateId")(
+      regenerateId: Effect.fn("Sessions.regenerateId", spanOptions)(
         (handle: ActiveSession, options?: { readonly grace?: boolean }) =>
           rotations.rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
         traceHandle
@@ -74,7 +74,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       logOutEverywhere: userOperations.logOutEverywhere,
       listSessions: userOperations.listSessions,
       endSession: userOperations.endSession,
-      destroy: Effect.fn("Sessions.destroy")((handle: ActiveSession) => rotations.destroyHandle(handle)),
+      destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),
       clearCache: cache.clear,
       user: userOperations.user,
       refreshUser: userOperations.refreshUser

@@ -20,7 +20,7 @@ import * as S from "../../Session.js"
 import { logHash } from "../hash.js"
 import type { Commits } from "./commit.js"
 import type { Env } from "./env.js"
-import type { Handles } from "./handles.js"
+import { type Handles, spanOptions } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
 import { MAX_ATTEMPTS } from "./retry.js"
@@ -59,7 +59,7 @@ export const makeResolver = (
 ): Resolver => {
   const { cache, clock, config, store, tokens, withLock } = env
 
-  const create = Effect.fn("Sessions.create")(function*(client: Client) {
+  const create = Effect.fn("Sessions.create", spanOptions)(function*(client: Client) {
     const now = yield* Clock.currentTimeMillis
     const token = yield* tokens.newToken
     const key = yield* tokens.newKey
@@ -164,7 +164,7 @@ export const makeResolver = (
     })
 
   // Everything but the hot path: from the store, under a span.
-  const resolveTraced = Effect.fn("Sessions.resolve")(
+  const resolveTraced = Effect.fn("Sessions.resolve", spanOptions)(
     function*(token: string, client: Client, create_: boolean) {
       const r = yield* resolveToken(token, client, 0, false)
       return yield* orCreate(r, client, create_)

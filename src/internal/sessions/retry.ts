@@ -65,9 +65,15 @@ export const retryLostRaces = <A, E, R, B, E2, R2>(
   onExhausted: () => Effect.Effect<B, E2, R2>,
   schedule: Schedule.Schedule<unknown, unknown> = backoff
 ): Effect.Effect<A | B, Exclude<E, LostRace> | E2, R | R2> =>
-  Effect.retry(attempt, { schedule, while: isLostRace }).pipe(
-    Effect.catchIf(isLostRace, onExhausted)
-  ) as Effect.Effect<A | B, Exclude<E, LostRace> | E2, R | R2>
+  // The first attempt runs outside `Effect.retry`: setting a retry up (a schedule driver, a
+  // service provided to each attempt) costs more than a write to the memory store, and most
+  // attempts win. A lost first race is replayed into the retry, so that the schedule counts it
+  // and waits before the second attempt, as if the retry had run it.
+  Effect.catchIf(attempt, isLostRace, (first) => {
+    let replayed = false
+    const again = Effect.suspend((): Effect.Effect<A, E | LostRace, R> => replayed ? attempt : (replayed = true, Effect.fail(first)))
+    return Effect.retry(again, { schedule, while: isLostRace }).pipe(Effect.catchIf(isLostRace, onExhausted))
+  }) as Effect.Effect<A | B, Exclude<E, LostRace> | E2, R | R2>
 
 /** The error of a change through `handle` that kept losing the race. @internal */
 export const conflictError = (method: string, handle: ActiveSession): SessionConflictError =>

@@ -12,7 +12,7 @@ import * as S from "../../Session.js"
 import { publicId } from "../hash.js"
 import type { UserCache } from "../userCache.js"
 import type { Env } from "./env.js"
-import { type Handles, traceHandle } from "./handles.js"
+import { type Handles, spanOptions, traceHandle } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
 import type { Rotations } from "./rotate.js"
@@ -59,7 +59,7 @@ export const makeUserOperations = (
     })
 
   return {
-    logIn: Effect.fn("Sessions.logIn")(function*(
+    logIn: Effect.fn("Sessions.logIn", spanOptions)(function*(
       handle: ActiveSession,
       userId: string,
       options?: { readonly exclusive?: boolean; readonly client?: Client }
@@ -78,7 +78,7 @@ export const makeUserOperations = (
         }
       })
     }, traceHandle),
-    logOut: Effect.fn("Sessions.logOut")(
+    logOut: Effect.fn("Sessions.logOut", spanOptions)(
       (handle: ActiveSession, options?: { readonly keepData?: boolean }) =>
         rotations.rotateHandle("logOut", handle, {
           grace: false,
@@ -86,7 +86,7 @@ export const makeUserOperations = (
         }),
       traceHandle
     ),
-    logOutEverywhere: Effect.fn("Sessions.logOutEverywhere")((userId: string) => logOutEverywhere(userId)),
+    logOutEverywhere: Effect.fn("Sessions.logOutEverywhere", spanOptions)((userId: string) => logOutEverywhere(userId)),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {
