@@ -20,7 +20,7 @@ export default {
     "src/internal/cookieHeader.ts",
     "src/internal/hash.ts",
     // the shell
-    "src/internal/sessions*.ts",
+    "src/internal/sessions/*.ts",
     "src/internal/memoryStore.ts",
     "src/internal/http.ts"
   ],

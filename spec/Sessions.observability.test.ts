@@ -5,11 +5,8 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock, Tracer } from "effect"
 import { createHash } from "node:crypto"
-// Sessions.js must be imported before internal/sessions.js: the two modules import each other, and
-// loading the internal one first leaves `makeSessions` undefined in `Sessions.layerFromContext`
-// (reported to the lead).
+import { metrics } from "../src/internal/sessions/metrics.js"
 import * as Sessions from "../src/Sessions.js"
-import { metrics } from "../src/internal/sessions.js"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"

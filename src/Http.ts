@@ -8,149 +8,34 @@
  */
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
-import type { Either, Option } from "effect"
-import type { ParseError } from "effect/ParseResult"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Schema } from "effect"
+import { CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./internal/currentSession.js"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
 import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
-import { makeOriginCheck } from "./internal/originCheck.js"
+import { makeOriginCheck, type OriginCheckOptions } from "./internal/originCheck.js"
+import { Sessions } from "./internal/sessions/service.js"
+import type { SessionConflictError, SessionGoneError } from "./internal/sessions/errors.js"
 import type { SessionStoreError } from "./Persistence.js"
-import type { Json, Key, KeyLike, Session } from "./Session.js"
-import type {
-  SessionConflictError,
-  SessionDataError,
-  SessionError,
-  SessionGoneError,
-  SessionInfo,
-  SessionReadError,
-  SessionWriteError,
-  UserLoaderError
-} from "./Sessions.js"
-import { Sessions } from "./Sessions.js"
 
 /**
- * The session of the current request. Lazy: reading never creates a session; the first write
- * (or {@link CurrentSessionShape.ensure}) does, and the response then carries the cookie.
+ * The session of the current request ({@link CurrentSessionShape}, provided as
+ * {@link CurrentSession} by {@link middleware} and the HttpApi security), the logged-in user of an
+ * endpoint behind {@link RequireUser} ({@link CurrentUser}), and the options of {@link middleware}.
  *
  * @since 0.1.0
  * @category models
  */
-export interface CurrentSessionShape {
-  /** The session's latest value, if the request has one. */
-  readonly session: Effect.Effect<Option.Option<Session>, SessionStoreError>
-  /** The session, created now if the request has none. */
-  readonly ensure: Effect.Effect<Session, SessionStoreError>
-  /** The logged-in user's ID. */
-  readonly userId: Effect.Effect<Option.Option<string>, SessionStoreError>
-  /**
-   * The value under `key` (none without a session): JSON for a string key; for a typed key
-   * ({@link Session.key}) decoded through its Schema, and a `SessionDataError` when the stored
-   * value no longer decodes.
-   */
-  readonly get: {
-    <A>(key: Key<A>): Effect.Effect<Option.Option<A>, SessionStoreError | SessionDataError>
-    (key: string): Effect.Effect<Option.Option<Json>, SessionStoreError>
-  }
-  /** Sets `key` (creating the session if needed; a typed key encodes the value through its Schema). */
-  readonly set: {
-    <A>(key: Key<A>, value: NoInfer<A>): Effect.Effect<void, SessionError>
-    (key: string, value: Json): Effect.Effect<void, SessionError>
-  }
-  /** Removes `key` (a no-op without a session or when the key is absent). */
-  readonly remove: (key: KeyLike) => Effect.Effect<void, SessionWriteError>
-  /** Removes `key` and returns its value (none without a session). */
-  readonly pop: {
-    <A>(key: Key<A>): Effect.Effect<Option.Option<A>, SessionWriteError | SessionDataError>
-    (key: string): Effect.Effect<Option.Option<Json>, SessionWriteError>
-  }
-  /** Atomically replaces the value under `key` with `f(old)` and returns it (creating the session if needed). */
-  readonly update: {
-    <A>(key: Key<A>, f: (old: Option.Option<A>) => NoInfer<A>): Effect.Effect<A, SessionError>
-    (key: string, f: (old: Option.Option<Json>) => Json): Effect.Effect<Json, SessionError>
-  }
-  /**
-   * Atomically applies a pure change — several keys in one step — and returns the new session
-   * (creating it if needed). `f` may return the `Either` of the typed `Session.set`.
-   */
-  readonly modify: (f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
-  /** Logs a user in (creating the session if needed); the token rotates. */
-  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionWriteError>
-  /**
-   * Logs the user out; the token rotates with no grace period. The data stays (`keepData: true`,
-   * the default, as in rivo/sessions: carts and preferences survive); `logOut({ keepData: false })`
-   * clears it too.
-   */
-  readonly logOut: (options?: { readonly keepData?: boolean }) => Effect.Effect<void, SessionWriteError>
-  /**
-   * Replaces the token now. `regenerateId()` lets the old token follow for the grace period
-   * (periodic hygiene: requests in flight keep the session); `regenerateId({ grace: false })` kills
-   * it at once — use that after a privilege change such as a step-up (MFA, sudo mode).
-   */
-  readonly regenerateId: (options?: { readonly grace?: boolean }) => Effect.Effect<void, SessionWriteError>
-  /** Ends the session and clears the cookie (nothing to end when the request's token was retired meanwhile). */
-  readonly destroy: Effect.Effect<void, SessionStoreError | SessionConflictError>
-  /** The sessions of the logged-in user (empty when nobody is logged in). */
-  readonly listSessions: Effect.Effect<ReadonlyArray<SessionInfo & { readonly current: boolean }>, SessionReadError>
-  /** Ends one session of the logged-in user by its public id (from `listSessions`); `false` when it is not theirs. */
-  readonly endSession: (id: string) => Effect.Effect<boolean, SessionReadError>
-  /** Ends every session of the logged-in user, this one included. */
-  readonly logOutEverywhere: Effect.Effect<number, SessionReadError>
-  /** The user object, through the `UserLoader` in context. */
-  readonly user: Effect.Effect<Option.Option<unknown>, SessionStoreError | UserLoaderError>
-}
+export type { ClearSiteDataType, CurrentSessionShape, MiddlewareOptions } from "./internal/currentSession.js"
+export type { OriginCheckOptions } from "./internal/originCheck.js"
 
 /**
- * The current request's session, provided by {@link middleware}.
+ * The Tags of the current request's session and user.
  *
  * @since 0.1.0
  * @category tags
  */
-export class CurrentSession extends Context.Tag("effect-sessions/Http/CurrentSession")<CurrentSession, CurrentSessionShape>() {}
+export { CurrentSession, CurrentUser } from "./internal/currentSession.js"
 
-/**
- * Options of {@link middleware}.
- *
- * @since 0.1.0
- * @category models
- */
-export interface MiddlewareOptions {
-  /** Create a session for every request that has none (default `false`: lazy). */
-  readonly create?: boolean
-  /** Status of the answer when the store fails (default 503). No cookie is set then. */
-  readonly unavailableStatus?: number
-  /**
-   * Status of the answer when the session ended while the request was using it, or the request's
-   * token was retired meanwhile (default 401).
-   */
-  readonly goneStatus?: number
-  /**
-   * Status of the answer when a handler lets through a write above `maxDataBytes` (a
-   * `SessionDataError` caused by `SessionDataTooLargeError`; default 413). The session is as it
-   * was; nothing else about the response changes.
-   */
-  readonly tooLargeStatus?: number
-  /**
-   * What `Clear-Site-Data` asks the browser to remove when a handler ends or logs out the
-   * session (ASVS 14.3.1); `false` sends no header. Default `["cookies", "storage"]`. A response
-   * that ends the session (`destroy`, `logOutEverywhere`, `endSession` of the current one) sends
-   * the whole list. A response that also sets the session cookie — `logOut`, which keeps the
-   * session under a fresh token, or a log-in after a destroy — sends the list without `"cookies"`
-   * (`"*"` becomes `"cache", "storage", "executionContexts"`): the browser applies
-   * `Clear-Site-Data: "cookies"` after the response's `Set-Cookie`, so it would remove the new
-   * token and with it the data a `logOut()` keeps. `"cookies"` removes every cookie of the
-   * registrable domain (sibling subdomains too); browsers honour the header only over HTTPS and
-   * on `localhost`.
-   */
-  readonly clearSiteData?: false | ReadonlyArray<ClearSiteDataType>
-}
-
-/**
- * A directive of `Clear-Site-Data` (W3C Clear Site Data).
- *
- * @since 0.1.0
- * @category models
- */
-export type ClearSiteDataType = "cookies" | "storage" | "cache" | "executionContexts" | "*"
 
 /**
  * The session middleware. It reads the cookie (an oversized header, a duplicated cookie or a
@@ -186,25 +71,6 @@ export const middleware: (
   Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError>,
   Exclude<R, CurrentSession> | Sessions
 > = makeMiddleware
-
-/**
- * Options of {@link originCheck}.
- *
- * @since 0.1.0
- * @category models
- */
-export interface OriginCheckOptions {
-  /**
-   * The app's own origin (`https://app.example.com`). Default: the origin the request was sent
-   * to, from its `Host` header — with {@link scheme} when given, else host and port only.
-   * Behind a proxy that rewrites `Host`, set it.
-   */
-  readonly origin?: string
-  /** The scheme of the app's own origin when it is derived from `Host` (default: any). */
-  readonly scheme?: "http" | "https"
-  /** Other origins allowed to send state-changing requests (`https://admin.example.com`). Default none. */
-  readonly allowedOrigins?: ReadonlyArray<string>
-}
 
 /**
  * Cross-site request protection (Lucia's origin check): refuses a state-changing request (any
@@ -259,17 +125,6 @@ export const requireUserOptions = <const Name extends string = "__Host-id">(cook
   failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
   security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
 })
-
-/**
- * The logged-in user of an endpoint behind {@link RequireUser}, with the request's session.
- *
- * @since 0.1.0
- * @category tags
- */
-export class CurrentUser extends Context.Tag("effect-sessions/Http/CurrentUser")<CurrentUser, {
-  readonly userId: string
-  readonly session: CurrentSessionShape
-}>() {}
 
 /**
  * HttpApi security that provides {@link CurrentSession} to endpoints — the only thing an HttpApi

@@ -9,9 +9,28 @@
  * @internal
  */
 import { Clock, Duration, Effect, Metric, Option, Stream } from "effect"
-// Types only: Persistence.ts imports this module (and re-exports its defaults).
-import type { MemoryOptions, PersistenceShape } from "../Persistence.js"
+import type { PersistenceShape } from "./persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
+
+/**
+ * Options of the memory store.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /**
+   * How many sessions the store holds at most (a positive integer, or `Infinity`; default
+   * {@link DEFAULT_MEMORY_CAPACITY}). When a new session would exceed it, the least recently used
+   * session goes — a session counts as used when it is read (by token or by key) or written — with
+   * its current token and its user-index entry; its rotated-away tokens (redirects) stay until
+   * their own expiry, leading nowhere. Evictions are counted in the `effect_sessions_evicted_total`
+   * metric and logged as a warning at most once a minute.
+   */
+  readonly capacity?: number | undefined
+  /** How long records are kept past their deadline (default {@link DEFAULT_RETENTION}; 0 hides a record at its deadline). */
+  readonly retention?: Duration.DurationInput | undefined
+}
 
 interface StoredSession {
   readonly session: Session

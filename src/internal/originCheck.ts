@@ -7,7 +7,25 @@
 import type { HttpApp } from "@effect/platform"
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect } from "effect"
-import type { OriginCheckOptions } from "../Http.js"
+
+/**
+ * Options of `Http.originCheck`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface OriginCheckOptions {
+  /**
+   * The app's own origin (`https://app.example.com`). Default: the origin the request was sent
+   * to, from its `Host` header — with `scheme` when given, else host and port only.
+   * Behind a proxy that rewrites `Host`, set it.
+   */
+  readonly origin?: string
+  /** The scheme of the app's own origin when it is derived from `Host` (default: any). */
+  readonly scheme?: "http" | "https"
+  /** Other origins allowed to send state-changing requests (`https://admin.example.com`). Default none. */
+  readonly allowedOrigins?: ReadonlyArray<string>
+}
 
 /** Methods that must not change state (RFC 9110 safe methods): never checked. */
 const SAFE = new Set(["GET", "HEAD", "OPTIONS"])

@@ -9,8 +9,8 @@
  */
 import { Clock, Duration, Effect, Option } from "effect"
 import { type PersistenceShape, type SessionStoreError, userKey } from "../Persistence.js"
-import type { UserLoader } from "../Sessions.js"
-import { UserLoaderError } from "../Sessions.js"
+import { UserLoaderError } from "./sessions/errors.js"
+import type { UserLoader } from "./sessions/service.js"
 
 /** How many users are cached at most, unless the `UserLoader` says otherwise. @internal */
 export const DEFAULT_USER_CACHE_CAPACITY = 10_000

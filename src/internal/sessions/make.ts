@@ -1,0 +1,83 @@
+/**
+ * Assembles the Sessions service from its parts: reads the services it runs over once (store,
+ * cache, configuration, SecureRandom, the optional UserLoader, the clock), builds token minting
+ * (`tokens.ts`), the per-session lock (`../keyedLock.ts`), cached reads (`records.ts`) with their
+ * invalidation bookkeeping (`invalidation.ts`), handles (`handles.ts`), rotations (`rotate.ts`),
+ * compare-and-set writes and the data vocabulary (`commit.ts`), resolution and creation
+ * (`resolve.ts`), users (`users.ts`, `../userCache.ts`), starts the invalidation subscriber for
+ * the lifetime of the scope, and returns the `SessionsShape`. Traced methods are `Effect.fn`
+ * functions named `Sessions.<method>` where they are defined.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { Persistence } from "../../Persistence.js"
+import { SecureRandom } from "../../SecureRandom.js"
+import { SessionCache } from "../../SessionCache.js"
+import { SessionConfig } from "../../SessionConfig.js"
+import { makeKeyedLock } from "../keyedLock.js"
+import { makeUserCache } from "../userCache.js"
+import { makeCommits } from "./commit.js"
+import type { Env } from "./env.js"
+import { makeHandles, spanOptions, traceHandle } from "./handles.js"
+import { makeInvalidationBook, subscribe } from "./invalidation.js"
+import { makeRecords } from "./records.js"
+import { makeResolver } from "./resolve.js"
+import { makeRotations } from "./rotate.js"
+import { type ActiveSession, type SessionsShape, UserLoader } from "./service.js"
+import { makeTokens } from "./tokens.js"
+import { makeUserOperations } from "./users.js"
+
+/** @internal */
+export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | SessionCache | SessionConfig | SecureRandom | Scope.Scope> = Effect
+  .gen(function*() {
+    const store = yield* Persistence
+    const cache = yield* SessionCache
+    const config = yield* SessionConfig
+    const random = yield* SecureRandom
+    const userLoader = yield* Effect.serviceOption(UserLoader)
+    // The clock in context when the service is built (a TestClock in tests): read once per call.
+    const clock = yield* Effect.clock
+
+    const env: Env = { store, cache, config, clock, tokens: makeTokens(config, random), withLock: makeKeyedLock().withLock }
+    const book = makeInvalidationBook()
+    const records = makeRecords(env, book)
+    const handles = makeHandles(env, records)
+    const rotations = makeRotations(env, records, handles)
+    const commits = makeCommits(env, records, handles)
+    const resolver = makeResolver(env, records, handles, rotations, commits)
+    // Users: bounded, with a time to live, forgotten everywhere on refreshUser.
+    const users = yield* makeUserCache(userLoader, store)
+    const userOperations = makeUserOperations(env, records, handles, rotations, users)
+
+    yield* subscribe({ store, cache, users, book })
+
+    const service: SessionsShape = {
+      config,
+      resolve: resolver.resolve,
+      create: resolver.create,
+      current: handles.currentAs("current"),
+      get: commits.get,
+      set: commits.set,
+      remove: commits.remove,
+      pop: commits.pop,
+      update: commits.update,
+      modify: commits.modify,
+      regenerateId: Effect.fn("Sessions.regenerateId", spanOptions)(
+        (handle: ActiveSession, options?: { readonly grace?: boolean }) =>
+          rotations.rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
+        traceHandle
+      ),
+      logIn: userOperations.logIn,
+      logOut: userOperations.logOut,
+      logOutEverywhere: userOperations.logOutEverywhere,
+      listSessions: userOperations.listSessions,
+      endSession: userOperations.endSession,
+      destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),
+      clearCache: cache.clear,
+      user: userOperations.user,
+      refreshUser: userOperations.refreshUser
+    }
+    return service
+  })
