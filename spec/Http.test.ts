@@ -13,6 +13,7 @@ import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { switchable } from "../src/testing.js"
 import {
   canonicalIp as canonical,
   COOKIE,
@@ -27,7 +28,6 @@ import {
   sessionApp,
   sessionServer,
   type SetCookie,
-  switchable,
   totalCalls
 } from "./helpers/http.js"
 

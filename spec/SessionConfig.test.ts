@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option } from "effect"
 import * as SessionConfig from "../src/SessionConfig.js"
-import { arbConfigTimes, assertEquivalent } from "./arbitraries.js"
+import { arbConfigTimes, assertEquivalent } from "../src/internal/testing/arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 

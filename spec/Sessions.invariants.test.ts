@@ -1,6 +1,6 @@
 /**
  * The invariants of DESIGN §4 on the running service live in the store conformance suite
- * (spec/conformance/sessions.ts), which spec/Sessions.stores.test.ts runs over the memory store and
+ * (src/internal/testing/sessionsSuite.ts), which spec/Sessions.stores.test.ts runs over the memory store and
  * every other store: one copy of each property. What stays here is independent of any store: the
  * examples of the anomaly rule at each `acceptRemoteIp` level.
  */

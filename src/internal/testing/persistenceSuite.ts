@@ -1,20 +1,22 @@
 /**
- * The Persistence conformance suite (DESIGN §4 invariant 8): the same tests for every store —
+ * The Persistence conformance suite (invariant 8): the same tests for every store —
  * memory, SQL (SQLite, PostgreSQL), Redis. A store passes when it behaves like the reference
  * memory store on everything the contract (src/Persistence.ts) promises.
  *
  * Every test makes its own keys (random), so the tests share one store instance per suite
  * without seeing each other's records.
+ *
+ * @internal
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Option, Queue, Stream, TestClock, TestContext } from "effect"
-import { randomBytes } from "node:crypto"
-import * as Codec from "../../src/Codec.js"
-import { logHash } from "../../src/internal/hash.js"
-import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../../src/Persistence.js"
-import { Redirect, Session, type TokenRecord } from "../../src/Session.js"
-import { arbSession } from "../arbitraries.js"
+import { randomBytes } from "../live/secureRandom.js"
+import * as Codec from "../../Codec.js"
+import { logHash } from "../hash.js"
+import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../../Persistence.js"
+import { Redirect, Session, type TokenRecord } from "../../Session.js"
+import { arbSession } from "./arbitraries.js"
 
 /** What a test left behind in the backend (rows or keys), for the stores that can tell. */
 export interface Residue {
@@ -58,7 +60,7 @@ export const invalidationText = (i: Invalidation): string =>
   i._tag === "Token" ? i.tokenKey : i._tag === "User" ? `user:${i.userKey}` : "*"
 
 /** A random id for this test run (so that parallel runs and tests never share keys). */
-export const uid = (tag: string): string => `${tag}-${randomBytes(9).toString("base64url")}`
+export const uid = (tag: string): string => `${tag}-${Buffer.from(randomBytes(9)).toString("base64url")}`
 
 /** A fresh session at `now`, with a little of everything in it. */
 export const makeSession = (now: number, patch: Partial<ConstructorParameters<typeof Session>[0]> = {}): Session =>
