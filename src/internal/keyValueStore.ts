@@ -8,8 +8,8 @@
  * - `m:<sessionKey>`: what the writes compare and clean up by, so that they never decode the
  *   record (a corrupt record can still be saved over and deleted): `{ t, v, e, u }` — the current
  *   token key, the version, the deadline and the user;
- * - `u:<userKey>`: the user index, a JSON array of session keys (by {@link userKey}: no user ID
- *   in a key);
+ * - `u:<hash>`: the user index, a JSON array of session keys ({@link userIndexKey}: no user ID in
+ *   a key, and two IDs that differ only in lone surrogates are two users);
  * - `x` and `x:<bucket>`: the expiry index that `sweep` walks (a KeyValueStore cannot list its
  *   keys): the minute buckets in use, and for each the sessions and redirects whose retention ends
  *   in that minute.
@@ -26,9 +26,9 @@ import type * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as PlatformError from "@effect/platform/Error"
 import { Clock, Effect, Either, Option, Stream } from "effect"
 import * as Codec from "../Codec.js"
-import { type PersistenceShape, SessionStoreError, userKey } from "../Persistence.js"
+import { type PersistenceShape, SessionStoreError } from "../Persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
-import { logHash } from "./hash.js"
+import { logHash, sha256 } from "./hash.js"
 import { redactCodecError } from "./storeErrors.js"
 
 /** @internal */
@@ -36,6 +36,14 @@ export interface KeyValueStoreOptions {
   readonly prefix: string
   readonly retentionMillis: number
 }
+
+/**
+ * The key of a user's index: a SHA-256 of the ID's JSON text, where every lone surrogate is an
+ * escape of its own (hashing the string itself would see them all as U+FFFD).
+ *
+ * @internal
+ */
+export const userIndexKey = (userId: string): string => `u:${sha256(JSON.stringify(userId))}`
 
 /** The width of a bucket of the expiry index. @internal */
 export const BUCKET_MILLIS = 60_000
@@ -137,12 +145,12 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
     Effect.gen(function*() {
       if (before === after) return
       if (before !== null) {
-        const key = `u:${userKey(before)}`
+        const key = userIndexKey(before)
         const list = parseArray(yield* get(method, key), isString)
         yield* writeList(method, key, list.filter((k) => k !== sessionKey))
       }
       if (after !== null) {
-        const key = `u:${userKey(after)}`
+        const key = userIndexKey(after)
         const list = parseArray(yield* get(method, key), isString)
         if (!list.includes(sessionKey)) yield* writeList(method, key, [...list, sessionKey])
       }
@@ -255,7 +263,7 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
   const sessionsOfUser = (userId: string) =>
     locked(Effect.gen(function*() {
       const method = "sessionsOfUser"
-      const indexKey = `u:${userKey(userId)}`
+      const indexKey = userIndexKey(userId)
       const keys = parseArray(yield* get(method, indexKey), isString)
       const now = yield* Clock.currentTimeMillis
       const found: Array<Session> = []
