@@ -24,38 +24,20 @@
 import type { FastCheck, Layer } from "effect"
 import type { Persistence, PersistenceShape } from "./Persistence.js"
 import * as persistence from "./internal/testing/persistenceSuite.js"
+import type { SuiteOptions } from "./internal/testing/persistenceSuite.js"
 import * as sessions from "./internal/testing/sessionsSuite.js"
+import type { SessionsSuiteOptions } from "./internal/testing/sessionsSuite.js"
 import * as stores from "./internal/testing/stores.js"
+import type { Counted, Interceptor, ScheduledOptions, Switchable } from "./internal/testing/stores.js"
 
 /**
- * Options of {@link persistenceConformance}: hooks into the backend that the store API cannot
- * reach. Each test left out by a missing hook is skipped or reduced, never failed.
- *
- * - `corrupt(tokenKey, garbage)`: writes `garbage` over the record under a token key, directly in
- *   the backend (the session's record for a current token, the redirect for a rotated-away one),
- *   to check that a corrupt record is a typed `Corrupt` error and never fails `sessionsOfUser`;
- * - `residue(residue)`: how many raw records of a session are still stored, expired or not, to
- *   check that delete, sweep and TTLs really remove them;
- * - `peer`: a second, independent instance on the same backend (another process), for the
- *   invalidation tests of stores that several processes share;
- * - `ttl`: the store expires records by TTLs on the backend's own clock (the expiry tests then wait
- *   in real time instead of moving a `TestClock`, and `sweep` must return 0);
- * - `numRuns`: runs of each property (default 25).
+ * Options of {@link persistenceConformance} (the `SuiteOptions` of the suite): hooks into the
+ * backend that the store API cannot reach.
  *
  * @since 0.1.0
  * @category models
  */
-export type PersistenceConformanceOptions<R = never> = persistence.SuiteOptions<R>
-
-/**
- * What a test left behind of one session, given to the `residue` hook of
- * {@link PersistenceConformanceOptions}: its key, its token keys and its user.
- *
- * @since 0.1.0
- * @category models
- */
-export type Residue = persistence.Residue
-
+export type { Residue, SuiteOptions as PersistenceConformanceOptions } from "./internal/testing/persistenceSuite.js"
 /**
  * Registers the Persistence conformance suite (a vitest `describe` block titled
  * `Persistence conformance: <name>`) for a store: everything the contract of
@@ -86,24 +68,16 @@ export type Residue = persistence.Residue
 export const persistenceConformance: <R = never>(
   name: string,
   storeLayer: Layer.Layer<Persistence | R, unknown, never>,
-  options?: PersistenceConformanceOptions<R>
+  options?: SuiteOptions<R>
 ) => void = persistence.persistenceSuite
 
 /**
- * Options of {@link sessionsConformance}:
- *
- * - `peer`: a second, independent instance on the same backend (another process, with its own
- *   connections). Without one, the second process is a second service over the same store
- *   instance;
- * - `numRuns`: runs of each property (default 25); `timingRuns`: of the timing properties
- *   (default twice `numRuns`); `transparencyRuns`: of the cache-transparency property (default
- *   `numRuns`).
+ * Options of {@link sessionsConformance}.
  *
  * @since 0.1.0
  * @category models
  */
-export type SessionsConformanceOptions = sessions.SessionsSuiteOptions
-
+export type { SessionsSuiteOptions as SessionsConformanceOptions } from "./internal/testing/sessionsSuite.js"
 /**
  * Registers the service-level conformance suite (a vitest `describe` block titled
  * `Sessions over <name>`): the `Sessions` service over this store keeps every invariant — idle,
@@ -121,27 +95,16 @@ export type SessionsConformanceOptions = sessions.SessionsSuiteOptions
 export const sessionsConformance: (
   name: string,
   persistenceLayer: Layer.Layer<Persistence, unknown, never>,
-  options?: SessionsConformanceOptions
+  options?: SessionsSuiteOptions
 ) => void = sessions.sessionsSuite
 
 /**
- * The methods of a store that a wrapper sees (`invalidations`, a stream, passes through as it is).
+ * The models of the store wrappers.
  *
  * @since 0.1.0
  * @category models
  */
-export type StoreMethod = stores.StoreMethod
-
-/**
- * What runs around every call of a store (see {@link intercept}): it gets the method's name and
- * the call, and returns what to run instead — the call itself, with something before or after it,
- * or a failure.
- *
- * @since 0.1.0
- * @category models
- */
-export type Interceptor = stores.Interceptor
-
+export type { Counted, Interceptor, ScheduledOptions, StoreMethod, Switchable } from "./internal/testing/stores.js"
 /**
  * Wraps a store so that every call goes through `around`: the building block of
  * {@link counted}, {@link switchable} and {@link scheduled}.
@@ -160,14 +123,6 @@ export type Interceptor = stores.Interceptor
  * ```
  */
 export const intercept: (store: PersistenceShape, around: Interceptor) => PersistenceShape = stores.intercept
-
-/**
- * A store wrapped by {@link counted}, and its counts.
- *
- * @since 0.1.0
- * @category models
- */
-export type Counted = stores.Counted
 
 /**
  * Wraps a store so that every call is counted: for tests such as "a cache hit does not touch
@@ -192,14 +147,6 @@ export type Counted = stores.Counted
 export const counted: (store: PersistenceShape) => Counted = stores.counted
 
 /**
- * A store wrapped by {@link switchable}: the store, its layer, and the switch.
- *
- * @since 0.1.0
- * @category models
- */
-export type Switchable = stores.Switchable
-
-/**
  * Wraps a store so that it can be switched off: while it is down (`setDown(true)`), every call
  * fails with `SessionStoreError({ method, reason: "Unavailable" })`, as a store that lost its
  * connection does. For testing what an app does during an outage.
@@ -208,16 +155,6 @@ export type Switchable = stores.Switchable
  * @category combinators
  */
 export const switchable: (store: PersistenceShape) => Switchable = stores.switchable
-
-/**
- * Options of {@link scheduled}: `name` prefixes the labels of the scheduled steps (default
- * `"store"`); `enabled` says, at every call, whether the call waits for the scheduler (default
- * always).
- *
- * @since 0.1.0
- * @category models
- */
-export type ScheduledOptions = stores.ScheduledOptions
 
 /**
  * Wraps a store so that every call waits for a fast-check scheduler (`fc.scheduler()`) before it

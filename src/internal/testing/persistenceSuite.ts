@@ -18,7 +18,13 @@ import { type Invalidation, Persistence, SessionStoreError, type PersistenceShap
 import { Redirect, Session, type TokenRecord } from "../../Session.js"
 import { arbSession } from "./arbitraries.js"
 
-/** What a test left behind in the backend (rows or keys), for the stores that can tell. */
+/**
+ * What a test left behind in the backend (rows or keys), for the stores that can tell: a
+ * session's key, its token keys and its user.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Residue {
   readonly sessionKey: string
   readonly tokenKeys: ReadonlyArray<string>
@@ -26,7 +32,11 @@ export interface Residue {
 }
 
 /**
- * Options of {@link persistenceSuite}: hooks into the backend that the store API cannot reach.
+ * Options of the Persistence conformance suite (`persistenceConformance`): hooks into the backend
+ * that the store API cannot reach. A test whose hook is missing is skipped or reduced.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface SuiteOptions<R> {
   /**

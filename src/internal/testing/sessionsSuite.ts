@@ -48,7 +48,12 @@ import { normalizeJson } from "./arbitraries.js"
 import { type ManualClock, manualClock } from "./clock.js"
 import { handleOperations, notGone, retirements } from "./retirement.js"
 
-/** Options of {@link sessionsSuite}. */
+/**
+ * Options of the service-level conformance suite (`sessionsConformance`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SessionsSuiteOptions {
   /**
    * A second, independent instance on the same backend (another "process": its own connections

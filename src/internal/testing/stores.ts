@@ -8,7 +8,12 @@
 import { Effect, type FastCheck, Layer } from "effect"
 import { Persistence, type PersistenceShape, SessionStoreError } from "../../Persistence.js"
 
-/** The methods of a store that an interceptor sees (`invalidations` is a stream: it passes through). @internal */
+/**
+ * The methods of a store that a wrapper sees (`invalidations`, a stream, passes through as it is).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type StoreMethod =
   | "load"
   | "loadSession"
@@ -21,7 +26,14 @@ export type StoreMethod =
   | "sweep"
   | "publishUserInvalidation"
 
-/** What runs around every call of a store: it gets the method's name and the call, and returns the call to run instead. @internal */
+/**
+ * What runs around every call of a store (see `intercept`): it gets the method's name and the
+ * call, and returns what to run instead — the call itself, with something before or after it, or a
+ * failure.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type Interceptor = <A>(method: StoreMethod, call: Effect.Effect<A, SessionStoreError>) => Effect.Effect<A, SessionStoreError>
 
 /** `store` with every call going through `around`. @internal */
@@ -43,7 +55,12 @@ export const intercept = (store: PersistenceShape, around: Interceptor): Persist
   }
 }
 
-/** A store whose calls are counted. @internal */
+/**
+ * A store wrapped by `counted`, and its counts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Counted {
   /** The wrapped store. */
   readonly store: PersistenceShape
@@ -64,7 +81,12 @@ export const counted = (store: PersistenceShape): Counted => {
   }
 }
 
-/** A store that can be switched off. @internal */
+/**
+ * A store wrapped by `switchable`: the store, its layer, and the switch.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Switchable {
   /** The wrapped store. */
   readonly store: PersistenceShape
@@ -89,7 +111,12 @@ export const switchable = (store: PersistenceShape): Switchable => {
   }
 }
 
-/** Options of {@link scheduled}. @internal */
+/**
+ * Options of `scheduled`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface ScheduledOptions {
   /** Prefixes the labels of the scheduled steps (`"A"` gives `A.save call`, `A.save answer`); default `"store"`. */
   readonly name?: string | undefined
