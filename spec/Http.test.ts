@@ -14,6 +14,7 @@ import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { switchable } from "../src/testing.js"
 import {
   canonicalIp as canonical,
   COOKIE,
@@ -28,7 +29,6 @@ import {
   sessionApp,
   sessionServer,
   type SetCookie,
-  switchable,
   totalCalls
 } from "./helpers/http.js"
 

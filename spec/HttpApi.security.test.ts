@@ -11,7 +11,8 @@ import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
 import * as Sessions from "../src/Sessions.js"
-import { CookieJar, listen, send, switchable } from "./helpers/http.js"
+import { switchable } from "../src/testing.js"
+import { CookieJar, listen, send } from "./helpers/http.js"
 
 class SidSecurity extends HttpApiMiddleware.Tag<SidSecurity>()("SidSecurity", Http.securityOptions("sid")) {}
 

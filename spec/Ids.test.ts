@@ -3,7 +3,7 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
 import * as Ids from "../src/Ids.js"
 import * as SecureRandom from "../src/SecureRandom.js"
-import { manualClock } from "./helpers/clock.js"
+import { manualClock } from "../src/internal/testing/clock.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 
@@ -209,7 +209,7 @@ describe("Ids.randomId", () => {
 })
 
 /**
- * A property whose runs are effects, each with a fresh manual clock (spec/helpers/clock.ts: the
+ * A property whose runs are effects, each with a fresh manual clock (src/internal/testing/clock.ts: the
  * cuid properties run 1,000 times each with several clock moves per run, too many for TestClock).
  */
 const effectProp = <A>(name: string, arb: fc.Arbitrary<A>, body: (a: A, setTime: (t: number) => Effect.Effect<void>) => Effect.Effect<void>) =>

@@ -27,7 +27,7 @@ import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scri
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { Redirect, Session } from "../src/Session.js"
-import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "./conformance/persistence.js"
+import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "../src/internal/testing/persistenceSuite.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")

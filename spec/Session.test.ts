@@ -27,7 +27,7 @@ import {
   ipv6CompressedText,
   ipv6FullText,
   isV4MappedBytes
-} from "./arbitraries.js"
+} from "../src/internal/testing/arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 

@@ -8,6 +8,7 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import { Duration, Effect, FastCheck as fc, Layer, Option, Redacted, TestClock } from "effect"
 import { Lru } from "../src/internal/lru.js"
 import * as Persistence from "../src/Persistence.js"
+import * as Testing from "../src/testing.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionCache from "../src/SessionCache.js"
@@ -249,7 +250,7 @@ const serviceOver = (store: Persistence.PersistenceShape, config: SessionConfig.
 describe("SessionCache in the service", () => {
   it.effect("a cache hit does not touch the store", () =>
     Effect.gen(function*() {
-      const counted = Persistence.counted(yield* Persistence.makeMemory)
+      const counted = Testing.counted(yield* Persistence.makeMemory)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(client)
@@ -275,7 +276,7 @@ describe("SessionCache in the service", () => {
 
   it.effect("with cache: false every resolve asks the store", () =>
     Effect.gen(function*() {
-      const counted = Persistence.counted(yield* Persistence.makeMemory)
+      const counted = Testing.counted(yield* Persistence.makeMemory)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(client)
@@ -288,7 +289,7 @@ describe("SessionCache in the service", () => {
 
   it.effect("a small cache evicts sessions, which then come back from the store unchanged", () =>
     Effect.gen(function*() {
-      const counted = Persistence.counted(yield* Persistence.makeMemory)
+      const counted = Testing.counted(yield* Persistence.makeMemory)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const handles = yield* Effect.forEach([0, 1, 2, 3], (i) => Effect.tap(sessions.create(client), (h) => sessions.set(h, "i", i)))

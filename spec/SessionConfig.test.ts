@@ -4,7 +4,7 @@ import { Config, ConfigError, ConfigProvider, Duration, Effect, Either, Exit, Fa
 import * as Persistence from "../src/Persistence.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
-import { arbConfig, arbConfigTimes, assertEquivalent } from "./arbitraries.js"
+import { arbConfig, arbConfigTimes, assertEquivalent } from "../src/internal/testing/arbitraries.js"
 
 const RUNS = { fastCheck: { numRuns: 1000 } }
 

@@ -1,6 +1,6 @@
 /**
  * The ten invariants (docs/how-it-works.md) on the running service live in the store conformance suite
- * (spec/conformance/sessions.ts), which spec/Sessions.stores.test.ts runs over the memory store and
+ * (src/internal/testing/sessionsSuite.ts), which spec/Sessions.stores.test.ts runs over the memory store and
  * every other store: one copy of each property. What stays here is independent of any store: the
  * examples of the anomaly rule at each IPv4 prefix of `ipBinding` (rivo/sessions' AcceptRemoteIP levels, and the exact address).
  */

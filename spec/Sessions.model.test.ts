@@ -14,7 +14,7 @@ import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
-import { manualClock } from "./helpers/clock.js"
+import { manualClock } from "../src/internal/testing/clock.js"
 
 const IDLE = 10_000
 const ABSOLUTE = 30_000

@@ -38,6 +38,7 @@ import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { cacheOfSize } from "./helpers/service.js"
+import { scheduled } from "../src/testing.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const MINUTE = 60_000
@@ -145,33 +146,9 @@ const counter = (s: Session.Session): number => {
 }
 
 // ---------------------------------------------------------------------------------------------
-// the scheduled store
+// the services over the scheduled store (Testing.scheduled: every call, once `gate.on`, waits for
+// the scheduler before it reaches the store and again before its answer goes back)
 // ---------------------------------------------------------------------------------------------
-
-/**
- * `store` with every call (once `gate.on`) waiting for the scheduler before it reaches the store
- * and again before its answer goes back, so that other operations can run in between.
- */
-const scheduled = (s: fc.Scheduler, store: Persistence.PersistenceShape, gate: { on: boolean }, name: string): Persistence.PersistenceShape => {
-  const pause = (label: string) =>
-    Effect.suspend(() => gate.on ? Effect.promise(() => s.schedule(Promise.resolve(label), label)) : Effect.void)
-  const wrap = <Args extends ReadonlyArray<unknown>, A, E>(method: string, f: (...args: Args) => Effect.Effect<A, E>) =>
-  (...args: Args): Effect.Effect<A, E> =>
-    pause(`${name}.${method} call`).pipe(Effect.zipRight(f(...args)), Effect.zipLeft(pause(`${name}.${method} answer`)))
-  return {
-    load: wrap("load", store.load),
-    loadSession: wrap("loadSession", store.loadSession),
-    create: wrap("create", store.create),
-    save: wrap("save", store.save),
-    rotate: wrap("rotate", store.rotate),
-    delete: wrap("delete", store.delete),
-    deleteToken: wrap("deleteToken", store.deleteToken),
-    sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
-    publishUserInvalidation: wrap("publishUserInvalidation", store.publishUserInvalidation),
-    sweep: Effect.zipRight(pause(`${name}.sweep`), store.sweep),
-    invalidations: store.invalidations
-  }
-}
 
 /** A service over `store` (live SecureRandom: runs that share a store never share a token). */
 const service = (store: Persistence.PersistenceShape, cacheCapacity: number) =>
@@ -233,8 +210,8 @@ const race = (s: fc.Scheduler, store: Persistence.PersistenceShape, run: Run) =>
     const gate = { on: false }
     const peer = run.ops.some((op) => op.proc === "B")
     const scope = yield* Scope.make()
-    const a = Context.get(yield* Layer.buildWithScope(service(scheduled(s, store, gate, "A"), peer ? 0 : run.cache), scope), Sessions.Sessions)
-    const b = Context.get(yield* Layer.buildWithScope(service(scheduled(s, store, gate, "B"), 0), scope), Sessions.Sessions)
+    const a = Context.get(yield* Layer.buildWithScope(service(scheduled(store, s, { name: "A", enabled: () => gate.on }), peer ? 0 : run.cache), scope), Sessions.Sessions)
+    const b = Context.get(yield* Layer.buildWithScope(service(scheduled(store, s, { name: "B", enabled: () => gate.on }), 0), scope), Sessions.Sessions)
     const exit = yield* Effect.exit(Effect.gen(function*() {
       const user = `racer-${randomBytes(6).toString("base64url")}`
       const h0 = yield* a.create(browser)

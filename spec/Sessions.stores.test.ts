@@ -1,5 +1,5 @@
 /**
- * The service-level conformance suite (spec/conformance/sessions.ts: invariants 1–10 on the
+ * The service-level conformance suite (src/internal/testing/sessionsSuite.ts: invariants 1–10 on the
  * running service) over every store: memory, SQLite (a file), PostgreSQL and Redis.
  *
  * PostgreSQL and Redis come from DATABASE_URL / REDIS_URL (spec/services.ts); an unreachable
@@ -17,7 +17,7 @@ import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
-import { sessionsSuite } from "./conformance/sessions.js"
+import { sessionsSuite } from "../src/internal/testing/sessionsSuite.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")

@@ -7,11 +7,12 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
+import * as Testing from "../src/testing.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
-import { notGone, retirements } from "./helpers/retirement.js"
+import { notGone, retirements } from "../src/internal/testing/retirement.js"
 import { serviceLayer as makeServiceLayer } from "./helpers/service.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ describe("Sessions: basics", () => {
 
   it.effect("absent and malformed tokens resolve without a store call; create: true makes a new session", () =>
     Effect.gen(function*() {
-      const counted = Persistence.counted(yield* Persistence.makeMemory)
+      const counted = Testing.counted(yield* Persistence.makeMemory)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const absent = yield* sessions.resolve(undefined, browser)
@@ -322,7 +323,7 @@ describe("Sessions: sweeper", () => {
     Effect.gen(function*() {
       const swept: Array<number> = []
       const memory = yield* Persistence.makeMemory
-      const counted = Persistence.counted({ ...memory, sweep: Effect.tap(memory.sweep, (n) => Effect.sync(() => swept.push(n))) })
+      const counted = Testing.counted({ ...memory, sweep: Effect.tap(memory.sweep, (n) => Effect.sync(() => swept.push(n))) })
       // A sweep interval longer than any retention a store keeps dead records for (the built-in
       // stores: minutes), so that what died before a sweep is gone after it.
       const config = SessionConfig.layer({ idleTimeout: "5 seconds", gracePeriod: "1 second", sweepInterval: "2 hours" })
@@ -370,7 +371,7 @@ describe("Sessions: sweeper", () => {
           return memory.sweep
         })
       }
-      const counted = Persistence.counted(flaky)
+      const counted = Testing.counted(flaky)
       const env = Layer.mergeAll(Sessions.layerFromContext, Sessions.layerSweeper).pipe(
         Layer.provide(Layer.mergeAll(
           Layer.succeed(Persistence.Persistence, counted.store),
@@ -402,7 +403,7 @@ describe("Sessions: store failures", () => {
   it.effect("a store whose load fails: resolve fails with a typed SessionStoreError and creates nothing", () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
-      const counted = Persistence.counted({ ...memory, load: () => Effect.fail(unavailable("load")) })
+      const counted = Testing.counted({ ...memory, load: () => Effect.fail(unavailable("load")) })
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const e = yield* Effect.flip(sessions.resolve(strangerToken, browser))
@@ -456,7 +457,7 @@ describe("Sessions: store failures", () => {
           return memory.load(tk)
         }
       }
-      const counted = Persistence.counted(store)
+      const counted = Testing.counted(store)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
@@ -542,7 +543,7 @@ describe("Sessions: concurrency (invariant 10)", () => {
   for (const cache of [false, true]) {
     it.effect(`invariant 10: concurrency (in-process) — concurrent resolves of a token due for rotation elect one rotation (cache ${cache})`, () =>
       Effect.gen(function*() {
-        const counted = Persistence.counted(yield* Persistence.makeMemory)
+        const counted = Testing.counted(yield* Persistence.makeMemory)
         yield* Effect.gen(function*() {
           const sessions = yield* Sessions.Sessions
           const h = yield* sessions.create(browser)

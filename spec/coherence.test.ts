@@ -22,6 +22,7 @@ import { Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import * as Persistence from "../src/Persistence.js"
+import * as Testing from "../src/testing.js"
 import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -78,7 +79,7 @@ const makeProcess = (
 ) =>
   Effect.gen(function*() {
     const raw = Context.get(yield* Layer.buildWithScope(storeLayer, scope), Persistence.Persistence)
-    const counted = Persistence.counted(wrap(raw))
+    const counted = Testing.counted(wrap(raw))
     const service = Sessions.layer(config).pipe(
       Layer.provide(Layer.succeed(Persistence.Persistence, counted.store)),
       Layer.provide(loader)

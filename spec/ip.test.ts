@@ -3,7 +3,7 @@ import { deepStrictEqual } from "@effect/vitest/utils"
 import { FastCheck as fc } from "effect"
 import { isIP } from "node:net"
 import { formatIp, inRange, type IpAddress, parseIp, parseRange, samePrefix } from "../src/internal/ip.js"
-import { arbIpv4Octets, arbIpv6Bytes, ipv4Text, ipv6CompressedText, ipv6FullText } from "./arbitraries.js"
+import { arbIpv4Octets, arbIpv6Bytes, ipv4Text, ipv6CompressedText, ipv6FullText } from "../src/internal/testing/arbitraries.js"
 
 const RUNS = { numRuns: 1000 }
 

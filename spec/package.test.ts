@@ -1,8 +1,10 @@
 /**
  * The package's promises that can be checked on the sources (the installed tarball is checked by
  * `npm run check:package`): no public entry loads an optional peer (a store driver) or a dev
- * dependency when it is imported; the missing-driver message names the peers with the ranges of
- * package.json; the README's Install section asks for what package.json asks for.
+ * dependency when it is imported — except `effect-sessions/testing`, which loads the test
+ * framework (its own optional peers) and nothing else; the missing-driver message names the peers
+ * with the ranges of package.json; the README's Install section asks for what package.json asks
+ * for.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
@@ -21,9 +23,14 @@ const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
   readonly dependencies: Record<string, string>
   readonly peerDependencies: Record<string, string>
   readonly peerDependenciesMeta: Record<string, { readonly optional?: boolean }>
+  readonly devDependencies: Record<string, string>
 }
 const optionalPeers = Object.keys(pkg.peerDependencies).filter((name) => pkg.peerDependenciesMeta[name]?.optional === true)
 const requiredPeers = Object.keys(pkg.peerDependencies).filter((name) => !optionalPeers.includes(name))
+/** The optional peers of the testing entry alone: the test framework, not a store driver. */
+const TESTING_ENTRY = "./testing"
+const testingPeers = ["@effect/vitest", "fast-check", "vitest"]
+const driverPeers = optionalPeers.filter((name) => !testingPeers.includes(name))
 
 /** The package a specifier names (`@scope/name/sub` → `@scope/name`). */
 const packageOf = (specifier: string): string =>
@@ -99,16 +106,34 @@ describe("the package", () => {
   })
 
   for (const [name, file] of entries) {
-    it(`importing ${name} loads only dependencies and required peers (never a driver or a dev dependency)`, () => {
+    const allowed = name === TESTING_ENTRY ? [...requiredPeers, ...testingPeers] : requiredPeers
+    it(`importing ${name} loads only dependencies and required peers (never a driver or a dev dependency${
+      name === TESTING_ENTRY ? "; the test framework is its own optional peer" : ""
+    })`, () => {
       for (const [dependency, importer] of staticPackages(file)) {
         assert.isTrue(
-          dependency in pkg.dependencies || requiredPeers.includes(dependency),
+          dependency in pkg.dependencies || allowed.includes(dependency),
           `${name} loads "${dependency}" when imported (from ${importer}); ` +
-            (optionalPeers.includes(dependency) ? "it is an optional peer: import() it inside the layer" : "it is not a dependency")
+            (testingPeers.includes(dependency)
+              ? "only effect-sessions/testing may load the test framework"
+              : optionalPeers.includes(dependency)
+              ? "it is an optional peer: import() it inside the layer"
+              : "it is not a dependency")
         )
       }
     })
   }
+
+  it("the testing entry is the one that loads the test framework, and its peers are optional, with the installed ranges", () => {
+    const testing = entries.find(([name]) => name === TESTING_ENTRY)
+    assert.isDefined(testing, "package.json exports ./testing")
+    assert.isTrue(staticPackages(testing![1]).has("@effect/vitest"), "effect-sessions/testing loads @effect/vitest")
+    const minor = (range: string | undefined) => range?.replace(/^[~^]/, "").split(".").slice(0, 2).join(".")
+    for (const peer of testingPeers) {
+      assert.isTrue(optionalPeers.includes(peer), `${peer} is an optional peer`)
+      assert.strictEqual(minor(pkg.peerDependencies[peer]), minor(pkg.devDependencies[peer]), `${peer}: the peer range and the dev dependency agree on the minor`)
+    }
+  })
 
   it("the import graph walk sees drivers (self-test: the Redis store module imports ioredis)", () => {
     assert.strictEqual(staticPackages(join(root, "src/internal/redis/store.ts")).get("ioredis"), "src/internal/redis/connection.ts")
@@ -127,9 +152,9 @@ describe("the package", () => {
     }
   })
 
-  it("the drivers are the optional peers, with the ranges of package.json", () => {
+  it("the drivers are the optional peers (besides the testing entry's), with the ranges of package.json", () => {
     const table = Object.values(drivers)
-    deepStrictEqual(table.map((d) => d.name).sort(), [...optionalPeers].sort())
+    deepStrictEqual(table.map((d) => d.name).sort(), [...driverPeers].sort())
     for (const driver of table) assert.strictEqual(driver.range, pkg.peerDependencies[driver.name], driver.name)
     deepStrictEqual([...requiredPeers].sort(), ["@effect/platform", "effect"])
   })
@@ -137,7 +162,10 @@ describe("the package", () => {
   it("the README's Install section asks for every peer, with its range, and says what the password data weighs", () => {
     const readme = readFileSync(join(root, "README.md"), "utf8")
     const install = readme.slice(readme.indexOf("\n## Install\n"), readme.indexOf("\n## ", readme.indexOf("\n## Install\n") + 1))
-    for (const [name, range] of Object.entries(pkg.peerDependencies)) assert.include(install, `${name}@${range}`, name)
+    // The testing entry's peers are for a project's tests (the testing guide names them), not for installing the package.
+    for (const [name, range] of Object.entries(pkg.peerDependencies)) {
+      if (!testingPeers.includes(name)) assert.include(install, `${name}@${range}`, name)
+    }
     for (const name of Object.keys(pkg.dependencies)) assert.include(install, name)
     assert.match(install, /\d+(\.\d+)? MB/)
   })

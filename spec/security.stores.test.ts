@@ -31,7 +31,7 @@ import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
-import { makeSession, uid } from "./conformance/persistence.js"
+import { makeSession, uid } from "../src/internal/testing/persistenceSuite.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")

@@ -2,7 +2,7 @@
  * The store contract: what any backend (memory, SQL, Redis, your own) must do, its typed error,
  * and the in-memory implementation that is the default.
  *
- * Rules every store follows (checked by the shared conformance suite, `spec/conformance/`):
+ * Rules every store follows (checked by the conformance suite of `effect-sessions/testing`):
  * - Missing is `Option.none()`, never an error; deleting an absent key is a no-op.
  * - Errors are {@link SessionStoreError}s and are for system faults only (store down, corrupt
  *   record).
@@ -22,12 +22,13 @@
  * @since 0.1.0
  * @module
  */
-import type { Duration } from "effect"
-import { Effect, Layer } from "effect"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import { Duration, Effect, Layer } from "effect"
 import { DEFAULT_MEMORY_CAPACITY as memoryCapacity, DEFAULT_RETENTION as retention, makeMemoryStore } from "./internal/memoryStore.js"
 import type { MemoryOptions } from "./internal/memoryStore.js"
 import type { PersistenceShape } from "./internal/persistence.js"
 import { Persistence } from "./internal/persistence.js"
+import { makeKeyValueStore } from "./internal/keyValueStore.js"
 
 /**
  * How long the built-in stores keep a record past its deadline: 10 minutes.
@@ -104,39 +105,55 @@ export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Persistence
   Layer.sync(Persistence, () => makeMemoryStore(options))
 
 /**
- * Wraps a store so that every call is counted (for tests and diagnostics: "a cache hit does not
- * touch the store").
+ * Options of {@link layerKeyValueStore}.
  *
  * @since 0.1.0
- * @category combinators
+ * @category models
  */
-export const counted = (store: PersistenceShape): { readonly store: PersistenceShape; readonly calls: () => Record<string, number> } => {
-  const counts: Record<string, number> = {}
-  const tick = (name: string) => {
-    counts[name] = (counts[name] ?? 0) + 1
-  }
-  const wrap = <Args extends ReadonlyArray<unknown>, A, E>(name: string, f: (...args: Args) => Effect.Effect<A, E>) =>
-  (...args: Args) => Effect.suspend(() => {
-    tick(name)
-    return f(...args)
-  })
-  return {
-    calls: () => ({ ...counts }),
-    store: {
-      load: wrap("load", store.load),
-      loadSession: wrap("loadSession", store.loadSession),
-      create: wrap("create", store.create),
-      save: wrap("save", store.save),
-      rotate: wrap("rotate", store.rotate),
-      delete: wrap("delete", store.delete),
-      deleteToken: wrap("deleteToken", store.deleteToken),
-      sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
-      publishUserInvalidation: wrap("publishUserInvalidation", store.publishUserInvalidation),
-      sweep: Effect.suspend(() => {
-        tick("sweep")
-        return store.sweep
-      }),
-      invalidations: store.invalidations
-    }
-  }
+export interface KeyValueStoreOptions {
+  /** Prefix of every key the store writes (default `sess:`), so that the sessions can share a KeyValueStore with other data. */
+  readonly prefix?: string | undefined
+  /** How long records are kept past their deadline (default {@link DEFAULT_RETENTION_MILLIS}; 0 hides a record at its deadline). */
+  readonly retention?: Duration.DurationInput | undefined
 }
+
+/**
+ * A store over `@effect/platform`'s `KeyValueStore` service: `KeyValueStore.layerMemory`,
+ * `KeyValueStore.layerFileSystem(directory)` (sessions that survive a restart, with no database),
+ * `layerStorage` in a browser, or your own.
+ *
+ * For one process only. A KeyValueStore has no compare-and-set and no transactions, so every
+ * operation of the store runs under one lock (per KeyValueStore instance, in this process) and is
+ * not interrupted half-way: `save` and `rotate` are atomic within the process — of concurrent
+ * writers exactly one wins — but two processes over one directory would lose each other's
+ * updates, and a crash in the middle of a write can leave it half done. `invalidations` is empty
+ * and `publishUserInvalidation` a no-op. Time comes from `Clock` (`TestClock` drives expiry);
+ * expired records are hidden at once and deleted by `sweep` (the sweeper), which walks an expiry
+ * index kept in the KeyValueStore itself, since a KeyValueStore cannot list its keys.
+ *
+ * @since 0.1.0
+ * @category layers
+ * @example
+ * ```ts
+ * import { KeyValueStore } from "@effect/platform"
+ * import { NodeFileSystem, NodePath } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ * import { Persistence } from "effect-sessions"
+ *
+ * const store = Persistence.layerKeyValueStore({ prefix: "sessions:" }).pipe(
+ *   Layer.provide(KeyValueStore.layerFileSystem("./data/sessions")),
+ *   Layer.provide(Layer.mergeAll(NodeFileSystem.layer, NodePath.layer))
+ * )
+ * ```
+ */
+export const layerKeyValueStore = (
+  options: KeyValueStoreOptions = {}
+): Layer.Layer<Persistence, never, KeyValueStore.KeyValueStore> =>
+  Layer.effect(
+    Persistence,
+    Effect.map(KeyValueStore.KeyValueStore, (kv) =>
+      makeKeyValueStore(kv, {
+        prefix: options.prefix ?? "sess:",
+        retentionMillis: Duration.toMillis(Duration.decode(options.retention ?? DEFAULT_RETENTION))
+      }))
+  )

@@ -1,7 +1,8 @@
 // A user's TypeScript against the installed package: `scripts/check-package.ts` type-checks it
 // in the scratch project with `strict` and `exactOptionalPropertyTypes`, under
-// `moduleResolution` node16 and bundler. It touches every public entry.
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
+// `moduleResolution` node16 and bundler. It touches every public entry (effect-sessions/testing
+// with vitest and @effect/vitest installed).
+import { HttpRouter, HttpServerResponse, type KeyValueStore } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { Codec, Http, Ids, Password, Persistence, PwnedPasswords, SecureRandom, Session, SessionCache, SessionConfig, Sessions } from "effect-sessions"
 import * as CodecModule from "effect-sessions/Codec"
@@ -12,6 +13,7 @@ import * as Redis from "effect-sessions/Persistence/Redis"
 import * as Sql from "effect-sessions/Persistence/Sql"
 import * as Sqlite from "effect-sessions/Persistence/Sqlite"
 import * as SessionsModule from "effect-sessions/Sessions"
+import * as Testing from "effect-sessions/testing"
 
 export const app = HttpRouter.empty.pipe(
   HttpRouter.post(
@@ -45,3 +47,15 @@ export const isStoreError = (u: unknown): u is Persistence.SessionStoreError => 
 export const client: Session.Client = Session.client({ ip: "203.0.113.9", userAgent: "consumer" })
 
 export const touched: ReadonlyArray<unknown> = [Ids, Password, PwnedPasswords, SessionCache, Sql.layer]
+
+// The testing entry: the suites take a store layer; the wrappers keep the store's shape.
+export const conformance: (name: string, layer: Layer.Layer<Persistence.Persistence>) => void = (name, layer) => {
+  Testing.persistenceConformance(name, layer, { numRuns: 5 })
+  Testing.sessionsConformance(name, layer)
+}
+export const wrapped = Effect.map(Persistence.makeMemory, (store) => {
+  const { calls, store: countedStore } = Testing.counted(store)
+  const off = Testing.switchable(countedStore)
+  return { calls, store: Testing.intercept(off.store, (_method, call) => call), setDown: off.setDown }
+})
+export const kvStore: Layer.Layer<Persistence.Persistence, never, KeyValueStore.KeyValueStore> = Persistence.layerKeyValueStore({ prefix: "app:" })

@@ -6,7 +6,7 @@
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import type { Scope } from "effect"
-import { Context, Data, Effect, Layer, Option, Stream } from "effect"
+import { Context, Data, Effect, Layer, Option } from "effect"
 import { createServer } from "node:http"
 import { isIPv6 } from "node:net"
 import * as Http from "../../src/Http.js"
@@ -14,6 +14,7 @@ import * as Persistence from "../../src/Persistence.js"
 import type { Json } from "../../src/Session.js"
 import type * as SessionConfig from "../../src/SessionConfig.js"
 import * as Sessions from "../../src/Sessions.js"
+import * as Testing from "../../src/testing.js"
 
 // ---- servers
 
@@ -184,51 +185,15 @@ export const fromWeb = (response: Response, jar?: CookieJar): Effect.Effect<Repl
 
 // ---- stores
 
-/** Sums the counts of a `Persistence.counted` store (optionally of some methods only). */
+/** Sums the counts of a `Testing.counted` store (optionally of some methods only). */
 export const totalCalls = (calls: Record<string, number>, methods?: ReadonlyArray<string>): number =>
   Object.entries(calls).filter(([m]) => methods === undefined || methods.includes(m)).reduce((n, [, c]) => n + c, 0)
 
-/** A fresh memory store wrapped by `Persistence.counted`, with its layer. */
+/** A fresh memory store wrapped by `Testing.counted`, with its layer. */
 export const countedMemory = Effect.gen(function*() {
-  const counted = Persistence.counted(yield* Persistence.makeMemory)
+  const counted = Testing.counted(yield* Persistence.makeMemory)
   return { ...counted, layer: Layer.succeed(Persistence.Persistence, counted.store) }
 })
-
-/**
- * Wraps a store so that it can be switched off: while down, every method fails with
- * `SessionStoreError({ method, reason: "Unavailable" })`.
- */
-export const switchable = (store: Persistence.PersistenceShape) => {
-  let down = false
-  const guard = <Args extends ReadonlyArray<unknown>, A>(
-    method: string,
-    f: (...args: Args) => Effect.Effect<A, Persistence.SessionStoreError>
-  ) =>
-  (...args: Args): Effect.Effect<A, Persistence.SessionStoreError> =>
-    Effect.suspend(() =>
-      down ? Effect.fail(new Persistence.SessionStoreError({ method, reason: "Unavailable", cause: "store switched off" })) : f(...args)
-    )
-  const shape: Persistence.PersistenceShape = {
-    load: guard("load", store.load),
-    loadSession: guard("loadSession", store.loadSession),
-    create: guard("create", store.create),
-    save: guard("save", store.save),
-    rotate: guard("rotate", store.rotate),
-    delete: guard("delete", store.delete),
-    deleteToken: guard("deleteToken", store.deleteToken),
-    sessionsOfUser: guard("sessionsOfUser", store.sessionsOfUser),
-    sweep: Effect.suspend(() => (down ? Effect.fail(new Persistence.SessionStoreError({ method: "sweep", reason: "Unavailable" })) : store.sweep)),
-    publishUserInvalidation: guard("publishUserInvalidation", store.publishUserInvalidation),
-    invalidations: Stream.empty
-  }
-  return {
-    store: shape,
-    layer: Layer.succeed(Persistence.Persistence, shape),
-    setDown: (value: boolean) => Effect.sync(() => {
-      down = value
-    })
-  }
-}
 
 // ---- addresses
 

@@ -6,8 +6,8 @@
  */
 import { Layer } from "effect"
 import * as Persistence from "../../src/Persistence.js"
-import { persistenceSuite } from "../conformance/persistence.js"
-import { sessionsSuite } from "../conformance/sessions.js"
+import { persistenceSuite } from "../../src/internal/testing/persistenceSuite.js"
+import { sessionsSuite } from "../../src/internal/testing/sessionsSuite.js"
 
 // The same options as spec/Persistence.test.ts and spec/Sessions.stores.test.ts give the memory store.
 persistenceSuite("Memory", Persistence.layerMemoryWith({ retention: 0 }))

@@ -9,7 +9,7 @@
 import type { Effect, Either, Option } from "effect"
 import { Context } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import type { SessionStoreError } from "../Persistence.js"
+import type { SessionStoreError } from "./persistence.js"
 import type { Json, Key, KeyLike, Session } from "../Session.js"
 import type {
   SessionConflictError,

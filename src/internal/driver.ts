@@ -8,7 +8,7 @@
  * @internal
  */
 import { Effect } from "effect"
-import { SessionStoreError } from "../Persistence.js"
+import { SessionStoreError } from "./persistence.js"
 
 /**
  * A package a store entry needs, with the range to install (npm's `latest` tags point at

@@ -7,7 +7,7 @@ import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@e
 import type { Either } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import { Effect, Option, Redacted, Ref } from "effect"
-import { isSessionStoreError, type SessionStoreError } from "../Persistence.js"
+import { isSessionStoreError, type SessionStoreError } from "./persistence.js"
 import type { Client, KeyLike, Session } from "../Session.js"
 import { type ClearSiteDataType, CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./currentSession.js"
 import type { SessionError, SessionReadError, SessionWriteError } from "./sessions/errors.js"

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { Invalidation } from "../Persistence.js"
+import { Invalidation } from "./persistence.js"
 
 const USER_MARK = "!u:"
 

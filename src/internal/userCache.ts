@@ -8,7 +8,7 @@
  * @internal
  */
 import { Clock, Duration, Effect, Option } from "effect"
-import { type PersistenceShape, type SessionStoreError, userKey } from "../Persistence.js"
+import { type PersistenceShape, type SessionStoreError, userKey } from "./persistence.js"
 import { UserLoaderError } from "./sessions/errors.js"
 import type { UserLoader } from "./sessions/service.js"
 

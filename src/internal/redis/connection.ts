@@ -8,7 +8,7 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Redis, type RedisOptions } from "ioredis"
-import { SessionStoreError } from "../../Persistence.js"
+import { SessionStoreError } from "../persistence.js"
 import { redactDriverError } from "../storeErrors.js"
 import { failFastOptions } from "./options.js"
 import { type Commands, COMMANDS } from "./scripts.js"

@@ -11,7 +11,7 @@
 import { Effect, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Redis } from "ioredis"
-import { INVALIDATE_ALL, type Invalidation, type SessionStoreError } from "../../Persistence.js"
+import { INVALIDATE_ALL, type Invalidation, type SessionStoreError } from "../persistence.js"
 import { parseInvalidation } from "../invalidationMessage.js"
 import { connected, openSubscriber, unavailable } from "./connection.js"
 

@@ -26,7 +26,7 @@
  */
 import { Option } from "effect"
 import * as Codec from "../../Codec.js"
-import type { Rotation } from "../../Persistence.js"
+import type { Rotation } from "../persistence.js"
 import type { Session } from "../../Session.js"
 
 const LIB = `

@@ -13,7 +13,7 @@
  */
 import { Clock, Duration, Effect, Either, Option, Schema } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { KeyLike, Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"

@@ -8,7 +8,7 @@
  * @internal
  */
 import type { Clock, Effect } from "effect"
-import type { PersistenceShape } from "../../Persistence.js"
+import type { PersistenceShape } from "../persistence.js"
 import type { SessionCacheShape } from "../../SessionCache.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
 import type { Tokens } from "./tokens.js"

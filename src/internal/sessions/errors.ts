@@ -8,7 +8,7 @@
  */
 import { Data } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 
 /**
  * The handle's session is gone for it: the session ended (expired, destroyed, logged out

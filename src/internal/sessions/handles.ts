@@ -8,7 +8,7 @@
  * @internal
  */
 import { Clock, Effect, Option, Redacted } from "effect"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import { logHash } from "../hash.js"

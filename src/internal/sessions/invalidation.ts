@@ -11,7 +11,7 @@
  */
 import { Effect, Stream } from "effect"
 import type { Scope } from "effect"
-import type { PersistenceShape } from "../../Persistence.js"
+import type { PersistenceShape } from "../persistence.js"
 import type { SessionCacheShape } from "../../SessionCache.js"
 import type { UserCache } from "../userCache.js"
 

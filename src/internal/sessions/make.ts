@@ -12,7 +12,7 @@
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { Persistence } from "../../Persistence.js"
+import { Persistence } from "../persistence.js"
 import { SecureRandom } from "../../SecureRandom.js"
 import { SessionCache } from "../../SessionCache.js"
 import { SessionConfig } from "../../SessionConfig.js"

@@ -7,7 +7,7 @@
  * @internal
  */
 import { Effect, Metric, Option } from "effect"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { Session, TokenRecord } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"

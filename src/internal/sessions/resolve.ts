@@ -14,7 +14,7 @@
  */
 import { Clock, Effect, Metric, Option } from "effect"
 import * as Ids from "../../Ids.js"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { Client, Redirect, TokenRecord } from "../../Session.js"
 import * as S from "../../Session.js"
 import { logHash } from "../hash.js"

@@ -10,7 +10,7 @@
  * @internal
  */
 import { Clock, Duration, Effect, Metric, Option } from "effect"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"

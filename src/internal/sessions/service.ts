@@ -9,7 +9,7 @@
 import type { Duration, Effect, Either, Option, Redacted } from "effect"
 import { Context } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import type { SessionStoreError } from "../../Persistence.js"
+import type { SessionStoreError } from "../persistence.js"
 import type { Client, Json, Key, KeyLike, Session } from "../../Session.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
 import type { SessionDataError, SessionError, SessionReadError, SessionWriteError, UserLoaderError } from "./errors.js"

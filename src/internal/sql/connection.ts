@@ -11,7 +11,7 @@
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, type Stream } from "effect"
-import { SessionStoreError } from "../../Persistence.js"
+import { SessionStoreError } from "../persistence.js"
 import { redactDriverError } from "../storeErrors.js"
 
 /**

@@ -16,7 +16,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Deferred, Effect, Fiber, PubSub, Stream } from "effect"
 import type { Scope } from "effect"
-import { INVALIDATE_ALL, type Invalidation } from "../../Persistence.js"
+import { INVALIDATE_ALL, type Invalidation } from "../persistence.js"
 import { parseInvalidation } from "../invalidationMessage.js"
 import { sleepReal } from "../realTime.js"
 import type { Notifications } from "./connection.js"

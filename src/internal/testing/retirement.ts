@@ -1,16 +1,18 @@
 /**
- * The retirements of a token without grace (docs/security.md, the first promise) and every operation through a handle, for
+ * The retirements of a token without grace and every operation through a handle, for
  * the "a dead handle reads and writes nothing" tests (spec/Sessions.test.ts on the memory store,
- * spec/conformance/sessions.ts on every store).
+ * sessionsSuite.ts on every store).
  *
  * The scenario: an attacker plants token T; the attacker's request and the victim's request both
  * resolve T (two handles); the victim's request retires T; from then on every operation through
  * the attacker's handle fails with SessionGoneError and changes nothing.
+ *
+ * @internal
  */
 import { assert } from "@effect/vitest"
 import { Effect, Either, Option, Redacted, Schema } from "effect"
-import * as Session from "../../src/Session.js"
-import type * as Sessions from "../../src/Sessions.js"
+import * as Session from "../../Session.js"
+import type * as Sessions from "../../Sessions.js"
 
 /** A way to retire the handle's token without grace. */
 export interface Retirement {
@@ -31,7 +33,7 @@ export interface Retirement {
 const rejectedClient = Session.client({ ip: "198.51.100.7", userAgent: "curl/8.0 (another agent)" })
 const otherDevice = Session.client({ ip: "203.0.113.40", userAgent: "Mozilla/5.0 (iPhone) Safari/604.1" })
 
-/** Every retirement of a token without grace. */
+/** Every way to retire a token without grace. */
 export const retirements: ReadonlyArray<Retirement> = [
   { name: "logIn", loggedIn: false, retire: (s, h, user) => Effect.map(s.logIn(h, user), Option.some) },
   { name: "logOut", loggedIn: true, retire: (s, h) => Effect.map(s.logOut(h), Option.some) },

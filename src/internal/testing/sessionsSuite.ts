@@ -1,7 +1,7 @@
 /**
- * The service-level conformance suite (docs/how-it-works.md, invariants 1–10 on the running Sessions
+ * The service-level conformance suite (invariants 1–10 on the running Sessions
  * service): the same test code for every store — memory, SQLite, PostgreSQL, Redis. Where
- * spec/conformance/persistence.ts checks the store contract, this suite checks that the service
+ * persistenceSuite.ts checks the store contract, this suite checks that the service
  * keeps every invariant over that store.
  *
  * How a store is shared by the tests. The suite builds the store once (`layer(...)`), and every
@@ -10,12 +10,14 @@
  *
  * Time. The service decides expiry from `Clock`, and the memory and SQL stores read `Clock` too;
  * Redis expires by TTLs on its own clock, computed as `deadline − Clock.now` at every write. The
- * properties run on a manual clock (spec/helpers/clock.ts: it moves only when told, like `TestClock`, but without the
+ * properties run on a manual clock (clock.ts: it moves only when told, like `TestClock`, but without the
  * timer tick that `TestClock.adjust` waits for on every call, and its `sleep` is the live one so
  * that drivers with internal timeouts keep working). Every duration is at least a few seconds,
  * so on Redis a TTL (real time) can never fire before the manual clock reaches the deadline
  * during a run that lasts milliseconds; one example test uses `TestClock` itself, to show that
  * the store works with it.
+ *
+ * @internal
  */
 import { assert, expect, layer } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
@@ -36,17 +38,22 @@ import {
   TestClock,
   TestContext
 } from "effect"
-import { randomBytes } from "node:crypto"
-import { publicId } from "../../src/internal/hash.js"
-import * as Persistence from "../../src/Persistence.js"
-import * as Session from "../../src/Session.js"
-import type * as SessionConfig from "../../src/SessionConfig.js"
-import * as Sessions from "../../src/Sessions.js"
-import { normalizeJson } from "../arbitraries.js"
-import { type ManualClock, manualClock } from "../helpers/clock.js"
-import { handleOperations, notGone, retirements } from "../helpers/retirement.js"
+import { randomBytes } from "../live/secureRandom.js"
+import { publicId } from "../hash.js"
+import * as Persistence from "../../Persistence.js"
+import * as Session from "../../Session.js"
+import type * as SessionConfig from "../../SessionConfig.js"
+import * as Sessions from "../../Sessions.js"
+import { normalizeJson } from "./arbitraries.js"
+import { type ManualClock, manualClock } from "./clock.js"
+import { handleOperations, notGone, retirements } from "./retirement.js"
 
-/** Options of {@link sessionsSuite}. */
+/**
+ * Options of the service-level conformance suite (`sessionsConformance`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface SessionsSuiteOptions {
   /**
    * A second, independent instance on the same backend (another "process": its own connections
@@ -74,7 +81,7 @@ const MIN = 60 * SECOND
 const LONG = 1_000_000_000_000
 
 /** A random name for this run (users, so that runs sharing a store never share a user). */
-const uid = (tag: string): string => `${tag}-${randomBytes(6).toString("base64url")}`
+const uid = (tag: string): string => `${tag}-${Buffer.from(randomBytes(6)).toString("base64url")}`
 
 
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.locally(effect, FiberRef.currentMinimumLogLevel, LogLevel.None)
@@ -984,7 +991,7 @@ export const sessionsSuite = (
     // 8. store conformance
     // -----------------------------------------------------------------------------------------
 
-    // The contract itself is spec/conformance/persistence.ts (run for every store by
+    // The contract itself is persistenceSuite.ts (run for every store by
     // spec/Persistence.test.ts); here: the service over this store is indistinguishable from the
     // service over the reference memory store.
     prop(

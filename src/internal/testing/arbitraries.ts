@@ -2,11 +2,13 @@
  * Shared fast-check arbitraries for the pure core: configurations, sessions, redirects, clients,
  * tokens, IP addresses and session data. Reused by the suites of the core, the stores and the
  * service, so every name says what it generates.
+ *
+ * @internal
  */
 import { Either, FastCheck as fc, Option } from "effect"
-import type { Json } from "../src/Session.js"
-import { Redirect, Session } from "../src/Session.js"
-import * as SessionConfig from "../src/SessionConfig.js"
+import type { Json } from "../../Session.js"
+import { Redirect, Session } from "../../Session.js"
+import * as SessionConfig from "../../SessionConfig.js"
 
 // ---------------------------------------------------------------------------------------------
 // JSON data

@@ -1,22 +1,30 @@
 /**
- * The Persistence conformance suite (invariant 8 of docs/how-it-works.md): the same tests for every store —
+ * The Persistence conformance suite (invariant 8): the same tests for every store —
  * memory, SQL (SQLite, PostgreSQL), Redis. A store passes when it behaves like the reference
  * memory store on everything the contract (src/Persistence.ts) promises.
  *
  * Every test makes its own keys (random), so the tests share one store instance per suite
  * without seeing each other's records.
+ *
+ * @internal
  */
 import { assert, describe, layer } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Option, Queue, Stream, TestClock, TestContext } from "effect"
-import { randomBytes } from "node:crypto"
-import * as Codec from "../../src/Codec.js"
-import { logHash } from "../../src/internal/hash.js"
-import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../../src/Persistence.js"
-import { Redirect, Session, type TokenRecord } from "../../src/Session.js"
-import { arbSession } from "../arbitraries.js"
+import { randomBytes } from "../live/secureRandom.js"
+import * as Codec from "../../Codec.js"
+import { logHash } from "../hash.js"
+import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../persistence.js"
+import { Redirect, Session, type TokenRecord } from "../../Session.js"
+import { arbSession } from "./arbitraries.js"
 
-/** What a test left behind in the backend (rows or keys), for the stores that can tell. */
+/**
+ * What a test left behind in the backend (rows or keys), for the stores that can tell: a
+ * session's key, its token keys and its user.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export interface Residue {
   readonly sessionKey: string
   readonly tokenKeys: ReadonlyArray<string>
@@ -24,7 +32,11 @@ export interface Residue {
 }
 
 /**
- * Options of {@link persistenceSuite}: hooks into the backend that the store API cannot reach.
+ * Options of the Persistence conformance suite (`persistenceConformance`): hooks into the backend
+ * that the store API cannot reach. A test whose hook is missing is skipped or reduced.
+ *
+ * @since 0.1.0
+ * @category models
  */
 export interface SuiteOptions<R> {
   /**
@@ -58,7 +70,7 @@ export const invalidationText = (i: Invalidation): string =>
   i._tag === "Token" ? i.tokenKey : i._tag === "User" ? `user:${i.userKey}` : "*"
 
 /** A random id for this test run (so that parallel runs and tests never share keys). */
-export const uid = (tag: string): string => `${tag}-${randomBytes(9).toString("base64url")}`
+export const uid = (tag: string): string => `${tag}-${Buffer.from(randomBytes(9)).toString("base64url")}`
 
 /** A fresh session at `now`, with a little of everything in it. */
 export const makeSession = (now: number, patch: Partial<ConstructorParameters<typeof Session>[0]> = {}): Session =>

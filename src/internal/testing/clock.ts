@@ -6,6 +6,8 @@
  *
  * The service and the stores only read time; `sleep` is the live one, so that a driver with an
  * internal timeout (a connection pool) keeps working while the clock stands still.
+ *
+ * @internal
  */
 import { Clock, Effect } from "effect"
 
