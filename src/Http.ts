@@ -26,6 +26,13 @@ import type { SessionStoreError } from "./Persistence.js"
  * @category models
  */
 export type { ClearSiteDataType, CurrentSessionShape, MiddlewareOptions } from "./internal/currentSession.js"
+/**
+ * The options of {@link originCheck}: the app's own origin and the other origins allowed to send
+ * state-changing requests.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type { OriginCheckOptions } from "./internal/originCheck.js"
 
 /**

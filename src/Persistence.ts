@@ -38,6 +38,16 @@ import { makeKeyValueStore } from "./internal/keyValueStore.js"
  */
 export const DEFAULT_RETENTION: Duration.Duration = retention
 
+/**
+ * The store contract (defined in an internal module so that the built-in stores implement it
+ * without importing this one back): {@link Persistence} is the Tag, `PersistenceShape` what a store
+ * implements, `Rotation` the record of one atomic rotation, {@link SessionStoreError} the one error
+ * (a system fault: `Unavailable`, `Corrupt`, `Unknown`), `Invalidation` what a store tells the
+ * processes sharing it, `userKey` the key of a user's index.
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export {
   INVALIDATE_ALL,
   Invalidation,
@@ -47,9 +57,21 @@ export {
   SessionStoreErrorTypeId,
   userKey
 } from "./internal/persistence.js"
+/**
+ * The shape a store implements and the record `rotate` takes (see the module's rules above).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type { PersistenceShape, Rotation } from "./internal/persistence.js"
+/**
+ * Options of the memory store: `capacity` (sessions held at most, the least recently used evicted
+ * beyond it) and `retention` (how long records are kept past their deadline).
+ *
+ * @since 0.1.0
+ * @category models
+ */
 export type { MemoryOptions } from "./internal/memoryStore.js"
-
 
 /**
  * The default capacity of the memory store: 1,000,000 sessions, sized for at most about 1 GiB of
