@@ -135,7 +135,7 @@ export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Persistence
 export interface KeyValueStoreOptions {
   /** Prefix of every key the store writes (default `sess:`), so that the sessions can share a KeyValueStore with other data. */
   readonly prefix?: string | undefined
-  /** How long records are kept past their deadline (default {@link DEFAULT_RETENTION_MILLIS}; 0 hides a record at its deadline). */
+  /** How long records are kept past their deadline (default {@link DEFAULT_RETENTION}; 0 hides a record at its deadline). */
   readonly retention?: Duration.DurationInput | undefined
 }
 
