@@ -139,8 +139,29 @@ describe("bad store options are a ConfigError when the layer is built", () => {
   it.live("Redis.layerConfig: a bad REDIS_URL names it; a bad url config is one too", () =>
     Effect.gen(function*() {
       assertInvalid(yield* configError(RedisStore.layerConfig(), { REDIS_URL: "mysql://h/db" }), ["REDIS_URL"], "redis://")
-      // A config the caller built is checked from outside: its name is not known to the store.
-      assertInvalid(yield* configError(RedisStore.layerConfig({ url: Config.redacted("MY_REDIS") }), { MY_REDIS: "nonsense" }), [], "Redis URL")
+      // A config the caller built is checked as the `url` option (its variable is not known to the store).
+      assertInvalid(yield* configError(RedisStore.layerConfig({ url: Config.redacted("MY_REDIS") }), { MY_REDIS: "nonsense" }), ["url"], "Redis URL")
+    }))
+
+  it.live("store layerConfig: each option a Config or a plain value, checked like layer's", () =>
+    Effect.gen(function*() {
+      const env = { REDIS_URL: nowhere.redis, TIMEOUT: "0 seconds", DATABASE_URL: nowhere.pg }
+      // From the environment …
+      assertInvalid(yield* configError(RedisStore.layerConfig({ connectTimeout: Config.duration("TIMEOUT") }), env), ["connectTimeout"], "above zero")
+      // … or given in code, beside a Config.
+      assertInvalid(
+        yield* configError(RedisStore.layerConfig({ prefix: Config.string("PREFIX").pipe(Config.withDefault("app:")), retention: Duration.infinity }), env),
+        ["retention"],
+        "finite"
+      )
+      assertInvalid(yield* configError(PgStore.layerConfig({ tablePrefix: Config.succeed("a-b") }), env), ["tablePrefix"], "table prefix")
+      // The whole options as one Config.
+      assertInvalid(
+        yield* configError(SqliteStore.layerConfig(Config.all({ url: Config.succeed("sqlite::memory:"), tablePrefix: Config.succeed("1st") })), env),
+        ["tablePrefix"],
+        "table prefix"
+      )
+      assertInvalid(yield* configError(SqliteStore.layerConfig(Config.all({ tablePrefix: Config.succeed("ok_") })), env), ["url"], "SQLite URL")
     }))
 
   it.live("Sql.layer: a table prefix that is no identifier, on any client", () =>

@@ -13,10 +13,10 @@
  */
 import type * as PgClient from "@effect/sql-pg/PgClient"
 import type { ConfigError } from "effect/ConfigError"
-import { Config, Effect, Either, Layer, Redacted } from "effect"
+import { Config, type Duration, Effect, Either, Layer, Redacted } from "effect"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { checkPostgresUrl } from "../internal/sql/databaseUrl.js"
-import { checkSqlOptions } from "../internal/storeOptions.js"
+import { checkSqlOptions, type ConfigOrValues, unwrapWithUrl } from "../internal/storeOptions.js"
 import { type Persistence, SessionStoreError } from "../Persistence.js"
 import * as Sql from "./Sql.js"
 
@@ -70,23 +70,40 @@ export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreEr
 }
 
 /**
- * The SQL store on the PostgreSQL database at `DATABASE_URL` (or the `url` config given). A URL
- * that is not `postgres:` or `postgresql:` is a `ConfigError` naming the variable.
+ * The options {@link layerConfig} reads from configuration: the URL (a secret, so `Redacted`) and
+ * the SQL store's table prefix and retention.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /** `postgres://…` or `postgresql://…` (default: `DATABASE_URL`). */
+  readonly url?: Redacted.Redacted<string> | undefined
+  /** Prefix of the table, index and channel names (default `effect_sessions_`). */
+  readonly tablePrefix?: string | undefined
+  /** How long records are kept past their deadline (default `Persistence.DEFAULT_RETENTION`). */
+  readonly retention?: Duration.DurationInput | undefined
+}
+
+/**
+ * The SQL store on PostgreSQL from configuration: {@link ConfigOptions} as one `Config`, or as an
+ * object whose fields are each a `Config` (as `Config.Config.Wrap`, like `Sessions.layerConfig`)
+ * or a plain value; `client` takes further client options. Without a `url`, `DATABASE_URL`. A URL
+ * that is not `postgres:` or `postgresql:` is a `ConfigError` naming the variable (or `url`), when
+ * the layer is built.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  options: Sql.Options & {
-    readonly url?: Config.Config<Redacted.Redacted<string>> | undefined
-    readonly client?: Omit<PgClient.PgClientConfig, "url"> | undefined
-  } = {}
+  config: ConfigOrValues<ConfigOptions> = {},
+  client?: Omit<PgClient.PgClientConfig, "url">
 ): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
-  const { client, url, ...storeOptions } = options
-  const check = (value: Redacted.Redacted<string>) => Either.map(checkPostgresUrl(Redacted.value(value), []), () => value)
   // Checked inside DATABASE_URL, so that the error names the variable.
-  const checked = url === undefined
-    ? Config.redacted().pipe(Config.mapOrFail(check), Config.nested("DATABASE_URL"))
-    : Config.mapOrFail(url, check)
-  return Layer.unwrapEffect(Effect.map(checked, (value) => layer({ ...storeOptions, client, url: value })))
+  const fromEnvironment = Config.redacted().pipe(
+    Config.mapOrFail((value) => Either.map(checkPostgresUrl(Redacted.value(value), []), () => value)),
+    Config.nested("DATABASE_URL")
+  )
+  return Layer.unwrapEffect(Effect.map(unwrapWithUrl(config, fromEnvironment), ({ url, ...rest }) =>
+    layer({ ...rest, client, url: url ?? "" })))
 }

@@ -19,14 +19,14 @@
  * @since 0.1.0
  * @module
  */
-import { Config, Duration, Effect, Layer, Redacted } from "effect"
+import { Config, Duration, Effect, Either, Layer, Redacted } from "effect"
 import type { ConfigError } from "effect/ConfigError"
 import type { Scope } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
 import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { checkRedisUrl, failFastOptions } from "../internal/redis/options.js"
-import { durationMillis } from "../internal/storeOptions.js"
+import { type ConfigOrValues, durationMillis, unwrapWithUrl } from "../internal/storeOptions.js"
 import { DEFAULT_RETENTION, Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import * as SecureRandom from "../SecureRandom.js"
 
@@ -138,20 +138,49 @@ export const layer = (options: Options = {}): Layer.Layer<Persistence, SessionSt
   Layer.scoped(Persistence, make(options))
 
 /**
- * The Redis store at `REDIS_URL` (default `redis://127.0.0.1:6379`), or at the `url` config given.
- * A URL that is not `redis://` or `rediss://` is a `ConfigError` naming the variable.
+ * The options {@link layerConfig} reads from configuration: the URL (a secret, so `Redacted`), the
+ * prefix and the durations.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /** Connection URL (default: `REDIS_URL`, else `redis://127.0.0.1:6379`). */
+  readonly url?: Redacted.Redacted | undefined
+  /** Key prefix (default `sess:`). */
+  readonly prefix?: string | undefined
+  /** How long building the layer waits for the connection (default {@link DEFAULT_CONNECT_TIMEOUT}). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** How long records are kept past their deadline (default `Persistence.DEFAULT_RETENTION`). */
+  readonly retention?: Duration.DurationInput | undefined
+}
+
+/**
+ * The Redis store from configuration: {@link ConfigOptions} as one `Config`, or as an object whose
+ * fields are each a `Config` (as `Config.Config.Wrap`, like `Sessions.layerConfig`) or a plain
+ * value. Without a `url`, `REDIS_URL` (default
+ * `redis://127.0.0.1:6379`). A URL that is not `redis://` or `rediss://` is a `ConfigError` naming
+ * the variable (or `url`), when the layer is built.
  *
  * @since 0.1.0
  * @category layers
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import * as Redis from "effect-sessions/Persistence/Redis"
+ *
+ * const store = Redis.layerConfig({ prefix: Config.string("SESSIONS_PREFIX").pipe(Config.withDefault("app:")) })
+ * ```
  */
 export const layerConfig = (
-  options: Omit<Options, "url" | "client"> & { readonly url?: Config.Config<Redacted.Redacted> | undefined } = {}
+  config: ConfigOrValues<ConfigOptions> = {}
 ): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
-  const { url, ...rest } = options
-  const check = (value: Redacted.Redacted) => checkRedisUrl(Redacted.value(value), [])
   // Checked inside REDIS_URL, so that the error names the variable.
-  const checked = url === undefined
-    ? Config.redacted().pipe(Config.mapOrFail(check), Config.nested("REDIS_URL"), Config.withDefault(DEFAULT_URL))
-    : Config.mapOrFail(url, check)
-  return Layer.unwrapEffect(Effect.map(checked, (value) => layer({ ...rest, url: value })))
+  const fromEnvironment = Config.redacted().pipe(
+    Config.mapOrFail((value) => Either.map(checkRedisUrl(Redacted.value(value), []), () => value)),
+    Config.nested("REDIS_URL"),
+    Config.withDefault(Redacted.make(DEFAULT_URL))
+  )
+  return Layer.unwrapEffect(Effect.map(unwrapWithUrl(config, fromEnvironment), ({ url, ...rest }) =>
+    layer({ ...rest, ...(url === undefined ? {} : { url: Redacted.value(url) }) })))
 }

@@ -13,10 +13,10 @@
  */
 import type * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type { ConfigError } from "effect/ConfigError"
-import { Config, Effect, Layer } from "effect"
+import { Config, type Duration, Effect, Either, Layer } from "effect"
 import { drivers, loadDriver } from "../internal/driver.js"
 import { checkSqliteUrl } from "../internal/sql/databaseUrl.js"
-import { checkSqlOptions } from "../internal/storeOptions.js"
+import { checkSqlOptions, type ConfigOrValues, unwrapWithUrl } from "../internal/storeOptions.js"
 import type { Persistence, SessionStoreError } from "../Persistence.js"
 import * as Sql from "./Sql.js"
 
@@ -59,21 +59,40 @@ export const layer = (options: Options): Layer.Layer<Persistence, SessionStoreEr
 }
 
 /**
- * The SQL store on the SQLite database that `DATABASE_URL` names (or the `url` config given):
- * `sqlite:<file>`, `sqlite::memory:`, `sqlite:///<absolute path>` or `file:///<absolute path>`.
- * Any other text is a `ConfigError` naming the variable.
+ * The options {@link layerConfig} reads from configuration: the database URL and the SQL store's
+ * table prefix and retention.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  /** `sqlite:<file>`, `sqlite::memory:`, `sqlite:///<absolute path>` or `file:///<absolute path>` (default: `DATABASE_URL`). */
+  readonly url?: string | undefined
+  /** Prefix of the table and index names (default `effect_sessions_`). */
+  readonly tablePrefix?: string | undefined
+  /** How long records are kept past their deadline (default `Persistence.DEFAULT_RETENTION`). */
+  readonly retention?: Duration.DurationInput | undefined
+}
+
+/**
+ * The SQL store on the SQLite database a URL names, from configuration: {@link ConfigOptions} as
+ * one `Config`, or as an object whose fields are each a `Config` (as `Config.Config.Wrap`, like
+ * `Sessions.layerConfig`) or a plain value; `client` takes further client options. Without a
+ * `url`, `DATABASE_URL`. Any other text than the forms above is a `ConfigError` naming the
+ * variable (or `url`), when the layer is built.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerConfig = (
-  options: Omit<Options, "filename"> & { readonly url?: Config.Config<string> | undefined } = {}
+  config: ConfigOrValues<ConfigOptions> = {},
+  client?: Omit<SqliteClient.SqliteClientConfig, "filename">
 ): Layer.Layer<Persistence, SessionStoreError | ConfigError> => {
-  const { url, ...rest } = options
-  const check = (value: string) => checkSqliteUrl(value, [])
   // Checked inside DATABASE_URL, so that the error names the variable.
-  const filename = url === undefined
-    ? Config.string().pipe(Config.mapOrFail(check), Config.nested("DATABASE_URL"))
-    : Config.mapOrFail(url, check)
-  return Layer.unwrapEffect(Effect.map(filename, (value) => layer({ ...rest, filename: value })))
+  const fromEnvironment = Config.string().pipe(
+    Config.mapOrFail((value) => Either.map(checkSqliteUrl(value, []), () => value)),
+    Config.nested("DATABASE_URL")
+  )
+  return Layer.unwrapEffect(Effect.flatMap(unwrapWithUrl(config, fromEnvironment), ({ url, ...rest }) =>
+    Effect.map(checkSqliteUrl(url ?? "", ["url"]), (filename) => layer({ ...rest, client, filename }))))
 }

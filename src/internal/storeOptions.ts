@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { ConfigError, Duration, Effect, Either } from "effect"
+import { Config, ConfigError, Duration, Effect, Either } from "effect"
 
 /**
  * A duration option in milliseconds: finite and not negative (`positive`: above zero), or a
@@ -54,3 +54,29 @@ export const checkSqlOptions = (options: {
     if (options.tablePrefix !== undefined) yield* checkTablePrefix(options.tablePrefix, ["tablePrefix"])
     if (options.retention !== undefined) yield* durationMillis(options.retention, ["retention"], { positive: false })
   })
+
+/**
+ * The argument of a store's `layerConfig`: a `Config` of the whole options, or an object whose
+ * fields are each a `Config` (as in `Config.Config.Wrap`) or a plain value.
+ *
+ * @internal
+ */
+export type ConfigOrValues<A> = Config.Config<A> | { readonly [K in keyof A]?: A[K] | Config.Config<A[K]> }
+
+/**
+ * Unwraps the argument of a store's `layerConfig`: where it names no `url`, the URL comes from
+ * `url` (the store's environment variable, checked there so that its error names the variable).
+ *
+ * @internal
+ */
+export const unwrapWithUrl = <A extends { readonly url?: unknown }>(
+  config: ConfigOrValues<A>,
+  url: Config.Config<NonNullable<A["url"]>>
+): Config.Config<A> => {
+  if (Config.isConfig(config)) return config
+  const fields: Record<string, Config.Config<unknown>> = { url }
+  for (const [name, value] of Object.entries(config)) {
+    if (value !== undefined) fields[name] = Config.isConfig(value) ? value : Config.succeed(value)
+  }
+  return Config.all(fields) as unknown as Config.Config<A>
+}
