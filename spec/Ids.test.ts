@@ -4,8 +4,9 @@ import { Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
 import * as Ids from "../src/Ids.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { manualClock } from "./helpers/clock.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 // The alphabets, written out independently of the module under test.
 const range = (from: string, to: string): string =>
@@ -219,7 +220,7 @@ const effectProp = <A>(name: string, arb: fc.Arbitrary<A>, body: (a: A, setTime:
         const { clock, setTime } = manualClock()
         Effect.runSync(Effect.withClock(body(a, setTime), clock))
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     )
   })
 

@@ -27,8 +27,9 @@ import {
   ipv6FullText,
   isV4MappedBytes
 } from "./arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -2,8 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigError, ConfigProvider, Duration, Effect, Either, Exit, FastCheck as fc, Layer, Option } from "effect"
 import * as SessionConfig from "../src/SessionConfig.js"
 import { arbConfigTimes, assertEquivalent } from "./arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 /** Reads the config service through the layer, and returns the exit. */
 const viaLayer = (layer: Layer.Layer<SessionConfig.SessionConfig, unknown>) =>

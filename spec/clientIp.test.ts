@@ -8,6 +8,7 @@ import { FastCheck as fc, Option } from "effect"
 import { resolveClientIp } from "../src/internal/clientIp.js"
 import { type IpRange, parseRange } from "../src/internal/ip.js"
 import { canonicalIp } from "./helpers/http.js"
+import { numRuns } from "./helpers/runs.js"
 
 const ranges = (...specs: ReadonlyArray<string>): ReadonlyArray<IpRange> =>
   specs.map((s) => {
@@ -95,7 +96,7 @@ describe("resolveClientIp", () => {
         const xff = [...spoofed, client, ...proxies].join(", ")
         assert.strictEqual(resolve("127.0.0.1", xff, LOCAL_AND_10), client)
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
 
   it("without a trusted peer the header never matters", () =>
@@ -104,7 +105,7 @@ describe("resolveClientIp", () => {
         assert.strictEqual(resolve(peer, xff, LOCAL_AND_10), peer)
         assert.strictEqual(resolve("127.0.0.1", xff, []), "127.0.0.1")
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
 
   it("any header: the result is the peer, a header entry, or nothing — never invented", () =>
@@ -122,6 +123,6 @@ describe("resolveClientIp", () => {
           }
         }), `${got} from ${JSON.stringify(xff)}`)
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
 })
