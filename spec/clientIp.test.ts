@@ -126,3 +126,24 @@ describe("resolveClientIp", () => {
       { numRuns: numRuns(1000) }
     ))
 })
+
+describe("resolveClientIp: the edges of a hop (mutation testing)", () => {
+  it("only the last 32 hops are read: past them the oldest trusted hop read stands for the client", () => {
+    const proxies = Array.from({ length: 39 }, (_, i) => `10.0.0.${i + 1}`)
+    const xff = ["203.0.113.9", ...proxies].join(", ")
+    // hops 8 … 39 (32 of them) are read, all trusted: the chain stops at 10.0.0.8
+    assert.strictEqual(resolve("127.0.0.1", xff, LOCAL_AND_10), "10.0.0.8")
+    assert.strictEqual(resolve("127.0.0.1", ["203.0.113.9", ...proxies.slice(8)].join(", "), LOCAL_AND_10), "203.0.113.9")
+  })
+
+  it("a hop with a port after the comma's space is read (trimmed before the port is cut)", () => {
+    assert.strictEqual(resolve("127.0.0.1", "10.0.0.2, 203.0.113.7:1234", LOCAL_AND_10), "203.0.113.7")
+    assert.strictEqual(resolve("127.0.0.1", "10.0.0.2,  [2001:db8::1]:443", LOCAL_AND_10), "2001:db8::1")
+  })
+
+  it("text before or after an address with a port makes the hop malformed: the last trusted hop stands", () => {
+    for (const hop of ["x[2001:db8::1]:443", "[2001:db8::1]:443x", "x203.0.113.7:80", "203.0.113.7:80x"]) {
+      assert.strictEqual(resolve("127.0.0.1", `198.51.100.1, ${hop}, 10.0.0.3`, LOCAL_AND_10), "10.0.0.3", hop)
+    }
+  })
+})
