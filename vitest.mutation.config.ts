@@ -29,6 +29,10 @@ export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Properties run at most 25 cases under mutation (spec/helpers/runs.ts), with a fixed seed
+    // (spec/helpers/mutationSetup.ts): each mutant re-runs every test that covers it.
+    env: { MUTATION: "1" },
+    setupFiles: ["spec/helpers/mutationSetup.ts"],
     include: process.env.MUTATION_SCOPE === "core" ? core : [...core, ...shell]
   }
 })

@@ -3,8 +3,9 @@ import { Either, FastCheck as fc, Option } from "effect"
 import * as Codec from "../src/Codec.js"
 import * as Session from "../src/Session.js"
 import { arbJsonValueAny, arbRedirect, arbSession, arbTokenRecord, assertEquivalent } from "../src/internal/testing/arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 /** Runs a decoder and requires a typed CodecError: no throw, no success. */
 const expectCodecError = (decode: () => Either.Either<unknown, Codec.CodecError>, label = ""): Codec.CodecError => {
@@ -259,7 +260,7 @@ describe("Codec: the session decoders refuse excess properties (mutation testing
         // and without the extra field both decode the session
         assert.isTrue(Either.isRight(Codec.decodeSessionUnknown(Codec.encodeSessionObject(session))))
       }),
-      { numRuns: 100 }
+      { numRuns: numRuns(100) }
     )
   })
 })
@@ -282,7 +283,7 @@ describe("Codec: error messages stay readable and bounded (mutation testing)", (
           assert.isBelow(short.left.message.length, 2000)
         }
       }),
-      { numRuns: 20 }
+      { numRuns: numRuns(20) }
     )
     const notJson = Codec.decode("{nope")
     assert.isTrue(Either.isLeft(notJson))
@@ -292,6 +293,43 @@ describe("Codec: error messages stay readable and bounded (mutation testing)", (
     if (Either.isLeft(tooLarge)) {
       assert.strictEqual(tooLarge.left.reason, "TooLarge")
       assert.strictEqual(tooLarge.left.message, `${Codec.MAX_ENCODED_LENGTH + 1} characters exceed ${Codec.MAX_ENCODED_LENGTH}`)
+    }
+  })
+
+  it("a message of exactly 2000 characters is whole, one more is cut", () => {
+    fc.assert(
+      fc.property(arbSession, (session) => {
+        const messageWithKey = (length: number) => {
+          const result = Codec.decodeSessionUnknown({ ...Codec.encodeSessionObject(session), ["k".repeat(length)]: 1 })
+          return Either.isLeft(result) ? result.left.message : assert.fail("an extra key decoded")
+        }
+        // The excess key appears once in the message: its length grows one for one with the key's.
+        const base = messageWithKey(1).length - 1
+        const exact = messageWithKey(2000 - base)
+        assert.strictEqual(exact.length, 2000)
+        assert.isFalse(exact.endsWith("…"), "a 2000-character message was cut")
+        const over = messageWithKey(2001 - base)
+        assert.strictEqual(over.length, 2001)
+        assert.isTrue(over.endsWith("…"))
+      }),
+      { numRuns: numRuns(20) }
+    )
+  })
+
+  it("a text of exactly MAX_ENCODED_LENGTH characters is parsed, not refused as TooLarge", () => {
+    const exact = `"${"a".repeat(Codec.MAX_ENCODED_LENGTH - 2)}"`
+    assert.strictEqual(exact.length, Codec.MAX_ENCODED_LENGTH)
+    for (const [name, f] of allDecoders(exact)) assert.strictEqual(expectCodecError(f, name).reason, "Malformed", name)
+    for (const [name, f] of allDecoders(` ${exact}`)) assert.strictEqual(expectCodecError(f, name).reason, "TooLarge", name)
+  })
+
+  it("a value that is not a string (from an untyped caller) is Malformed, saying so", () => {
+    for (const value of [42, null, undefined, {}, ["{}"]]) {
+      for (const [name, f] of allDecoders(value as unknown as string)) {
+        const error = expectCodecError(f, name)
+        assert.strictEqual(error.reason, "Malformed", name)
+        assert.strictEqual(error.message, "not a string", name)
+      }
     }
   })
 })

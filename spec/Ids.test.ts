@@ -4,8 +4,9 @@ import { Effect, FastCheck as fc, Layer, Redacted, TestClock } from "effect"
 import * as Ids from "../src/Ids.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { manualClock } from "../src/internal/testing/clock.js"
+import { numRuns, underMutation } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 // The alphabets, written out independently of the module under test.
 const range = (from: string, to: string): string =>
@@ -92,7 +93,8 @@ describe("Ids.sessionId and isWellFormedToken", () => {
   )
 
   it("1,000,000 IDs from the live SecureRandom never repeat", () => {
-    const N = 1_000_000
+    // 10,000 under mutation (spec/helpers/runs.ts): enough to see a generator that repeats.
+    const N = underMutation ? 10_000 : 1_000_000
     const seen = new Set<string>()
     run(Effect.gen(function*() {
       for (let i = 0; i < N; i++) seen.add(Redacted.value(yield* Ids.sessionId()))
@@ -164,6 +166,27 @@ describe("Ids.randomId", () => {
     assert.strictEqual(run(Ids.randomId(expected.length), scripted), expected)
   })
 
+  it("randomId draws ceil(missing × 1.1) + 4 bytes at a time, and draws again after a chunk of rejected bytes", () => {
+    // Each draw answers `rejected` bytes of 255 first, then accepted ones (0, 1, 2 …).
+    const draws: Array<number> = []
+    const scriptedWith = (rejected: ReadonlyArray<number>) =>
+      Layer.succeed(SecureRandom.SecureRandom, {
+        bytes: (n) =>
+          Effect.sync(() => {
+            const r = rejected[draws.length] ?? 0
+            draws.push(n)
+            return Uint8Array.from({ length: n }, (_, k) => (k < r ? 255 : k % 62))
+          })
+      })
+    // A whole chunk rejected: a second draw of the same size.
+    assert.strictEqual(run(Ids.randomId(20), scriptedWith([26])), BASE62.slice(0, 20))
+    deepStrictEqual(draws, [26, 26])
+    // 11 of 15 rejected: 4 characters from the first draw, then ceil(6 × 1.1) + 4 = 11 bytes.
+    draws.length = 0
+    assert.strictEqual(run(Ids.randomId(10), scriptedWith([11])), BASE62.slice(11, 15) + BASE62.slice(0, 6))
+    deepStrictEqual(draws, [15, 11])
+  })
+
   it("the live base62 characters are uniform (chi-square over 620,000 characters, 61 degrees of freedom)", () => {
     // 6,200 IDs of 100 characters: the pooled path of the live generator, as in real use.
     const sample = (): number => {
@@ -219,18 +242,34 @@ const effectProp = <A>(name: string, arb: fc.Arbitrary<A>, body: (a: A, setTime:
         const { clock, setTime } = manualClock()
         Effect.runSync(Effect.withClock(body(a, setTime), clock))
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     )
   })
 
 describe("Ids.cuid", () => {
   const isBase62 = (s: string) => [...s].every((c) => BASE62.includes(c))
 
+  it("when the counter runs out within a millisecond, the next cuid is the next millisecond's first", () => {
+    // Machine 0xffff leaves 256 counter values (0xffff00 … 0xffffff) per millisecond.
+    for (const start of [EPOCH_2017 + 1_000_000, EPOCH_2017 + 1_000_001]) {
+      const { clock } = manualClock(start)
+      const generator = Ids.makeCuid(0xffff)
+      const cuids = Effect.runSync(Effect.withClock(Effect.all(Array.from({ length: 258 }, () => generator)), clock))
+      const millis = start - EPOCH_2017
+      deepStrictEqual(Ids.decodeCuid(cuids[0]!), { millis, machineAndCounter: 0xffff00 })
+      deepStrictEqual(Ids.decodeCuid(cuids[255]!), { millis, machineAndCounter: 0xffffff })
+      deepStrictEqual(Ids.decodeCuid(cuids[256]!), { millis: millis + 1, machineAndCounter: 0xffff00 })
+      deepStrictEqual(Ids.decodeCuid(cuids[257]!), { millis: millis + 1, machineAndCounter: 0xffff01 })
+    }
+  })
+
   it.effect("is 11 base62 characters and strictly increasing over 100,000 calls while the clock stands still", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(Date.UTC(2024, 5, 1, 12))
       let prev = yield* Ids.cuid()
-      for (let i = 0; i < 100_000; i++) {
+      // 10,000 under mutation: the spilling generator below still spills about 40 times.
+      const calls = underMutation ? 10_000 : 100_000
+      for (let i = 0; i < calls; i++) {
         const next = yield* Ids.cuid()
         if (!(prev < next) || next.length !== 11) assert.fail(`cuid ${i}: ${prev} then ${next}`)
         prev = next
@@ -240,7 +279,7 @@ describe("Ids.cuid", () => {
       // the time field about 400 times here, and the order still holds.
       const spilling = Ids.makeCuid(0xffff)
       prev = yield* spilling
-      for (let i = 0; i < 100_000; i++) {
+      for (let i = 0; i < calls; i++) {
         const next = yield* spilling
         if (!(prev < next) || next.length !== 11) assert.fail(`cuid ${i}: ${prev} then ${next}`)
         prev = next

@@ -28,8 +28,9 @@ import {
   ipv6FullText,
   isV4MappedBytes
 } from "../src/internal/testing/arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -14,6 +14,7 @@ import * as Session from "../src/Session.js"
 import * as SessionCache from "../src/SessionCache.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
+import { numRuns } from "./helpers/runs.js"
 
 // ---------------------------------------------------------------------------------------------
 // a naive reference: a list from least to most recently used
@@ -94,7 +95,7 @@ describe("Lru (internal)", () => {
           }
         }
       ),
-      { numRuns: 500 }
+      { numRuns: numRuns(500) }
     )
   })
 
@@ -122,7 +123,7 @@ describe("Lru (internal)", () => {
           deepStrictEqual(lru.keys(), order)
         }
       }),
-      { numRuns: 300 }
+      { numRuns: numRuns(300) }
     )
   })
 
@@ -171,7 +172,7 @@ describe("SessionCache", () => {
         }
         deepStrictEqual(yield* cache.keys, lastUse.slice(-capacity))
       }),
-    { fastCheck: { numRuns: 50 } }
+    { fastCheck: { numRuns: numRuns(50) } }
   )
 
   it.effect("a get makes an entry the most recently used", () =>

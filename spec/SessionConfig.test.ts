@@ -5,8 +5,9 @@ import * as Persistence from "../src/Persistence.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { arbConfig, arbConfigTimes, assertEquivalent } from "../src/internal/testing/arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { fastCheck: { numRuns: 1000 } }
+const RUNS = { fastCheck: { numRuns: numRuns(1000) } }
 
 /** Reads the config service through the layer, and returns the exit. */
 const viaLayer = (layer: Layer.Layer<SessionConfig.SessionConfig, unknown>) =>

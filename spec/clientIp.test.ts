@@ -8,6 +8,7 @@ import { FastCheck as fc, Option } from "effect"
 import { resolveClientIp } from "../src/internal/clientIp.js"
 import { type IpRange, parseRange } from "../src/internal/ip.js"
 import { canonicalIp } from "./helpers/http.js"
+import { numRuns } from "./helpers/runs.js"
 
 const ranges = (...specs: ReadonlyArray<string>): ReadonlyArray<IpRange> =>
   specs.map((s) => {
@@ -95,7 +96,7 @@ describe("resolveClientIp", () => {
         const xff = [...spoofed, client, ...proxies].join(", ")
         assert.strictEqual(resolve("127.0.0.1", xff, LOCAL_AND_10), client)
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
 
   it("without a trusted peer the header never matters", () =>
@@ -104,7 +105,7 @@ describe("resolveClientIp", () => {
         assert.strictEqual(resolve(peer, xff, LOCAL_AND_10), peer)
         assert.strictEqual(resolve("127.0.0.1", xff, []), "127.0.0.1")
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
 
   it("any header: the result is the peer, a header entry, or nothing — never invented", () =>
@@ -122,6 +123,27 @@ describe("resolveClientIp", () => {
           }
         }), `${got} from ${JSON.stringify(xff)}`)
       }),
-      { numRuns: 1000 }
+      { numRuns: numRuns(1000) }
     ))
+})
+
+describe("resolveClientIp: the edges of a hop (mutation testing)", () => {
+  it("only the last 32 hops are read: past them the oldest trusted hop read stands for the client", () => {
+    const proxies = Array.from({ length: 39 }, (_, i) => `10.0.0.${i + 1}`)
+    const xff = ["203.0.113.9", ...proxies].join(", ")
+    // hops 8 … 39 (32 of them) are read, all trusted: the chain stops at 10.0.0.8
+    assert.strictEqual(resolve("127.0.0.1", xff, LOCAL_AND_10), "10.0.0.8")
+    assert.strictEqual(resolve("127.0.0.1", ["203.0.113.9", ...proxies.slice(8)].join(", "), LOCAL_AND_10), "203.0.113.9")
+  })
+
+  it("a hop with a port after the comma's space is read (trimmed before the port is cut)", () => {
+    assert.strictEqual(resolve("127.0.0.1", "10.0.0.2, 203.0.113.7:1234", LOCAL_AND_10), "203.0.113.7")
+    assert.strictEqual(resolve("127.0.0.1", "10.0.0.2,  [2001:db8::1]:443", LOCAL_AND_10), "2001:db8::1")
+  })
+
+  it("text before or after an address with a port makes the hop malformed: the last trusted hop stands", () => {
+    for (const hop of ["x[2001:db8::1]:443", "[2001:db8::1]:443x", "x203.0.113.7:80", "203.0.113.7:80x"]) {
+      assert.strictEqual(resolve("127.0.0.1", `198.51.100.1, ${hop}, 10.0.0.3`, LOCAL_AND_10), "10.0.0.3", hop)
+    }
+  })
 })

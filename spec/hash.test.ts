@@ -4,7 +4,7 @@
  * orphan every stored session and break log correlation across a deploy, so the values are pinned.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { logHash, safeEqual, seal, seededBlock, sha256, sha256Hex, tokenKey, unseal, userAgentHash } from "../src/internal/hash.js"
+import { logHash, publicId, safeEqual, seal, seededBlock, sha256, sha256Hex, tokenKey, unseal, userAgentHash } from "../src/internal/hash.js"
 
 describe("hash: known answers", () => {
   it("sha256 / sha256Hex are SHA-256 in base64url / hex", () => {
@@ -34,6 +34,11 @@ describe("hash: known answers", () => {
     assert.strictEqual(sealed, "ZR4_evx36RdjrHqrqPxaW6xbGkNJf_WHMEDRxTWbQ63l6mvc47_XBCr2pp_MXlTHMwfi")
     assert.strictEqual(unseal(sealed, "pred"), successor)
     assert.notStrictEqual(unseal(sealed, "other"), successor)
+  })
+
+  it("publicId (the session's ID in listings) is pinned: 16 characters of SHA-256 over a label", () => {
+    assert.strictEqual(publicId("k"), "hjOAJiC5WXOrztXe")
+    assert.strictEqual(publicId("session-key"), "yVDM2oZss190GBBd")
   })
 
   it("seededBlock is pinned", () => {

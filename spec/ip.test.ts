@@ -4,8 +4,9 @@ import { FastCheck as fc } from "effect"
 import { isIP } from "node:net"
 import { formatIp, inRange, type IpAddress, parseIp, parseRange, samePrefix } from "../src/internal/ip.js"
 import { arbIpv4Octets, arbIpv6Bytes, ipv4Text, ipv6CompressedText, ipv6FullText } from "../src/internal/testing/arbitraries.js"
+import { numRuns } from "./helpers/runs.js"
 
-const RUNS = { numRuns: 1000 }
+const RUNS = { numRuns: numRuns(1000) }
 
 const bytesOf = (a: IpAddress | undefined): Array<number> | undefined => (a ? Array.from(a.bytes) : undefined)
 
