@@ -382,5 +382,8 @@ const notFound = Effect.gen(function*() {
 /** Every route, without the session middleware. */
 export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.all("*", notFound))
 
-/** The app: the routes behind the session middleware. Needs `Sessions` and `SessionConfig`. */
-export const app = router.pipe(Http.middleware())
+/**
+ * The app: the routes behind the session middleware, and that behind the cross-site request check
+ * (a form post from another site is answered 403 before any session is touched). Needs `Sessions`.
+ */
+export const app = router.pipe(Http.middleware(), Http.originCheck())
