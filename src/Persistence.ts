@@ -65,6 +65,14 @@ export {
  */
 export type { PersistenceShape, Rotation } from "./internal/persistence.js"
 /**
+ * The argument of a store's `layerConfig` (Redis, Pg, Sqlite): its options as one `Config`, or an
+ * object whose fields are each a `Config` (as `Config.Config.Wrap`) or a plain value.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { ConfigOrValues } from "./internal/storeOptions.js"
+/**
  * Options of the memory store: `capacity` (sessions held at most, the least recently used evicted
  * beyond it) and `retention` (how long records are kept past their deadline).
  *
