@@ -403,6 +403,29 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
       }))
   }
 
+  it.effect("the contradiction names the variable and every setting given beside it", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(load([
+        ["SESSIONS_IP_BINDING", "false"],
+        ["SESSIONS_IP_BINDING_IPV4_PREFIX", "24"],
+        ["SESSIONS_IP_BINDING_IPV6_PREFIX", "64"]
+      ]))
+      assert.isTrue(ConfigError.isConfigError(error), "a ConfigError")
+      if (!ConfigError.isConfigError(error)) return
+      assert.strictEqual(error._op, "InvalidData")
+      if (error._op === "InvalidData") {
+        deepStrictEqual(error.path, ["SESSIONS", "IP_BINDING"])
+        assert.strictEqual(error.message, "IP_BINDING=false contradicts ipv4Prefix, ipv6Prefix under IP_BINDING_")
+      }
+    }))
+
+  it.effect("ipBinding and cache settings given in code stand when no variable sets them", () =>
+    Effect.gen(function*() {
+      const c = yield* load([], { ipBinding: { ipv4Prefix: 16 }, cache: { capacity: 5 } })
+      deepStrictEqual(c.ipBinding, { ipv4Prefix: 16, ipv6Prefix: 64 })
+      deepStrictEqual(c.cache, { capacity: 5, idleTimeout: Duration.hours(1) })
+    }))
+
   for (const [name, value] of malformed) {
     it.effect(`a malformed ${name}=${JSON.stringify(value)} fails with a ConfigError`, () =>
       Effect.gen(function*() {
@@ -487,6 +510,20 @@ describe("SessionConfig: the IP binding and the cache", () => {
     assert.strictEqual(message({ touchInterval: "31 minutes" }), "invalid session option touchInterval: must be shorter than idleTimeout (30m)")
     assert.strictEqual(message({ tokenBytes: 8 }), "invalid session option tokenBytes: must be an integer from 16 to 64, got 8")
     assert.strictEqual(message({ idleTimout: "10 minutes" }), "invalid session option idleTimout: is not an option")
+    assert.strictEqual(message({ idleTimeout: true }), "invalid session option idleTimeout: not a duration: true")
+  })
+
+  it("the cookie's errors say why", () => {
+    const reason = (cookie: unknown) => Either.match(SessionConfig.make({ cookie } as SessionConfig.SessionConfigInput), { onLeft: (e) => `${e.option}: ${e.reason}`, onRight: () => "ok" })
+    assert.strictEqual(reason({ name: "my id" }), "cookie.name: not a valid cookie name: \"my id\"")
+    assert.strictEqual(reason({ path: "app" }), "cookie.path: must start with / and hold no ; or spaces")
+    assert.strictEqual(reason({ domain: "a b" }), "cookie.domain: not a valid domain")
+    assert.strictEqual(reason({ sameSite: "none", secure: false }), "cookie.sameSite: SameSite=None requires secure: true")
+    assert.strictEqual(reason({ partitioned: true, secure: false }), "cookie.partitioned: Partitioned requires secure: true")
+    assert.strictEqual(reason({ name: "__Secure-id", secure: false }), "cookie.name: a __Secure- cookie requires secure: true")
+    assert.strictEqual(reason({ name: "__Host-id", secure: false }), "cookie.name: a __Host- cookie requires secure: true")
+    assert.strictEqual(reason({ name: "__Host-id", path: "/app" }), "cookie.name: a __Host- cookie requires path: \"/\"")
+    assert.strictEqual(reason({ name: "__Host-id", domain: "example.com" }), "cookie.name: a __Host- cookie must not set a domain")
   })
 })
 
@@ -495,6 +532,19 @@ describe("SessionConfig.schema", () => {
     const options = Schema.encodeSync(SessionConfig.schema)(c)
     assertEquivalent(Either.getOrThrow(SessionConfig.make(options)), c)
   }, { fastCheck: { numRuns: 200 } })
+
+  it("encoding spells out the cookie", () => {
+    const c = Either.getOrThrow(SessionConfig.make({ cookie: { name: "sid", path: "/app", sameSite: "strict", partitioned: true } }))
+    deepStrictEqual(Schema.encodeSync(SessionConfig.schema)(c).cookie, {
+      name: "sid",
+      path: "/app",
+      domain: undefined,
+      httpOnly: true,
+      secure: true,
+      sameSite: "strict",
+      partitioned: true
+    })
+  })
 
   it("decodes through Schema as make does (defaults filled, failures as ParseError)", () => {
     assertEquivalent(Schema.decodeUnknownSync(SessionConfig.schema)({}), SessionConfig.defaults)

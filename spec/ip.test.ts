@@ -157,6 +157,28 @@ describe("parseIp / formatIp: IPv6", () => {
     assert.strictEqual(formatIp(parseIp("::ffff:1.2.3.4")!), "1.2.3.4")
   })
 
+  it("only ten zero bytes then ffff fold to IPv4: one byte off stays IPv6", () => {
+    // Each breaks one of the three conditions of the IPv4-mapped prefix ::ffff:0:0/96.
+    for (const [s, bytes] of [
+      ["2001:db8::ffff:1.2.3.4", [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4]],
+      ["1::ffff:1.2.3.4", [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4]],
+      ["::ff00:1.2.3.4", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 1, 2, 3, 4]],
+      ["::ff:1.2.3.4", [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3, 4]],
+      ["2001:db8::ff:0:1", [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 1]]
+    ] as const) {
+      const p = parseIp(s)
+      assert.isDefined(p, s)
+      assert.strictEqual(p!.family, 6, s)
+      deepStrictEqual(bytesOf(p), [...bytes], s)
+    }
+  })
+
+  it("the longest address text (45 characters, six full groups and a dotted quad) is parsed", () => {
+    const s = "1111:2222:3333:4444:5555:6666:255.255.255.254"
+    assert.strictEqual(s.length, 45)
+    deepStrictEqual(bytesOf(parseIp(s)), [0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x66, 0x66, 255, 255, 255, 254])
+  })
+
   it("rejects malformed IPv6 text", () => {
     for (const s of [
       ":",
@@ -183,7 +205,14 @@ describe("parseIp / formatIp: IPv6", () => {
       "::-1",
       "::+1",
       " :: 1",
-      "0x1::"
+      "0x1::",
+      // A zone ID holds interface-name characters only, from its first to its last.
+      "fe80::1%eth 0",
+      "fe80::1%a%b",
+      "fe80::1%!eth0",
+      "fe80::1%eth0!",
+      // Three "::" even when the first part alone is eight groups.
+      "1:2:3:4:5:6:7:8::9::a"
     ]) {
       assert.isUndefined(parseIp(s), JSON.stringify(s))
     }
@@ -280,6 +309,17 @@ describe("parseRange / inRange / samePrefix", () => {
     assert.isFalse(inRange(parseIp("::1")!, parseRange("0.0.0.0/0")!))
     assert.isTrue(inRange(parseIp("2001:db8:0:1::5")!, parseRange("2001:db8::/32")!))
     assert.isFalse(inRange(parseIp("2001:db9::5")!, parseRange("2001:db8::/32")!))
+  })
+
+  it("the full-length prefix (/32, /128, /128 over IPv4-mapped) is accepted, and surrounding spaces are trimmed", () => {
+    assert.strictEqual(parseRange("10.0.0.1/32")?.prefix, 32)
+    assert.strictEqual(parseRange("2001:db8::1/128")?.prefix, 128)
+    const mapped = parseRange("::ffff:10.0.0.1/128")
+    assert.strictEqual(mapped?.address.family, 4)
+    assert.strictEqual(mapped?.prefix, 32)
+    // An entry with spaces around it (as in a hand-written, comma-separated list) is read.
+    assert.strictEqual(parseRange(" 10.0.0.0/8 ")?.prefix, 8)
+    assert.strictEqual(parseRange("192.168.0.0/16\t")?.prefix, 16)
   })
 
   it("rejects malformed ranges", () => {
