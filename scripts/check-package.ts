@@ -420,7 +420,10 @@ const main = async () => {
       timeoutMs: 3 * MINUTE
     })
     // A failing test makes vitest exit non-zero (and run() fail); a suite that registered nothing would pass too.
-    check(/Tests\s+\d+ passed/.test(vitest.output), "vitest ran no conformance test")
+    // vitest colours its summary when CI is set; read it without the escape codes.
+    // eslint-disable-next-line no-control-regex
+    const summary = vitest.output.replace(/\x1b\[[0-9;]*m/g, "")
+    check(/Tests\s+\d+ passed/.test(summary), "vitest ran no conformance test")
     info(vitest.output.split("\n").find((line) => /Tests\s/.test(line))?.trim() ?? "")
 
     step("a consumer's TypeScript (tsc from the repository)")
