@@ -5,7 +5,7 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
-import { Clock, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
+import { Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Option, Redacted, Schema, TestClock } from "effect"
 import * as Persistence from "../src/Persistence.js"
 import * as Testing from "../src/testing.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -13,6 +13,7 @@ import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { notGone, retirements } from "../src/internal/testing/retirement.js"
+import { forgetAtDeadline } from "../src/internal/testing/stores.js"
 import { serviceLayer as makeServiceLayer } from "./helpers/service.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -36,28 +37,6 @@ const someSession = (r: Sessions.Resolution): Sessions.ActiveSession => {
 
 const isDead = (sessions: Sessions.SessionsShape, token: string, client: Session.Client = browser) =>
   Effect.map(sessions.resolve(token, client), (r) => Option.isNone(r.session))
-
-/**
- * A store that hides a record at its deadline (no retention), as the Persistence contract allows
- * (a TTL store such as Redis behaves so when configured without retention).
- */
-const forgetAtDeadline = (inner: Persistence.PersistenceShape): Persistence.PersistenceShape => {
-  const deadlines = new Map<string, number>()
-  const visible = (r: Session.TokenRecord, now: number) =>
-    (r._tag === "Redirect" ? r.expiresAt : deadlines.get(r.key) ?? Number.POSITIVE_INFINITY) > now
-  const keep = (s: Session.Session, expiresAt: number) => (ok: boolean) => {
-    if (ok) deadlines.set(s.key, expiresAt)
-  }
-  return {
-    ...inner,
-    load: (tk) => Effect.zipWith(inner.load(tk), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
-    loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
-    create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
-    save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
-    rotate: (r) => Effect.tap(inner.rotate(r), keep(r.session, r.expiresAt)),
-    sessionsOfUser: (user) => Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
-  }
-}
 
 /** A well-formed token that no session has. */
 const strangerToken = "A".repeat(43)

@@ -47,6 +47,7 @@ import * as Sessions from "../../Sessions.js"
 import { normalizeJson } from "./arbitraries.js"
 import { type ManualClock, manualClock } from "./clock.js"
 import { handleOperations, notGone, retirements } from "./retirement.js"
+import { forgetAtDeadline } from "./stores.js"
 
 /**
  * Options of the service-level conformance suite (`sessionsConformance`).
@@ -344,30 +345,6 @@ const traceOf = (
 ) => {
   const time = manualClock()
   return withService(store, { ...transparencyConfig, cache: capacity === 0 ? false : { capacity, idleTimeout } }, time, interpret(cmds, time))
-}
-
-/**
- * `inner` hiding every record at its deadline (no retention at all), as the Persistence contract
- * allows: the cache must match such a store too, not only the built-in ones (which keep dead
- * records for a while). The deadlines are the ones the service gives with each write.
- */
-const strict = (inner: Persistence.PersistenceShape): Persistence.PersistenceShape => {
-  const deadlines = new Map<string, number>() // session key → deadline
-  const visible = (r: Session.TokenRecord, now: number) =>
-    (r._tag === "Redirect" ? r.expiresAt : deadlines.get(r.key) ?? Number.POSITIVE_INFINITY) > now
-  const keep = (s: Session.Session, expiresAt: number) => (ok: boolean) => {
-    if (ok) deadlines.set(s.key, expiresAt)
-  }
-  return {
-    ...inner,
-    load: (tk) => Effect.zipWith(inner.load(tk), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
-    loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
-    create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
-    save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
-    rotate: (r) => Effect.tap(inner.rotate(r), keep(r.session, r.expiresAt)),
-    sessionsOfUser: (user) =>
-      Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -977,7 +954,7 @@ export const sessionsSuite = (
       }),
       ({ cacheIdleTimeout, cmds, strictStore }, store) =>
         Effect.gen(function*() {
-          const over = () => (strictStore ? strict(store) : store)
+          const over = () => (strictStore ? forgetAtDeadline(store) : store)
           const reference = yield* traceOf(over(), cmds, 0, cacheIdleTimeout)
           for (const capacity of [1, 16, Infinity]) {
             const trace = yield* traceOf(over(), cmds, capacity, cacheIdleTimeout)

@@ -5,8 +5,9 @@
  *
  * @internal
  */
-import { Effect, type FastCheck, Layer } from "effect"
+import { Clock, Effect, type FastCheck, Layer, Option } from "effect"
 import { Persistence, type PersistenceShape, SessionStoreError } from "../persistence.js"
+import type { Session, TokenRecord } from "../../Session.js"
 
 /**
  * The methods of a store that a wrapper sees (`invalidations`, a stream, passes through as it is).
@@ -142,4 +143,30 @@ export const scheduled = (
     Effect.suspend(() => enabled() ? Effect.promise(() => scheduler.schedule(Promise.resolve(label), label)) : Effect.void)
   return intercept(store, (method, call) =>
     pause(`${name}.${method} call`).pipe(Effect.zipRight(call), Effect.zipLeft(pause(`${name}.${method} answer`))))
+}
+
+/**
+ * `inner` hiding every record at its deadline (no retention at all), as the Persistence contract
+ * allows (a TTL store such as Redis behaves so when configured without retention): the cache must
+ * match such a store too, not only the built-in ones, which keep dead records for a while. The
+ * deadlines are the ones the service gives with each write.
+ *
+ * @internal
+ */
+export const forgetAtDeadline = (inner: PersistenceShape): PersistenceShape => {
+  const deadlines = new Map<string, number>() // session key → deadline
+  const visible = (r: TokenRecord, now: number) =>
+    (r._tag === "Redirect" ? r.expiresAt : deadlines.get(r.key) ?? Number.POSITIVE_INFINITY) > now
+  const keep = (s: Session, expiresAt: number) => (ok: boolean) => {
+    if (ok) deadlines.set(s.key, expiresAt)
+  }
+  return {
+    ...inner,
+    load: (tk) => Effect.zipWith(inner.load(tk), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    loadSession: (key) => Effect.zipWith(inner.loadSession(key), Clock.currentTimeMillis, (r, now) => Option.filter(r, (x) => visible(x, now))),
+    create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
+    save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
+    rotate: (r) => Effect.tap(inner.rotate(r), keep(r.session, r.expiresAt)),
+    sessionsOfUser: (user) => Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
+  }
 }
