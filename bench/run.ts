@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: micro benchmarks, HTTP servers under load and memory per session, measured in
- * one run on this machine, printed as one table and written to `bench/results/latest.json`.
+ * one run on this machine, printed as one table and written to `bench/results/latest.json`, with
+ * the HTTP figures drawn beside it in `bench/results/latest.svg` (`./chart.ts`).
  *
  *   npx tsx bench/run.ts                 full run (≈ 4–5 minutes)
  *   npx tsx bench/run.ts --smoke         every part tiny; exits 1 unless every row has numbers
@@ -8,6 +9,7 @@
  *            --out <file> (results JSON; smoke default: a file in the OS temp dir)
  *            --duration <s> --warmup <s> --distinct <n> (HTTP)   --cpu-prof <dir> (profile every server)
  *            --table <results.json> (print the table of a results file and exit)
+ *            --chart <results.json> (draw its chart, the .svg beside it, and exit; a run draws its own)
  *            --summarize-profile <file.cpuprofile> [--top n] [--by-file]
  *              (print its top self-time frames and exit; --callers <function> [--depth n]: the stacks of that frame)
  *
@@ -20,6 +22,7 @@ import { dirname, join } from "node:path"
 import { killAll, runHttp } from "./http.js"
 import { killMemoryChildren, runMemory } from "./memory.js"
 import { runMicro } from "./micro.js"
+import { chart } from "./chart.js"
 import { applyTargets, callersOf, formatFrames, header, machine, type Part, problems, type Results, type Row, table, topFrames } from "./report.js"
 
 const argv = process.argv.slice(2)
@@ -46,6 +49,14 @@ const main = async (): Promise<number> => {
   if (render !== undefined) {
     const saved = JSON.parse(readFileSync(render, "utf8")) as Results
     console.log(`${header(saved)}\n\n${table(saved.rows)}\n\n${saved.rows.length} rows in ${saved.durationSeconds} s (load average at the end ${saved.loadAverageAtEnd})`)
+    return 0
+  }
+
+  const redraw = option("chart")
+  if (redraw !== undefined) {
+    const svg = `${redraw.replace(/\.json$/, "")}.svg`
+    writeFileSync(svg, chart(JSON.parse(readFileSync(redraw, "utf8")) as Results))
+    console.log(`chart of ${redraw} written to ${svg}`)
     return 0
   }
 
@@ -102,11 +113,13 @@ const main = async (): Promise<number> => {
   const results: Results = { ...head, durationSeconds, loadAverageAtEnd, rows }
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`)
+  const svg = out.replace(/\.json$/, "") + ".svg"
+  writeFileSync(svg, chart(results))
 
   log("")
   log(table(rows))
   log("")
-  log(`${rows.length} rows in ${durationSeconds} s (load average at the end ${loadAverageAtEnd}); results written to ${out}`)
+  log(`${rows.length} rows in ${durationSeconds} s (load average at the end ${loadAverageAtEnd}); results written to ${out}, the chart to ${svg}`)
 
   const found = problems(rows)
   if (found.length > 0) {

@@ -67,5 +67,7 @@ describe("bench --smoke", () => {
     expect(measured.some((n) => n.includes("effect-sessions, memory"))).toBe(true)
     expect(measured.some((n) => n.includes("express-session, MemoryStore"))).toBe(true)
     expect(output).toContain("part")
+    // the chart is drawn beside the results file
+    expect(readFileSync(join(dir, "smoke.svg"), "utf8")).toMatch(/^<svg[\s\S]*effect-sessions, memory[\s\S]*<\/svg>\n$/)
   }, TIMEOUT_MS)
 })
