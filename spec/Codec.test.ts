@@ -114,6 +114,18 @@ describe("Codec garbage: always a typed CodecError, never a throw", () => {
     expectCodecError(() => Codec.decodeSessionUnknown(value))
   }, RUNS)
 
+  it("invariant 9: codec — a value that is not plain data (a throwing getter, a revoked proxy) given to decodeSessionUnknown", () => {
+    const throwing = Object.defineProperty({}, "version", {
+      enumerable: true,
+      get() {
+        throw new Error("boom")
+      }
+    })
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    for (const value of [throwing, proxy]) expectCodecError(() => Codec.decodeSessionUnknown(value))
+  })
+
   it.prop(
     "invariant 9: codec — every strict prefix of a valid encoding",
     { record: arbTokenRecord, cut: fc.nat() },

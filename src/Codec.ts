@@ -212,8 +212,14 @@ export const decodeSession = (input: string): Either.Either<Session, CodecError>
  * @since 0.1.0
  * @category decoding
  */
-export const decodeSessionUnknown = (input: unknown): Either.Either<Session, CodecError> =>
-  Either.mapLeft(decodeSessionEither(input), malformed)
+export const decodeSessionUnknown = (input: unknown): Either.Either<Session, CodecError> => {
+  try {
+    return Either.mapLeft(decodeSessionEither(input), malformed)
+  } catch (e) {
+    // A value that is not plain data (a getter that throws, a revoked proxy) is not a record.
+    return Either.left(new CodecError({ reason: "Malformed", message: `not plain data: ${e instanceof Error ? e.message : String(e)}` }))
+  }
+}
 
 /**
  * Encodes a session to its JSON object form (for a JSON column).
