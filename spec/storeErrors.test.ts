@@ -13,7 +13,9 @@ import { Cause, Config, ConfigError, ConfigProvider, Duration, Effect, Exit, Lay
 import { randomBytes } from "node:crypto"
 import { CodecError } from "../src/Codec.js"
 import { redactCodecError, redactDriverError } from "../src/internal/storeErrors.js"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type { Persistence } from "../src/Persistence.js"
+import * as PersistenceModule from "../src/Persistence.js"
 import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
@@ -134,6 +136,14 @@ describe("bad store options are a ConfigError when the layer is built", () => {
     Effect.gen(function*() {
       assertInvalid(yield* configError(RedisStore.layer({ url: nowhere.redis, connectTimeout: 0 })), ["connectTimeout"], "above zero")
       assertInvalid(yield* configError(RedisStore.layer({ url: nowhere.redis, retention: Duration.infinity })), ["retention"], "finite")
+    }))
+
+  it.live("Persistence.layerKeyValueStore: a retention that is not a finite duration", () =>
+    Effect.gen(function*() {
+      const kv = (retention: Duration.DurationInput) =>
+        PersistenceModule.layerKeyValueStore({ retention }).pipe(Layer.provide(KeyValueStore.layerMemory))
+      assertInvalid(yield* configError(kv(Duration.infinity)), ["retention"], "finite")
+      assertInvalid(yield* configError(kv("soon" as Duration.DurationInput)), ["retention"], "duration")
     }))
 
   it.live("Redis.layerConfig: a bad REDIS_URL names it; a bad url config is one too", () =>

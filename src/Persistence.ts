@@ -23,12 +23,14 @@
  * @module
  */
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import type { ConfigError } from "effect"
 import { Duration, Effect, Layer } from "effect"
 import { DEFAULT_MEMORY_CAPACITY as memoryCapacity, DEFAULT_RETENTION as retention, makeMemoryStore } from "./internal/memoryStore.js"
 import type { MemoryOptions } from "./internal/memoryStore.js"
 import type { PersistenceShape } from "./internal/persistence.js"
 import { Persistence } from "./internal/persistence.js"
 import { makeKeyValueStore } from "./internal/keyValueStore.js"
+import { durationMillis } from "./internal/storeOptions.js"
 
 /**
  * How long the built-in stores keep a record past its deadline: 10 minutes.
@@ -178,12 +180,13 @@ export interface KeyValueStoreOptions {
  */
 export const layerKeyValueStore = (
   options: KeyValueStoreOptions = {}
-): Layer.Layer<Persistence, never, KeyValueStore.KeyValueStore> =>
+): Layer.Layer<Persistence, ConfigError.ConfigError, KeyValueStore.KeyValueStore> =>
   Layer.effect(
     Persistence,
-    Effect.map(KeyValueStore.KeyValueStore, (kv) =>
-      makeKeyValueStore(kv, {
-        prefix: options.prefix ?? "sess:",
-        retentionMillis: Duration.toMillis(Duration.decode(options.retention ?? DEFAULT_RETENTION))
-      }))
+    Effect.gen(function*() {
+      // A bad retention fails the layer with a ConfigError naming it, as the other stores do.
+      const retentionMillis = yield* durationMillis(options.retention ?? DEFAULT_RETENTION, ["retention"], { positive: false })
+      const kv = yield* KeyValueStore.KeyValueStore
+      return makeKeyValueStore(kv, { prefix: options.prefix ?? "sess:", retentionMillis })
+    })
   )

@@ -3,7 +3,7 @@
 // `moduleResolution` node16 and bundler. It touches every public entry (effect-sessions/testing
 // with vitest and @effect/vitest installed).
 import { HttpRouter, HttpServerResponse, type KeyValueStore } from "@effect/platform"
-import { Effect, Layer, Option } from "effect"
+import { type ConfigError, Effect, Layer, Option } from "effect"
 import { Codec, Http, Ids, Password, Persistence, PwnedPasswords, SecureRandom, Session, SessionCache, SessionConfig, Sessions } from "effect-sessions"
 import * as CodecModule from "effect-sessions/Codec"
 import * as HttpModule from "effect-sessions/Http"
@@ -58,4 +58,4 @@ export const wrapped = Effect.map(Persistence.makeMemory, (store) => {
   const off = Testing.switchable(countedStore)
   return { calls, store: Testing.intercept(off.store, (_method, call) => call), setDown: off.setDown }
 })
-export const kvStore: Layer.Layer<Persistence.Persistence, never, KeyValueStore.KeyValueStore> = Persistence.layerKeyValueStore({ prefix: "app:" })
+export const kvStore: Layer.Layer<Persistence.Persistence, ConfigError.ConfigError, KeyValueStore.KeyValueStore> = Persistence.layerKeyValueStore({ prefix: "app:" })
