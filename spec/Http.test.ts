@@ -578,6 +578,8 @@ describe("Http: a failing store", () => {
       const without = yield* send(`${url}/read`)
       assert.strictEqual(without.status, 503)
       assertNoCookie(without)
+      // The 503 depends on the session too (a cache must not serve it to another cookie).
+      for (const reply of [withCookie, without]) assert.strictEqual(reply.headers.get("vary"), "Cookie")
       yield* setDown(false)
       const after = yield* send(`${url}/read`, { jar })
       deepStrictEqual(after.json(), { count: 1, user: null })

@@ -280,7 +280,9 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     const sessions = yield* Sessions
     const config = sessions.config
     const request = yield* HttpServerRequest.HttpServerRequest
-    const unavailable = HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 })
+    // Vary: Cookie here too: when the store fails before the pre-response handler is in place,
+    // nothing else marks the answer as depending on the session.
+    const unavailable = varyCookie(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }))
     const started = yield* Effect.either(
       startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData)
     )
