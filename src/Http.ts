@@ -36,6 +36,15 @@ export type { ClearSiteDataType, CurrentSessionShape, MiddlewareOptions } from "
 export type { OriginCheckOptions } from "./internal/originCheck.js"
 
 /**
+ * A way a request carries its session token (the middleware's `transport` option): the cookie,
+ * `Authorization: Bearer` (answered in `Set-Session-Token`) or a named header (answered in it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { Transport } from "./internal/transport.js"
+
+/**
  * The Tags of the current request's session and user.
  *
  * @since 0.1.0
