@@ -6,8 +6,8 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { Effect, FastCheck as fc, Layer, TestClock } from "effect"
-import { HttpServer } from "@effect/platform"
+import { Effect, Exit, FastCheck as fc, Layer, Option, Schema, TestClock } from "effect"
+import { HttpApi, HttpApiBuilder, HttpApiError, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSecurity, HttpServer, OpenApi } from "@effect/platform"
 import * as Http from "../src/Http.js"
 import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -33,10 +33,11 @@ class BearerClient {
   constructor(token?: string) {
     this.token = token
   }
-  send(url: string, options: { readonly method?: string; readonly headers?: Record<string, string> } = {}) {
+  send(url: string, options: { readonly method?: string; readonly headers?: Record<string, string>; readonly body?: string } = {}) {
     return Effect.tap(
       send(url, {
         ...(options.method ? { method: options.method } : {}),
+        ...(options.body === undefined ? {} : { body: options.body }),
         headers: { ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }), ...options.headers }
       }),
       (r) =>
@@ -378,4 +379,113 @@ describe("Http: bearer and cookie are one session machine", () => {
       })),
     { fastCheck: { numRuns: numRuns(20) } }
   )
+})
+
+// ---- HttpApi: a Tag that declares HttpApiSecurity.bearer
+
+class TokenSecurity extends HttpApiMiddleware.Tag<TokenSecurity>()("TokenSecurity", Http.securityOptions({ bearer: true })) {}
+class EitherSecurity extends HttpApiMiddleware.Tag<EitherSecurity>()(
+  "EitherSecurity",
+  Http.securityOptions({ cookie: "__Host-id", bearer: true })
+) {}
+class TokenUser extends HttpApiMiddleware.Tag<TokenUser>()("TokenUser", Http.requireUserOptions({ bearer: true })) {}
+
+const visit = Effect.flatMap(Http.CurrentSession, (s) => s.update("visits", (n) => (Option.isSome(n) && typeof n.value === "number" ? n.value + 1 : 1))).pipe(
+  Effect.map((visits) => ({ visits: visits as number })),
+  Http.toApiErrors
+)
+
+class Tokens extends HttpApiGroup.make("tokens")
+  .add(HttpApiEndpoint.post("login", "/token").setPayload(Schema.Struct({ user: Schema.String })))
+  .add(HttpApiEndpoint.post("visit", "/visit").addSuccess(Schema.Struct({ visits: Schema.Number })))
+  .middleware(TokenSecurity)
+{}
+class Mixed extends HttpApiGroup.make("mixed")
+  .add(HttpApiEndpoint.post("visitEither", "/either").addSuccess(Schema.Struct({ visits: Schema.Number })))
+  .middleware(EitherSecurity)
+{}
+class Me extends HttpApiGroup.make("me").add(HttpApiEndpoint.get("me", "/me").addSuccess(Schema.Struct({ userId: Schema.String }))).middleware(TokenUser) {}
+class TokenApi extends HttpApi.make("tokens").add(Tokens).add(Mixed).add(Me) {}
+
+const TokensLive = HttpApiBuilder.group(TokenApi, "tokens", (h) =>
+  h.handle("login", ({ payload }) => Effect.flatMap(Http.CurrentSession, (s) => s.logIn(payload.user)).pipe(Http.toApiErrors))
+    .handle("visit", () => visit))
+const MixedLive = HttpApiBuilder.group(TokenApi, "mixed", (h) => h.handle("visitEither", () => visit))
+const MeLive = HttpApiBuilder.group(TokenApi, "me", (h) => h.handle("me", () => Effect.map(Http.CurrentUser, (u) => ({ userId: u.userId }))))
+
+const tokenApiServer = (store: Layer.Layer<Persistence.Persistence>) =>
+  HttpApiBuilder.serve().pipe(
+    Layer.provide(HttpApiBuilder.api(TokenApi).pipe(Layer.provide([TokensLive, MixedLive, MeLive]))),
+    Layer.provide([
+      Layer.effect(TokenSecurity, Http.securityHandlers(TokenSecurity)),
+      Layer.effect(EitherSecurity, Http.securityHandlers(EitherSecurity)),
+      Layer.effect(TokenUser, Http.requireUserHandlers(TokenUser))
+    ]),
+    Layer.provide(Sessions.layer({ idRotationInterval: "1 second", gracePeriod: "30 seconds" }).pipe(Layer.provide(store)))
+  )
+
+describe("HttpApi: bearer tokens", () => {
+  it("feature: bearer tokens: OpenAPI documents HttpApiSecurity.bearer (and the cookie beside it on a route that takes either)", () => {
+    const spec = OpenApi.fromApi(TokenApi)
+    expect(spec.components.securitySchemes["bearer"]).toMatchObject({ type: "http", scheme: "bearer" })
+    expect(spec.components.securitySchemes["session"]).toMatchObject({ type: "apiKey", in: "cookie", name: "__Host-id" })
+    expect(spec.paths["/token"]?.post?.security).toStrictEqual([{ bearer: [] }])
+    // Either scheme suffices (OpenAPI lists alternatives).
+    expect(spec.paths["/either"]?.post?.security).toStrictEqual([{ session: [] }, { bearer: [] }])
+  })
+
+  it.scoped("feature: bearer tokens: an HttpApi endpoint behind a bearer Tag logs in, rotates and follows over the header", () =>
+    Effect.gen(function*() {
+      const store = yield* countedMemory
+      const url = yield* listen(tokenApiServer(store.layer))
+      const client = new BearerClient()
+      const login = yield* client.send(`${url}/token`, { method: "POST", headers: { "content-type": "application/json" }, body: "{\"user\":\"alice\"}" })
+      assert.strictEqual(login.status, 204)
+      const token = answered(login)
+      assertNoCookie(login)
+      deepStrictEqual((yield* client.send(`${url}/me`)).json(), { userId: "alice" })
+      deepStrictEqual((yield* client.post(`${url}/visit`)).json(), { visits: 1 })
+      yield* TestClock.adjust("1001 millis")
+      const rotated = yield* client.post(`${url}/visit`)
+      const successor = answered(rotated)
+      assert.notStrictEqual(successor, token)
+      // The old token follows during the grace period, and learns the successor.
+      const followed = yield* send(`${url}/visit`, { method: "POST", headers: bearer(token) })
+      deepStrictEqual(followed.json(), { visits: 3 })
+      assert.strictEqual(answered(followed), successor)
+      // Without a token: RequireUser answers 401; a malformed one reaches no store.
+      assert.strictEqual((yield* send(`${url}/me`)).status, 401)
+      const before = totalCalls(store.calls())
+      const bad = yield* send(`${url}/me`, { headers: bearer("x") })
+      assert.strictEqual(bad.status, 401)
+      assert.strictEqual(totalCalls(store.calls()), before)
+      // The cookie is not this Tag's transport, and the URL is nobody's.
+      assert.strictEqual((yield* send(`${url}/me`, { cookie: `${COOKIE}=${successor}` })).status, 401)
+      assert.strictEqual((yield* send(`${url}/me?access_token=${successor}`)).status, 401)
+      // A Tag listing both serves the same session over either; the header wins.
+      deepStrictEqual((yield* send(`${url}/either`, { method: "POST", headers: bearer(successor) })).json(), { visits: 4 })
+      deepStrictEqual((yield* send(`${url}/either`, { method: "POST", cookie: `${COOKIE}=${successor}` })).json(), { visits: 5 })
+      const both = yield* send(`${url}/either`, { method: "POST", cookie: `${COOKIE}=${successor}`, headers: bearer("x") })
+      deepStrictEqual(both.json(), { visits: 1 })
+      assert.strictEqual(both.headers.get("vary"), "Authorization, Cookie")
+    }))
+
+  it.effect("security: ASVS 14.2.1 — a Tag that documents a token in the query string (or Basic credentials) fails when its layer is built", () =>
+    Effect.gen(function*() {
+      class Query extends HttpApiMiddleware.Tag<Query>()("Query", {
+        provides: Http.CurrentSession,
+        failure: HttpApiError.ServiceUnavailable,
+        security: { session: HttpApiSecurity.apiKey({ in: "query", key: "token" }) }
+      }) {}
+      class Basic extends HttpApiMiddleware.Tag<Basic>()("Basic", {
+        provides: Http.CurrentSession,
+        failure: HttpApiError.ServiceUnavailable,
+        security: { session: HttpApiSecurity.basic }
+      }) {}
+      const build = (layer: Layer.Layer<any, never, Sessions.Sessions>) => Effect.exit(Layer.build(layer.pipe(Layer.provide(Sessions.layerMemory()))).pipe(Effect.scoped))
+      const query = yield* build(Layer.effect(Query, Http.securityHandlers(Query)))
+      assert.isTrue(Exit.isFailure(query))
+      assert.include(String(Exit.isFailure(query) ? query.cause : ""), "ASVS 14.2.1")
+      assert.isTrue(Exit.isFailure(yield* build(Layer.effect(Basic, Http.securityHandlers(Basic)))))
+    }))
 })

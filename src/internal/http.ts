@@ -309,21 +309,22 @@ const perRequest = new WeakMap<object, { readonly current: CurrentSessionShape; 
 
 /**
  * The CurrentSession of an HttpApi request: the one an enclosing `Http.middleware()` provides,
- * else resolved here from the configured cookie (once per request), with `Set-Cookie` written
- * on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
+ * else resolved here from the Tag's transports (once per request), with the answer (`Set-Cookie`
+ * or the token's response header) written on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
  *
  * @internal
  */
 export const securityCurrentSession = (
   sessions: Sessions["Type"],
-  config: SessionConfigShape
+  config: SessionConfigShape,
+  transports: Transports = cookieOnly
 ): Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> =>
   Effect.flatMap(Effect.serviceOption(CurrentSession), (provided) => {
     if (Option.isSome(provided)) return Effect.succeed(provided.value)
     return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const known = perRequest.get(request)
       if (known !== undefined) return Effect.succeed(known.current)
-      return startRequest(sessions, config, request, false).pipe(
+      return startRequest(sessions, config, request, false, defaultClearSiteData, transports).pipe(
         Effect.tap((started) => Effect.sync(() => perRequest.set(request, started))),
         Effect.map((started) => started.current),
         Effect.catchAll((e) =>
