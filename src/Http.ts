@@ -56,9 +56,11 @@ export { CurrentSession, CurrentUser } from "./internal/currentSession.js"
 
 /**
  * The session middleware. It reads the cookie (an oversized header, a duplicated cookie or a
- * malformed token never reach the store), resolves the client IP (the socket's peer, or through
- * `trustedProxies` the rightmost untrusted `X-Forwarded-For` hop), resolves the session, provides
- * {@link CurrentSession}, and writes `Set-Cookie` for a new, rotated, followed or ended session.
+ * malformed token never reach the store) — or, with the `transport` option, an
+ * `Authorization: Bearer` token or a named header, never the URL —, resolves the client IP (the
+ * socket's peer, or through `trustedProxies` the rightmost untrusted `X-Forwarded-For` hop),
+ * resolves the session, provides {@link CurrentSession}, and writes `Set-Cookie` (or the token's
+ * response header, `Set-Session-Token` for a bearer) for a new, rotated, followed or ended session.
  * A store failure answers `unavailableStatus` and never hands out a new session.
  *
  * @since 0.1.0
@@ -122,8 +124,11 @@ export const originCheck: (options?: OriginCheckOptions) => <E, R>(app: HttpApp.
  * @category HttpApi
  */
 export interface SecurityTransports {
+  /** The session cookie's name (the configuration's `cookie.name`). */
   readonly cookie?: string
+  /** `Authorization: Bearer <token>`, answered in `Set-Session-Token`. */
   readonly bearer?: boolean
+  /** A request header's name (e.g. `X-Session-Token`), answered in that header. */
   readonly header?: string
 }
 
