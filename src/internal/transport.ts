@@ -8,8 +8,8 @@
  */
 import { HttpServerResponse } from "@effect/platform"
 import type { Headers } from "@effect/platform"
-import type { Option, Redacted } from "effect"
-import { Redacted as R } from "effect"
+import type { Option } from "effect"
+import { Redacted } from "effect"
 import { type CookieRead, readCookie } from "./cookieHeader.js"
 import type { CookieAction } from "./sessions/service.js"
 
@@ -128,26 +128,24 @@ export interface TokenRead {
   readonly read: CookieRead
 }
 
-const headerValue = (headers: Headers.Headers, name: string): string | undefined => {
-  const v = headers[name]
-  return v === undefined ? undefined : v
-}
+const MALFORMED = "-"
 
 // RFC 9110 §11.1: the auth-scheme is case-insensitive; RFC 6750 §2.1: one or more spaces.
 const BEARER = /^bearer +(.*)$/i
 
 const readHeader = (via: HeaderTransport, headers: Headers.Headers): CookieRead => {
-  const raw = headerValue(headers, via.request)
+  const raw: string | undefined = headers[via.request]
   if (raw === undefined) return { _tag: "Absent" }
   if (raw.length > MAX_TOKEN_HEADER) return { _tag: "Rejected", reason: "oversized" }
   if (via.bearer) {
     // Another scheme (Basic credentials a browser caches and attaches by itself, say) is no
     // session token of ours: the request does not carry one on this transport.
     const m = BEARER.exec(raw.trim())
-    if (m === null) return raw.trim().toLowerCase() === "bearer" ? { _tag: "Present", value: "-" } : { _tag: "Absent" }
+    // "Bearer" with nothing after it is a malformed bearer value, not an absent one: MALFORMED is
+    // a value no token has, so the resolver answers it as malformed (no store call).
+    if (m === null) return raw.trim().toLowerCase() === "bearer" ? { _tag: "Present", value: MALFORMED } : { _tag: "Absent" }
     const value = m[1]!.trim()
-    // "Bearer" with nothing after it is a malformed bearer value, not an absent one.
-    return { _tag: "Present", value: value === "" ? "-" : value }
+    return { _tag: "Present", value: value === "" ? MALFORMED : value }
   }
   const value = raw.trim()
   return value === "" ? { _tag: "Absent" } : { _tag: "Present", value }
@@ -170,7 +168,7 @@ export const readToken = (transports: Transports, headers: Headers.Headers, cook
 
 /**
  * Appends `names` to the response's `Vary` (keeping what the handler put there): the answer
- * depends on the requests headers the token may come from, so a cache must not give one client's
+ * depends on the request headers the token may come from, so a cache must not give one client's
  * answer to another.
  *
  * @internal
@@ -200,7 +198,7 @@ export const answerHeader = (
   hadToken: boolean
 ): HttpServerResponse.HttpServerResponse => {
   if (action === "set" && token._tag === "Some") {
-    const withToken = HttpServerResponse.setHeader(response, via.response.toLowerCase(), R.value(token.value))
+    const withToken = HttpServerResponse.setHeader(response, via.response.toLowerCase(), Redacted.value(token.value))
     // A response that carries a session token must never be stored by a cache.
     return HttpServerResponse.setHeader(withToken, "cache-control", "no-store")
   }
