@@ -454,6 +454,76 @@ describe("demo: token rotation", () => {
   })
 })
 
+describe("demo: bearer tokens", () => {
+  let server: Running
+  beforeAll(async () => {
+    server = await serve(Sessions.layerMemory({ idRotationInterval: "1 second", gracePeriod: "5 seconds", touchInterval: "100 millis" }))
+  })
+  afterAll(() => server.close())
+
+  /** A mobile client: sends its token as a bearer and applies every Set-Session-Token answer. */
+  const mobile = () => {
+    let token: string | undefined
+    const call = async (method: string, path: string, json?: unknown, extra: Record<string, string> = {}) => {
+      const headers: Record<string, string> = { "user-agent": "demo-mobile/1.0", ...extra }
+      if (token !== undefined) headers["authorization"] = `Bearer ${token}`
+      if (json !== undefined) headers["content-type"] = "application/json"
+      const res = await fetch(server.url + path, { method, headers, body: json === undefined ? null : JSON.stringify(json) })
+      const answer = res.headers.get("set-session-token")
+      if (answer !== null) token = answer === "" ? undefined : answer
+      return { status: res.status, headers: res.headers, json: await res.json() as any }
+    }
+    return { call, token: () => token }
+  }
+
+  it("feature: bearer tokens: /api/token logs in over a header; the JSON API takes the bearer token, rotates it in Set-Session-Token, and never sets a cookie", async () => {
+    const m = mobile()
+    const login = await m.call("POST", "/api/token", { user: "mobile-zed" })
+    expect(login.json).toEqual({ user: "mobile-zed" })
+    expect(m.token()).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(login.headers.getSetCookie()).toEqual([])
+    expect(login.headers.get("cache-control")).toBe("no-store")
+    expect((await m.call("POST", "/api/counter")).json).toEqual({ count: 1 })
+    const first = m.token()
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    const rotated = await m.call("GET", "/api/me")
+    expect(rotated.json).toEqual({ user: "mobile-zed", count: 1 })
+    expect(rotated.headers.getSetCookie()).toEqual([])
+    expect(rotated.headers.get("vary")).toMatch(/Authorization/)
+    expect(m.token()).not.toBe(first)
+    // The session lists itself as current over bearer too.
+    expect((await m.call("GET", "/api/sessions")).json.sessions.map((s: any) => s.current)).toEqual([true])
+    // A token in the URL is not read.
+    const viaUrl = await fetch(`${server.url}/api/me?access_token=${m.token()}`)
+    expect(await viaUrl.json()).toEqual({ user: null, count: 0 })
+    // The pages take the cookie only: a bearer token means nothing there.
+    const page = await fetch(`${server.url}/`, { headers: { authorization: `Bearer ${m.token()}` } })
+    expect(await page.text()).not.toContain("mobile-zed")
+    // Logging out answers a fresh token; ending every session answers an empty one.
+    await m.call("POST", "/api/logout")
+    expect((await m.call("GET", "/api/me")).json).toEqual({ user: null, count: 1 })
+    await m.call("POST", "/api/token", { user: "mobile-zed" })
+    const ended = await m.call("POST", "/api/logout-everywhere")
+    expect(ended.headers.get("set-session-token")).toBe("")
+    expect(m.token()).toBeUndefined()
+  })
+
+  it("security: a browser's cookie and a bearer token on one request: the bearer token decides, the cookie is left alone", async () => {
+    const b = new Browser(server.url)
+    await b.post("/api/login", { user: "cookie-user" })
+    const m = mobile()
+    await m.call("POST", "/api/token", { user: "bearer-user" })
+    expect((await b.get("/api/me")).json().user).toBe("cookie-user")
+    // One user agent for both (a changed agent would be an anomaly and end the session).
+    const res = await fetch(`${server.url}/api/me`, {
+      headers: { "user-agent": "demo-mobile/1.0", cookie: `${COOKIE}=${b.cookie}`, authorization: `Bearer ${m.token()}` }
+    })
+    expect((await res.json()).user).toBe("bearer-user")
+    expect(res.headers.getSetCookie()).toEqual([])
+    expect((await b.get("/api/me")).json().user).toBe("cookie-user")
+  })
+})
+
 describe("demo: a store failure", () => {
   let server: Running
   const down = { value: false }

@@ -7,12 +7,13 @@
  * @module
  */
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
-import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
+import { HttpApiError, HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
 import { Effect, Layer, Schema } from "effect"
 import { CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./internal/currentSession.js"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
 import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
 import { makeOriginCheck, type OriginCheckOptions } from "./internal/originCheck.js"
+import { normalizeTransports, type Transport, type Transports } from "./internal/transport.js"
 import { Sessions } from "./internal/sessions/service.js"
 import type { SessionConflictError, SessionGoneError } from "./internal/sessions/errors.js"
 import type { SessionStoreError } from "./Persistence.js"
@@ -36,6 +37,15 @@ export type { ClearSiteDataType, CurrentSessionShape, MiddlewareOptions } from "
 export type { OriginCheckOptions } from "./internal/originCheck.js"
 
 /**
+ * A way a request carries its session token (the middleware's `transport` option): the cookie,
+ * `Authorization: Bearer` (answered in `Set-Session-Token`) or a named header (answered in it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type { Transport } from "./internal/transport.js"
+
+/**
  * The Tags of the current request's session and user.
  *
  * @since 0.1.0
@@ -46,9 +56,11 @@ export { CurrentSession, CurrentUser } from "./internal/currentSession.js"
 
 /**
  * The session middleware. It reads the cookie (an oversized header, a duplicated cookie or a
- * malformed token never reach the store), resolves the client IP (the socket's peer, or through
- * `trustedProxies` the rightmost untrusted `X-Forwarded-For` hop), resolves the session, provides
- * {@link CurrentSession}, and writes `Set-Cookie` for a new, rotated, followed or ended session.
+ * malformed token never reach the store) — or, with the `transport` option, an
+ * `Authorization: Bearer` token or a named header, never the URL —, resolves the client IP (the
+ * socket's peer, or through `trustedProxies` the rightmost untrusted `X-Forwarded-For` hop),
+ * resolves the session, provides {@link CurrentSession}, and writes `Set-Cookie` (or the token's
+ * response header, `Set-Session-Token` for a bearer) for a new, rotated, followed or ended session.
  * A store failure answers `unavailableStatus` and never hands out a new session.
  *
  * @since 0.1.0
@@ -100,37 +112,91 @@ export const originCheck: (options?: OriginCheckOptions) => <E, R>(app: HttpApp.
   makeOriginCheck
 
 /**
- * The options of an HttpApi security middleware that provides {@link CurrentSession}, for
- * `HttpApiMiddleware.Tag`: the session cookie (`cookieName`, default `__Host-id`) as an API-key
- * cookie scheme, so that OpenAPI documents the real name, and the errors of {@link toApiErrors}:
- * `ServiceUnavailable` (503) for a store outage, `Unauthorized` (401) for a session that ended
- * meanwhile, {@link SessionDataTooLarge} (413). {@link SessionSecurity} is the ready-made Tag for the default name; for another
- * name declare yours with the same name as the configuration's `cookie.name`:
- * `class MySecurity extends HttpApiMiddleware.Tag<MySecurity>()("MySecurity", Http.securityOptions("sid")) {}`
- * and implement it with `Layer.effect(MySecurity, Http.securityHandlers(MySecurity))`.
+ * The transports an HttpApi security Tag accepts, in the object form of {@link securityOptions}:
+ * the session cookie by its name (`cookie`, documented as an API-key cookie named `session`),
+ * `Authorization: Bearer` (`bearer: true`, documented as HTTP bearer named `bearer`; answered in
+ * `Set-Session-Token`), a named header (`header`, documented as an API-key header named
+ * `sessionHeader`; answered in that header). Only what is listed is read; when a request carries
+ * several, a header wins over the cookie (the middleware's `transport` rules). A token in the
+ * query string is never read (ASVS 14.2.1).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const securityOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
+export interface SecurityTransports {
+  /** The session cookie's name (the configuration's `cookie.name`). */
+  readonly cookie?: string
+  /** `Authorization: Bearer <token>`, answered in `Set-Session-Token`. */
+  readonly bearer?: boolean
+  /** A request header's name (e.g. `X-Session-Token`), answered in that header. */
+  readonly header?: string
+}
+
+/**
+ * The security schemes of a Tag made with {@link securityOptions}: a cookie name gives
+ * `{ session }`, {@link SecurityTransports} one scheme per transport listed.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export type SecuritySchemes<T extends string | SecurityTransports> = [T] extends [string] ? { readonly session: HttpApiSecurity.ApiKey }
+  : & (T extends { readonly cookie: string } ? { readonly session: HttpApiSecurity.ApiKey } : unknown)
+    & (T extends { readonly bearer: true } ? { readonly bearer: HttpApiSecurity.Bearer } : unknown)
+    & (T extends { readonly header: string } ? { readonly sessionHeader: HttpApiSecurity.ApiKey } : unknown)
+
+const bearerScheme = HttpApiSecurity.bearer.pipe(
+  HttpApiSecurity.annotate(
+    OpenApi.Description,
+    "A session token. A new, rotated or followed token comes back in the Set-Session-Token response header; an empty Set-Session-Token means the token is dead."
+  )
+)
+
+const schemesOf = (transports: string | SecurityTransports | undefined): Record<string, HttpApiSecurity.HttpApiSecurity> => {
+  if (transports === undefined || typeof transports === "string") {
+    return { session: HttpApiSecurity.apiKey({ in: "cookie", key: transports ?? "__Host-id" }) }
+  }
+  const schemes: Record<string, HttpApiSecurity.HttpApiSecurity> = {}
+  if (transports.cookie !== undefined) schemes["session"] = HttpApiSecurity.apiKey({ in: "cookie", key: transports.cookie })
+  if (transports.bearer === true) schemes["bearer"] = bearerScheme
+  if (transports.header !== undefined) schemes["sessionHeader"] = HttpApiSecurity.apiKey({ in: "header", key: transports.header })
+  if (Object.keys(schemes).length === 0) throw new TypeError("effect-sessions: Http.securityOptions({}) accepts no token: list a cookie, bearer or a header")
+  return schemes
+}
+
+/**
+ * The options of an HttpApi security middleware that provides {@link CurrentSession}, for
+ * `HttpApiMiddleware.Tag`: where the token comes from — a cookie name (default `__Host-id`), or
+ * {@link SecurityTransports} such as `{ bearer: true }` or `{ cookie: "__Host-id", bearer: true }` —
+ * as OpenAPI security schemes, so that OpenAPI documents the real transports, and the errors of
+ * {@link toApiErrors}: `ServiceUnavailable` (503) for a store outage, `Unauthorized` (401) for a
+ * session that ended meanwhile, {@link SessionDataTooLarge} (413). {@link SessionSecurity} is the
+ * ready-made Tag for the default cookie; for another name, or a bearer token, declare yours:
+ * `class MySecurity extends HttpApiMiddleware.Tag<MySecurity>()("MySecurity", Http.securityOptions({ bearer: true })) {}`
+ * and implement it with `Layer.effect(MySecurity, Http.securityHandlers(MySecurity))`. A cookie
+ * name must be the configuration's `cookie.name`. Throws a `TypeError` for an empty object.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const securityOptions = <const T extends string | SecurityTransports = "__Host-id">(transports?: T) => ({
   provides: CurrentSession,
   // What the security handler (503) and toApiErrors in a handler (401, 413) may answer.
   failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_),
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
+  security: schemesOf(transports) as SecuritySchemes<T>
 })
 
 /**
  * The options of an HttpApi security middleware that requires a logged-in user and provides
- * {@link CurrentUser} (see {@link securityOptions}): `Unauthorized` (401) without a user,
- * `ServiceUnavailable` (503) for a store outage.
+ * {@link CurrentUser} (transports as in {@link securityOptions}): `Unauthorized` (401) without a
+ * user, `ServiceUnavailable` (503) for a store outage.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const requireUserOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
+export const requireUserOptions = <const T extends string | SecurityTransports = "__Host-id">(transports?: T) => ({
   provides: CurrentUser,
   failure: Schema.Union(HttpApiError.Unauthorized, HttpApiError.ServiceUnavailable),
-  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
+  security: schemesOf(transports) as SecuritySchemes<T>
 })
 
 /**
@@ -182,58 +248,76 @@ export { SessionDataTooLarge } from "./internal/httpApiErrors.js"
 export const toApiErrors = toApiErrors_
 
 /**
- * What the handler builders read of an `HttpApiMiddleware.Tag`: its key and its `session` scheme.
+ * What the handler builders read of an `HttpApiMiddleware.Tag`: its key and its security schemes.
  *
  * @since 0.1.0
  * @category HttpApi
  */
 export interface SecurityTag {
   readonly key: string
-  readonly security: { readonly session: HttpApiSecurity.HttpApiSecurity }
+  readonly security: { readonly [name: string]: HttpApiSecurity.HttpApiSecurity }
 }
 
 /**
- * The handlers of a security Tag made with {@link securityOptions} or {@link requireUserOptions}.
+ * The handlers of a security Tag made with {@link securityOptions} or {@link requireUserOptions}:
+ * one per scheme (`K`), all the same (each reads every transport the Tag lists).
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export interface SecurityHandlers<A, E> {
-  readonly session: (_: unknown) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
+export type SecurityHandlers<A, E, K extends PropertyKey = "session"> = {
+  readonly [k in K]: (_: unknown) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
 }
 
-const handlersOf = <A, E>(
-  tag: SecurityTag,
-  f: (sessions: Sessions["Type"], config: Sessions["Type"]["config"]) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
-): Effect.Effect<SecurityHandlers<A, E>, never, Sessions> =>
+const handlersOf = <T extends SecurityTag, A, E>(
+  tag: T,
+  f: (sessions: Sessions["Type"], config: Sessions["Type"]["config"], transports: Transports) => Effect.Effect<A, E, HttpServerRequest.HttpServerRequest>
+): Effect.Effect<SecurityHandlers<A, E, keyof T["security"]>, never, Sessions> =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
-    const config = yield* checkedConfig(tag)
-    return { session: () => f(sessions, config) }
+    const transports = yield* checkedTransports(tag, sessions.config)
+    const handler = () => f(sessions, sessions.config, transports)
+    // HttpApiBuilder tries the schemes in turn; each handler resolves from every listed transport
+    // (once per request), so the precedence is ours, not the order of the schemes.
+    return Object.fromEntries(Object.keys(tag.security).map((name) => [name, handler])) as unknown as SecurityHandlers<A, E, keyof T["security"]>
   })
 
-const cookieKey = (tag: SecurityTag): string | undefined => {
-  const scheme = tag.security.session
-  return scheme._tag === "ApiKey" && scheme.in === "cookie" ? scheme.key : undefined
-}
+const refuse = (tag: SecurityTag, why: string) => Effect.dieMessage(`effect-sessions: ${tag.key}: ${why}`)
 
-const checkedConfig = (tag: SecurityTag) =>
-  Effect.flatMap(Sessions, ({ config }) =>
-    cookieKey(tag) === config.cookie.name
-      ? Effect.succeed(config)
-      : Effect.dieMessage(
-        `effect-sessions: ${tag.key} documents the cookie ${JSON.stringify(cookieKey(tag))}, but the sessions use ${JSON.stringify(config.cookie.name)}: declare the Tag with Http.securityOptions(${JSON.stringify(config.cookie.name)})`
-      ))
+const checkedTransports = (tag: SecurityTag, config: Sessions["Type"]["config"]): Effect.Effect<Transports> =>
+  Effect.suspend(() => {
+    const list: Array<Transport> = []
+    for (const scheme of Object.values(tag.security)) {
+      if (scheme._tag === "Bearer") list.push("bearer")
+      else if (scheme._tag === "Basic") return refuse(tag, "HTTP Basic credentials carry no session token")
+      else if (scheme.in === "query") return refuse(tag, "a session token is never read from the URL (ASVS 14.2.1): use a cookie, bearer or a header")
+      else if (scheme.in === "header") list.push({ header: scheme.key })
+      else if (scheme.key !== config.cookie.name) {
+        return refuse(
+          tag,
+          `documents the cookie ${JSON.stringify(scheme.key)}, but the sessions use ${JSON.stringify(config.cookie.name)}: declare the Tag with Http.securityOptions(${JSON.stringify(config.cookie.name)})`
+        )
+      } else list.push("cookie")
+    }
+    try {
+      return Effect.succeed(normalizeTransports(list))
+    } catch (e) {
+      return refuse(tag, e instanceof Error ? e.message : String(e))
+    }
+  })
 
 /**
  * The security handlers of a Tag declared with {@link securityOptions}. Dies when the Tag's
- * documented cookie is not the configured one (OpenAPI would document the wrong name).
+ * documented cookie is not the configured one (OpenAPI would document the wrong name), or when it
+ * documents a token in the query string (never read: ASVS 14.2.1) or HTTP Basic credentials.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const securityHandlers = (tag: SecurityTag): Effect.Effect<SecurityHandlers<CurrentSessionShape, HttpApiError.ServiceUnavailable>, never, Sessions> =>
-  handlersOf(tag, (sessions, config) => securityCurrentSession(sessions, config))
+export const securityHandlers = <T extends SecurityTag>(
+  tag: T
+): Effect.Effect<SecurityHandlers<CurrentSessionShape, HttpApiError.ServiceUnavailable, keyof T["security"]>, never, Sessions> =>
+  handlersOf(tag, (sessions, config, transports) => securityCurrentSession(sessions, config, transports))
 
 /**
  * The security handlers of a Tag declared with {@link requireUserOptions}.
@@ -241,10 +325,17 @@ export const securityHandlers = (tag: SecurityTag): Effect.Effect<SecurityHandle
  * @since 0.1.0
  * @category HttpApi
  */
-export const requireUserHandlers = (
-  tag: SecurityTag
-): Effect.Effect<SecurityHandlers<CurrentUser["Type"], HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable>, never, Sessions> =>
-  handlersOf(tag, (sessions, config) => Effect.flatMap(securityCurrentSession(sessions, config), currentUserFromSession))
+export const requireUserHandlers = <T extends SecurityTag>(
+  tag: T
+): Effect.Effect<
+  SecurityHandlers<CurrentUser["Type"], HttpApiError.Unauthorized | HttpApiError.ServiceUnavailable, keyof T["security"]>,
+  never,
+  Sessions
+> =>
+  handlersOf(
+    tag,
+    (sessions, config, transports) => Effect.flatMap(securityCurrentSession(sessions, config, transports), currentUserFromSession)
+  )
 
 /**
  * The implementation of {@link SessionSecurity}, over the `Sessions` in context.

@@ -265,6 +265,21 @@ const htmlRoutes = HttpRouter.empty.pipe(
   )
 )
 
+/** `POST /api/login` (and `/api/token`): a JSON log-in, with an optional password check. */
+const apiLogin = Effect.gen(function*() {
+  const body = yield* HttpServerRequest.schemaBodyJson(LoginJson).pipe(Effect.option)
+  if (Option.isNone(body)) return badRequest("expected a JSON body {\"user\": string, \"password\"?: string}")
+  const checked = validateUser(body.value.user)
+  if ("error" in checked) return badRequest(checked.error)
+  if (body.value.password !== undefined) {
+    const problems = passwordProblems(body.value.password, checked.user)
+    if (problems.length > 0) return json({ error: "weak password", problems }, 422)
+  }
+  const current = yield* Http.CurrentSession
+  yield* current.logIn(checked.user)
+  return json({ user: checked.user })
+})
+
 /**
  * The JSON contract scripts and load tests rely on:
  *
@@ -274,12 +289,15 @@ const htmlRoutes = HttpRouter.empty.pipe(
  * | `POST /api/counter` | increments, `{"count": n}` (creates the session if needed) |
  * | `GET /api/me` | `{"user": name \| null, "count": n}` |
  * | `POST /api/login` `{"user": name, "password"?: string}` | `{"user": name}`; 400 bad body or name; 422 `{"error", "problems"}` weak password (checked only when given) |
+ * | `POST /api/token` (same body) | `/api/login` for bearer clients: the token comes back in `Set-Session-Token` |
  * | `POST /api/logout` | `{"user": null}` |
  * | `POST /api/logout-everywhere` | `{"ended": n}` |
  * | `GET /api/sessions` | `{"user": name \| null, "sessions": [{id, createdAt, lastAccessAt, idIssuedAt, ip, current}]}` (ISO times) |
  * | `DELETE /api/sessions/:id` | `{"ended": boolean}` |
  *
- * A store failure answers 503 with an empty body (the middleware).
+ * A store failure answers 503 with an empty body (the middleware). Every `/api/` route accepts the
+ * session cookie or `Authorization: Bearer <token>` (a header wins when a request has both); a
+ * bearer client reads rotated tokens in `Set-Session-Token` (an empty one: the session ended).
  */
 const apiRoutes = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -307,22 +325,10 @@ const apiRoutes = HttpRouter.empty.pipe(
       })
     })
   ),
-  HttpRouter.post(
-    "/api/login",
-    Effect.gen(function*() {
-      const body = yield* HttpServerRequest.schemaBodyJson(LoginJson).pipe(Effect.option)
-      if (Option.isNone(body)) return badRequest("expected a JSON body {\"user\": string, \"password\"?: string}")
-      const checked = validateUser(body.value.user)
-      if ("error" in checked) return badRequest(checked.error)
-      if (body.value.password !== undefined) {
-        const problems = passwordProblems(body.value.password, checked.user)
-        if (problems.length > 0) return json({ error: "weak password", problems }, 422)
-      }
-      const current = yield* Http.CurrentSession
-      yield* current.logIn(checked.user)
-      return json({ user: checked.user })
-    })
-  ),
+  HttpRouter.post("/api/login", apiLogin),
+  // The same log-in for bearer clients: `app` serves it with the bearer transport only, so the
+  // new token comes back in Set-Session-Token (a cookie client keeps using /api/login).
+  HttpRouter.post("/api/token", apiLogin),
   HttpRouter.post(
     "/api/logout",
     Effect.gen(function*() {
@@ -382,8 +388,19 @@ const notFound = Effect.gen(function*() {
 /** Every route, without the session middleware. */
 export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.all("*", notFound))
 
+// The pages take the cookie only; the JSON API the cookie or a bearer token (a new session there
+// goes in a cookie, as a script in the page expects); /api/token takes a bearer token only, so
+// that a log-in there answers in Set-Session-Token.
+const pagesApp = router.pipe(Http.middleware())
+const apiApp = router.pipe(Http.middleware({ transport: ["cookie", "bearer"] }))
+const tokenApp = router.pipe(Http.middleware({ transport: "bearer" }))
+
 /**
- * The app: the routes behind the session middleware, and that behind the cross-site request check
- * (a form post from another site is answered 403 before any session is touched). Needs `Sessions`.
+ * The app: the routes behind the session middleware (its transports chosen by path), and that
+ * behind the cross-site request check (a form post from another site is answered 403 before any
+ * session is touched). Needs `Sessions`.
  */
-export const app = router.pipe(Http.middleware(), Http.originCheck())
+export const app = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+  const path = request.url.split("?")[0] ?? ""
+  return path === "/api/token" ? tokenApp : path.startsWith("/api/") ? apiApp : pagesApp
+}).pipe(Http.originCheck())

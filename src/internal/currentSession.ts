@@ -20,6 +20,7 @@ import type {
   UserLoaderError
 } from "./sessions/errors.js"
 import type { SessionInfo } from "./sessions/service.js"
+import type { Transport } from "./transport.js"
 
 /**
  * The session of the current request. Lazy: reading never creates a session; the first write
@@ -135,6 +136,19 @@ export interface MiddlewareOptions {
    * on `localhost`.
    */
   readonly clearSiteData?: false | ReadonlyArray<ClearSiteDataType>
+  /**
+   * Where the session token travels (default `"cookie"`): `"bearer"` reads
+   * `Authorization: Bearer <token>` and answers in `Set-Session-Token`; `{ header: "X-Session-Token" }`
+   * reads that header and answers in it. A list accepts each; when a request carries several, a
+   * header wins over the cookie (headers in the order given), and the transport that carried the
+   * token is the one answered (the others are neither read nor touched). A request that carries
+   * none gets a new session on the first transport given. The answer on a header is the new token
+   * (with `Cache-Control: no-store`) for a new, rotated or followed session, and an empty value when
+   * the token is dead; `Clear-Site-Data` goes with the cookie only. The URL is never read (ASVS
+   * 14.2.1). Throws a `TypeError` when the middleware is built for an empty list or a header that
+   * cannot carry a token (`Cookie`, `Authorization` — use `"bearer"` —, `Host`, …).
+   */
+  readonly transport?: Transport | ReadonlyArray<Transport>
 }
 
 /**

@@ -17,7 +17,7 @@ import { Sessions } from "./sessions/service.js"
 import { SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
-import { readCookie } from "./cookieHeader.js"
+import { answerHeader, cookieOnly, normalizeTransports, readToken, type Transports, varyOn } from "./transport.js"
 import { publicId } from "./hash.js"
 
 interface RequestState {
@@ -181,17 +181,6 @@ const clearSiteValue = (types: ReadonlyArray<ClearSiteDataType>, setsCookie: boo
   return unique.length === 0 ? undefined : unique.map((t) => `"${t}"`).join(", ")
 }
 
-/**
- * Appends `Cookie` to the response's `Vary` (keeping what the handler put there): the answer
- * depends on the session, so a cache must not give one client's answer to another.
- */
-const varyCookie = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
-  const vary = response.headers["vary"]
-  if (vary === undefined || vary.trim() === "") return HttpServerResponse.setHeader(response, "vary", "Cookie")
-  const fields = vary.split(",").map((f) => f.trim().toLowerCase())
-  return fields.includes("*") || fields.includes("cookie") ? response : HttpServerResponse.setHeader(response, "vary", `${vary}, Cookie`)
-}
-
 const applyCookie = (
   response: HttpServerResponse.HttpServerResponse,
   config: SessionConfigShape,
@@ -199,11 +188,10 @@ const applyCookie = (
   hadCookie: boolean,
   clearSiteData: false | ReadonlyArray<ClearSiteDataType>
 ): HttpServerResponse.HttpServerResponse => {
-  const varied = varyCookie(response)
   const clear = state.clearSite && clearSiteData !== false
     ? clearSiteValue(clearSiteData, state.cookie === "set" && Option.isSome(state.handle))
     : undefined
-  return setCookieOf(clear === undefined ? varied : HttpServerResponse.setHeader(varied, "clear-site-data", clear), config, state, hadCookie)
+  return setCookieOf(clear === undefined ? response : HttpServerResponse.setHeader(response, "clear-site-data", clear), config, state, hadCookie)
 }
 
 const setCookieOf = (
@@ -224,18 +212,21 @@ const setCookieOf = (
 }
 
 /**
- * Reads the request's cookie and client, resolves the session, and registers the pre-response
- * handler that writes `Set-Cookie`. Shared by the middleware and the HttpApi security handlers.
+ * Reads the request's token (by `transports`: the cookie, a bearer or a named header) and client,
+ * resolves the session, and registers the pre-response handler that answers on the transport the
+ * token came from (`Set-Cookie`, or the token's response header). Shared by the middleware and the
+ * HttpApi security handlers.
  */
 const startRequest = (
   sessions: Sessions["Type"],
   config: SessionConfigShape,
   request: HttpServerRequest.HttpServerRequest,
   create: boolean,
-  clearSiteData: false | ReadonlyArray<ClearSiteDataType> = defaultClearSiteData
+  clearSiteData: false | ReadonlyArray<ClearSiteDataType> = defaultClearSiteData,
+  transports: Transports = cookieOnly
 ) =>
   Effect.gen(function*() {
-    const read = readCookie(request.headers["cookie"], config.cookie.name)
+    const { read, via } = readToken(transports, request.headers, config.cookie.name)
     const hadCookie = read._tag !== "Absent"
     const client: Client = {
       ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxies),
@@ -256,7 +247,10 @@ const startRequest = (
     // never reached its client would be lost once the grace period ends.
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
       Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })), (s) =>
-        applyCookie(response, config, s, hadCookie, clearSiteData))
+        via._tag === "Cookie"
+          ? applyCookie(varyOn(response, transports.vary), config, s, hadCookie, clearSiteData)
+          // A header client is no browser page: Clear-Site-Data (cookies, storage) is not its business.
+          : answerHeader(varyOn(response, transports.vary), via, s.cookie, Option.map(s.handle, (h) => h.token), hadCookie))
     )
     const current: CurrentSessionShape = new RequestSession(sessions, client, state)
     return { state, current }
@@ -273,8 +267,9 @@ const keepCookie = (state: Ref.Ref<RequestState>) => Ref.update(state, (s) => ({
 const forgetGone = (state: Ref.Ref<RequestState>) =>
   Ref.update(state, (s): RequestState => ({ handle: Option.none(), cookie: s.cookie === "clear" ? "clear" : "none", clearSite: s.clearSite }))
 
+// The transports are checked once, when the middleware is built: a bad header name throws there.
 /** @internal */
-export const makeMiddleware = (options: MiddlewareOptions = {}) =>
+export const makeMiddleware = (options: MiddlewareOptions = {}, transports: Transports = normalizeTransports(options.transport)) =>
 <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<any, any> =>
   Effect.gen(function*() {
     const sessions = yield* Sessions
@@ -284,7 +279,7 @@ export const makeMiddleware = (options: MiddlewareOptions = {}) =>
     // nothing else marks the answer as depending on the session.
     const unavailable = varyCookie(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }))
     const started = yield* Effect.either(
-      startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData)
+      startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData, transports)
     )
     if (started._tag === "Left") {
       yield* Effect.logWarning("session store unavailable", started.left)
@@ -316,21 +311,22 @@ const perRequest = new WeakMap<object, { readonly current: CurrentSessionShape; 
 
 /**
  * The CurrentSession of an HttpApi request: the one an enclosing `Http.middleware()` provides,
- * else resolved here from the configured cookie (once per request), with `Set-Cookie` written
- * on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
+ * else resolved here from the Tag's transports (once per request), with the answer (`Set-Cookie`
+ * or the token's response header) written on the way out. A store failure is `ServiceUnavailable` (503), never a fresh empty session.
  *
  * @internal
  */
 export const securityCurrentSession = (
   sessions: Sessions["Type"],
-  config: SessionConfigShape
+  config: SessionConfigShape,
+  transports: Transports = cookieOnly
 ): Effect.Effect<CurrentSessionShape, HttpApiError.ServiceUnavailable, HttpServerRequest.HttpServerRequest> =>
   Effect.flatMap(Effect.serviceOption(CurrentSession), (provided) => {
     if (Option.isSome(provided)) return Effect.succeed(provided.value)
     return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       const known = perRequest.get(request)
       if (known !== undefined) return Effect.succeed(known.current)
-      return startRequest(sessions, config, request, false).pipe(
+      return startRequest(sessions, config, request, false, defaultClearSiteData, transports).pipe(
         Effect.tap((started) => Effect.sync(() => perRequest.set(request, started))),
         Effect.map((started) => started.current),
         Effect.catchAll((e) =>
