@@ -275,9 +275,9 @@ export const makeMiddleware = (options: MiddlewareOptions = {}, transports: Tran
     const sessions = yield* Sessions
     const config = sessions.config
     const request = yield* HttpServerRequest.HttpServerRequest
-    // Vary: Cookie here too: when the store fails before the pre-response handler is in place,
-    // nothing else marks the answer as depending on the session.
-    const unavailable = varyCookie(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }))
+    // Vary here too: when the store fails before the pre-response handler is in place, nothing
+    // else marks the answer as depending on the session's cookie or header.
+    const unavailable = varyOn(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }), transports.vary)
     const started = yield* Effect.either(
       startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData, transports)
     )
