@@ -29,7 +29,7 @@ const allDecoders = (text: string): ReadonlyArray<readonly [string, () => Either
 ]
 
 const sessionEnvelope = (data: string) =>
-  `{"v":1,"type":"session","key":"k","tokenKey":"t","createdAt":0,"idIssuedAt":0,"lastAccessAt":0,"userId":null,"ip":null,"userAgentHash":null,"data":${data},"version":0}`
+  `{"v":1,"type":"session","key":"k","tokenKey":"t","createdAt":0,"idIssuedAt":0,"lastAccessAt":0,"userId":null,"ip":null,"userAgentHash":null,"data":${data},"version":0,"authenticatedAt":null,"persistent":null}`
 
 describe("Codec round trips", () => {
   it.prop("invariant 9: codec — decode(encode(s)) deep-equals s for arbitrary sessions", { s: arbSession }, ({ s }) => {
@@ -63,7 +63,7 @@ describe("Codec round trips", () => {
       "cart",
       [1, "two", { three: null }]
     )
-    const json = JSON.parse(Codec.encode(Session.logIn(s, "u1")))
+    const json = JSON.parse(Codec.encode(Session.logIn(s, "u1", { now: 7, persistent: true })))
     assertEquivalent(json, {
       v: Codec.FORMAT_VERSION,
       type: "session",
@@ -76,7 +76,9 @@ describe("Codec round trips", () => {
       ip: "10.0.0.1",
       userAgentHash: null,
       data: { cart: [1, "two", { three: null }] },
-      version: 0
+      version: 0,
+      authenticatedAt: 7,
+      persistent: true
     })
   })
 
@@ -221,7 +223,13 @@ describe("Codec garbage: always a typed CodecError, never a throw", () => {
       sessionEnvelope("{\"a\":1e400}"), // Infinity after parsing
       sessionEnvelope("{}").replace("\"session\"", "\"redirect\""),
       sessionEnvelope("{}").replace("\"version\":0", "\"version\":0.5"),
-      sessionEnvelope("{}").replace("\"createdAt\":0", "\"createdAt\":\"0\"")
+      sessionEnvelope("{}").replace("\"createdAt\":0", "\"createdAt\":\"0\""),
+      // The recent-login and remember-me fields are required (null when unset) and typed.
+      sessionEnvelope("{}").replace(",\"authenticatedAt\":null", ""),
+      sessionEnvelope("{}").replace(",\"persistent\":null", ""),
+      sessionEnvelope("{}").replace("\"authenticatedAt\":null", "\"authenticatedAt\":\"0\""),
+      sessionEnvelope("{}").replace("\"authenticatedAt\":null", "\"authenticatedAt\":1e400"),
+      sessionEnvelope("{}").replace("\"persistent\":null", "\"persistent\":\"yes\"")
     ]) {
       for (const [name, f] of allDecoders(text)) expectCodecError(f, `${name}: ${text}`)
     }

@@ -105,6 +105,8 @@ const session = (key: string, now: number, patch: Partial<ConstructorParameters<
     userAgentHash: Option.none(),
     data: { n: 0 },
     version: 0,
+    authenticatedAt: Option.none(),
+    persistent: Option.none(),
     ...patch
   })
 

@@ -605,6 +605,8 @@ describe("Session.start", () => {
     assert.strictEqual(s.idIssuedAt, now)
     assert.strictEqual(s.lastAccessAt, now)
     assert.isTrue(Option.isNone(s.userId))
+    assert.isTrue(Option.isNone(s.authenticatedAt))
+    assert.isTrue(Option.isNone(s.persistent))
     assertEquivalent(s.data, {})
     assert.strictEqual(s.version, 0)
     assertEquivalent(s.ip, Option.fromNullable(client.ip))
@@ -840,7 +842,7 @@ describe("Session.logIn / logOut / bind / expiresAt", () => {
     const inn = Session.logIn(session, user)
     assertEquivalent(pipe(session, Session.logIn(user)), inn)
     assertEquivalent(inn.userId, Option.some(user))
-    assertEquivalent(new Session.Session({ ...inn, userId: session.userId }), session)
+    assertEquivalent(new Session.Session({ ...inn, userId: session.userId, authenticatedAt: session.authenticatedAt, persistent: session.persistent }), session)
     const out = Session.logOut(inn)
     assert.isTrue(Option.isNone(out.userId))
     assertEquivalent(out.data, session.data)
@@ -871,6 +873,83 @@ describe("Session.logIn / logOut / bind / expiresAt", () => {
       Session.expiresAt(session, ct.config),
       Math.min(session.lastAccessAt + ct.times.idleTimeout, session.createdAt + ct.times.absoluteTimeout)
     )
+  }, RUNS)
+})
+
+const MINUTE = 60_000
+
+describe("feature: recent-login gate (Session.isRecentLogin, ASVS 7.5.1, 7.5.2)", () => {
+  it.prop("feature: recent-login gate — a log-in or re-authentication at t is recent at now iff the user is logged in and now − t < maxAge, for every maxAge; logOut ends it; rotations, touches and data never change it", {
+    session: arbSession,
+    user: arbUserId,
+    at: arbInstant,
+    elapsed: fc.oneof(fc.integer({ min: -10 * MINUTE, max: 30 * MINUTE }), fc.integer({ min: 0, max: 2 }).map((n) => 5 * MINUTE - 1 + n)),
+    maxAge: fc.oneof(fc.constant(5 * MINUTE), fc.integer({ min: 0, max: 60 * MINUTE })),
+    later: fc.integer({ min: 0, max: 60 * MINUTE })
+  }, ({ at, elapsed, later, maxAge, session, user }) => {
+    const now = at + elapsed
+    const inn = Session.logIn(session, user, { now: at })
+    // The rule, stated on its own: a clock behind the log-in (elapsed < 0) counts as age zero.
+    const recent = Math.max(0, elapsed) < maxAge
+    assert.strictEqual(Session.isRecentLogin(inn, now, maxAge), recent)
+    assert.strictEqual(pipe(inn, Session.isRecentLogin(now, maxAge)), recent)
+    assert.strictEqual(Session.isRecentLogin(inn, now, `${maxAge} millis`), recent)
+    // A re-authentication at t counts exactly like a log-in at t, whatever the session held.
+    const again = Session.reauthenticated(Session.logIn(session, user, { now: at - later }), at)
+    assert.strictEqual(Session.isRecentLogin(again, now, maxAge), recent)
+    assert.strictEqual(pipe(Session.logIn(session, user), Session.reauthenticated(at), Session.isRecentLogin(now, maxAge)), recent)
+    // Monotone: once too old, older is never recent again.
+    if (!recent) assert.isFalse(Session.isRecentLogin(inn, now + later, maxAge))
+    // Nothing but a log-in or a re-authentication moves it.
+    const moved = Session.rotate(Session.set(Session.touch(inn, now, SessionConfig.defaults), "k", 1), {
+      tokenKey: "t2",
+      sealedSuccessor: "sealed",
+      now,
+      config: SessionConfig.defaults
+    }).session
+    assert.strictEqual(Session.isRecentLogin(moved, now, maxAge), recent)
+    // No user, no recent log-in: after logOut, and for a re-authentication without a user.
+    const out = Session.logOut(inn)
+    assert.isFalse(Session.isRecentLogin(out, at, maxAge))
+    assert.isTrue(Option.isNone(out.authenticatedAt))
+    assert.isFalse(Session.isRecentLogin(Session.reauthenticated(out, at), at, maxAge))
+    // A log-in without a known time is never recent.
+    assert.isFalse(Session.isRecentLogin(Session.logIn(session, user), now, maxAge))
+  }, RUNS)
+
+  it("feature: recent-login gate — the boundary: 4:59.999 after the log-in is recent, 5:00 is not; a maxAge of zero never is", () => {
+    const s = Session.logIn(Session.start({ key: "k", tokenKey: "t", now: 0, client: Session.client() }), "ada", { now: 1_000 })
+    assert.isTrue(Session.isRecentLogin(s, 1_000 + 5 * MINUTE - 1, "5 minutes"))
+    assert.isFalse(Session.isRecentLogin(s, 1_000 + 5 * MINUTE, "5 minutes"))
+    assert.isFalse(Session.isRecentLogin(s, 1_000, 0))
+    assertEquivalent(s.authenticatedAt, Option.some(1_000))
+  })
+})
+
+describe("feature: remember me (Session.isPersistent, Session.cookieMaxAge)", () => {
+  it.prop("feature: remember me — the log-in's choice wins over the configured default, rotations keep it, logOut forgets it; Max-Age is the time left until the absolute timeout, never more", {
+    session: arbSession,
+    user: arbUserId,
+    choice: fc.option(fc.boolean(), { nil: undefined }),
+    configured: fc.boolean(),
+    ct: arbConfigWithTimes,
+    elapsed: fc.integer({ min: 0, max: 2 * 24 * 3_600_000 })
+  }, ({ choice, configured, ct, elapsed, session, user }) => {
+    const config: SessionConfig.SessionConfigShape = { ...ct.config, cookie: { ...ct.config.cookie, persistent: configured } }
+    const inn = Session.logIn(session, user, { now: session.createdAt, persistent: choice })
+    const persistent = choice ?? configured
+    assert.strictEqual(Session.isPersistent(inn, config), persistent)
+    const now = session.createdAt + elapsed
+    const rotated = Session.rotate(inn, { tokenKey: "t2", sealedSuccessor: "sealed", now, config }).session
+    assert.strictEqual(pipe(rotated, Session.isPersistent(config)), persistent)
+    const maxAge = Session.cookieMaxAge(rotated, now, config)
+    if (!persistent) assert.isTrue(Option.isNone(maxAge))
+    else {
+      const left = session.createdAt + ct.times.absoluteTimeout - now
+      assertEquivalent(maxAge, Option.some(Math.max(0, Math.floor(left / 1000))))
+      assert.isAtMost(Option.getOrThrow(maxAge) * 1000, Math.max(0, left))
+    }
+    assert.strictEqual(Session.isPersistent(Session.logOut(inn), config), configured)
   }, RUNS)
 })
 

@@ -298,7 +298,8 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
         ["SESSIONS_COOKIE_PATH", "/"],
         ["SESSIONS_COOKIE_SECURE", "true"],
         ["SESSIONS_COOKIE_HTTP_ONLY", "true"],
-        ["SESSIONS_COOKIE_SAME_SITE", "strict"]
+        ["SESSIONS_COOKIE_SAME_SITE", "strict"],
+        ["SESSIONS_COOKIE_PERSISTENT", "true"]
       ])
       assert.strictEqual(SessionConfig.millis(c.idleTimeout), 10 * 60_000)
       assert.strictEqual(SessionConfig.millis(c.absoluteTimeout), 8 * 3_600_000)
@@ -315,6 +316,7 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
       assert.strictEqual(c.cookie.name, "__Host-sid")
       assert.strictEqual(c.cookie.sameSite, "strict")
       assert.isTrue(c.cookie.secure && c.cookie.httpOnly)
+      assert.isTrue(c.cookie.persistent)
     }))
 
   it.effect("reads the cookie domain and falls back to the defaults for what is not set", () =>
@@ -542,8 +544,17 @@ describe("SessionConfig.schema", () => {
       httpOnly: true,
       secure: true,
       sameSite: "strict",
-      partitioned: true
+      partitioned: true,
+      persistent: false
     })
+  })
+
+  it("feature: remember me — cookie.persistent defaults to false (a browser-session cookie), takes a boolean, and refuses anything else", () => {
+    assert.isFalse(SessionConfig.defaults.cookie.persistent)
+    assert.isFalse(Either.getOrThrow(SessionConfig.make({})).cookie.persistent)
+    assert.isTrue(Either.getOrThrow(SessionConfig.make({ cookie: { persistent: true } })).cookie.persistent)
+    assert.isTrue(Either.isLeft(SessionConfig.make({ cookie: { persistent: "yes" as never } })))
+    assert.isTrue(Either.isLeft(Schema.decodeUnknownEither(SessionConfig.schema)({ cookie: { persistent: 1 } })))
   })
 
   it("decodes through Schema as make does (defaults filled, failures as ParseError)", () => {

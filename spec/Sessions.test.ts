@@ -776,3 +776,47 @@ describe("Sessions: privilege changes (security)", () => {
       expect({ ...(yield* sessions.current(yield* sessions.logOut(yield* sessions.logIn(kept, "bob"), { keepData: true }))).data }).toStrictEqual({ cart: [3] })
     }).pipe(Effect.provide(serviceLayer())))
 })
+
+// ---------------------------------------------------------------------------------------------
+// recent-login gate and remember me (issue 15, items 3 and 6)
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions: recent log-in and remember me", () => {
+  it.effect("feature: recent-login gate — logIn records authenticatedAt; reauthenticated sets it to now, rotates the token with no grace and keeps data and user; logOut clears it; the stored record agrees", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      yield* TestClock.setTime(1_000_000)
+      const anonymous = yield* sessions.create(browser)
+      yield* sessions.set(anonymous, "cart", ["book"])
+      assertNone((yield* sessions.current(anonymous)).authenticatedAt)
+      const h = yield* sessions.logIn(anonymous, "ada")
+      assertSome(h.session.authenticatedAt, 1_000_000)
+      yield* advance(6 * 60_000)
+      assert.isFalse(Session.isRecentLogin(yield* sessions.current(h), 1_000_000 + 6 * 60_000, "5 minutes"))
+      const again = yield* sessions.reauthenticated(h)
+      assert.notStrictEqual(tok(again), tok(h))
+      assertSome(again.session.authenticatedAt, 1_000_000 + 6 * 60_000)
+      assertSome(again.session.userId, "ada")
+      deepStrictEqual(again.session.data, { cart: ["book"] })
+      // A fresh read from the store (no cache) has it too, and the old token is dead at once.
+      yield* sessions.clearCache
+      assertSome((yield* sessions.current(again)).authenticatedAt, 1_000_000 + 6 * 60_000)
+      assert.isTrue(yield* isDead(sessions, tok(h)))
+      const out = yield* sessions.logOut(again)
+      assertNone(out.session.authenticatedAt)
+    }).pipe(Effect.provide(serviceLayer({ idleTimeout: "1 hour" }))))
+
+  it.effect("feature: remember me — logIn(user, { persistent }) is stored with the session and kept by a periodic rotation; logOut forgets it", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.logIn(yield* sessions.create(browser), "ada", { persistent: true })
+      assertSome(h.session.persistent, true)
+      yield* advance(16 * 60_000)
+      const r = yield* sessions.resolve(tok(h), browser)
+      assert.strictEqual(r.outcome, "rotated")
+      assertSome(someSession(r).session.persistent, true)
+      yield* sessions.clearCache
+      assertSome((yield* sessions.current(someSession(r))).persistent, true)
+      assertNone((yield* sessions.logOut(someSession(r))).session.persistent)
+    }).pipe(Effect.provide(serviceLayer({ idleTimeout: "1 hour" }))))
+})

@@ -23,7 +23,9 @@ const base: Fields = {
   ip: Option.some("203.0.113.7"),
   userAgentHash: Option.some("dWEtaGFzaA"),
   data: { cart: ["book", "pen"], n: 1 },
-  version: 4
+  version: 4,
+  authenticatedAt: Option.some(2_500),
+  persistent: Option.some(true)
 }
 
 /** For every field, a session that differs from `base` in that field only. */
@@ -37,7 +39,9 @@ const oneFieldChanged: ReadonlyArray<readonly [keyof Fields, Session]> = [
   ["ip", new Session({ ...base, ip: Option.some("203.0.113.8") })],
   ["userAgentHash", new Session({ ...base, userAgentHash: Option.none() })],
   ["data", new Session({ ...base, data: { cart: ["book"], n: 1 } })],
-  ["version", new Session({ ...base, version: 5 })]
+  ["version", new Session({ ...base, version: 5 })],
+  ["authenticatedAt", new Session({ ...base, authenticatedAt: Option.some(2_501) })],
+  ["persistent", new Session({ ...base, persistent: Option.some(false) })]
 ]
 
 /** Asserts that `f` fails as an assertion does (an AssertionError, not some other throw). */

@@ -7,7 +7,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime } from "effect"
 import { createServer } from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { app, demoDefaults, layerSessions, validateUser } from "../examples/demo/app.js"
+import { app, demoDefaults, layerSessions, RecentLoginMaxAge, validateUser } from "../examples/demo/app.js"
 import * as pages from "../examples/demo/pages.js"
 import * as Store from "../examples/demo/store.js"
 import { Persistence, SessionConfig, Sessions } from "../src/index.js"
@@ -617,5 +617,80 @@ describe("demo: configuration and store switch", () => {
     expect(pages.formatDuration(0)).toBe("0 s")
     expect(pages.formatDuration(61_000)).toBe("1 min 1 s")
     expect(pages.formatDuration(3_600_000 * 12)).toBe("12 h")
+  })
+})
+
+describe("demo: change password behind the recent-login gate, and remember me", () => {
+  const GATE_MS = 600
+  let server: Running
+  beforeAll(async () => {
+    // The demo's gate is 5 minutes; here it is shortened through the same Reference the server sets.
+    const layer = HttpServer.serve(app).pipe(
+      Layer.provide(Sessions.layerMemory(demoDefaults)),
+      Layer.provide(Layer.succeed(RecentLoginMaxAge, Duration.millis(GATE_MS))),
+      Layer.provideMerge(NodeHttpServer.layer(createServer, { host: "127.0.0.1", port: 0 }))
+    )
+    const runtime = ManagedRuntime.make(layer)
+    const address = await runtime.runPromise(HttpServer.addressWith((a) => Effect.succeed(a)))
+    if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+    server = { url: `http://127.0.0.1:${address.port}`, close: () => runtime.dispose() }
+  })
+  afterAll(() => server.close())
+  const browser = () => new Browser(server.url)
+  const sessionSetCookie = (r: Answer) => r.headers.getSetCookie().find((line) => line.startsWith(`${COOKIE}=`)) ?? ""
+
+  it("feature: recent-login gate — the demo asks for a 5-minute recent log-in by default", () => {
+    expect(Duration.toMillis(Effect.runSync(RecentLoginMaxAge))).toBe(5 * 60_000)
+  })
+
+  it("feature: recent-login gate — change password is open right after the log-in; once the log-in is older, it asks for the password again (403), refuses a wrong one, and a right one (reauthenticated) opens it again under a new token", async () => {
+    const b = browser()
+    expect((await b.get("/account/password")).status).toBe(303)
+    await b.form("/login", { user: "rosalind", password: strong })
+    const open = await b.get("/account/password")
+    expect(open.status).toBe(200)
+    expect(open.text).toContain("id=\"change-password-form\"")
+    await new Promise((r) => setTimeout(r, GATE_MS + 100))
+    const gated = await b.get("/account/password")
+    expect(gated.status).toBe(403)
+    expect(gated.text).toContain("id=\"reauthenticate-form\"")
+    expect(gated.text).not.toContain("id=\"change-password-form\"")
+    // A change posted without a recent log-in changes nothing.
+    expect((await b.form("/account/password", { password: "another violet tractor" })).status).toBe(403)
+    const wrong = await b.form("/account/reauthenticate", { password: "not the password at all" })
+    expect(wrong.status).toBe(403)
+    expect(wrong.text).toContain("id=\"reauthenticate-error\"")
+    const before = b.cookie
+    const right = await b.form("/account/reauthenticate", { password: strong })
+    expect(right.status).toBe(303)
+    expect(right.headers.get("location")).toBe("/account/password")
+    expect(b.cookie).not.toBe(before)
+    // The token from before the re-authentication died with no grace period.
+    expect((await b.request("GET", "/api/me", { cookie: before })).json()).toEqual({ user: null, count: 0 })
+    expect((await b.get("/account/password")).status).toBe(200)
+    const changed = await b.form("/account/password", { password: "another violet tractor" })
+    expect(changed.status).toBe(200)
+    expect(changed.text).toContain("Your password was changed.")
+    // The new password is the one a later re-authentication checks.
+    await new Promise((r) => setTimeout(r, GATE_MS + 100))
+    expect((await b.form("/account/reauthenticate", { password: strong })).status).toBe(403)
+    expect((await b.form("/account/reauthenticate", { password: "another violet tractor" })).status).toBe(303)
+  })
+
+  it("feature: remember me — the log-in form's checkbox makes the cookie persistent (Max-Age up to the absolute timeout); without it the cookie goes with the browser; the JSON login takes remember: true", async () => {
+    const plain = browser()
+    const noRemember = await plain.form("/login", { user: "ada", password: strong })
+    expect(noRemember.status).toBe(303)
+    expect(sessionSetCookie(noRemember)).not.toMatch(/Max-Age/i)
+    expect((await browser().get("/")).text).toContain("id=\"remember-input\"")
+    const remembered = browser()
+    const withRemember = await remembered.form("/login", { user: "ada", password: strong, remember: "on" })
+    const maxAge = Number(/Max-Age=(\d+)/i.exec(sessionSetCookie(withRemember))?.[1])
+    expect(maxAge).toBeGreaterThan(12 * 3600 - 60)
+    expect(maxAge).toBeLessThanOrEqual(12 * 3600)
+    const api = browser()
+    expect(sessionSetCookie(await api.post("/api/login", { user: "ada", remember: true }))).toMatch(/Max-Age=\d+/i)
+    // Logging out forgets the choice: the fresh token is a browser-session cookie again.
+    expect(sessionSetCookie(await api.post("/api/logout"))).not.toMatch(/Max-Age/i)
   })
 })

@@ -58,7 +58,9 @@ export const SessionJson = Schema.Struct({
   ip: NullableString,
   userAgentHash: NullableString,
   data: JsonObject,
-  version: Schema.Int
+  version: Schema.Int,
+  authenticatedAt: Schema.OptionFromNullOr(Time),
+  persistent: Schema.OptionFromNullOr(Schema.Boolean)
 })
 
 /**
@@ -104,7 +106,9 @@ export const SessionSchema: Schema.Schema<Session, Schema.Schema.Encoded<typeof 
       ip: s.ip,
       userAgentHash: s.userAgentHash,
       data: s.data,
-      version: s.version
+      version: s.version,
+      authenticatedAt: s.authenticatedAt,
+      persistent: s.persistent
     })
   }
 )

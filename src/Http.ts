@@ -8,15 +8,17 @@
  */
 import type { HttpApp, HttpServerRequest } from "@effect/platform"
 import { HttpApiError, HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
+import type { Duration } from "effect"
 import { Effect, Layer, Schema } from "effect"
 import { CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./internal/currentSession.js"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
-import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
+import { RecentLoginRequired as RecentLoginRequired_, SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
 import { makeOriginCheck, type OriginCheckOptions } from "./internal/originCheck.js"
 import { normalizeTransports, type Transport, type Transports } from "./internal/transport.js"
 import { Sessions } from "./internal/sessions/service.js"
 import type { SessionConflictError, SessionGoneError } from "./internal/sessions/errors.js"
 import type { SessionStoreError } from "./Persistence.js"
+import { isSessionStoreError } from "./internal/persistence.js"
 
 /**
  * The session of the current request ({@link CurrentSessionShape}, provided as
@@ -236,6 +238,49 @@ export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-se
 export { SessionDataTooLarge } from "./internal/httpApiErrors.js"
 
 /**
+ * The HttpApi error of the recent-login gate (403), from `CurrentSession.requireRecentLogin` and
+ * {@link RequireRecentLogin}. Its JSON body is
+ * `{ "_tag": "RecentLoginRequired", "maxAgeMillis": 300000, "authenticatedAt": 1767225600000 }`;
+ * `authenticatedAt` (epoch milliseconds) is absent when nobody is logged in.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export { RecentLoginRequired } from "./internal/httpApiErrors.js"
+
+/**
+ * The options of an HttpApi security middleware that requires a recent log-in and provides
+ * {@link CurrentUser} (see {@link securityOptions}): {@link RecentLoginRequired} (403) when
+ * nobody is logged in or the log-in is too old, `ServiceUnavailable` (503) for a store outage.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const requireRecentLoginOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
+  provides: CurrentUser,
+  failure: Schema.Union(RecentLoginRequired_, HttpApiError.ServiceUnavailable),
+  security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
+})
+
+/**
+ * HttpApi security for sensitive endpoints (OWASP ASVS 7.5.1, 7.5.2: changing a password, an
+ * e-mail address, payment details): provides {@link CurrentUser} when the user authenticated —
+ * logged in, or `reauthenticated` — less than the layer's maximum age ago
+ * ({@link layerRequireRecentLogin}), and answers 403 with the typed body of
+ * {@link RecentLoginRequired} otherwise, also without a logged-in user. The age is read from
+ * `Clock`. For a second gate with another age (or another cookie name), declare a Tag of your
+ * own with {@link requireRecentLoginOptions} and implement it with
+ * {@link requireRecentLoginHandlers}.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class RequireRecentLogin extends HttpApiMiddleware.Tag<RequireRecentLogin>()(
+  "effect-sessions/Http/RequireRecentLogin",
+  requireRecentLoginOptions()
+) {}
+
+/**
  * Maps the session errors an HttpApi handler lets through to HttpApi errors: a store failure or
  * a lost race → `ServiceUnavailable` (503, the cookie left alone), a session that ended meanwhile
  * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413); all three
@@ -358,3 +403,33 @@ export const layerRequireUser: Layer.Layer<RequireUser, never, Sessions> = Layer
   RequireUser,
   requireUserHandlers(RequireUser)
 )
+
+/**
+ * The security handlers of a Tag declared with {@link requireRecentLoginOptions}: the log-in
+ * must be younger than `maxAge`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const requireRecentLoginHandlers = (
+  tag: SecurityTag,
+  maxAge: Duration.DurationInput
+): Effect.Effect<SecurityHandlers<CurrentUser["Type"], RecentLoginRequired_ | HttpApiError.ServiceUnavailable>, never, Sessions> =>
+  handlersOf(tag, (sessions, config) =>
+    Effect.flatMap(securityCurrentSession(sessions, config), (current) =>
+      current.requireRecentLogin(maxAge).pipe(
+        // A store that fails is an outage, not a stale log-in.
+        Effect.catchIf(isSessionStoreError, (e) =>
+          Effect.zipRight(Effect.logWarning("session store unavailable", e), Effect.fail(new HttpApiError.ServiceUnavailable()))),
+        Effect.map((userId) => CurrentUser.of({ userId, session: current }))
+      )))
+
+/**
+ * The implementation of {@link RequireRecentLogin}, over the `Sessions` in context: the log-in
+ * must be younger than `maxAge` (e.g. `"5 minutes"`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRequireRecentLogin = (maxAge: Duration.DurationInput): Layer.Layer<RequireRecentLogin, never, Sessions> =>
+  Layer.effect(RequireRecentLogin, requireRecentLoginHandlers(RequireRecentLogin, maxAge))

@@ -9,7 +9,7 @@
  * @since 0.1.0
  * @module
  */
-import { Data, Either, Option, Schema } from "effect"
+import { Data, Duration, Either, Option, Schema } from "effect"
 import type { Pipeable } from "effect/Pipeable"
 import { pipeArguments } from "effect/Pipeable"
 import { dual } from "effect/Function"
@@ -170,6 +170,17 @@ export class Session extends Data.TaggedClass("Session")<{
   readonly data: { readonly [key: string]: Json }
   /** Stored version, for compare-and-set across processes. 0 before the first save. */
   readonly version: number
+  /**
+   * When the logged-in user last proved who they are (a log-in or {@link reauthenticated}), for
+   * the recent-login gate ({@link isRecentLogin}). None without a user.
+   */
+  readonly authenticatedAt: Option.Option<number>
+  /**
+   * The log-in's "remember me" choice: `true` makes the cookie persistent (`Max-Age` up to the
+   * absolute timeout), `false` a browser-session cookie; none follows the configured
+   * `cookie.persistent`. Set by {@link logIn}, cleared by {@link logOut}, kept by rotations.
+   */
+  readonly persistent: Option.Option<boolean>
 }> implements Pipeable {
   /** `session.pipe(Session.set("k", 1), Session.logIn("u"))` */
   declare pipe: Pipeable["pipe"]
@@ -261,7 +272,9 @@ export const start = (options: {
     ip: binding.ip,
     userAgentHash: binding.userAgentHash,
     data: {},
-    version: 0
+    version: 0,
+    authenticatedAt: Option.none(),
+    persistent: Option.none()
   })
 }
 
@@ -469,24 +482,123 @@ export const decide = (
 }
 
 /**
- * Attaches a user (rivo/sessions' `LogIn`). The service rotates the token at the same time, against
- * session fixation.
+ * Options of {@link logIn}.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LogInOptions {
+  /**
+   * When the user authenticated (epoch milliseconds): recorded as `authenticatedAt`. Without it
+   * the log-in has no known time and never counts as recent ({@link isRecentLogin}).
+   */
+  readonly now?: number | undefined
+  /**
+   * "Remember me": `true` for a persistent cookie, `false` for a browser-session cookie; absent
+   * follows the configured `cookie.persistent`. Each log-in chooses afresh.
+   */
+  readonly persistent?: boolean | undefined
+}
+
+/**
+ * Attaches a user (rivo/sessions' `LogIn`), records when they authenticated (`options.now`) and
+ * their "remember me" choice (`options.persistent`). The service rotates the token at the same
+ * time, against session fixation.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const logIn: {
-  (userId: string): (self: Session) => Session
-  (self: Session, userId: string): Session
-} = dual(2, (self: Session, userId: string): Session => copy(self, { userId: Option.some(userId) }))
+  (userId: string, options?: LogInOptions): (self: Session) => Session
+  (self: Session, userId: string, options?: LogInOptions): Session
+} = dual(
+  (args) => isSession(args[0]),
+  (self: Session, userId: string, options?: LogInOptions): Session =>
+    copy(self, {
+      userId: Option.some(userId),
+      authenticatedAt: Option.fromNullable(options?.now),
+      persistent: Option.fromNullable(options?.persistent)
+    })
+)
 
 /**
- * Detaches the user (rivo/sessions' `LogOut`); the data stays. The service rotates the token.
+ * Records that the logged-in user proved who they are again at `now` (re-entered a password,
+ * passed MFA): `authenticatedAt = now`. Without a user, the same value — nobody to vouch for.
+ * The service rotates the token with no grace period at the same time.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const logOut = (self: Session): Session => copy(self, { userId: Option.none() })
+export const reauthenticated: {
+  (now: number): (self: Session) => Session
+  (self: Session, now: number): Session
+} = dual(2, (self: Session, now: number): Session =>
+  Option.isNone(self.userId) ? self : copy(self, { authenticatedAt: Option.some(now) }))
+
+/**
+ * The recent-login rule (OWASP ASVS 7.5.1, 7.5.2): whether the session's user authenticated less
+ * than `maxAge` before `now`. False without a user or without a known authentication time, and
+ * always false for a `maxAge` of zero. A time after `now` (another node's clock running ahead)
+ * counts as age zero: the store's record cannot be forged by a client.
+ *
+ * @since 0.1.0
+ * @category predicates
+ * @example
+ * ```ts
+ * import { Option } from "effect"
+ * import { Session } from "effect-sessions"
+ *
+ * const s = Session.start({ key: "k", tokenKey: "t", now: 0, client: Session.client() })
+ * const inn = Session.logIn(s, "ada", { now: 0 })
+ * Session.isRecentLogin(inn, 4 * 60_000, "5 minutes") // true
+ * Session.isRecentLogin(inn, 5 * 60_000, "5 minutes") // false
+ * ```
+ */
+export const isRecentLogin: {
+  (now: number, maxAge: Duration.DurationInput): (self: Session) => boolean
+  (self: Session, now: number, maxAge: Duration.DurationInput): boolean
+} = dual(3, (self: Session, now: number, maxAge: Duration.DurationInput): boolean =>
+  Option.isSome(self.userId) && Option.isSome(self.authenticatedAt) &&
+  Math.max(0, now - self.authenticatedAt.value) < Duration.toMillis(Duration.decode(maxAge)))
+
+/**
+ * Whether the session cookie is persistent: the log-in's "remember me" choice, else the
+ * configured `cookie.persistent`.
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isPersistent: {
+  (config: SessionConfigShape): (self: Session) => boolean
+  (self: Session, config: SessionConfigShape): boolean
+} = dual(2, (self: Session, config: SessionConfigShape): boolean =>
+  Option.getOrElse(self.persistent, () => config.cookie.persistent))
+
+/**
+ * The cookie's `Max-Age` at `now`, in whole seconds: none for a browser-session cookie
+ * ({@link isPersistent} false), else the time left until the absolute timeout (never beyond it;
+ * at least 0).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const cookieMaxAge: {
+  (now: number, config: SessionConfigShape): (self: Session) => Option.Option<number>
+  (self: Session, now: number, config: SessionConfigShape): Option.Option<number>
+} = dual(3, (self: Session, now: number, config: SessionConfigShape): Option.Option<number> =>
+  isPersistent(self, config)
+    ? Option.some(Math.max(0, Math.floor((self.createdAt + millis(config.absoluteTimeout) - now) / 1000)))
+    : Option.none())
+
+/**
+ * Detaches the user (rivo/sessions' `LogOut`) and forgets the authentication time and the
+ * "remember me" choice; the data stays. The service rotates the token.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const logOut = (self: Session): Session =>
+  copy(self, { userId: Option.none(), authenticatedAt: Option.none(), persistent: Option.none() })
 
 /**
  * A typed session key: a name and the Schema its value is stored through. `get` decodes with it,

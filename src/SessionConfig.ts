@@ -43,6 +43,13 @@ export interface CookieSettings {
   readonly sameSite: SameSite
   /** Default `false`. CHIPS partitioned cookie; requires `secure`. */
   readonly partitioned: boolean
+  /**
+   * Default `false`: a browser-session cookie (no `Max-Age`: gone when the browser closes).
+   * `true`: a persistent cookie whose `Max-Age` is the time left until the absolute timeout
+   * (never beyond it). A log-in may choose per session ("remember me":
+   * `logIn(user, { persistent })`); that choice is stored with the session and kept by rotations.
+   */
+  readonly persistent: boolean
 }
 
 /**
@@ -163,6 +170,7 @@ export interface CookieOptions {
   readonly secure?: boolean | undefined
   readonly sameSite?: SameSite | undefined
   readonly partitioned?: boolean | undefined
+  readonly persistent?: boolean | undefined
 }
 
 /**
@@ -266,7 +274,8 @@ export const defaults: SessionConfigShape = {
     httpOnly: true,
     secure: true,
     sameSite: "lax",
-    partitioned: false
+    partitioned: false,
+    persistent: false
   },
   idleTimeout: Duration.minutes(30),
   absoluteTimeout: Duration.hours(12),
@@ -358,7 +367,8 @@ const cookieOptions = Schema.Struct({
     identifier: "SameSite",
     message: (issue) => `must be "lax", "strict" or "none", got ${show(issue.actual)}`
   })),
-  partitioned: Schema.optional(Schema.Boolean)
+  partitioned: Schema.optional(Schema.Boolean),
+  persistent: Schema.optional(Schema.Boolean)
 })
 
 const ipBindingOptions = Schema.Struct({
@@ -430,7 +440,8 @@ const resolve = (
     httpOnly: c.httpOnly ?? defaults.cookie.httpOnly,
     secure,
     sameSite: c.sameSite ?? defaults.cookie.sameSite,
-    partitioned: c.partitioned ?? defaults.cookie.partitioned
+    partitioned: c.partitioned ?? defaults.cookie.partitioned,
+    persistent: c.persistent ?? defaults.cookie.persistent
   }
   if (cookie.sameSite === "none" && !cookie.secure) return invalid(["cookie", "sameSite"], "SameSite=None requires secure: true")
   if (cookie.partitioned && !cookie.secure) return invalid(["cookie", "partitioned"], "Partitioned requires secure: true")
@@ -484,7 +495,8 @@ const unresolve = (c: SessionConfigShape): typeof options.Type => ({
     httpOnly: c.cookie.httpOnly,
     secure: c.cookie.secure,
     sameSite: c.cookie.sameSite,
-    partitioned: c.cookie.partitioned
+    partitioned: c.cookie.partitioned,
+    persistent: c.cookie.persistent
   },
   idleTimeout: c.idleTimeout,
   absoluteTimeout: c.absoluteTimeout,
@@ -617,6 +629,7 @@ const switchable = <A extends object>(name: string, settings: Config.Config<A>) 
  * The options read through Effect `Config` (environment variables by default), under the
  * prefix `SESSIONS_`: `SESSIONS_COOKIE_NAME`, `SESSIONS_COOKIE_PATH`, `SESSIONS_COOKIE_DOMAIN`,
  * `SESSIONS_COOKIE_SECURE`, `SESSIONS_COOKIE_HTTP_ONLY`, `SESSIONS_COOKIE_SAME_SITE`,
+ * `SESSIONS_COOKIE_PERSISTENT`,
  * `SESSIONS_IDLE_TIMEOUT`, `SESSIONS_ABSOLUTE_TIMEOUT`, `SESSIONS_ID_ROTATION_INTERVAL`,
  * `SESSIONS_GRACE_PERIOD`, `SESSIONS_IP_BINDING` (`true` / `false`),
  * `SESSIONS_IP_BINDING_IPV4_PREFIX`, `SESSIONS_IP_BINDING_IPV6_PREFIX` (either turns the binding
@@ -637,6 +650,7 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   cookieSecure: optional(Config.boolean("COOKIE_SECURE")),
   cookieHttpOnly: optional(Config.boolean("COOKIE_HTTP_ONLY")),
   cookieSameSite: optional(Config.literal("lax", "strict", "none")("COOKIE_SAME_SITE")),
+  cookiePersistent: optional(Config.boolean("COOKIE_PERSISTENT")),
   idleTimeout: optional(Config.duration("IDLE_TIMEOUT")),
   absoluteTimeout: optional(Config.duration("ABSOLUTE_TIMEOUT")),
   idRotationInterval: optional(Config.duration("ID_ROTATION_INTERVAL")),
@@ -655,8 +669,16 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   maxDataBytes: optional(Config.integer("MAX_DATA_BYTES"))
 }).pipe(
   Config.nested("SESSIONS"),
-  Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookieSameSite, cookieSecure, ...rest }): SessionConfigInput => {
-    const cookie = definedOnly({ name: cookieName, path: cookiePath, domain: cookieDomain, secure: cookieSecure, httpOnly: cookieHttpOnly, sameSite: cookieSameSite })
+  Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookiePersistent, cookieSameSite, cookieSecure, ...rest }): SessionConfigInput => {
+    const cookie = definedOnly({
+      name: cookieName,
+      path: cookiePath,
+      domain: cookieDomain,
+      secure: cookieSecure,
+      httpOnly: cookieHttpOnly,
+      sameSite: cookieSameSite,
+      persistent: cookiePersistent
+    })
     return { ...definedOnly(rest), cookie }
   })
 )

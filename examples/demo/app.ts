@@ -9,6 +9,7 @@
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { ConfigError } from "effect/ConfigError"
 import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
+import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto"
 import { Http, Password, SecureRandom, SessionConfig, Sessions } from "../../src/index.js"
 import type { Json } from "../../src/Session.js"
 import type { Persistence } from "../../src/index.js"
@@ -52,6 +53,14 @@ export const layerSessions = <E>(
 /** The name of the store, shown on the home page (set by the server). */
 export class StoreName extends Context.Reference<StoreName>()("demo/StoreName", {
   defaultValue: () => "memory"
+}) {}
+
+/**
+ * How recent a log-in the "change password" page asks for (default 5 minutes; the server reads
+ * `DEMO_RECENT_LOGIN_MAX_AGE`, which the browser test shortens).
+ */
+export class RecentLoginMaxAge extends Context.Reference<RecentLoginMaxAge>()("demo/RecentLoginMaxAge", {
+  defaultValue: (): Duration.Duration => Duration.minutes(5)
 }) {}
 
 /** The service name given to the password checker (a password may not contain it). */
@@ -173,8 +182,50 @@ const sessionRows = Effect.gen(function*() {
   }))
 })
 
-const LoginForm = Schema.Struct({ user: Schema.String, password: Schema.String })
-const LoginJson = Schema.Struct({ user: Schema.String, password: Schema.optional(Schema.String) })
+const LoginForm = Schema.Struct({ user: Schema.String, password: Schema.String, remember: Schema.optional(Schema.String) })
+const LoginJson = Schema.Struct({ user: Schema.String, password: Schema.optional(Schema.String), remember: Schema.optional(Schema.Boolean) })
+const PasswordForm = Schema.Struct({ password: Schema.String })
+
+// ---------------------------------------------------------------------------
+// the password check: there is no user database, so the session keeps a salted scrypt hash of the
+// password the user logged in with, standing in for the user's record
+// ---------------------------------------------------------------------------
+
+const PASSWORD_CHECK = "passwordCheck"
+
+const hashPassword = (password: string, salt: Buffer) => scryptSync(password.normalize("NFKC"), salt, 32)
+
+/** A salted hash of the password (`salt.hash`, base64url), to check a re-entered one against. */
+const passwordCheck = (password: string): string => {
+  const salt = randomBytes(16)
+  return `${salt.toString("base64url")}.${hashPassword(password, salt).toString("base64url")}`
+}
+
+/** Whether `password` is the one `check` was made of (compared in constant time). */
+const passwordMatches = (password: string, check: unknown): boolean => {
+  if (typeof check !== "string") return false
+  const [salt, hash] = check.split(".")
+  if (salt === undefined || hash === undefined) return false
+  const expected = Buffer.from(hash, "base64url")
+  const actual = hashPassword(password, Buffer.from(salt, "base64url"))
+  return expected.length === actual.length && timingSafeEqual(expected, actual)
+}
+
+/** Logs the user in (the token rotates), with their "remember me" choice and the password check. */
+const logInWith = (user: string, password: string | undefined, remember: boolean) =>
+  Effect.gen(function*() {
+    const current = yield* Http.CurrentSession
+    yield* current.logIn(user, { persistent: remember })
+    if (password === undefined) yield* current.remove(PASSWORD_CHECK)
+    else yield* current.set(PASSWORD_CHECK, yield* Effect.sync(() => passwordCheck(password)))
+  })
+
+/** Logs the user out; the password check goes with the user (the counter stays). */
+const logOutKeepingData = Effect.gen(function*() {
+  const current = yield* Http.CurrentSession
+  yield* current.remove(PASSWORD_CHECK)
+  yield* current.logOut()
+})
 const SessionIdParams = Schema.Struct({ id: Schema.String })
 
 /** Ends one session of the logged-in user by its public id; ending this browser's session ends the request's too. */
@@ -198,6 +249,31 @@ const endSession = (id: string) =>
 // routes
 // ---------------------------------------------------------------------------
 
+const gateMillis = Effect.map(RecentLoginMaxAge, Duration.toMillis)
+
+/**
+ * "Change password": behind the recent-login gate. A log-in older than `RecentLoginMaxAge`
+ * (or none) gets the page asking for the password again (403); a recent one gets the form, and
+ * with `newPassword` changes the password (checked as at log-in).
+ */
+const accountPassword = (newPassword?: string) =>
+  Effect.gen(function*() {
+    const current = yield* Http.CurrentSession
+    const user = yield* current.userId
+    if (Option.isNone(user)) return seeOther("/")
+    const maxAge = yield* gateMillis
+    const recent = yield* current.requireRecentLogin(maxAge).pipe(Effect.either)
+    if (recent._tag === "Left") {
+      if (!(recent.left instanceof Http.RecentLoginRequired)) return yield* Effect.fail(recent.left)
+      return page(pages.reauthenticatePage({ user: user.value, maxAge }), 403)
+    }
+    if (newPassword === undefined) return page(pages.changePasswordPage({ user: user.value, maxAge }))
+    const problems = passwordProblems(newPassword, user.value)
+    if (problems.length > 0) return page(pages.changePasswordPage({ user: user.value, maxAge, problems }), 422)
+    yield* current.set(PASSWORD_CHECK, yield* Effect.sync(() => passwordCheck(newPassword)))
+    return page(pages.changePasswordPage({ user: user.value, maxAge, changed: true }))
+  })
+
 /** The pages: POST forms answer 303 back to a page. */
 const htmlRoutes = HttpRouter.empty.pipe(
   HttpRouter.get("/", renderHome()),
@@ -218,17 +294,38 @@ const htmlRoutes = HttpRouter.empty.pipe(
       if ("error" in checked) return yield* renderHome({ user: form.value.user, problems: [`Invalid user name: ${checked.error}.`] }, 422)
       const problems = passwordProblems(form.value.password, checked.user)
       if (problems.length > 0) return yield* renderHome({ user: checked.user, problems }, 422)
-      const current = yield* Http.CurrentSession
-      yield* current.logIn(checked.user)
+      yield* logInWith(checked.user, form.value.password, form.value.remember === "on")
       return seeOther("/?notice=logged-in")
     })
   ),
   HttpRouter.post(
     "/logout",
+    Effect.as(logOutKeepingData, seeOther("/?notice=logged-out"))
+  ),
+  HttpRouter.get("/account/password", accountPassword()),
+  HttpRouter.post(
+    "/account/password",
+    Effect.gen(function*() {
+      const form = yield* HttpServerRequest.schemaBodyUrlParams(PasswordForm).pipe(Effect.option)
+      return yield* accountPassword(Option.getOrElse(Option.map(form, (f) => f.password), () => ""))
+    })
+  ),
+  HttpRouter.post(
+    "/account/reauthenticate",
     Effect.gen(function*() {
       const current = yield* Http.CurrentSession
-      yield* current.logOut()
-      return seeOther("/?notice=logged-out")
+      const session = yield* current.session
+      const user = Option.flatMap(session, (s) => s.userId)
+      if (Option.isNone(user)) return seeOther("/")
+      const form = yield* HttpServerRequest.schemaBodyUrlParams(PasswordForm).pipe(Effect.option)
+      const check = Option.flatMap(session, (s) => Option.fromNullable(s.data[PASSWORD_CHECK]))
+      const given = Option.getOrElse(Option.map(form, (f) => f.password), () => "")
+      if (!passwordMatches(given, Option.getOrUndefined(check))) {
+        return page(pages.reauthenticatePage({ user: user.value, maxAge: yield* gateMillis, error: "That is not the password you logged in with." }), 403)
+      }
+      // The user proved who they are again: the log-in counts as recent, and the token rotates.
+      yield* current.reauthenticated
+      return seeOther("/account/password")
     })
   ),
   HttpRouter.get(
@@ -275,8 +372,7 @@ const apiLogin = Effect.gen(function*() {
     const problems = passwordProblems(body.value.password, checked.user)
     if (problems.length > 0) return json({ error: "weak password", problems }, 422)
   }
-  const current = yield* Http.CurrentSession
-  yield* current.logIn(checked.user)
+  yield* logInWith(checked.user, body.value.password, body.value.remember === true)
   return json({ user: checked.user })
 })
 
@@ -288,7 +384,7 @@ const apiLogin = Effect.gen(function*() {
  * | `GET /api/counter` | `{"count": n}` (0 without a session; creates none) |
  * | `POST /api/counter` | increments, `{"count": n}` (creates the session if needed) |
  * | `GET /api/me` | `{"user": name \| null, "count": n}` |
- * | `POST /api/login` `{"user": name, "password"?: string}` | `{"user": name}`; 400 bad body or name; 422 `{"error", "problems"}` weak password (checked only when given) |
+ * | `POST /api/login` `{"user": name, "password"?: string, "remember"?: boolean}` | `{"user": name}`; 400 bad body or name; 422 `{"error", "problems"}` weak password (checked only when given); `remember: true` makes the cookie persistent |
  * | `POST /api/token` (same body) | `/api/login` for bearer clients: the token comes back in `Set-Session-Token` |
  * | `POST /api/logout` | `{"user": null}` |
  * | `POST /api/logout-everywhere` | `{"ended": n}` |
@@ -331,11 +427,7 @@ const apiRoutes = HttpRouter.empty.pipe(
   HttpRouter.post("/api/token", apiLogin),
   HttpRouter.post(
     "/api/logout",
-    Effect.gen(function*() {
-      const current = yield* Http.CurrentSession
-      yield* current.logOut()
-      return json({ user: null })
-    })
+    Effect.as(logOutKeepingData, json({ user: null }))
   ),
   HttpRouter.post(
     "/api/logout-everywhere",

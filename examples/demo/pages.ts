@@ -97,6 +97,7 @@ dd { margin: 0; font-variant-numeric: tabular-nums; white-space: nowrap; }
 form { margin: 0; }
 form.inline { display: inline; }
 label { display: block; font-size: .9rem; color: var(--muted); margin: .6rem 0 .2rem; }
+label.check { display: flex; gap: .4rem; align-items: center; }
 input[type=text], input[type=password] { width: 100%; padding: .5rem .6rem; font: inherit; border: 1px solid #c5cdd8; border-radius: 6px; }
 button { font: inherit; padding: .45rem .95rem; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
 button.secondary { background: #fff; color: var(--accent); }
@@ -119,7 +120,7 @@ li { margin: .25rem 0; }
 /** The page around a body. */
 export const layout = (options: {
   readonly title: string
-  readonly active: "home" | "sessions"
+  readonly active: "home" | "sessions" | "account"
   readonly user: string | undefined
   readonly body: Html
 }): string =>
@@ -231,6 +232,7 @@ login is worthless.</p>
 <div class="actions">
 <form method="post" action="/logout" class="inline"><button type="submit" class="secondary" id="logout">Log out</button></form>
 <a href="/sessions">My sessions</a>
+<a href="/account/password" id="change-password-link">Change password</a>
 </div>
 </section>`
   }
@@ -243,6 +245,7 @@ login is worthless.</p>
 <label for="password-input">Password</label>
 <input type="password" id="password-input" name="password" required autocomplete="new-password">
 ${problems.length > 0 ? html`<ul class="problems" id="password-problems">${problems.map((p) => html`<li>${p}</li>`)}</ul>` : ""}
+<label class="check"><input type="checkbox" id="remember-input" name="remember"> Remember me on this computer</label>
 <div class="actions"><button type="submit" id="login">Log in</button></div>
 </form>
 <p class="muted small">There is no user database: any name works, with any password that passes the
@@ -352,6 +355,63 @@ ${rows.map((r) => html`<tr class="${r.current ? "current" : ""}" data-id="${r.id
 <p class="muted small">“Last access” is written to the store at most every ${formatDuration(m.timings.touchInterval)},
 so it may lag behind by that much. The session identifiers shown here are derived from the server's internal key:
 they are not tokens, and cannot be used as cookies.</p>`
+  })
+}
+
+// ---------------------------------------------------------------------------
+// change password, behind the recent-login gate
+// ---------------------------------------------------------------------------
+
+/** What the account pages show. */
+export interface AccountModel {
+  readonly user: string
+  /** The gate's maximum age of the log-in, in milliseconds. */
+  readonly maxAge: number
+  readonly error?: string | undefined
+  readonly problems?: ReadonlyArray<string> | undefined
+  readonly changed?: boolean | undefined
+}
+
+/** The log-in is too old for the page asked for: enter the password again. */
+export const reauthenticatePage = (m: AccountModel): string =>
+  layout({
+    title: "Confirm it is you",
+    active: "account",
+    user: m.user,
+    body: html`<h1>Confirm it is you</h1>
+<p class="lead" id="reauthenticate-reason">Changing the password needs a log-in from the last ${formatDuration(m.maxAge)}.
+Enter your password again to go on.</p>
+<section class="card">
+<form method="post" action="/account/reauthenticate" id="reauthenticate-form">
+<label for="reauthenticate-password">Password</label>
+<input type="password" id="reauthenticate-password" name="password" required autocomplete="current-password">
+${m.error === undefined ? "" : html`<ul class="problems" id="reauthenticate-error"><li>${m.error}</li></ul>`}
+<div class="actions"><button type="submit" id="reauthenticate">Confirm</button></div>
+</form>
+<p class="muted small">Confirming replaces the session's token (no grace period) and restarts the
+${formatDuration(m.maxAge)} window.</p>
+</section>`
+  })
+
+/** The "change password" form (the log-in is recent enough). */
+export const changePasswordPage = (m: AccountModel): string => {
+  const problems = m.problems ?? []
+  return layout({
+    title: "Change password",
+    active: "account",
+    user: m.user,
+    body: html`<h1>Change password</h1>
+${m.changed ? html`<div class="notice" id="notice">Your password was changed.</div>` : ""}
+<section class="card">
+<form method="post" action="/account/password" id="change-password-form">
+<label for="new-password">New password</label>
+<input type="password" id="new-password" name="password" required autocomplete="new-password">
+${problems.length > 0 ? html`<ul class="problems" id="password-problems">${problems.map((p) => html`<li>${p}</li>`)}</ul>` : ""}
+<div class="actions"><button type="submit" id="change-password">Change password</button></div>
+</form>
+<p class="muted small">This page asks for a log-in from the last ${formatDuration(m.maxAge)}
+(<code>CurrentSession.requireRecentLogin</code>); after that it asks for the password again.</p>
+</section>`
   })
 }
 

@@ -7,6 +7,8 @@
  *
  *     SESSIONS_ID_ROTATION_INTERVAL="20 seconds" SESSIONS_GRACE_PERIOD="10 seconds" npm run demo
  *
+ * `DEMO_RECENT_LOGIN_MAX_AGE` (default `5 minutes`) is how recent a log-in "change password" asks for.
+ *
  * Stop it with Ctrl-C (SIGINT) or SIGTERM: it closes the server and the store connections.
  */
 import { HttpServer } from "@effect/platform"
@@ -14,7 +16,7 @@ import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Password, SessionConfig } from "../../src/index.js"
-import { app, layerSessions, StoreName } from "./app.js"
+import { app, layerSessions, RecentLoginMaxAge, StoreName } from "./app.js"
 import * as Store from "./store.js"
 
 const HOST = "127.0.0.1"
@@ -53,10 +55,13 @@ const Main = Layer.unwrapEffect(Effect.gen(function*() {
   // The password word lists load once here rather than on the first login (~100 ms).
   yield* Password.preload
   const sessions = layerSessions(Store.layerFor(kind))
+  // How recent a log-in "change password" asks for (the browser test shortens it).
+  const recentLogin = yield* Config.duration("DEMO_RECENT_LOGIN_MAX_AGE").pipe(Config.withDefault(Duration.minutes(5)))
   return Layer.mergeAll(HttpServer.serve(app), Announce).pipe(
     Layer.provide(ServerLive),
     Layer.provide(sessions),
-    Layer.provide(Layer.succeed(StoreName, target))
+    Layer.provide(Layer.succeed(StoreName, target)),
+    Layer.provide(Layer.succeed(RecentLoginMaxAge, recentLogin))
   )
 }))
 

@@ -41,6 +41,7 @@ const required = process.env["SESSIONS_REQUIRE_SERVICES"] === "1"
 
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 const ROTATION_MS = 2000
+const RECENT_LOGIN_MS = 3000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Starts the demo server (node + tsx, one process, so that killing it stops it) and waits for its URL. */
@@ -54,7 +55,9 @@ const startDemo = (): Promise<{ readonly url: string; readonly child: ChildProce
         SESSIONS_STORE: "memory",
         SESSIONS_ID_ROTATION_INTERVAL: "2 seconds",
         SESSIONS_GRACE_PERIOD: "5 seconds",
-        SESSIONS_TOUCH_INTERVAL: "1 second"
+        SESSIONS_TOUCH_INTERVAL: "1 second",
+        // The change-password page's recent-login gate (5 minutes in the demo), shortened.
+        DEMO_RECENT_LOGIN_MAX_AGE: `${RECENT_LOGIN_MS} millis`
       },
       stdio: ["ignore", "pipe", "pipe"]
     })
@@ -219,6 +222,50 @@ if (!haveChromium && !required) {
       expect(await otherPage.locator("#login-form").count()).toBe(1)
 
       await other.close()
+      await context.close()
+    }, 60_000)
+
+    it("feature: recent-login gate — a log-in older than the gate is refused the change-password page until the password is entered again; feature: remember me — the checkbox makes the cookie persistent", async () => {
+      const url = demo!.url
+      const context = await browser!.newContext()
+      const page = await context.newPage()
+      await page.goto(url)
+      await page.fill("#user-input", "mallory")
+      await page.fill("#password-input", strong)
+      await page.check("#remember-input")
+      await submit(page, "#login")
+      const loggedInAt = Date.now()
+      // Chromium keeps a persistent cookie (an expiry date) for "remember me", about 12 hours out.
+      const remembered = (await sessionCookie(context, url))!
+      expect(remembered.expires * 1000).toBeGreaterThan(Date.now() + 11 * 3_600_000)
+
+      // Right after the log-in the page is open.
+      await page.click("#change-password-link")
+      await page.waitForSelector("#change-password-form")
+
+      // Once the log-in is older than the gate, the same page asks for the password instead.
+      await sleep(Math.max(0, loggedInAt + RECENT_LOGIN_MS + 300 - Date.now()))
+      const gated = await page.goto(`${url}/account/password`)
+      expect(gated!.status()).toBe(403)
+      expect(await page.locator("#change-password-form").count()).toBe(0)
+      await page.fill("#reauthenticate-password", "not the password at all")
+      await submit(page, "#reauthenticate")
+      expect(await page.locator("#reauthenticate-error").count()).toBe(1)
+      const before = (await sessionCookie(context, url))!.value
+      await page.fill("#reauthenticate-password", strong)
+      await submit(page, "#reauthenticate")
+      await page.waitForSelector("#change-password-form")
+      // Re-authenticating replaced the token.
+      expect((await sessionCookie(context, url))!.value).not.toBe(before)
+      await page.fill("#new-password", "another violet tractor")
+      await submit(page, "#change-password")
+      expect(await page.textContent("#notice")).toContain("Your password was changed.")
+
+      // Without the checkbox the cookie is a browser-session one (no expiry).
+      const plain = await browser!.newContext()
+      await login(await plain.newPage(), url, "mallory", strong)
+      expect((await sessionCookie(plain, url))!.expires).toBe(-1)
+      await plain.close()
       await context.close()
     }, 60_000)
   })

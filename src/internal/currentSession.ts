@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import type { Effect, Either, Option } from "effect"
+import type { Duration, Effect, Either, Option } from "effect"
 import { Context } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import type { SessionStoreError } from "./persistence.js"
@@ -20,6 +20,7 @@ import type {
   UserLoaderError
 } from "./sessions/errors.js"
 import type { SessionInfo } from "./sessions/service.js"
+import type { RecentLoginRequired } from "./httpApiErrors.js"
 import type { Transport } from "./transport.js"
 
 /**
@@ -67,8 +68,25 @@ export interface CurrentSessionShape {
    * (creating it if needed). `f` may return the `Either` of the typed `Session.set`.
    */
   readonly modify: (f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
-  /** Logs a user in (creating the session if needed); the token rotates. */
-  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionWriteError>
+  /**
+   * Logs a user in (creating the session if needed); the token rotates, and the time is recorded
+   * for {@link requireRecentLogin}. `persistent` is the "remember me" choice (`true`: a
+   * persistent cookie; `false`: a browser-session cookie; absent: the configured
+   * `cookie.persistent`), kept by every later `Set-Cookie` of the session.
+   */
+  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean; readonly persistent?: boolean }) => Effect.Effect<void, SessionWriteError>
+  /**
+   * The logged-in user proved who they are again (re-entered a password, passed MFA): the
+   * log-in counts as recent from now, and the token rotates with no grace period. A no-op
+   * without a session.
+   */
+  readonly reauthenticated: Effect.Effect<void, SessionWriteError>
+  /**
+   * The recent-login gate for sensitive operations (OWASP ASVS 7.5.1, 7.5.2): the logged-in
+   * user's ID when they authenticated less than `maxAge` ago (by `Clock`), else a
+   * {@link RecentLoginRequired} (403 in an HttpApi), also without a logged-in user.
+   */
+  readonly requireRecentLogin: (maxAge: Duration.DurationInput) => Effect.Effect<string, RecentLoginRequired | SessionStoreError>
   /**
    * Logs the user out; the token rotates with no grace period. The data stays (`keepData: true`,
    * the default, as in rivo/sessions: carts and preferences survive); `logOut({ keepData: false })`

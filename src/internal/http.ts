@@ -6,15 +6,16 @@
 import { HttpApiError, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { Either } from "effect"
 import type { ParseError } from "effect/ParseResult"
-import { Effect, Option, Redacted, Ref } from "effect"
+import { Clock, Duration, Effect, Option, Redacted, Ref } from "effect"
 import { isSessionStoreError, type SessionStoreError } from "./persistence.js"
 import type { Client, KeyLike, Session } from "../Session.js"
+import { cookieMaxAge, isRecentLogin } from "../Session.js"
 import { type ClearSiteDataType, CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./currentSession.js"
 import type { SessionError, SessionReadError, SessionWriteError } from "./sessions/errors.js"
 import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError } from "./sessions/errors.js"
 import type { ActiveSession, CookieAction, SessionInfo } from "./sessions/service.js"
 import { Sessions } from "./sessions/service.js"
-import { SessionDataTooLarge } from "./httpApiErrors.js"
+import { RecentLoginRequired, SessionDataTooLarge } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
 import { answerHeader, cookieOnly, normalizeTransports, readToken, type Transports, varyOn } from "./transport.js"
@@ -32,6 +33,8 @@ interface RequestState {
 const isUnavailable = (u: unknown): boolean => isSessionStoreError(u) || u instanceof SessionConflictError
 const isGone = (u: unknown): u is SessionGoneError => u instanceof SessionGoneError
 const isTooLarge = (u: unknown): boolean => u instanceof SessionDataError && u.cause instanceof SessionDataTooLargeError
+
+const maxAgeMillisOf = (maxAge: Duration.DurationInput): number => Duration.toMillis(Duration.decode(maxAge))
 
 const clearedState: RequestState = { handle: Option.none(), cookie: "clear", clearSite: true }
 
@@ -120,8 +123,20 @@ class RequestSession implements CurrentSessionShape {
   modify(f: (session: Session) => Session | Either.Either<Session, ParseError>) {
     return this.write((h) => this.sessions.modify(h, f))
   }
-  logIn(userId: string, options?: { readonly exclusive?: boolean }) {
+  logIn(userId: string, options?: { readonly exclusive?: boolean; readonly persistent?: boolean }) {
     return this.rotated((h) => this.sessions.logIn(h, userId, { ...options, client: this.client }))
+  }
+  get reauthenticated() {
+    return this.withHandle(undefined, (h) => Effect.flatMap(this.sessions.reauthenticated(h), (next) => this.setHandle(next)))
+  }
+  requireRecentLogin(maxAge: Duration.DurationInput) {
+    return Effect.flatMap(Effect.zip(this.session, Clock.currentTimeMillis), ([s, now]) => {
+      if (Option.isSome(s) && Option.isSome(s.value.userId) && isRecentLogin(s.value, now, maxAge)) return Effect.succeed(s.value.userId.value)
+      const at = Option.flatMap(s, (x) => Option.isSome(x.userId) ? x.authenticatedAt : Option.none())
+      return Effect.fail(
+        new RecentLoginRequired({ maxAgeMillis: maxAgeMillisOf(maxAge), ...(Option.isSome(at) ? { authenticatedAt: at.value } : {}) })
+      )
+    })
   }
   logOut(options?: { readonly keepData?: boolean }) {
     return this.withHandle(undefined, (h) =>
@@ -186,23 +201,31 @@ const applyCookie = (
   config: SessionConfigShape,
   state: RequestState,
   hadCookie: boolean,
-  clearSiteData: false | ReadonlyArray<ClearSiteDataType>
+  clearSiteData: false | ReadonlyArray<ClearSiteDataType>,
+  now: number
 ): HttpServerResponse.HttpServerResponse => {
   const clear = state.clearSite && clearSiteData !== false
     ? clearSiteValue(clearSiteData, state.cookie === "set" && Option.isSome(state.handle))
     : undefined
-  return setCookieOf(clear === undefined ? response : HttpServerResponse.setHeader(response, "clear-site-data", clear), config, state, hadCookie)
+  return setCookieOf(clear === undefined ? response : HttpServerResponse.setHeader(response, "clear-site-data", clear), config, state, hadCookie, now)
 }
 
 const setCookieOf = (
   response: HttpServerResponse.HttpServerResponse,
   config: SessionConfigShape,
   state: RequestState,
-  hadCookie: boolean
+  hadCookie: boolean,
+  now: number
 ): HttpServerResponse.HttpServerResponse => {
   const name = config.cookie.name
   if (state.cookie === "set" && Option.isSome(state.handle)) {
-    const withCookie = HttpServerResponse.unsafeSetCookie(response, name, Redacted.value(state.handle.value.token), cookieOptions(config))
+    // "Remember me": the session's own choice (kept by every rotation), else the configured one;
+    // a persistent cookie never outlives the absolute timeout.
+    const maxAge = cookieMaxAge(state.handle.value.session, now, config)
+    const withCookie = HttpServerResponse.unsafeSetCookie(response, name, Redacted.value(state.handle.value.token), {
+      ...cookieOptions(config),
+      ...(Option.isSome(maxAge) ? { maxAge: Duration.seconds(maxAge.value) } : {})
+    })
     // A response that carries a session token must never be stored by a cache, whatever the
     // handler said: a shared cache would hand the token to other users.
     return HttpServerResponse.setHeader(withCookie, "cache-control", "no-store")
@@ -246,11 +269,15 @@ const startRequest = (
     // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
     // never reached its client would be lost once the grace period ends.
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.map(Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })), (s) =>
-        via._tag === "Cookie"
-          ? applyCookie(varyOn(response, transports.vary), config, s, hadCookie, clearSiteData)
-          // A header client is no browser page: Clear-Site-Data (cookies, storage) is not its business.
-          : answerHeader(varyOn(response, transports.vary), via, s.cookie, Option.map(s.handle, (h) => h.token), hadCookie))
+      Effect.zipWith(
+        Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })),
+        Clock.currentTimeMillis,
+        (s, now) =>
+          via._tag === "Cookie"
+            ? applyCookie(varyOn(response, transports.vary), config, s, hadCookie, clearSiteData, now)
+            // A header client is no browser page: Clear-Site-Data (cookies, storage) is not its business.
+            : answerHeader(varyOn(response, transports.vary), via, s.cookie, Option.map(s.handle, (h) => h.token), hadCookie)
+      )
     )
     const current: CurrentSessionShape = new RequestSession(sessions, client, state)
     return { state, current }

@@ -70,6 +70,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
         traceHandle
       ),
       logIn: userOperations.logIn,
+      reauthenticated: userOperations.reauthenticated,
       logOut: userOperations.logOut,
       logOutEverywhere: userOperations.logOutEverywhere,
       listSessions: userOperations.listSessions,

@@ -25,8 +25,8 @@ import type { ActiveSession } from "./service.js"
 export interface RotateOptions {
   /** Whether the old token follows for the grace period. */
   readonly grace: boolean
-  /** A change applied with the rotation (log in, log out). */
-  readonly change?: (s: Session) => Session
+  /** A change applied with the rotation (log in, log out), given the rotation's time. */
+  readonly change?: (s: Session, now: number) => Session
 }
 
 /** @internal */
@@ -76,7 +76,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       if (Option.isNone(current) || current.value.tokenKey !== tk) return Option.none<ActiveSession>()
       const now = yield* Clock.currentTimeMillis
       const successor = yield* tokens.newToken
-      const changed = options.change ? options.change(current.value) : current.value
+      const changed = options.change ? options.change(current.value, now) : current.value
       const won = yield* commit(current.value, changed, token, successor, now, options.grace)
       if (Option.isNone(won)) return yield* lostCompareAndSet(cache.invalidate(tk))
       const { next, redirect } = won.value

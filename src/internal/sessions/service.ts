@@ -159,14 +159,27 @@ export interface SessionsShape {
    * share the new privileges.
    */
   readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
-  /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
+  /**
+   * Attaches a user and rotates the token with no grace period (session fixation); records the
+   * time of the log-in as `authenticatedAt` (for the recent-login gate). `exclusive` ends the
+   * user's other sessions first. `persistent` is the "remember me" choice: `true` gives a
+   * persistent cookie, `false` a browser-session cookie, absent the configured
+   * `cookie.persistent`; stored with the session, so that every later `Set-Cookie` keeps it.
+   */
   readonly logIn: (
     handle: ActiveSession,
     userId: string,
-    options?: { readonly exclusive?: boolean; readonly client?: Client }
+    options?: { readonly exclusive?: boolean; readonly client?: Client; readonly persistent?: boolean }
   ) => Effect.Effect<ActiveSession, SessionWriteError>
   /**
-   * Detaches the user and rotates the token with no grace period. The data stays by default
+   * The logged-in user proved who they are again (re-entered a password, passed MFA): sets
+   * `authenticatedAt` to now and rotates the token with no grace period, like a log-in. Without a
+   * user the token still rotates and nothing is recorded.
+   */
+  readonly reauthenticated: (handle: ActiveSession) => Effect.Effect<ActiveSession, SessionWriteError>
+  /**
+   * Detaches the user and rotates the token with no grace period; forgets `authenticatedAt` and
+   * the "remember me" choice. The data stays by default
    * (`keepData: true`, as in rivo/sessions): a cart or preferences survive the log-out, and
    * anything tied to the user should live in the user's records, not in the session. With
    * `keepData: false` the data is cleared too (a shared computer, data that belongs to the user).

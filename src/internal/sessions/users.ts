@@ -21,7 +21,7 @@ import type { ActiveSession, SessionInfo, SessionsShape } from "./service.js"
 /** @internal */
 export type UserOperations = Pick<
   SessionsShape,
-  "logIn" | "logOut" | "logOutEverywhere" | "listSessions" | "endSession" | "user" | "refreshUser"
+  "logIn" | "reauthenticated" | "logOut" | "logOutEverywhere" | "listSessions" | "endSession" | "user" | "refreshUser"
 >
 
 const info = (s: Session): SessionInfo => ({
@@ -62,7 +62,7 @@ export const makeUserOperations = (
     logIn: Effect.fn("Sessions.logIn", spanOptions)(function*(
       handle: ActiveSession,
       userId: string,
-      options?: { readonly exclusive?: boolean; readonly client?: Client }
+      options?: { readonly exclusive?: boolean; readonly client?: Client; readonly persistent?: boolean }
     ) {
       // A dead handle ends nobody's sessions: check it before the exclusive log-out.
       if (options?.exclusive) {
@@ -72,12 +72,17 @@ export const makeUserOperations = (
       const client = options?.client
       return yield* rotations.rotateHandle("logIn", handle, {
         grace: false,
-        change: (s) => {
-          const withUser = S.logIn(s, userId)
+        change: (s, now) => {
+          const withUser = S.logIn(s, userId, { now, persistent: options?.persistent })
           return client ? S.bind(withUser, client) : withUser
         }
       })
     }, traceHandle),
+    // A step-up: the old token dies now, so a copy of it never shares the fresh authentication.
+    reauthenticated: Effect.fn("Sessions.reauthenticated", spanOptions)(
+      (handle: ActiveSession) => rotations.rotateHandle("reauthenticated", handle, { grace: false, change: (s, now) => S.reauthenticated(s, now) }),
+      traceHandle
+    ),
     logOut: Effect.fn("Sessions.logOut", spanOptions)(
       (handle: ActiveSession, options?: { readonly keepData?: boolean }) =>
         rotations.rotateHandle("logOut", handle, {

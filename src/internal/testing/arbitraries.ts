@@ -252,7 +252,10 @@ export const arbSession: fc.Arbitrary<Session> = fc
     ip: fc.option(arbIp, { nil: undefined }),
     userAgentHash: fc.option(arbUserAgentHash, { nil: undefined }),
     data: arbJsonData,
-    version: fc.nat()
+    version: fc.nat(),
+    // Before, at or after the other instants: a record may come from a node whose clock differs.
+    authenticatedAfter: fc.option(fc.integer({ min: -100_000_000, max: 200_000_000 }), { nil: undefined }),
+    persistent: fc.option(fc.boolean(), { nil: undefined })
   })
   .map((r) =>
     new Session({
@@ -265,7 +268,10 @@ export const arbSession: fc.Arbitrary<Session> = fc
       ip: Option.fromNullable(r.ip),
       userAgentHash: Option.fromNullable(r.userAgentHash),
       data: r.data,
-      version: r.version
+      version: r.version,
+      // A time of authentication only with a user: what logIn / logOut keep.
+      authenticatedAt: r.userId === undefined ? Option.none() : Option.fromNullable(r.authenticatedAfter).pipe(Option.map((d) => r.createdAt + d)),
+      persistent: Option.fromNullable(r.persistent)
     })
   )
 

@@ -85,6 +85,8 @@ export const makeSession = (now: number, patch: Partial<ConstructorParameters<ty
     userAgentHash: Option.some("dWEtaGFzaC1vZi1icm93c2Vy"),
     data: { n: 1, s: "x", nested: { a: [1, "b", null, true], f: 1.5 } },
     version: 0,
+    authenticatedAt: Option.none(),
+    persistent: Option.none(),
     ...patch
   })
 
