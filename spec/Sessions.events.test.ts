@@ -5,6 +5,7 @@
  * events are exactly what a model of the timing rules predicts, in order.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import { assertSome } from "@effect/vitest/utils"
 import { Chunk, Duration, Effect, Exit, FastCheck as fc, Fiber, Metric, Option, Queue, Redacted, Schema, Stream, TestClock } from "effect"
 import { createHash } from "node:crypto"
 import * as Persistence from "../src/Persistence.js"
@@ -66,7 +67,7 @@ describe("Sessions events", () => {
       const [created] = yield* drain(q)
       expect(created).toBeInstanceOf(SessionEvents.Created)
       expect(brief(created!)).toStrictEqual({ _tag: "Created", sessionId: pid(a) })
-      assert.deepStrictEqual(Option.getOrUndefined((created as SessionEvents.Created).ip), "198.51.100.7")
+      assertSome((created as SessionEvents.Created).ip, "198.51.100.7")
       assert.strictEqual(yield* Effect.map(sessions.listSessions("alice"), (l) => l.length), 0)
 
       // A valid resolution is no event.
@@ -104,7 +105,7 @@ describe("Sessions events", () => {
       assert.strictEqual((yield* sessions.resolve(tok(a1), phone)).outcome, "expired")
       const [late] = yield* drain(q)
       expect(brief(late!)).toStrictEqual({ _tag: "LateUseOfRotatedToken", sessionId: pid(a), lateByMillis: 60_000 })
-      assert.deepStrictEqual(Option.getOrUndefined((late as SessionEvents.LateUseOfRotatedToken).ip), "203.0.113.40")
+      assertSome((late as SessionEvents.LateUseOfRotatedToken).ip, "203.0.113.40")
 
       // A changed user agent destroys the session.
       assert.strictEqual((yield* sessions.resolve(tok(a3), phone)).outcome, "anomaly")
@@ -181,4 +182,167 @@ describe("Sessions events", () => {
       assert.isTrue(SessionEvents.isSessionEvent(decoded))
       assert.isFalse(SessionEvents.isSessionEvent({ _tag: "LoggedIn" }))
     }).pipe(Effect.provide(serviceLayer())))
+
+  // -------------------------------------------------------------------------------------------
+  // no secrets
+  // -------------------------------------------------------------------------------------------
+
+  it.effect.prop(
+    "security: no event carries a token or an internal key (serialized as JSON and through the Schema)",
+    [fc.array(fc.constantFrom("create", "logIn", "rotate", "follow", "regenerate", "late", "anomaly", "logOut", "destroy", "end", "expire"), { minLength: 1, maxLength: 12 })],
+    ([ops]) =>
+      Effect.scoped(Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const q = yield* sessions.subscribe()
+        const secrets = new Set<string>()
+        const note = (h: Sessions.ActiveSession) => {
+          secrets.add(tok(h))
+          secrets.add(h.session.key)
+          secrets.add(h.session.tokenKey)
+          return h
+        }
+        let h = note(yield* sessions.create(browser))
+        let old = h
+        for (const op of ops) {
+          const step: Effect.Effect<unknown, unknown> = Effect.gen(function*() {
+            switch (op) {
+              case "create":
+                old = h
+                h = note(yield* sessions.create(browser))
+                return
+              case "logIn":
+                old = h
+                h = note(yield* sessions.logIn(h, "alice", { exclusive: ops.length % 2 === 0 }))
+                return
+              case "rotate": {
+                yield* advance("15 minutes")
+                const r = yield* sessions.resolve(tok(h), browser)
+                if (Option.isSome(r.session)) [old, h] = [h, note(r.session.value)]
+                return
+              }
+              case "follow":
+                yield* sessions.resolve(tok(old), browser)
+                return
+              case "regenerate":
+                old = h
+                h = note(yield* sessions.regenerateId(h))
+                return
+              case "late":
+                yield* advance("2 minutes")
+                yield* sessions.resolve(tok(old), browser)
+                return
+              case "anomaly":
+                yield* sessions.resolve(tok(h), phone)
+                return
+              case "logOut":
+                old = h
+                h = note(yield* sessions.logOut(h))
+                return
+              case "destroy":
+                return yield* sessions.destroy(h)
+              case "end":
+                return yield* sessions.logOutEverywhere("alice")
+              case "expire":
+                yield* advance("31 minutes")
+                yield* sessions.resolve(tok(h), browser)
+                return
+            }
+          })
+          // A dead handle fails (SessionGoneError): that is part of the sequence.
+          yield* Effect.exit(step)
+        }
+        const events = yield* drain(q)
+        assert.isAbove(events.length, 0)
+        const text = JSON.stringify(events) + JSON.stringify(events.map((e) => Schema.encodeSync(SessionEvents.SessionEvent)(e)))
+        for (const secret of secrets) assert.notInclude(text, secret)
+      })).pipe(Effect.provide(serviceLayer())),
+    { fastCheck: { numRuns: 30 } }
+  )
+
+  // -------------------------------------------------------------------------------------------
+  // delivery
+  // -------------------------------------------------------------------------------------------
+
+  it.scoped("feature: session events — a subscriber that never reads blocks no request: its queue stays bounded, the events it misses are counted, other subscribers get every event", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const stuck = yield* sessions.subscribe({ capacity: 8 })
+      const reader = yield* sessions.subscribe({ capacity: 10_000 })
+      const before = yield* droppedCount
+      // 500 log-ins: 1,000 events, each request completing while `stuck` is full.
+      for (let i = 0; i < 500; i++) yield* sessions.logIn(yield* sessions.create(browser), `user-${i}`)
+      assert.strictEqual(yield* Queue.size(stuck), 8)
+      assert.strictEqual((yield* droppedCount) - before, 1000 - 8)
+      assert.strictEqual((yield* drain(reader)).length, 1000)
+      // The first events were kept; reading makes room again.
+      expect((yield* drain(stuck)).map((e) => e._tag)).toStrictEqual(["Created", "LoggedIn", "Created", "LoggedIn", "Created", "LoggedIn", "Created", "LoggedIn"])
+      yield* sessions.create(browser)
+      assert.strictEqual(yield* Queue.size(stuck), 1)
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("feature: session events — a subscription ends with its scope (its queue is shut down and gets no more events)", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const q = yield* Effect.scoped(sessions.subscribe())
+      yield* sessions.create(browser)
+      assert.isTrue(yield* Queue.isShutdown(q))
+    }).pipe(Effect.provide(serviceLayer())))
+
+  // -------------------------------------------------------------------------------------------
+  // failed and lost writes
+  // -------------------------------------------------------------------------------------------
+
+  it.scoped("feature: session events — a write that failed or lost its compare-and-set publishes nothing", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      const failing = new Set<string>()
+      const losing = { rotate: 0 }
+      const store = Testing.intercept(memory, (method, call) => {
+        if (failing.has(method)) return Effect.fail(new Persistence.SessionStoreError({ method, reason: "Unavailable", cause: "down" }))
+        if (method === "rotate" && losing.rotate > 0) {
+          losing.rotate--
+          return Effect.succeed(false as never)
+        }
+        return call
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const q = yield* sessions.subscribe()
+        const h = yield* sessions.create(browser)
+        const h1 = yield* sessions.logIn(h, "alice")
+        yield* drain(q)
+
+        failing.add("create")
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.create(browser))))
+        failing.clear()
+
+        // Three rotations lose to "another writer" (the store says the version moved on): the
+        // attempt that wins publishes once.
+        losing.rotate = 3
+        const h2 = yield* sessions.regenerateId(h1)
+        assert.strictEqual(losing.rotate, 0)
+        expect(briefs(yield* drain(q))).toStrictEqual([
+          { _tag: "Rotated", sessionId: pid(h), userId: "alice", cause: "regenerateId", grace: true }
+        ])
+
+        failing.add("rotate")
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.logIn(h2, "bob"))))
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.logOut(h2))))
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.regenerateId(h2))))
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.destroy(h2))))
+        failing.clear()
+
+        // Deletions that fail: an expired session, logging out everywhere.
+        failing.add("delete")
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.logOutEverywhere("alice"))))
+        yield* advance("31 minutes")
+        assert.isTrue(Exit.isFailure(yield* Effect.exit(sessions.resolve(tok(h2), browser))))
+        failing.clear()
+
+        expect(yield* drain(q)).toStrictEqual([])
+        // Once the store answers again, the same operation publishes.
+        assert.strictEqual((yield* sessions.resolve(tok(h2), browser)).outcome, "expired")
+        expect((yield* drain(q)).map((e) => e._tag)).toStrictEqual(["Expired"])
+      }).pipe(Effect.provide(serviceLayer({}, store)))
+    }))
 })
