@@ -345,4 +345,287 @@ describe("Sessions events", () => {
         expect((yield* drain(q)).map((e) => e._tag)).toStrictEqual(["Expired"])
       }).pipe(Effect.provide(serviceLayer({}, store)))
     }))
+
+  // -------------------------------------------------------------------------------------------
+  // the model
+  // -------------------------------------------------------------------------------------------
+
+  const IDLE = 10 * 60_000
+  const ABSOLUTE = 30 * 60_000
+  const ROTATION = 5 * 60_000
+  const GRACE = 60_000
+  const RETENTION = Duration.toMillis(Persistence.DEFAULT_RETENTION)
+  const modelConfig: SessionConfig.SessionConfigInput = {
+    idleTimeout: IDLE,
+    absoluteTimeout: ABSOLUTE,
+    idRotationInterval: ROTATION,
+    gracePeriod: GRACE,
+    touchInterval: 1
+  }
+  const clients = { browser, phone } as const
+  type ClientName = keyof typeof clients
+
+  /** A session as the model knows it. */
+  interface Model {
+    readonly pid: string
+    readonly client: ClientName
+    userId: string | undefined
+    createdAt: number
+    last: number
+    issued: number
+    alive: boolean
+    /** Every token it had, the current one last; `redirects[i]` is what `tokens[i]` became. */
+    readonly tokens: Array<string>
+    readonly redirects: Array<{ readonly expiresAt: number }>
+    handle: Sessions.ActiveSession
+  }
+
+  type Op =
+    | { readonly _tag: "Create"; readonly client: ClientName }
+    | { readonly _tag: "Advance"; readonly millis: number }
+    | { readonly _tag: "Resolve"; readonly slot: number; readonly back: number; readonly client: ClientName | "own" }
+    | { readonly _tag: "Set"; readonly slot: number }
+    | { readonly _tag: "LogIn"; readonly slot: number; readonly user: string; readonly exclusive: boolean }
+    | { readonly _tag: "LogOut"; readonly slot: number }
+    | { readonly _tag: "Regenerate"; readonly slot: number; readonly grace: boolean }
+    | { readonly _tag: "Destroy"; readonly slot: number }
+    | { readonly _tag: "LogOutEverywhere"; readonly user: string }
+    | { readonly _tag: "EndSession"; readonly slot: number; readonly user: string }
+
+  const arbClient = fc.constantFrom<ClientName>("browser", "browser", "phone")
+  const arbUser = fc.constantFrom("alice", "bob")
+  const arbSlot = fc.nat(5)
+  const arbOp: fc.Arbitrary<Op> = fc.oneof(
+    arbClient.map((client) => ({ _tag: "Create", client }) as const),
+    fc.constantFrom(1000, 30_000, 2 * 60_000, 6 * 60_000, 11 * 60_000).map((millis) => ({ _tag: "Advance", millis }) as const),
+    fc.record({ slot: arbSlot, back: fc.nat(2), client: arbClient }).map((o) => ({ _tag: "Resolve", ...o }) as const),
+    // Requests in flight during a rotation: an old token, from the session's own client.
+    fc.record({ slot: arbSlot, back: fc.constantFrom(0, 1), client: fc.constant("own" as const) }).map((o) => ({ _tag: "Resolve", ...o }) as const),
+    fc.record({ slot: arbSlot, back: fc.constant(1), client: fc.constant("own" as const) }).map((o) => ({ _tag: "Resolve", ...o }) as const),
+    arbSlot.map((slot) => ({ _tag: "Set", slot }) as const),
+    fc.record({ slot: arbSlot, user: arbUser, exclusive: fc.boolean() }).map((o) => ({ _tag: "LogIn", ...o }) as const),
+    arbSlot.map((slot) => ({ _tag: "LogOut", slot }) as const),
+    fc.record({ slot: arbSlot, grace: fc.boolean() }).map((o) => ({ _tag: "Regenerate", ...o }) as const),
+    arbSlot.map((slot) => ({ _tag: "Destroy", slot }) as const),
+    arbUser.map((user) => ({ _tag: "LogOutEverywhere", user }) as const),
+    fc.record({ slot: arbSlot, user: arbUser }).map((o) => ({ _tag: "EndSession", ...o }) as const)
+  )
+
+  const deadline = (m: Model) => Math.min(m.last + IDLE, m.createdAt + ABSOLUTE)
+  const stored = (m: Model, now: number) => m.alive && now < deadline(m) + RETENTION
+  const expiryOf = (m: Model, now: number) => now - m.createdAt >= ABSOLUTE ? "absolute" : now - m.last >= IDLE ? "idle" : undefined
+  const live = (m: Model, now: number) => stored(m, now) && expiryOf(m, now) === undefined
+
+  /** Consecutive EndedByOtherSession events in a canonical order (a store lists a user's sessions in an order of its own). */
+  const canon = (events: ReadonlyArray<Record<string, unknown>>) => {
+    const out: Array<Record<string, unknown>> = []
+    let run: Array<Record<string, unknown>> = []
+    const flush = () => {
+      out.push(...run.sort((a, b) => String(a.sessionId).localeCompare(String(b.sessionId))))
+      run = []
+    }
+    for (const e of events) {
+      if (e._tag === "EndedByOtherSession") run.push(e)
+      else {
+        flush()
+        out.push(e)
+      }
+    }
+    flush()
+    return out
+  }
+
+  it.effect.prop(
+    "feature: session events — over random operation sequences, each operation publishes exactly the events a model of the timing rules predicts, in order",
+    [fc.array(arbOp, { minLength: 1, maxLength: 40 })],
+    ([ops]) =>
+      Effect.scoped(Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const q = yield* sessions.subscribe({ capacity: 100_000 })
+        const models: Array<Model> = []
+        const t0 = yield* TestClock.currentTimeMillis
+        let now = t0
+        const at = (slot: number) => models[slot % models.length]
+
+        const rotateTo = (m: Model, h: Sessions.ActiveSession, expiresAt: number) => {
+          m.redirects.push({ expiresAt })
+          m.tokens.push(tok(h))
+          m.handle = h
+          m.issued = now
+          m.last = now
+        }
+
+        for (const [n, op] of ops.entries()) {
+          const expected: Array<Record<string, unknown>> = []
+          const ev = (e: Record<string, unknown>) => expected.push(e)
+          switch (op._tag) {
+            case "Create": {
+              const h = yield* sessions.create(clients[op.client])
+              const m: Model = {
+                pid: pid(h),
+                client: op.client,
+                userId: undefined,
+                createdAt: now,
+                last: now,
+                issued: now,
+                alive: true,
+                tokens: [tok(h)],
+                redirects: [],
+                handle: h
+              }
+              models.push(m)
+              ev({ _tag: "Created", sessionId: m.pid })
+              break
+            }
+            case "Advance": {
+              yield* advance(op.millis)
+              now += op.millis
+              break
+            }
+            case "Resolve": {
+              const m = at(op.slot)
+              if (!m) break
+              const i = Math.max(0, m.tokens.length - 1 - op.back)
+              const client = op.client === "own" ? m.client : op.client
+              const r = yield* sessions.resolve(m.tokens[i]!, clients[client])
+              let j = i
+              let late = false
+              let missing = false
+              for (; j < m.tokens.length - 1; j++) {
+                const redirect = m.redirects[j]!
+                if (now >= redirect.expiresAt + RETENTION) {
+                  missing = true
+                  break
+                }
+                if (now >= redirect.expiresAt) {
+                  ev({ _tag: "LateUseOfRotatedToken", sessionId: m.pid, lateByMillis: now - redirect.expiresAt })
+                  late = true
+                  break
+                }
+              }
+              const hops = j - i
+              if (late || missing) break
+              if (!stored(m, now)) {
+                m.alive = false
+                break
+              }
+              const expiry = expiryOf(m, now)
+              if (expiry !== undefined) {
+                m.alive = false
+                ev({ _tag: "Expired", sessionId: m.pid, userId: m.userId, reason: expiry })
+                break
+              }
+              if (client !== m.client) {
+                m.alive = false
+                ev({ _tag: "Anomaly", sessionId: m.pid, userId: m.userId, kind: "userAgent" })
+                break
+              }
+              const h = someSession(r)
+              if (now - m.issued >= ROTATION) {
+                rotateTo(m, h, now + GRACE)
+                ev({ _tag: "Rotated", sessionId: m.pid, userId: m.userId, cause: "interval", grace: true })
+              } else {
+                m.handle = h
+                m.last = now
+              }
+              if (hops > 0) ev({ _tag: "FollowedAfterRotation", sessionId: m.pid, userId: m.userId, hops })
+              break
+            }
+            case "LogOutEverywhere": {
+              yield* sessions.logOutEverywhere(op.user)
+              for (const m of models) {
+                if (m.userId === op.user && live(m, now)) {
+                  m.alive = false
+                  ev({ _tag: "EndedByOtherSession", sessionId: m.pid, userId: op.user, by: "logOutEverywhere", initiator: undefined })
+                }
+              }
+              break
+            }
+            case "EndSession": {
+              const m = at(op.slot)
+              if (!m) break
+              yield* sessions.endSession(op.user, m.pid)
+              if (m.userId === op.user && live(m, now)) {
+                m.alive = false
+                ev({ _tag: "EndedByOtherSession", sessionId: m.pid, userId: op.user, by: "endSession", initiator: undefined })
+              }
+              break
+            }
+            default: {
+              // An operation through the slot's handle (whose token is always the current one).
+              const m = at(op.slot)
+              if (!m) break
+              const exit = yield* Effect.exit(
+                op._tag === "Set"
+                  ? Effect.as(sessions.set(m.handle, "n", n), m.handle)
+                  : op._tag === "LogIn"
+                  ? sessions.logIn(m.handle, op.user, { exclusive: op.exclusive })
+                  : op._tag === "LogOut"
+                  ? sessions.logOut(m.handle)
+                  : op._tag === "Regenerate"
+                  ? sessions.regenerateId(m.handle, { grace: op.grace })
+                  : Effect.as(sessions.destroy(m.handle), m.handle)
+              )
+              if (!stored(m, now)) {
+                m.alive = false
+                assert.isTrue(Exit.isFailure(exit), `${op._tag} through a dead handle`)
+                break
+              }
+              const expiry = expiryOf(m, now)
+              if (expiry !== undefined) {
+                assert.isTrue(Exit.isFailure(exit), `${op._tag} through an expired session`)
+                // An exclusive log-in checks the handle without deleting anything.
+                if (op._tag === "LogIn" && op.exclusive) break
+                m.alive = false
+                ev({ _tag: "Expired", sessionId: m.pid, userId: m.userId, reason: expiry })
+                break
+              }
+              assert.isTrue(Exit.isSuccess(exit), `${op._tag} through a live session`)
+              const h = Exit.isSuccess(exit) ? exit.value : m.handle
+              switch (op._tag) {
+                case "Set":
+                  m.last = now
+                  break
+                case "LogIn": {
+                  const known = models.filter((k) => k.userId === op.user && live(k, now))
+                  if (op.exclusive) {
+                    for (const k of known) {
+                      if (k === m) continue
+                      k.alive = false
+                      ev({ _tag: "EndedByOtherSession", sessionId: k.pid, userId: op.user, by: "exclusiveLogIn", initiator: m.pid })
+                    }
+                  }
+                  rotateTo(m, h, now)
+                  m.userId = op.user
+                  ev({
+                    _tag: "LoggedIn",
+                    sessionId: m.pid,
+                    userId: op.user,
+                    newDevice: !known.some((k) => k.client === m.client),
+                    exclusive: op.exclusive
+                  })
+                  break
+                }
+                case "LogOut":
+                  ev({ _tag: "LoggedOut", sessionId: m.pid, userId: m.userId })
+                  rotateTo(m, h, now)
+                  m.userId = undefined
+                  break
+                case "Regenerate":
+                  rotateTo(m, h, now + (op.grace ? GRACE : 0))
+                  ev({ _tag: "Rotated", sessionId: m.pid, userId: m.userId, cause: "regenerateId", grace: op.grace })
+                  break
+                case "Destroy":
+                  m.alive = false
+                  ev({ _tag: "Destroyed", sessionId: m.pid, userId: m.userId })
+                  break
+              }
+            }
+          }
+          const actual = briefs(yield* drain(q))
+          expect(canon(actual), `after operation ${n}: ${JSON.stringify(op)}`).toStrictEqual(canon(expected))
+        }
+      })).pipe(Effect.provide(serviceLayer(modelConfig))),
+    { fastCheck: { numRuns: 100 } }
+  )
 })
