@@ -12,6 +12,7 @@ import { Clock, Context, Duration, Effect, Layer, Option, Schema } from "effect"
 import { Http, Password, SecureRandom, SessionConfig, Sessions } from "../../src/index.js"
 import type { Json } from "../../src/Session.js"
 import type { Persistence } from "../../src/index.js"
+import * as Notices from "./notices.js"
 import * as pages from "./pages.js"
 
 // ---------------------------------------------------------------------------
@@ -380,7 +381,7 @@ const notFound = Effect.gen(function*() {
 })
 
 /** Every route, without the session middleware. */
-export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.all("*", notFound))
+export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.concat(Notices.routes), HttpRouter.all("*", notFound))
 
 /**
  * The app: the routes behind the session middleware, and that behind the cross-site request check
