@@ -6,7 +6,7 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertSome } from "@effect/vitest/utils"
-import { Chunk, Duration, Effect, Exit, FastCheck as fc, Fiber, Metric, Option, Queue, Redacted, Schema, Stream, TestClock } from "effect"
+import { Chunk, Context, Duration, Effect, Exit, FastCheck as fc, Fiber, Layer, Metric, Option, Queue, Redacted, Schema, Stream, TestClock } from "effect"
 import { createHash } from "node:crypto"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
@@ -287,6 +287,25 @@ describe("Sessions events", () => {
       yield* sessions.create(browser)
       assert.isTrue(yield* Queue.isShutdown(q))
     }).pipe(Effect.provide(serviceLayer())))
+
+  it.scoped("feature: session events — events are per process: two services sharing one store each publish what their own requests did", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      // Two services alive for the test's scope, as two processes would be.
+      const process = (seed: string) => Effect.map(Layer.build(makeServiceLayer({}, { seed, store })), (c) => Context.get(c, Sessions.Sessions))
+      const a = yield* process("process-a")
+      const b = yield* process("process-b")
+      const qa = yield* a.subscribe()
+      const qb = yield* b.subscribe()
+      const h = yield* a.logIn(yield* a.create(browser), "alice")
+      expect((yield* drain(qa)).map((e) => e._tag)).toStrictEqual(["Created", "LoggedIn"])
+      expect(yield* drain(qb)).toStrictEqual([])
+      // The other process serves the next request: its subscriber sees the rotation it made.
+      yield* advance("15 minutes")
+      assert.strictEqual((yield* b.resolve(tok(h), browser)).outcome, "rotated")
+      expect(yield* drain(qa)).toStrictEqual([])
+      expect(briefs(yield* drain(qb))).toStrictEqual([{ _tag: "Rotated", sessionId: pid(h), userId: "alice", cause: "interval", grace: true }])
+    }))
 
   // -------------------------------------------------------------------------------------------
   // failed and lost writes

@@ -58,10 +58,10 @@ export const makeUserOperations = (
         return Effect.succeed(sessions.filter((s) => Option.isNone(S.expiry(s, now, config))))
       }))
 
-  const logOutEverywhere = (userId: string, except?: string) =>
+  /** Ends the user's sessions but `except`; `by` names the operation in their events. */
+  const logOutEverywhere = (userId: string, except?: string, by: Ev.EndedBy = except === undefined ? "logOutEverywhere" : "exclusiveLogIn") =>
     Effect.flatMap(liveSessionsOf(userId), (sessions) => {
       const victims = sessions.filter((s) => s.key !== except)
-      const by = except === undefined ? "logOutEverywhere" : "exclusiveLogIn"
       return Effect.as(endSessions(victims, userId, by, Option.fromNullable(except)), victims.length)
     })
 
@@ -88,7 +88,7 @@ export const makeUserOperations = (
       // A dead handle ends nobody's sessions: check it before the exclusive log-out.
       if (options?.exclusive) {
         yield* handles.currentAs("logIn")(handle)
-        yield* logOutEverywhere(userId, handle.session.key)
+        yield* logOutEverywhere(userId, handle.session.key, "exclusiveLogIn")
       }
       const client = options?.client
       return yield* rotations.rotateHandle("logIn", handle, {
