@@ -8,6 +8,7 @@ import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime } from "effect"
 import { createServer } from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { app, demoDefaults, layerSessions, RecentLoginMaxAge, validateUser } from "../examples/demo/app.js"
+import * as Notices from "../examples/demo/notices.js"
 import * as pages from "../examples/demo/pages.js"
 import * as Store from "../examples/demo/store.js"
 import { Persistence, SessionConfig, Sessions } from "../src/index.js"
@@ -47,10 +48,10 @@ interface Answer {
 /** A browser with one cookie (the session's), following nothing. */
 class Browser {
   cookie: string | undefined
-  constructor(readonly base: string, readonly name = COOKIE) {}
+  constructor(readonly base: string, readonly name = COOKIE, readonly userAgent = "demo-test") {}
 
   async request(method: string, path: string, options: { readonly json?: unknown; readonly form?: Record<string, string>; readonly body?: string; readonly cookie?: string | undefined } = {}): Promise<Answer> {
-    const headers: Record<string, string> = { "user-agent": "demo-test" }
+    const headers: Record<string, string> = { "user-agent": this.userAgent }
     const cookie = "cookie" in options ? options.cookie : this.cookie
     if (cookie !== undefined) headers["cookie"] = `${this.name}=${cookie}`
     let body: string | null = null
@@ -692,5 +693,52 @@ describe("demo: change password behind the recent-login gate, and remember me", 
     expect(sessionSetCookie(await api.post("/api/login", { user: "ada", remember: true }))).toMatch(/Max-Age=\d+/i)
     // Logging out forgets the choice: the fresh token is a browser-session cookie again.
     expect(sessionSetCookie(await api.post("/api/logout"))).not.toMatch(/Max-Age/i)
+  })
+})
+
+describe("demo: security notices from the session events", () => {
+  let server: Running
+  beforeAll(async () => {
+    server = await serve(Layer.provideMerge(Notices.layer, Sessions.layerMemory(demoDefaults)))
+  })
+  afterAll(() => server.close())
+
+  /** The notices of the browser's user, once the background subscriber has caught up with `count`. */
+  const noticesOf = async (b: Browser, count: number) => {
+    for (let i = 0; i < 100; i++) {
+      const answer = (await b.get("/api/notices")).json<{ notices: ReadonlyArray<{ kind: string; sessionId: string; text: string }> }>()
+      if (answer.notices.length >= count) return answer.notices
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    throw new Error(`fewer than ${count} notices`)
+  }
+
+  it("feature: session events — a sign-in from a browser not seen before for the user shows a \"new sign-in\" notice; the same browser again does not", async () => {
+    const laptop = new Browser(server.url, COOKIE, "Mozilla/5.0 (X11; Linux) Firefox/128.0")
+    expect((await laptop.form("/login", { user: "nora", password: strong })).status).toBe(303)
+    const [first] = await noticesOf(laptop, 1)
+    expect(first?.kind).toBe("new-sign-in")
+
+    // A second session in the same browser (same user agent, same network): no new notice.
+    const laptopAgain = new Browser(server.url, COOKIE, "Mozilla/5.0 (X11; Linux) Firefox/128.0")
+    await laptopAgain.form("/login", { user: "nora", password: strong })
+    // A phone: a new device.
+    const phone = new Browser(server.url, COOKIE, "Mozilla/5.0 (iPhone) Safari/604.1")
+    await phone.form("/login", { user: "nora", password: strong })
+    const notices = await noticesOf(laptop, 2)
+    expect(notices.map((n) => n.kind)).toEqual(["new-sign-in", "new-sign-in"])
+    const phoneSession = (await phone.get("/api/sessions")).json<{ sessions: ReadonlyArray<{ id: string; current: boolean }> }>()
+      .sessions.find((s) => s.current)
+    expect(notices[0]?.sessionId).toBe(phoneSession?.id)
+
+    // The page lists them, and nothing on it is a token.
+    const page = await laptop.get("/notices")
+    expect(page.status).toBe(200)
+    expect(page.text).toContain("New sign-in from a browser not seen before")
+    for (const b of [laptop, laptopAgain, phone]) expect(page.text).not.toContain(b.cookie!)
+    // Another user sees none of them.
+    const other = new Browser(server.url)
+    await other.form("/login", { user: "otto", password: strong })
+    expect((await noticesOf(other, 1)).every((n) => n.sessionId !== phoneSession?.id)).toBe(true)
   })
 })

@@ -24,4 +24,6 @@ export * as SessionCache from "./SessionCache.js"
 /** @since 0.1.0 */
 export * as SessionConfig from "./SessionConfig.js"
 /** @since 0.1.0 */
+export * as SessionEvents from "./SessionEvents.js"
+/** @since 0.1.0 */
 export * as Sessions from "./Sessions.js"

@@ -13,6 +13,7 @@ import { randomBytes, scryptSync, timingSafeEqual } from "node:crypto"
 import { Http, Password, SecureRandom, SessionConfig, Sessions } from "../../src/index.js"
 import type { Json } from "../../src/Session.js"
 import type { Persistence } from "../../src/index.js"
+import * as Notices from "./notices.js"
 import * as pages from "./pages.js"
 
 // ---------------------------------------------------------------------------
@@ -478,7 +479,7 @@ const notFound = Effect.gen(function*() {
 })
 
 /** Every route, without the session middleware. */
-export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.all("*", notFound))
+export const router = HttpRouter.concat(htmlRoutes, apiRoutes).pipe(HttpRouter.concat(Notices.routes), HttpRouter.all("*", notFound))
 
 // The pages take the cookie only; the JSON API the cookie or a bearer token (a new session there
 // goes in a cookie, as a script in the page expects); /api/token takes a bearer token only, so

@@ -17,6 +17,7 @@ import { Config, Console, Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Password, SessionConfig } from "../../src/index.js"
 import { app, layerSessions, RecentLoginMaxAge, StoreName } from "./app.js"
+import * as Notices from "./notices.js"
 import * as Store from "./store.js"
 
 const HOST = "127.0.0.1"
@@ -54,7 +55,8 @@ const Main = Layer.unwrapEffect(Effect.gen(function*() {
   const target = yield* Store.storeTarget(kind)
   // The password word lists load once here rather than on the first login (~100 ms).
   yield* Password.preload
-  const sessions = layerSessions(Store.layerFor(kind))
+  // The security notices (notices.ts) listen to the session events for the server's lifetime.
+  const sessions = Layer.provideMerge(Notices.layer, layerSessions(Store.layerFor(kind)))
   // How recent a log-in "change password" asks for (the browser test shortens it).
   const recentLogin = yield* Config.duration("DEMO_RECENT_LOGIN_MAX_AGE").pipe(Config.withDefault(Duration.minutes(5)))
   return Layer.mergeAll(HttpServer.serve(app), Announce).pipe(

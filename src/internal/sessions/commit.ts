@@ -18,6 +18,7 @@ import type { KeyLike, Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"
 import { type SessionError, SessionDataError, SessionDataTooLargeError, type SessionReadError, type SessionWriteError } from "./errors.js"
+import * as Ev from "./events.js"
 import { type Handles, spanOptions, traceHandle } from "./handles.js"
 import type { Records } from "./records.js"
 import { conflictError, lostCompareAndSet, retryLostRaces } from "./retry.js"
@@ -42,7 +43,7 @@ export interface Commits {
 
 /** @internal */
 export const makeCommits = (env: Env, records: Records, handles: Handles): Commits => {
-  const { cache, config, store, withLock } = env
+  const { cache, config, events, store, withLock } = env
   const touchMillis = Duration.toMillis(config.touchInterval)
 
   const writeTouch: Commits["writeTouch"] = (sessionKey, hint, now) =>
@@ -90,8 +91,10 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       if (Option.isNone(current)) return yield* Effect.fail(handles.gone(method, handle))
       const now = yield* Clock.currentTimeMillis
       // A dead session takes no writes (invariants 1 and 2 hold for writers too).
-      if (Option.isSome(S.expiry(current.value, now, config))) {
+      const dead = S.expiry(current.value, now, config)
+      if (Option.isSome(dead)) {
         yield* records.drop(current.value)
+        yield* events.emit(Ev.expired(current.value, now, dead.value))
         return yield* Effect.fail(handles.gone(method, handle))
       }
       const applied = f(current.value)

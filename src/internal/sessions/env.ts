@@ -3,7 +3,7 @@
  * (`make.ts`): the store, the local cache, the validated configuration, the clock in context at
  * that moment (a `TestClock` in tests), token minting, and the per-session lock — one fiber at a
  * time per session key, first come first served, in this process (other processes are held off
- * by the store's compare-and-set).
+ * by the store's compare-and-set), and the session events' subscribers.
  *
  * @internal
  */
@@ -11,6 +11,7 @@ import type { Clock, Effect } from "effect"
 import type { PersistenceShape } from "../persistence.js"
 import type { SessionCacheShape } from "../../SessionCache.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
+import type { EventHub } from "./events.js"
 import type { Tokens } from "./tokens.js"
 
 /** @internal */
@@ -21,4 +22,5 @@ export interface Env {
   readonly clock: Clock.Clock
   readonly tokens: Tokens
   readonly withLock: (sessionKey: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly events: EventHub
 }

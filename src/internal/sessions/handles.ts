@@ -13,6 +13,7 @@ import type { Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import { logHash } from "../hash.js"
 import type { Env } from "./env.js"
+import * as Ev from "./events.js"
 import { SessionGoneError, type SessionReadError } from "./errors.js"
 import type { Records } from "./records.js"
 import type { ActiveSession } from "./service.js"
@@ -74,7 +75,7 @@ export const traceHandle = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Act
   Effect.zipRight(Effect.annotateCurrentSpan("session.token_hash", logHash(Redacted.value(handle.token))), effect)
 
 /** @internal */
-export const makeHandles = ({ cache, clock, config, tokens }: Env, records: Records): Handles => {
+export const makeHandles = ({ cache, clock, config, events, tokens }: Env, records: Records): Handles => {
   // The token key of each handle this service made (known when it is made), so that checking a
   // handle costs no hashing; a handle made elsewhere is hashed on use.
   const handleKeys = new WeakMap<ActiveSession, string>()
@@ -148,8 +149,11 @@ export const makeHandles = ({ cache, clock, config, tokens }: Env, records: Reco
       const reached = yield* walk(handle, tokenKeyOf(handle))
       if (Option.isNone(reached)) return yield* Effect.fail(gone(method, handle))
       const { session, token } = reached.value
-      if (Option.isSome(S.expiry(session, yield* Clock.currentTimeMillis, config))) {
+      const now = yield* Clock.currentTimeMillis
+      const dead = S.expiry(session, now, config)
+      if (Option.isSome(dead)) {
         yield* records.drop(session)
+        yield* events.emit(Ev.expired(session, now, dead.value))
         return yield* Effect.fail(gone(method, handle))
       }
       return yield* body(token, session)

@@ -5,7 +5,7 @@
  * invalidation bookkeeping (`invalidation.ts`), handles (`handles.ts`), rotations (`rotate.ts`),
  * compare-and-set writes and the data vocabulary (`commit.ts`), resolution and creation
  * (`resolve.ts`), users (`users.ts`, `../userCache.ts`), starts the invalidation subscriber for
- * the lifetime of the scope, and returns the `SessionsShape`. Traced methods are `Effect.fn`
+ * the lifetime of the scope, publishes session events (`events.ts`), and returns the `SessionsShape`. Traced methods are `Effect.fn`
  * functions named `Sessions.<method>` where they are defined.
  *
  * @internal
@@ -20,6 +20,7 @@ import { makeKeyedLock } from "../keyedLock.js"
 import { makeUserCache } from "../userCache.js"
 import { makeCommits } from "./commit.js"
 import type { Env } from "./env.js"
+import { makeEventHub, rotated } from "./events.js"
 import { makeHandles, spanOptions, traceHandle } from "./handles.js"
 import { makeInvalidationBook, subscribe } from "./invalidation.js"
 import { makeRecords } from "./records.js"
@@ -40,7 +41,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
     // The clock in context when the service is built (a TestClock in tests): read once per call.
     const clock = yield* Effect.clock
 
-    const env: Env = { store, cache, config, clock, tokens: makeTokens(config, random), withLock: makeKeyedLock().withLock }
+    const env: Env = { store, cache, config, clock, tokens: makeTokens(config, random), withLock: makeKeyedLock().withLock, events: makeEventHub() }
     const book = makeInvalidationBook()
     const records = makeRecords(env, book)
     const handles = makeHandles(env, records)
@@ -65,8 +66,13 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       update: commits.update,
       modify: commits.modify,
       regenerateId: Effect.fn("Sessions.regenerateId", spanOptions)(
-        (handle: ActiveSession, options?: { readonly grace?: boolean }) =>
-          rotations.rotateHandle("regenerateId", handle, { grace: options?.grace ?? true }),
+        (handle: ActiveSession, options?: { readonly grace?: boolean }) => {
+          const grace = options?.grace ?? true
+          return rotations.rotateHandle("regenerateId", handle, {
+            grace,
+            onStored: (_, next, now) => env.events.emit(rotated(next, now, "regenerateId", grace))
+          })
+        },
         traceHandle
       ),
       logIn: userOperations.logIn,
@@ -78,7 +84,9 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),
       clearCache: cache.clear,
       user: userOperations.user,
-      refreshUser: userOperations.refreshUser
+      refreshUser: userOperations.refreshUser,
+      subscribe: env.events.subscribe,
+      events: env.events.events
     }
     return service
   })

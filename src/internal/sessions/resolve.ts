@@ -20,6 +20,7 @@ import * as S from "../../Session.js"
 import { logHash } from "../hash.js"
 import type { Commits } from "./commit.js"
 import type { Env } from "./env.js"
+import * as Ev from "./events.js"
 import { type Handles, spanOptions } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
@@ -57,7 +58,7 @@ export const makeResolver = (
   rotations: Rotations,
   commits: Commits
 ): Resolver => {
-  const { cache, clock, config, store, tokens, withLock } = env
+  const { cache, clock, config, events, store, tokens, withLock } = env
 
   const create = Effect.fn("Sessions.create", spanOptions)(function*(client: Client) {
     const now = yield* Clock.currentTimeMillis
@@ -67,12 +68,14 @@ export const makeResolver = (
     yield* store.create(session, S.expiresAt(session, config))
     yield* records.remember(session)
     yield* Metric.increment(metrics.created)
+    yield* events.emit(Ev.created(session, now))
     return handles.active(session, token, session.tokenKey)
   })
 
-  const lateUse = (redirect: Redirect, token: string, now: number) =>
+  const lateUse = (redirect: Redirect, token: string, now: number, client: Client) =>
     Effect.logWarning("a rotated session token was used after its grace period").pipe(
-      Effect.annotateLogs({ event: "late-token-use", token: logHash(token), lateByMillis: now - redirect.expiresAt })
+      Effect.annotateLogs({ event: "late-token-use", token: logHash(token), lateByMillis: now - redirect.expiresAt }),
+      Effect.zipRight(events.emit(Ev.lateUse(redirect.sessionKey, now, token, now - redirect.expiresAt, client)))
     )
 
   const resolveToken = (
@@ -128,22 +131,30 @@ export const makeResolver = (
           yield* Metric.increment(Metric.tagged(metrics.expired, "reason", decision.reason))
           if (decision.record._tag === "Session") {
             yield* records.drop(decision.record)
+            yield* events.emit(Ev.expired(decision.record, now, decision.reason === "absolute" ? "absolute" : "idle"))
             return resolution(Option.none(), "clear", "expired")
           }
-          yield* lateUse(decision.record, token, now)
+          yield* lateUse(decision.record, token, now, client)
           return resolution(Option.none(), "none", "expired")
         }
         case "Anomaly": {
           yield* Metric.increment(Metric.tagged(metrics.anomalies, "kind", decision.kind))
           yield* records.drop(decision.session)
+          yield* events.emit(Ev.anomaly(decision.session, now, decision.kind, client))
           yield* Effect.logWarning("session destroyed: client changed").pipe(
             Effect.annotateLogs({ event: "anomaly", kind: decision.kind, token: logHash(token) })
           )
           return resolution(Option.none(), "clear", "anomaly")
         }
         case "Rotate": {
-          const rotated = yield* withLock(decision.session.key)(rotations.rotateLocked(decision.session.key, token, { grace: true }))
-          if (Option.isSome(rotated)) return resolution(rotated, "set", "rotated")
+          const rotated = yield* withLock(decision.session.key)(rotations.rotateLocked(decision.session.key, token, {
+            grace: true,
+            onStored: (_, next, at) => events.emit(Ev.rotated(next, at, "interval", true))
+          }))
+          if (Option.isSome(rotated)) {
+            if (followed) yield* events.emit(Ev.followed(rotated.value.session, now, hops))
+            return resolution(rotated, "set", "rotated")
+          }
           return yield* again()
         }
         case "Valid": {
@@ -154,6 +165,7 @@ export const makeResolver = (
             : yield* withLock(session.key)(commits.writeTouch(session.key, tk, now))
           // The token is no longer current (rotated or retired meanwhile, or the session was destroyed).
           if (Option.isNone(result)) return yield* again()
+          if (followed) yield* events.emit(Ev.followed(result.value, now, hops))
           return resolution(
             Option.some(handles.active(result.value, token, tk)),
             followed ? "set" : "none",

@@ -15,6 +15,7 @@ import type { Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"
 import type { SessionWriteError } from "./errors.js"
+import { destroyed } from "./events.js"
 import type { Handles } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
@@ -27,6 +28,8 @@ export interface RotateOptions {
   readonly grace: boolean
   /** A change applied with the rotation (log in, log out), given the rotation's time. */
   readonly change?: (s: Session, now: number) => Session
+  /** Runs once the rotation is stored (it publishes the rotation's event): the session before and after. */
+  readonly onStored?: (before: Session, after: Session, now: number) => Effect.Effect<void>
 }
 
 /** @internal */
@@ -45,7 +48,7 @@ export interface Rotations {
 
 /** @internal */
 export const makeRotations = (env: Env, records: Records, handles: Handles): Rotations => {
-  const { cache, config, store, tokens, withLock } = env
+  const { cache, config, events, store, tokens, withLock } = env
   // Privilege changes (log in, log out) rotate without a grace period: the old token must die now.
   const noGrace = { ...config, gracePeriod: Duration.zero }
 
@@ -83,6 +86,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       yield* cache.set(redirect.tokenKey, redirect)
       yield* records.remember(next)
       yield* Metric.increment(metrics.rotated)
+      if (options.onStored) yield* options.onStored(current.value, next, now)
       return Option.some(handles.active(next, successor, next.tokenKey))
     })
     return retryLostRaces(attempt, () => Effect.succeedNone)
@@ -110,6 +114,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
         // The zero-grace redirect goes too: a later use of the token is "missing", not a late use.
         yield* store.deleteToken(session.tokenKey)
         yield* Metric.increment(metrics.destroyed)
+        yield* events.emit(destroyed(session, now))
       }))
     return withLock(handle.session.key)(retryLostRaces(attempt, () => Effect.fail(conflictError("destroy", handle))))
   }

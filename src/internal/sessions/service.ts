@@ -6,12 +6,13 @@
  *
  * @internal
  */
-import type { Duration, Effect, Either, Option, Redacted } from "effect"
+import type { Duration, Effect, Either, Option, Queue, Redacted, Scope, Stream } from "effect"
 import { Context } from "effect"
 import type { ParseError } from "effect/ParseResult"
 import type { SessionStoreError } from "../persistence.js"
 import type { Client, Json, Key, KeyLike, Session } from "../../Session.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
+import type { SessionEvent } from "../../SessionEvents.js"
 import type { SessionDataError, SessionError, SessionReadError, SessionWriteError, UserLoaderError } from "./errors.js"
 
 /**
@@ -207,6 +208,16 @@ export interface SessionsShape {
    * when the store cannot publish (the other processes would keep the user until its time to live).
    */
   readonly refreshUser: (userId: string) => Effect.Effect<void, SessionStoreError>
+  /**
+   * Subscribes to this process's session events (`SessionEvents`) for the lifetime of the scope:
+   * a queue of at most `capacity` unread events (default `SessionEvents.DEFAULT_CAPACITY`).
+   * Publishing never waits for a subscriber: when the queue is full, new events are dropped for
+   * this subscriber and counted in `effect_sessions_events_dropped_total`. Each event is published
+   * after its change is stored.
+   */
+  readonly subscribe: (options?: { readonly capacity?: number }) => Effect.Effect<Queue.Dequeue<SessionEvent>, never, Scope.Scope>
+  /** The session events as a stream: a {@link subscribe} with the default capacity, from when the stream starts. */
+  readonly events: Stream.Stream<SessionEvent>
 }
 
 /**

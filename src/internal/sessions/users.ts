@@ -12,6 +12,7 @@ import * as S from "../../Session.js"
 import { publicId } from "../hash.js"
 import type { UserCache } from "../userCache.js"
 import type { Env } from "./env.js"
+import * as Ev from "./events.js"
 import { type Handles, spanOptions, traceHandle } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
@@ -35,14 +36,19 @@ const info = (s: Session): SessionInfo => ({
 
 /** @internal */
 export const makeUserOperations = (
-  { clock, config, store }: Env,
+  { clock, config, events, store }: Env,
   records: Records,
   handles: Handles,
   rotations: Rotations,
   users: UserCache
 ): UserOperations => {
-  const endSessions = (sessions: ReadonlyArray<Session>) =>
-    Effect.forEach(sessions, (s) => Effect.zipRight(records.drop(s), Metric.increment(metrics.destroyed)), { discard: true })
+  /** Ends sessions of `userId` that were not asked through their own token (`by`, from `initiator`'s log-in). */
+  const endSessions = (sessions: ReadonlyArray<Session>, userId: string, by: Ev.EndedBy, initiator = Option.none<string>()) =>
+    Effect.forEach(sessions, (s) =>
+      Effect.zipRight(
+        records.drop(s),
+        Effect.zipRight(Metric.increment(metrics.destroyed), events.emit(Ev.endedElsewhere(s, clock.unsafeCurrentTimeMillis(), userId, by, initiator)))
+      ), { discard: true })
 
   /** The user's sessions that are still alive (stores keep dead ones for a while). */
   const liveSessionsOf = (userId: string) =>
@@ -52,11 +58,24 @@ export const makeUserOperations = (
         return Effect.succeed(sessions.filter((s) => Option.isNone(S.expiry(s, now, config))))
       }))
 
-  const logOutEverywhere = (userId: string, except?: string) =>
+  /** Ends the user's sessions but `except`; `by` names the operation in their events. */
+  const logOutEverywhere = (userId: string, except?: string, by: Ev.EndedBy = except === undefined ? "logOutEverywhere" : "exclusiveLogIn") =>
     Effect.flatMap(liveSessionsOf(userId), (sessions) => {
       const victims = sessions.filter((s) => s.key !== except)
-      return Effect.as(endSessions(victims), victims.length)
+      return Effect.as(endSessions(victims, userId, by, Option.fromNullable(except)), victims.length)
     })
+
+  /**
+   * The bindings of the user's live sessions before a log-in, for `LoggedIn.newDevice`: read only
+   * while somebody subscribes; a failed read knows no device (every client is new).
+   */
+  const knownDevices = (userId: string) =>
+    events.active()
+      ? liveSessionsOf(userId).pipe(
+        Effect.catchAll((e) => Effect.as(Effect.logWarning("could not read the user's sessions for a log-in event", e), [])),
+        Effect.map((sessions): ReadonlyArray<Session> => sessions)
+      )
+      : Effect.succeed<ReadonlyArray<Session>>([])
 
   return {
     logIn: Effect.fn("Sessions.logIn", spanOptions)(function*(
@@ -64,10 +83,12 @@ export const makeUserOperations = (
       userId: string,
       options?: { readonly exclusive?: boolean; readonly client?: Client; readonly persistent?: boolean }
     ) {
+      // Before an exclusive log-in ends them: the user's other sessions tell which devices are known.
+      const known = yield* knownDevices(userId)
       // A dead handle ends nobody's sessions: check it before the exclusive log-out.
       if (options?.exclusive) {
         yield* handles.currentAs("logIn")(handle)
-        yield* logOutEverywhere(userId, handle.session.key)
+        yield* logOutEverywhere(userId, handle.session.key, "exclusiveLogIn")
       }
       const client = options?.client
       return yield* rotations.rotateHandle("logIn", handle, {
@@ -75,19 +96,26 @@ export const makeUserOperations = (
         change: (s, now) => {
           const withUser = S.logIn(s, userId, { now, persistent: options?.persistent })
           return client ? S.bind(withUser, client) : withUser
-        }
+        },
+        onStored: (_, next, now) =>
+          events.emit(Ev.loggedIn(next, now, userId, !known.some((k) => Ev.sameDevice(k, next)), options?.exclusive === true))
       })
     }, traceHandle),
     // A step-up: the old token dies now, so a copy of it never shares the fresh authentication.
     reauthenticated: Effect.fn("Sessions.reauthenticated", spanOptions)(
-      (handle: ActiveSession) => rotations.rotateHandle("reauthenticated", handle, { grace: false, change: (s, now) => S.reauthenticated(s, now) }),
+      (handle: ActiveSession) => rotations.rotateHandle("reauthenticated", handle, {
+          grace: false,
+          change: (s, now) => S.reauthenticated(s, now),
+          onStored: (_, next, now) => events.emit(Ev.rotated(next, now, "reauthenticated", false))
+        }),
       traceHandle
     ),
     logOut: Effect.fn("Sessions.logOut", spanOptions)(
       (handle: ActiveSession, options?: { readonly keepData?: boolean }) =>
         rotations.rotateHandle("logOut", handle, {
           grace: false,
-          change: options?.keepData === false ? (s) => new S.Session({ ...S.logOut(s), data: {} }) : S.logOut
+          change: options?.keepData === false ? (s) => new S.Session({ ...S.logOut(s), data: {} }) : S.logOut,
+          onStored: (before, _, now) => events.emit(Ev.loggedOut(before, now))
         }),
       traceHandle
     ),
@@ -96,7 +124,7 @@ export const makeUserOperations = (
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {
         const victim = sessions.find((s) => publicId(s.key) === id)
-        return victim ? Effect.as(endSessions([victim]), true) : Effect.succeed(false)
+        return victim ? Effect.as(endSessions([victim], userId, "endSession"), true) : Effect.succeed(false)
       }),
     user: (handle) =>
       Effect.gen(function*() {
