@@ -11,7 +11,7 @@ import { HttpApiError, HttpApiMiddleware, HttpApiSecurity } from "@effect/platfo
 import { Effect, Layer, Schema } from "effect"
 import { CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./internal/currentSession.js"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
-import { SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
+import { SessionDataTooLarge as SessionDataTooLarge_, SessionLimitReached as SessionLimitReached_ } from "./internal/httpApiErrors.js"
 import { makeOriginCheck, type OriginCheckOptions } from "./internal/originCheck.js"
 import { Sessions } from "./internal/sessions/service.js"
 import type { SessionConflictError, SessionGoneError } from "./internal/sessions/errors.js"
@@ -104,7 +104,8 @@ export const originCheck: (options?: OriginCheckOptions) => <E, R>(app: HttpApp.
  * `HttpApiMiddleware.Tag`: the session cookie (`cookieName`, default `__Host-id`) as an API-key
  * cookie scheme, so that OpenAPI documents the real name, and the errors of {@link toApiErrors}:
  * `ServiceUnavailable` (503) for a store outage, `Unauthorized` (401) for a session that ended
- * meanwhile, {@link SessionDataTooLarge} (413). {@link SessionSecurity} is the ready-made Tag for the default name; for another
+ * meanwhile, {@link SessionDataTooLarge} (413), {@link SessionLimitReached} (409, a log-in refused by
+ * `maxSessionsPerUser`). {@link SessionSecurity} is the ready-made Tag for the default name; for another
  * name declare yours with the same name as the configuration's `cookie.name`:
  * `class MySecurity extends HttpApiMiddleware.Tag<MySecurity>()("MySecurity", Http.securityOptions("sid")) {}`
  * and implement it with `Layer.effect(MySecurity, Http.securityHandlers(MySecurity))`.
@@ -114,8 +115,8 @@ export const originCheck: (options?: OriginCheckOptions) => <E, R>(app: HttpApp.
  */
 export const securityOptions = <const Name extends string = "__Host-id">(cookieName?: Name) => ({
   provides: CurrentSession,
-  // What the security handler (503) and toApiErrors in a handler (401, 413) may answer.
-  failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_),
+  // What the security handler (503) and toApiErrors in a handler (401, 413, 409) may answer.
+  failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_, SessionLimitReached_),
   security: { session: HttpApiSecurity.apiKey({ in: "cookie", key: cookieName ?? "__Host-id" }) }
 })
 
@@ -170,9 +171,19 @@ export class RequireUser extends HttpApiMiddleware.Tag<RequireUser>()("effect-se
 export { SessionDataTooLarge } from "./internal/httpApiErrors.js"
 
 /**
+ * The HttpApi error for a log-in refused by `maxSessionsPerUser` with `onSessionLimit: "refuse"`
+ * (409), from {@link toApiErrors}.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export { SessionLimitReached } from "./internal/httpApiErrors.js"
+
+/**
  * Maps the session errors an HttpApi handler lets through to HttpApi errors: a store failure or
  * a lost race → `ServiceUnavailable` (503, the cookie left alone), a session that ended meanwhile
- * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413); all three
+ * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413), a log-in
+ * refused by `maxSessionsPerUser` → {@link SessionLimitReached} (409); all four
  * are failures of the Tags made with {@link securityOptions}. A
  * stored value that no longer decodes with its key's Schema is a defect (500).
  *

@@ -15,6 +15,7 @@ import type {
   SessionConflictError,
   SessionDataError,
   SessionError,
+  SessionLimitError,
   SessionReadError,
   SessionWriteError,
   UserLoaderError
@@ -66,8 +67,12 @@ export interface CurrentSessionShape {
    * (creating it if needed). `f` may return the `Either` of the typed `Session.set`.
    */
   readonly modify: (f: (session: Session) => Session | Either.Either<Session, ParseError>) => Effect.Effect<Session, SessionError>
-  /** Logs a user in (creating the session if needed); the token rotates. */
-  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionWriteError>
+  /**
+   * Logs a user in (creating the session if needed); the token rotates. Under
+   * `maxSessionsPerUser` with `onSessionLimit: "refuse"` a log-in beyond the limit fails with a
+   * `SessionLimitError` and changes nothing.
+   */
+  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean }) => Effect.Effect<void, SessionWriteError | SessionLimitError>
   /**
    * Logs the user out; the token rotates with no grace period. The data stays (`keepData: true`,
    * the default, as in rivo/sessions: carts and preferences survive); `logOut({ keepData: false })`
@@ -88,6 +93,12 @@ export interface CurrentSessionShape {
   readonly endSession: (id: string) => Effect.Effect<boolean, SessionReadError>
   /** Ends every session of the logged-in user, this one included. */
   readonly logOutEverywhere: Effect.Effect<number, SessionReadError>
+  /**
+   * Ends every session of the logged-in user except this one (OWASP ASVS 7.4.3: after a password
+   * or MFA change); returns how many ended (0 without a session or a user). This session and its
+   * cookie stay as they are.
+   */
+  readonly logOutOthers: Effect.Effect<number, SessionReadError>
   /** The user object, through the `UserLoader` in context. */
   readonly user: Effect.Effect<Option.Option<unknown>, SessionStoreError | UserLoaderError>
 }

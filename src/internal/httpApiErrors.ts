@@ -15,3 +15,15 @@ export class SessionDataTooLarge extends HttpApiSchema.EmptyError<SessionDataToo
   tag: "SessionDataTooLarge",
   status: 413
 }) {}
+
+/**
+ * The HttpApi error for a log-in refused by `maxSessionsPerUser` with `onSessionLimit: "refuse"`
+ * (409 Conflict: the user's other sessions are in the way); public as `Http.SessionLimitReached`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class SessionLimitReached extends HttpApiSchema.EmptyError<SessionLimitReached>()({
+  tag: "SessionLimitReached",
+  status: 409
+}) {}

@@ -72,6 +72,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       logIn: userOperations.logIn,
       logOut: userOperations.logOut,
       logOutEverywhere: userOperations.logOutEverywhere,
+      logOutOthers: userOperations.logOutOthers,
       listSessions: userOperations.listSessions,
       endSession: userOperations.endSession,
       destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),

@@ -12,7 +12,14 @@ import type { ParseError } from "effect/ParseResult"
 import type { SessionStoreError } from "../persistence.js"
 import type { Client, Json, Key, KeyLike, Session } from "../../Session.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
-import type { SessionDataError, SessionError, SessionReadError, SessionWriteError, UserLoaderError } from "./errors.js"
+import type {
+  SessionDataError,
+  SessionError,
+  SessionLimitError,
+  SessionReadError,
+  SessionWriteError,
+  UserLoaderError
+} from "./errors.js"
 
 /**
  * A session in use by a request: the value as last seen, and the token the client holds.
@@ -159,12 +166,18 @@ export interface SessionsShape {
    * share the new privileges.
    */
   readonly regenerateId: (handle: ActiveSession, options?: { readonly grace?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
-  /** Attaches a user and rotates the token with no grace period (session fixation). `exclusive` ends the user's other sessions first. */
+  /**
+   * Attaches a user and rotates the token with no grace period (session fixation). `exclusive`
+   * ends the user's other sessions first. Under `maxSessionsPerUser` the store counts the user's
+   * live sessions in the rotation's own atomic step: beyond the limit, the least recently used
+   * other sessions end (`onSessionLimit: "endLeastRecentlyUsed"`) or the log-in fails with a
+   * `SessionLimitError` and changes nothing (`"refuse"`).
+   */
   readonly logIn: (
     handle: ActiveSession,
     userId: string,
     options?: { readonly exclusive?: boolean; readonly client?: Client }
-  ) => Effect.Effect<ActiveSession, SessionWriteError>
+  ) => Effect.Effect<ActiveSession, SessionWriteError | SessionLimitError>
   /**
    * Detaches the user and rotates the token with no grace period. The data stays by default
    * (`keepData: true`, as in rivo/sessions): a cart or preferences survive the log-out, and
@@ -174,6 +187,13 @@ export interface SessionsShape {
   readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Ends every session of a user; returns how many ended. */
   readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
+  /**
+   * Ends every session of the handle's user except the handle's own (OWASP ASVS 7.4.3: after a
+   * password or MFA change); returns how many ended (0 when nobody is logged in). The ended
+   * sessions' tokens die at once, in every process. Fails with `SessionGoneError` when the
+   * handle's own session is gone (a dead handle ends nothing).
+   */
+  readonly logOutOthers: (handle: ActiveSession) => Effect.Effect<number, SessionReadError>
   /** The live sessions of a user. */
   readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
   /** Ends one session of a user by its public `id` (from {@link listSessions}). */

@@ -21,7 +21,7 @@ import type { ActiveSession, SessionInfo, SessionsShape } from "./service.js"
 /** @internal */
 export type UserOperations = Pick<
   SessionsShape,
-  "logIn" | "logOut" | "logOutEverywhere" | "listSessions" | "endSession" | "user" | "refreshUser"
+  "logIn" | "logOut" | "logOutEverywhere" | "logOutOthers" | "listSessions" | "endSession" | "user" | "refreshUser"
 >
 
 const info = (s: Session): SessionInfo => ({
@@ -70,13 +70,18 @@ export const makeUserOperations = (
         yield* logOutEverywhere(userId, handle.session.key)
       }
       const client = options?.client
-      return yield* rotations.rotateHandle("logIn", handle, {
-        grace: false,
-        change: (s) => {
-          const withUser = S.logIn(s, userId)
-          return client ? S.bind(withUser, client) : withUser
-        }
-      })
+      const change = (s: Session) => {
+        const withUser = S.logIn(s, userId)
+        return client ? S.bind(withUser, client) : withUser
+      }
+      // Under maxSessionsPerUser the store counts, ends or refuses in the rotation's own step.
+      return yield* config.maxSessionsPerUser === false
+        ? rotations.rotateHandle("logIn", handle, { grace: false, change })
+        : rotations.rotateHandleWithinLimit("logIn", handle, {
+          grace: false,
+          change,
+          limit: { max: config.maxSessionsPerUser, policy: config.onSessionLimit }
+        })
     }, traceHandle),
     logOut: Effect.fn("Sessions.logOut", spanOptions)(
       (handle: ActiveSession, options?: { readonly keepData?: boolean }) =>
@@ -87,6 +92,12 @@ export const makeUserOperations = (
       traceHandle
     ),
     logOutEverywhere: Effect.fn("Sessions.logOutEverywhere", spanOptions)((userId: string) => logOutEverywhere(userId)),
+    logOutOthers: Effect.fn("Sessions.logOutOthers", spanOptions)(function*(handle: ActiveSession) {
+      // A dead handle (or one without a user) ends nobody's sessions.
+      const s = yield* handles.currentAs("logOutOthers")(handle)
+      if (Option.isNone(s.userId)) return 0
+      return yield* logOutEverywhere(s.userId.value, s.key)
+    }, traceHandle),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {
