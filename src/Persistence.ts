@@ -47,7 +47,8 @@ export const DEFAULT_RETENTION: Duration.Duration = retention
  * implements, `Rotation` the record of one atomic rotation, {@link SessionStoreError} the one error
  * (a system fault: `Unavailable`, `Corrupt`, `Unknown`), `Invalidation` what a store tells the
  * processes sharing it, `userKey` the key of a user's index, `LimitedRotation` the answer of
- * `rotateWithinLimit` (a rotation under `maxSessionsPerUser`).
+ * `rotateWithinLimit` (a rotation under `maxSessionsPerUser`), `sessionsToEnd` the order in which a
+ * limited rotation ends sessions (for stores that decide in TypeScript).
  *
  * @since 0.1.0
  * @category models
@@ -60,6 +61,7 @@ export {
   Persistence,
   SessionStoreError,
   SessionStoreErrorTypeId,
+  sessionsToEnd,
   userKey
 } from "./internal/persistence.js"
 /**
