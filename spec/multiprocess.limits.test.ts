@@ -8,7 +8,7 @@
  * succeed and the others answer 409.
  */
 import { randomBytes } from "node:crypto"
-import { afterAll, assert, describe, it } from "vitest"
+import { afterAll, assert, describe, expect, it } from "vitest"
 import { killAll, type Running, startScript } from "./helpers/processes.js"
 import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService } from "./services.js"
 
@@ -57,7 +57,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
       const user = `many-${runId}`
       for (let r = 0; r < ROUNDS; r++) {
         const statuses = await round(user)
-        assert.deepStrictEqual(statuses, statuses.map(() => 200), `round ${r}: every log-in succeeds (the oldest sessions make room)`)
+        expect(statuses, `round ${r}: every log-in succeeds (the oldest sessions make room)`).toStrictEqual(statuses.map(() => 200))
         for (const s of servers) assert.strictEqual(await count(s.url, user), LIMIT, `round ${r}: live sessions as ${s.url} lists them`)
       }
     }, 120_000)

@@ -626,7 +626,7 @@ export const persistenceSuite = <R = never>(
         }))
 
       it.effect("feature: maxSessionsPerUser — a session past its deadline does not count (the store's clock against the deadline last written)", () =>
-        onTestClock(Date.now(), Effect.gen(function*() {
+        onTestClock(1_700_000_000_000, Effect.gen(function*() {
           const store = yield* Persistence
           const now = yield* Clock.currentTimeMillis
           const u = uid("user")
