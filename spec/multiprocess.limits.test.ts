@@ -46,7 +46,10 @@ const scenario = (store: string, env: () => Record<string, string>) => {
     const start = async (policy: string) => {
       await Promise.all(servers.map((s) => s.stop(3000)))
       servers = await Promise.all([1, 2].map((i) =>
-        startScript(SERVER, { ...env(), MAX_SESSIONS_PER_USER: String(LIMIT), ON_SESSION_LIMIT: policy, ORIGIN_ID: `lim-${runId}-${policy}-${i}` })))
+        startScript(SERVER, { ...env(), MAX_SESSIONS_PER_USER: String(LIMIT), ON_SESSION_LIMIT: policy, ORIGIN_ID: `lim-${runId}-${policy}-${i}` }, {
+          // tsx compiles the server at start-up: slow on a loaded machine.
+          timeoutMs: 120_000
+        })))
     }
     /** One round: 4 log-ins of `user` on each process at once; their statuses. */
     const round = (user: string) =>
@@ -60,7 +63,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
         expect(statuses, `round ${r}: every log-in succeeds (the oldest sessions make room)`).toStrictEqual(statuses.map(() => 200))
         for (const s of servers) assert.strictEqual(await count(s.url, user), LIMIT, `round ${r}: live sessions as ${s.url} lists them`)
       }
-    }, 120_000)
+    }, 240_000)
 
     it(`feature: maxSessionsPerUser — ${ROUNDS} rounds of ${2 * PER_PROCESS} simultaneous log-ins of a new user over two processes (refuse): exactly ${LIMIT} succeed, the others answer 409`, async () => {
       await start("refuse")
@@ -71,7 +74,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
         assert.strictEqual(statuses.filter((s) => s === 409).length, 2 * PER_PROCESS - LIMIT, `round ${r}: ${statuses.join(",")}`)
         for (const s of servers) assert.strictEqual(await count(s.url, user), LIMIT, `round ${r}: live sessions as ${s.url} lists them`)
       }
-    }, 120_000)
+    }, 240_000)
   })
 }
 
