@@ -47,6 +47,9 @@ export const encrypted = (store: Persistence.PersistenceShape, key: Redacted.Red
     create: (session, expiresAt) => store.create(seal(session), expiresAt),
     save: (session, expectedVersion, expiresAt) => store.save(seal(session), expectedVersion, expiresAt),
     rotate: (rotation) => store.rotate({ ...rotation, session: seal(rotation.session) }),
+    // A log-in under maxSessionsPerUser: the inner store counts and ends sessions by their keys
+    // and times, which stay readable; only the data is sealed.
+    rotateWithinLimit: (rotation, limit) => store.rotateWithinLimit({ ...rotation, session: seal(rotation.session) }, limit),
     // The contract: a record that does not decode is skipped, deleted and logged, never an error.
     sessionsOfUser: (userId) =>
       Effect.flatMap(store.sessionsOfUser(userId), (sessions) =>

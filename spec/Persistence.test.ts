@@ -389,9 +389,9 @@ describe("Redis scripts' arguments", () => {
     assert.strictEqual(wellFormed("a\ud800b\udfffc"), "a\ufffdb\ufffdc")
     assert.strictEqual(wellFormed("\ud83d\ude00 é"), "\ud83d\ude00 é", "pairs and other characters are kept")
     const s = makeSession(1000, { userId: Option.some("ada\udbff") })
-    const json = encodeArgs(sessionWrite(s, 1000, 61_000))
+    const json = encodeArgs(sessionWrite(s, 1000, 51_000, 10_000))
     const decoded = JSON.parse(json) as Record<string, string>
-    deepStrictEqual(decoded, { key: s.key, token: s.tokenKey, version: "0", user: "+ada\ufffd", record: decoded["record"]!, px: "60000" })
+    deepStrictEqual(decoded, { key: s.key, token: s.tokenKey, version: "0", user: "+ada\ufffd", record: decoded["record"]!, px: "60000", e: "51000" })
   })
 })
 

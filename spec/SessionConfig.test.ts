@@ -36,6 +36,15 @@ describe("SessionConfig defaults", () => {
     assertEquivalent(c, SessionConfig.defaults)
   })
 
+  it("feature: maxSessionsPerUser — no limit by default, endLeastRecentlyUsed as the policy; a limit from 1 up is accepted", () => {
+    const c = Either.getOrThrow(SessionConfig.make())
+    assert.isFalse(c.maxSessionsPerUser)
+    assert.strictEqual(c.onSessionLimit, "endLeastRecentlyUsed")
+    const limited = Either.getOrThrow(SessionConfig.make({ maxSessionsPerUser: 1, onSessionLimit: "refuse" }))
+    assert.strictEqual(limited.maxSessionsPerUser, 1)
+    assert.strictEqual(limited.onSessionLimit, "refuse")
+  })
+
   it.effect("layer() provides the defaults", () =>
     Effect.gen(function*() {
       const c = yield* SessionConfig.SessionConfig
@@ -158,6 +167,10 @@ describe("SessionConfig validation: each invalid option is named", () => {
     ["ipBinding.ipv6Prefix 129", { ipBinding: { ipv6Prefix: 129 } }, ["ipBinding.ipv6Prefix"]],
     ["ipBinding.ipv6Prefix 64.5", { ipBinding: { ipv6Prefix: 64.5 } }, ["ipBinding.ipv6Prefix"]],
     ["ipBinding of the wrong type", { ipBinding: "24" as never }, ["ipBinding"]],
+    ["feature: maxSessionsPerUser 0", { maxSessionsPerUser: 0 }, ["maxSessionsPerUser"]],
+    ["feature: maxSessionsPerUser 2.5", { maxSessionsPerUser: 2.5 }, ["maxSessionsPerUser"]],
+    ["feature: maxSessionsPerUser true", { maxSessionsPerUser: true as never }, ["maxSessionsPerUser"]],
+    ["feature: onSessionLimit unknown", { onSessionLimit: "evict" as never }, ["onSessionLimit"]],
     ["a misspelt ipBinding field", { ipBinding: { ipv4prefix: 24 } as never }, ["ipBinding.ipv4prefix"]],
     ["touchInterval = idleTimeout", { idleTimeout: "10 minutes", touchInterval: "10 minutes" }, ["touchInterval"]],
     ["touchInterval > idleTimeout", { idleTimeout: "10 minutes", touchInterval: "11 minutes" }, ["touchInterval"]],
@@ -299,8 +312,12 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
         ["SESSIONS_COOKIE_SECURE", "true"],
         ["SESSIONS_COOKIE_HTTP_ONLY", "true"],
         ["SESSIONS_COOKIE_SAME_SITE", "strict"],
-        ["SESSIONS_COOKIE_PERSISTENT", "true"]
+        ["SESSIONS_COOKIE_PERSISTENT", "true"],
+        ["SESSIONS_MAX_SESSIONS_PER_USER", "3"],
+        ["SESSIONS_ON_SESSION_LIMIT", "refuse"]
       ])
+      assert.strictEqual(c.maxSessionsPerUser, 3)
+      assert.strictEqual(c.onSessionLimit, "refuse")
       assert.strictEqual(SessionConfig.millis(c.idleTimeout), 10 * 60_000)
       assert.strictEqual(SessionConfig.millis(c.absoluteTimeout), 8 * 3_600_000)
       assert.strictEqual(SessionConfig.millis(c.idRotationInterval), 5 * 60_000)

@@ -576,7 +576,7 @@ describe("Sessions events", () => {
               // An operation through the slot's handle (whose token is always the current one).
               const m = at(op.slot)
               if (!m) break
-              const exit = yield* Effect.exit(
+              const exit = yield* Effect.exit<Sessions.ActiveSession, Sessions.SessionError | Sessions.SessionLimitError, never>(
                 op._tag === "Set"
                   ? Effect.as(sessions.set(m.handle, "n", n), m.handle)
                   : op._tag === "LogIn"

@@ -254,6 +254,37 @@ describe("demo: the JSON contract", () => {
     expect((await a.get("/api/sessions")).json().sessions).toHaveLength(1)
   })
 
+  it("feature: maxSessionsPerUser — the demo allows 3 sessions per user: a fourth log-in ends the least recently used one; \"my sessions\" shows how many of the 3 are used", async () => {
+    const browsers = [browser(), browser(), browser(), browser()]
+    for (const b of browsers) await b.post("/api/login", { user: "ivy" })
+    expect((await browsers[0]!.get("/api/me")).json().user).toBeNull()
+    for (const b of browsers.slice(1)) expect((await b.get("/api/me")).json().user).toBe("ivy")
+    expect((await browsers[3]!.get("/api/sessions")).json().sessions).toHaveLength(3)
+    const page = await browsers[3]!.get("/sessions")
+    expect(page.text).toContain("3 of 3 sessions in use")
+    expect(page.text).toContain("id=\"logout-others\"")
+  })
+
+  it("feature: logOutOthers — POST /api/logout-others ends every other session of the user, keeps this one and no other user's", async () => {
+    const a = browser()
+    const b = browser()
+    const other = browser()
+    await a.post("/api/login", { user: "jack" })
+    await a.post("/api/counter")
+    await b.post("/api/login", { user: "jack" })
+    await other.post("/api/login", { user: "kate" })
+    const ended = await a.post("/api/logout-others")
+    expect(ended.json()).toEqual({ ended: 1 })
+    expect(ended.cookie).toBeUndefined()
+    expect((await a.get("/api/me")).json()).toEqual({ user: "jack", count: 1 })
+    expect((await b.get("/api/me")).json().user).toBeNull()
+    expect((await other.get("/api/me")).json().user).toBe("kate")
+    const form = await a.post("/logout-others")
+    expect(form.status).toBe(303)
+    expect(form.headers.get("location")).toBe("/sessions?notice=logged-out-others")
+    expect((await a.get("/api/sessions")).json().sessions).toHaveLength(1)
+  })
+
   it("an unknown route is a 404 (JSON under /api, a page elsewhere) and creates no session", async () => {
     const b = browser()
     const api = await b.get("/api/nope")

@@ -12,7 +12,7 @@ import type { Duration } from "effect"
 import { Effect, Layer, Schema } from "effect"
 import { CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./internal/currentSession.js"
 import { currentUserFromSession, makeMiddleware, securityCurrentSession, toApiErrors as toApiErrors_ } from "./internal/http.js"
-import { RecentLoginRequired as RecentLoginRequired_, SessionDataTooLarge as SessionDataTooLarge_ } from "./internal/httpApiErrors.js"
+import { RecentLoginRequired as RecentLoginRequired_, SessionDataTooLarge as SessionDataTooLarge_, SessionLimitReached as SessionLimitReached_ } from "./internal/httpApiErrors.js"
 import { makeOriginCheck, type OriginCheckOptions } from "./internal/originCheck.js"
 import { normalizeTransports, type Transport, type Transports } from "./internal/transport.js"
 import { Sessions } from "./internal/sessions/service.js"
@@ -171,7 +171,7 @@ const schemesOf = (transports: string | SecurityTransports | undefined): Record<
  * {@link SecurityTransports} such as `{ bearer: true }` or `{ cookie: "__Host-id", bearer: true }` —
  * as OpenAPI security schemes, so that OpenAPI documents the real transports, and the errors of
  * {@link toApiErrors}: `ServiceUnavailable` (503) for a store outage, `Unauthorized` (401) for a
- * session that ended meanwhile, {@link SessionDataTooLarge} (413). {@link SessionSecurity} is the
+ * session that ended meanwhile, {@link SessionDataTooLarge} (413), {@link SessionLimitReached} (409, a log-in refused by `maxSessionsPerUser`). {@link SessionSecurity} is the
  * ready-made Tag for the default cookie; for another name, or a bearer token, declare yours:
  * `class MySecurity extends HttpApiMiddleware.Tag<MySecurity>()("MySecurity", Http.securityOptions({ bearer: true })) {}`
  * and implement it with `Layer.effect(MySecurity, Http.securityHandlers(MySecurity))`. A cookie
@@ -182,8 +182,8 @@ const schemesOf = (transports: string | SecurityTransports | undefined): Record<
  */
 export const securityOptions = <const T extends string | SecurityTransports = "__Host-id">(transports?: T) => ({
   provides: CurrentSession,
-  // What the security handler (503) and toApiErrors in a handler (401, 413) may answer.
-  failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_),
+  // What the security handler (503) and toApiErrors in a handler (401, 413, 409) may answer.
+  failure: Schema.Union(HttpApiError.ServiceUnavailable, HttpApiError.Unauthorized, SessionDataTooLarge_, SessionLimitReached_),
   security: schemesOf(transports) as SecuritySchemes<T>
 })
 
@@ -281,9 +281,19 @@ export class RequireRecentLogin extends HttpApiMiddleware.Tag<RequireRecentLogin
 ) {}
 
 /**
+ * The HttpApi error for a log-in refused by `maxSessionsPerUser` with `onSessionLimit: "refuse"`
+ * (409), from {@link toApiErrors}.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export { SessionLimitReached } from "./internal/httpApiErrors.js"
+
+/**
  * Maps the session errors an HttpApi handler lets through to HttpApi errors: a store failure or
  * a lost race → `ServiceUnavailable` (503, the cookie left alone), a session that ended meanwhile
- * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413); all three
+ * → `Unauthorized` (401), a write above `maxDataBytes` → {@link SessionDataTooLarge} (413), a log-in
+ * refused by `maxSessionsPerUser` → {@link SessionLimitReached} (409); all four
  * are failures of the Tags made with {@link securityOptions}. A
  * stored value that no longer decodes with its key's Schema is a defect (500).
  *

@@ -15,6 +15,9 @@
  *   itself; the retention lets it still tell why a token is dead — idle, absolute, or a rotated
  *   token used after its grace period (a theft signal it reports) — rather than "unknown".
  * - A record that does not decode never fails `sessionsOfUser`: it is skipped, deleted and logged.
+ * - `rotateWithinLimit` (log-ins under `maxSessionsPerUser`) counts the user's live sessions,
+ *   ends the least recently used ones or refuses, and rotates, all in one atomic step: concurrent
+ *   log-ins of one user in several processes never leave more than the limit.
  * - Errors carry no secrets: no command arguments, records, user data or tokens (a corrupt
  *   record is named by a fingerprint of its key), only the method, the reason and the driver's
  *   error class and message.
@@ -45,7 +48,9 @@ export const DEFAULT_RETENTION: Duration.Duration = retention
  * without importing this one back): {@link Persistence} is the Tag, `PersistenceShape` what a store
  * implements, `Rotation` the record of one atomic rotation, {@link SessionStoreError} the one error
  * (a system fault: `Unavailable`, `Corrupt`, `Unknown`), `Invalidation` what a store tells the
- * processes sharing it, `userKey` the key of a user's index.
+ * processes sharing it, `userKey` the key of a user's index, `LimitedRotation` the answer of
+ * `rotateWithinLimit` (a rotation under `maxSessionsPerUser`), `sessionsToEnd` the order in which a
+ * limited rotation ends sessions (for stores that decide in TypeScript).
  *
  * @since 0.1.0
  * @category models
@@ -54,18 +59,21 @@ export {
   INVALIDATE_ALL,
   Invalidation,
   isSessionStoreError,
+  LimitedRotation,
   Persistence,
   SessionStoreError,
   SessionStoreErrorTypeId,
+  sessionsToEnd,
   userKey
 } from "./internal/persistence.js"
 /**
- * The shape a store implements and the record `rotate` takes (see the module's rules above).
+ * The shape a store implements, the record `rotate` takes, and the limit `rotateWithinLimit`
+ * enforces (see the module's rules above).
  *
  * @since 0.1.0
  * @category models
  */
-export type { PersistenceShape, Rotation } from "./internal/persistence.js"
+export type { PersistenceShape, Rotation, SessionLimit, SessionLimitPolicy } from "./internal/persistence.js"
 /**
  * The argument of a store's `layerConfig` (Redis, Pg, Sqlite): its options as one `Config`, or an
  * object whose fields are each a `Config` (as `Config.Config.Wrap`) or a plain value.

@@ -143,7 +143,28 @@ export interface SessionConfigShape {
    * always stays under the codec's read ceiling (new).
    */
   readonly maxDataBytes: number
+  /**
+   * The most live sessions one user may have (OWASP ASVS 7.1.2), or `false` for no limit (the
+   * default). Enforced by `logIn` inside the store, in the same atomic step as the log-in's
+   * rotation, so that concurrent log-ins of one user in several processes never exceed it; what
+   * happens to a log-in beyond it is {@link onSessionLimit} (new).
+   */
+  readonly maxSessionsPerUser: false | number
+  /**
+   * What a log-in does when the user already has `maxSessionsPerUser` other live sessions:
+   * `"endLeastRecentlyUsed"` (the default) ends the user's least recently used other sessions to
+   * make room; `"refuse"` fails the log-in with a `SessionLimitError` and changes nothing (new).
+   */
+  readonly onSessionLimit: SessionLimitPolicy
 }
+
+/**
+ * What a log-in does beyond `maxSessionsPerUser` (see {@link SessionConfigShape.onSessionLimit}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionLimitPolicy = "endLeastRecentlyUsed" | "refuse"
 
 /**
  * A duration as an option: any `DurationInput` (`Duration.hours(1)`, `"30 minutes"`, milliseconds
@@ -224,6 +245,8 @@ export interface SessionConfigInput {
   readonly tokenBytes?: number | undefined
   readonly sweepInterval?: DurationOption | undefined
   readonly maxDataBytes?: number | undefined
+  readonly maxSessionsPerUser?: false | number | undefined
+  readonly onSessionLimit?: SessionLimitPolicy | undefined
 }
 
 /**
@@ -289,7 +312,9 @@ export const defaults: SessionConfigShape = {
   hashIdsAtRest: true,
   tokenBytes: DEFAULT_TOKEN_BYTES,
   sweepInterval: Duration.minutes(5),
-  maxDataBytes: 64 * 1024
+  maxDataBytes: 64 * 1024,
+  maxSessionsPerUser: false,
+  onSessionLimit: "endLeastRecentlyUsed"
 }
 
 /**
@@ -417,7 +442,12 @@ const options = Schema.Struct({
   hashIdsAtRest: Schema.optional(Schema.Boolean),
   tokenBytes: Schema.optional(integerFrom(MIN_TOKEN_BYTES, 64)),
   sweepInterval: Schema.optional(positiveDuration),
-  maxDataBytes: Schema.optional(integerFrom(1, MAX_DATA_BYTES_CEILING))
+  maxDataBytes: Schema.optional(integerFrom(1, MAX_DATA_BYTES_CEILING)),
+  maxSessionsPerUser: Schema.optional(Schema.Union(Schema.Literal(false), integerFrom(1, 1_000_000))),
+  onSessionLimit: Schema.optional(Schema.declare((u): u is SessionLimitPolicy => u === "endLeastRecentlyUsed" || u === "refuse", {
+    identifier: "SessionLimitPolicy",
+    message: (issue) => `must be "endLeastRecentlyUsed" or "refuse", got ${show(issue.actual)}`
+  }))
 })
 
 const resolved = Schema.declare((u): u is SessionConfigShape => typeof u === "object" && u !== null, { identifier: "SessionConfigShape" })
@@ -482,7 +512,9 @@ const resolve = (
     hashIdsAtRest: input.hashIdsAtRest ?? defaults.hashIdsAtRest,
     tokenBytes: input.tokenBytes ?? defaults.tokenBytes,
     sweepInterval: input.sweepInterval ?? defaults.sweepInterval,
-    maxDataBytes: input.maxDataBytes ?? defaults.maxDataBytes
+    maxDataBytes: input.maxDataBytes ?? defaults.maxDataBytes,
+    maxSessionsPerUser: input.maxSessionsPerUser ?? defaults.maxSessionsPerUser,
+    onSessionLimit: input.onSessionLimit ?? defaults.onSessionLimit
   })
 }
 
@@ -510,7 +542,9 @@ const unresolve = (c: SessionConfigShape): typeof options.Type => ({
   hashIdsAtRest: c.hashIdsAtRest,
   tokenBytes: c.tokenBytes,
   sweepInterval: c.sweepInterval,
-  maxDataBytes: c.maxDataBytes
+  maxDataBytes: c.maxDataBytes,
+  maxSessionsPerUser: c.maxSessionsPerUser,
+  onSessionLimit: c.onSessionLimit
 })
 
 /**
@@ -539,7 +573,8 @@ const replaced: Record<string, string> = {
 // (a nested option), that deeper issue is the one that says what is wrong.
 const unionReasons: Record<string, string> = {
   ipBinding: "must be true, false or { ipv4Prefix, ipv6Prefix }",
-  cache: "must be true, false or { capacity, idleTimeout }"
+  cache: "must be true, false or { capacity, idleTimeout }",
+  maxSessionsPerUser: "must be false or an integer from 1 to 1000000"
 }
 
 const toConfigError = (error: ParseResult.ParseError): SessionConfigError => {
@@ -637,7 +672,8 @@ const switchable = <A extends object>(name: string, settings: Config.Config<A>) 
  * `SESSIONS_CACHE_CAPACITY` (`Infinity` for no bound), `SESSIONS_CACHE_IDLE_TIMEOUT`,
  * `SESSIONS_TOUCH_INTERVAL`, `SESSIONS_TRUSTED_PROXIES` (comma-separated),
  * `SESSIONS_HASH_IDS_AT_REST`, `SESSIONS_TOKEN_BYTES`, `SESSIONS_SWEEP_INTERVAL`,
- * `SESSIONS_MAX_DATA_BYTES`.
+ * `SESSIONS_MAX_DATA_BYTES`, `SESSIONS_MAX_SESSIONS_PER_USER`, `SESSIONS_ON_SESSION_LIMIT`
+ * (`endLeastRecentlyUsed` / `refuse`).
  * Durations are written like `30 minutes` or `90 seconds`.
  *
  * @since 0.1.0
@@ -666,7 +702,9 @@ export const config: Config.Config<SessionConfigInput> = Config.all({
   hashIdsAtRest: optional(Config.boolean("HASH_IDS_AT_REST")),
   tokenBytes: optional(Config.integer("TOKEN_BYTES")),
   sweepInterval: optional(Config.duration("SWEEP_INTERVAL")),
-  maxDataBytes: optional(Config.integer("MAX_DATA_BYTES"))
+  maxDataBytes: optional(Config.integer("MAX_DATA_BYTES")),
+  maxSessionsPerUser: optional(Config.integer("MAX_SESSIONS_PER_USER")),
+  onSessionLimit: optional(Config.literal("endLeastRecentlyUsed", "refuse")("ON_SESSION_LIMIT"))
 }).pipe(
   Config.nested("SESSIONS"),
   Config.map(({ cookieDomain, cookieHttpOnly, cookieName, cookiePath, cookiePersistent, cookieSameSite, cookieSecure, ...rest }): SessionConfigInput => {

@@ -48,6 +48,7 @@ export {
   SessionDataError,
   SessionDataTooLargeError,
   SessionGoneError,
+  SessionLimitError,
   UserLoaderError
 } from "./internal/sessions/errors.js"
 

@@ -28,7 +28,9 @@ import * as pages from "./pages.js"
 export const demoDefaults: SessionConfig.SessionConfigInput = {
   idRotationInterval: "1 minute",
   gracePeriod: "30 seconds",
-  touchInterval: "10 seconds"
+  touchInterval: "10 seconds",
+  // At most 3 sessions per user: a fourth log-in ends the least recently used one.
+  maxSessionsPerUser: 3
 }
 
 /**
@@ -138,7 +140,8 @@ const notices: Record<string, string> = {
   "logged-out": "You are logged out. The counter stayed; the token was replaced.",
   "ended": "The session was ended.",
   "ended-current": "This browser's session was ended: you have a new, empty session from now on.",
-  "logged-out-everywhere": "Every session of your user was ended, this one included."
+  "logged-out-everywhere": "Every session of your user was ended, this one included.",
+  "logged-out-others": "Every other session of your user was ended; this one stays."
 }
 
 const noticeOf = Effect.map(
@@ -339,7 +342,8 @@ const htmlRoutes = HttpRouter.empty.pipe(
         user: Option.getOrUndefined(user),
         sessions: yield* sessionRows,
         timings: yield* timings,
-        notice: yield* noticeOf
+        notice: yield* noticeOf,
+        limit: (yield* Sessions.Sessions).config.maxSessionsPerUser
       }
       return page(pages.sessionsPage(model))
     })
@@ -359,6 +363,14 @@ const htmlRoutes = HttpRouter.empty.pipe(
       const current = yield* Http.CurrentSession
       yield* current.logOutEverywhere
       return seeOther("/?notice=logged-out-everywhere")
+    })
+  ),
+  HttpRouter.post(
+    "/logout-others",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      yield* current.logOutOthers
+      return seeOther("/sessions?notice=logged-out-others")
     })
   )
 )
@@ -391,6 +403,7 @@ const apiLogin = Effect.gen(function*() {
  * | `POST /api/logout-everywhere` | `{"ended": n}` |
  * | `GET /api/sessions` | `{"user": name \| null, "sessions": [{id, createdAt, lastAccessAt, idIssuedAt, ip, current}]}` (ISO times) |
  * | `DELETE /api/sessions/:id` | `{"ended": boolean}` |
+ * | `POST /api/logout-others` | `{"ended": n}`: every other session of the user ends, this one stays |
  *
  * A store failure answers 503 with an empty body (the middleware). Every `/api/` route accepts the
  * session cookie or `Authorization: Bearer <token>` (a header wins when a request has both); a
@@ -435,6 +448,13 @@ const apiRoutes = HttpRouter.empty.pipe(
     Effect.gen(function*() {
       const current = yield* Http.CurrentSession
       return json({ ended: yield* current.logOutEverywhere })
+    })
+  ),
+  HttpRouter.post(
+    "/api/logout-others",
+    Effect.gen(function*() {
+      const current = yield* Http.CurrentSession
+      return json({ ended: yield* current.logOutOthers })
     })
   ),
   HttpRouter.get(

@@ -311,6 +311,8 @@ export interface SessionsModel {
   readonly sessions: ReadonlyArray<SessionRow>
   readonly timings: Timings
   readonly notice?: string | undefined
+  /** `maxSessionsPerUser` (false: no limit). */
+  readonly limit?: number | false | undefined
 }
 
 /** The "my sessions" page. */
@@ -349,7 +351,12 @@ ${rows.map((r) => html`<tr class="${r.current ? "current" : ""}" data-id="${r.id
 </table>
 <div class="actions">
 <form method="post" action="/logout-everywhere" class="inline"><button type="submit" class="danger" id="logout-everywhere">Log out everywhere</button></form>
-<span class="muted small">${rows.length === 1 ? "1 session" : `${rows.length} sessions`}</span>
+<form method="post" action="/logout-others" class="inline"><button type="submit" id="logout-others">Log out my other sessions</button></form>
+<span class="muted small" id="session-count">${
+      m.limit === undefined || m.limit === false
+        ? rows.length === 1 ? "1 session" : `${rows.length} sessions`
+        : `${rows.length} of ${m.limit} sessions in use (a new log-in beyond ${m.limit} ends the least recently used one)`
+    }</span>
 </div>
 </section>
 <p class="muted small">“Last access” is written to the store at most every ${formatDuration(m.timings.touchInterval)},

@@ -11,6 +11,8 @@
  * - `ROTATION`, `GRACE`, `TOUCH` (optional): the token rotation interval, grace period and touch
  *   interval (defaults: 300 millis, 10 seconds, 100 millis);
  * - `MAX_CACHE_SIZE` (optional): the local cache's capacity (default: the library's; 0: no cache).
+ * - `MAX_SESSIONS_PER_USER`, `ON_SESSION_LIMIT` (optional): the limit on a user's sessions and its
+ *   policy (default: no limit).
  *
  * Routes (all behind `Http.middleware()`):
  * - `POST /api/counter` → `{ "count": n }` (increments through `CurrentSession.update`)
@@ -22,6 +24,9 @@
  * - `POST /api/mark` with `{ "key": "…" }` → sets `key` to `true`, then `{ "user": string | null }`
  *   (the user as read after the write)
  * - `GET /api/data` → `{ "user": string | null, "keys": [...] | null }`
+ * - `GET /api/sessions?user=…` → `{ "count": n }` (the user's live sessions, as this process lists them)
+ *
+ * A log-in refused by `maxSessionsPerUser` answers 409 `{ "error": "session limit" }`.
  *
  * Listens on 127.0.0.1, port 0, and prints `Listening on http://127.0.0.1:PORT`. SIGTERM or
  * SIGINT close the server and the store connections.
@@ -108,6 +113,7 @@ const app = HttpRouter.empty.pipe(
       const keys = Option.match(yield* session.session, { onNone: () => [], onSome: (s) => Object.keys(s.data) })
       return yield* HttpServerResponse.json({ user, keys })
     }).pipe(Effect.catchTags({
+      SessionLimitError: () => HttpServerResponse.json({ error: "session limit" }, { status: 409 }),
       ParseError: () => HttpServerResponse.json({ error: "expected {\"user\": string}" }, { status: 400 }),
       RequestError: () => HttpServerResponse.json({ error: "unreadable body" }, { status: 400 })
     }))
@@ -140,6 +146,14 @@ const app = HttpRouter.empty.pipe(
     })
   ),
   HttpRouter.get(
+    "/api/sessions",
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const { user } = yield* HttpServerRequest.schemaSearchParams(Login)
+      return yield* HttpServerResponse.json({ count: (yield* sessions.listSessions(user)).length })
+    }).pipe(Effect.catchTags({ ParseError: () => HttpServerResponse.json({ error: "expected ?user=" }, { status: 400 }) }))
+  ),
+  HttpRouter.get(
     "/api/me",
     Effect.gen(function*() {
       const session = yield* Http.CurrentSession
@@ -157,6 +171,8 @@ const sessions = Sessions.layer({
   touchInterval: duration("TOUCH", "100 millis"),
   ...(env("MAX_CACHE_SIZE") === undefined ? {} : { cache: Number(env("MAX_CACHE_SIZE")) === 0 ? false : { capacity: Number(env("MAX_CACHE_SIZE")) } }),
   idleTimeout: "10 minutes",
+  ...(env("MAX_SESSIONS_PER_USER") === undefined ? {} : { maxSessionsPerUser: Number(env("MAX_SESSIONS_PER_USER")) }),
+  ...(env("ON_SESSION_LIMIT") === "refuse" ? { onSessionLimit: "refuse" as const } : {}),
   cookie: { secure: false }
 }).pipe(Layer.provide(store()))
 

@@ -15,6 +15,7 @@ import type {
   SessionConflictError,
   SessionDataError,
   SessionError,
+  SessionLimitError,
   SessionReadError,
   SessionWriteError,
   UserLoaderError
@@ -72,9 +73,14 @@ export interface CurrentSessionShape {
    * Logs a user in (creating the session if needed); the token rotates, and the time is recorded
    * for {@link requireRecentLogin}. `persistent` is the "remember me" choice (`true`: a
    * persistent cookie; `false`: a browser-session cookie; absent: the configured
-   * `cookie.persistent`), kept by every later `Set-Cookie` of the session.
+   * `cookie.persistent`), kept by every later `Set-Cookie` of the session. Under
+   * `maxSessionsPerUser` with `onSessionLimit: "refuse"` a log-in beyond the limit fails with a
+   * `SessionLimitError` and changes nothing.
    */
-  readonly logIn: (userId: string, options?: { readonly exclusive?: boolean; readonly persistent?: boolean }) => Effect.Effect<void, SessionWriteError>
+  readonly logIn: (
+    userId: string,
+    options?: { readonly exclusive?: boolean; readonly persistent?: boolean }
+  ) => Effect.Effect<void, SessionWriteError | SessionLimitError>
   /**
    * The logged-in user proved who they are again (re-entered a password, passed MFA): the
    * log-in counts as recent from now, and the token rotates with no grace period. A no-op
@@ -107,6 +113,12 @@ export interface CurrentSessionShape {
   readonly endSession: (id: string) => Effect.Effect<boolean, SessionReadError>
   /** Ends every session of the logged-in user, this one included. */
   readonly logOutEverywhere: Effect.Effect<number, SessionReadError>
+  /**
+   * Ends every session of the logged-in user except this one (OWASP ASVS 7.4.3: after a password
+   * or MFA change); returns how many ended (0 without a session or a user). This session and its
+   * cookie stay as they are.
+   */
+  readonly logOutOthers: Effect.Effect<number, SessionReadError>
   /** The user object, through the `UserLoader` in context. */
   readonly user: Effect.Effect<Option.Option<unknown>, SessionStoreError | UserLoaderError>
 }

@@ -11,11 +11,11 @@ import { isSessionStoreError, type SessionStoreError } from "./persistence.js"
 import type { Client, KeyLike, Session } from "../Session.js"
 import { cookieMaxAge, isRecentLogin } from "../Session.js"
 import { type ClearSiteDataType, CurrentSession, type CurrentSessionShape, CurrentUser, type MiddlewareOptions } from "./currentSession.js"
-import type { SessionError, SessionReadError, SessionWriteError } from "./sessions/errors.js"
-import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError } from "./sessions/errors.js"
+import type { SessionError, SessionReadError } from "./sessions/errors.js"
+import { SessionConflictError, SessionDataError, SessionDataTooLargeError, SessionGoneError, SessionLimitError } from "./sessions/errors.js"
 import type { ActiveSession, CookieAction, SessionInfo } from "./sessions/service.js"
 import { Sessions } from "./sessions/service.js"
-import { RecentLoginRequired, SessionDataTooLarge } from "./httpApiErrors.js"
+import { RecentLoginRequired, SessionDataTooLarge, SessionLimitReached } from "./httpApiErrors.js"
 import type { SessionConfigShape } from "../SessionConfig.js"
 import { resolveClientIp } from "./clientIp.js"
 import { answerHeader, cookieOnly, normalizeTransports, readToken, type Transports, varyOn } from "./transport.js"
@@ -86,7 +86,7 @@ class RequestSession implements CurrentSessionShape {
   private orNone<A, E>(e: Effect.Effect<Option.Option<A>, E | SessionGoneError>): Effect.Effect<Option.Option<A>, Exclude<E, SessionGoneError>> {
     return Effect.catchIf(e, isGone, () => Effect.succeed(Option.none<A>())) as any
   }
-  private rotated(f: (h: ActiveSession) => Effect.Effect<ActiveSession, SessionWriteError>) {
+  private rotated<E>(f: (h: ActiveSession) => Effect.Effect<ActiveSession, E>) {
     return Effect.flatMap(this.ensureHandle, (h) => Effect.flatMap(f(h), (next) => this.setHandle(next)))
   }
   /** With the logged-in user's ID, else `none`. */
@@ -165,6 +165,9 @@ class RequestSession implements CurrentSessionShape {
   }
   get logOutEverywhere() {
     return this.withUser(0, (userId) => Effect.tap(this.sessions.logOutEverywhere(userId), () => Ref.set(this.state, clearedState)))
+  }
+  get logOutOthers() {
+    return this.withHandle(0, (h) => this.sessions.logOutOthers(h))
   }
   get user() {
     return this.orNone(this.read((h) => this.sessions.user(h)))
@@ -366,8 +369,8 @@ export const securityCurrentSession = (
 /**
  * Maps the session errors a handler lets through to HttpApi errors, leaving the cookie as the
  * middleware would: a store failure or a lost race is 503 (cookie untouched), a session gone
- * meanwhile 401 (the request has no session), data above `maxDataBytes` 413; a value that does
- * not decode with its key's Schema is a defect.
+ * meanwhile 401 (the request has no session), data above `maxDataBytes` 413, a log-in refused by
+ * `maxSessionsPerUser` 409; a value that does not decode with its key's Schema is a defect.
  *
  * @internal
  */
@@ -375,13 +378,14 @@ export const toApiErrors = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<
   A,
-  | Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError | SessionDataError>
+  | Exclude<E, SessionStoreError | SessionConflictError | SessionGoneError | SessionDataError | SessionLimitError>
   | HttpApiError.ServiceUnavailable
   | HttpApiError.Unauthorized
-  | SessionDataTooLarge,
+  | SessionDataTooLarge
+  | SessionLimitReached,
   R | HttpServerRequest.HttpServerRequest
 > =>
-  Effect.catchIf(effect, (e): e is any => isUnavailable(e) || isGone(e) || e instanceof SessionDataError, (e: unknown) =>
+  Effect.catchIf(effect, (e): e is any => isUnavailable(e) || isGone(e) || e instanceof SessionDataError || e instanceof SessionLimitError, (e: unknown) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<never, any> => {
       const state = perRequest.get(request)?.state
       if (isUnavailable(e)) {
@@ -392,6 +396,7 @@ export const toApiErrors = <A, E, R>(
       }
       if (isGone(e)) return Effect.zipRight(state ? forgetGone(state) : Effect.void, Effect.fail(new HttpApiError.Unauthorized()))
       if (isTooLarge(e)) return Effect.fail(new SessionDataTooLarge())
+      if (e instanceof SessionLimitError) return Effect.fail(new SessionLimitReached())
       return Effect.die(e)
     })) as any
 

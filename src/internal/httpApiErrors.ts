@@ -43,3 +43,15 @@ export class RecentLoginRequired extends Schema.TaggedError<RecentLoginRequired>
     description: "The log-in is older than the endpoint allows (or there is none): re-authenticate and retry."
   })
 ) {}
+
+/**
+ * The HttpApi error for a log-in refused by `maxSessionsPerUser` with `onSessionLimit: "refuse"`
+ * (409 Conflict: the user's other sessions are in the way); public as `Http.SessionLimitReached`.
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export class SessionLimitReached extends HttpApiSchema.EmptyError<SessionLimitReached>()({
+  tag: "SessionLimitReached",
+  status: 409
+}) {}

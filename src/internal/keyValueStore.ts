@@ -26,7 +26,14 @@ import type * as KeyValueStore from "@effect/platform/KeyValueStore"
 import type * as PlatformError from "@effect/platform/Error"
 import { Clock, Effect, Either, Option, Stream } from "effect"
 import * as Codec from "../Codec.js"
-import { type PersistenceShape, type Rotation, SessionStoreError } from "./persistence.js"
+import {
+  LimitedRotation,
+  type PersistenceShape,
+  type Rotation,
+  type SessionLimit,
+  SessionStoreError,
+  sessionsToEnd
+} from "./persistence.js"
 import type { Session, TokenRecord } from "../Session.js"
 import { logHash, sha256 } from "./hash.js"
 import { redactCodecError } from "./storeErrors.js"
@@ -240,6 +247,14 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
       return true
     }))
 
+  /** The token records of a rotation: the old token becomes the redirect, the new one is current. */
+  const writeRedirect = (method: string, { redirect, session }: Rotation) =>
+    Effect.gen(function*() {
+      yield* put(method, `t:${redirect.tokenKey}`, Codec.encode(redirect))
+      yield* put(method, `t:${session.tokenKey}`, `c:${session.key}`)
+      yield* schedule(method, bucketOf(redirect.expiresAt), ["t", redirect.tokenKey, redirect.expiresAt])
+    })
+
   const rotate = (rotation: Rotation) => {
     const { expectedVersion, expiresAt, redirect, session } = rotation
     return compareAndSet(
@@ -247,30 +262,27 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
       session,
       { version: expectedVersion, tokenKey: redirect.tokenKey },
       expiresAt,
-      Effect.gen(function*() {
-        yield* put("rotate", `t:${redirect.tokenKey}`, Codec.encode(redirect))
-        yield* put("rotate", `t:${session.tokenKey}`, `c:${session.key}`)
-        yield* schedule("rotate", bucketOf(redirect.expiresAt), ["t", redirect.tokenKey, redirect.expiresAt])
-      })
+      writeRedirect("rotate", rotation)
     )
   }
 
-  const sessionsOfUser = (userId: string) =>
-    locked(Effect.gen(function*() {
-      const method = "sessionsOfUser"
+  /** The retained sessions of a user and their metadata (the caller holds the lock). */
+  const retainedOfUser = (method: string, userId: string) =>
+    Effect.gen(function*() {
       const indexKey = userIndexKey(userId)
       const keys = parseArray(yield* get(method, indexKey), isString)
       const now = yield* Clock.currentTimeMillis
-      const found: Array<Session> = []
+      const found: Array<readonly [Session, Meta]> = []
       const stale = new Set<string>()
       for (const key of keys) {
         const result = yield* Effect.either(Effect.gen(function*() {
           const meta = yield* readMeta(method, key, key)
           if (Option.isNone(meta) || meta.value.u !== userId) {
             stale.add(key)
-            return Option.none<Session>()
+            return Option.none<readonly [Session, Meta]>()
           }
-          return yield* readSession(method, key, key, meta.value, now)
+          const m = meta.value
+          return Option.map(yield* readSession(method, key, key, m, now), (session) => [session, m] as const)
         }))
         if (Either.isRight(result)) {
           if (Option.isSome(result.right)) found.push(result.right.value)
@@ -289,6 +301,34 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
         yield* writeList(method, indexKey, left)
       }
       return found
+    })
+
+  const sessionsOfUser = (userId: string) =>
+    locked(Effect.map(retainedOfUser("sessionsOfUser", userId), (found) => found.map(([session]) => session)))
+
+  // Under the one lock: nothing else runs between the count and the write.
+  const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit): Effect.Effect<LimitedRotation, SessionStoreError> =>
+    locked(Effect.gen(function*() {
+      const method = "rotateWithinLimit"
+      const { expectedVersion, expiresAt, redirect, session } = rotation
+      const meta = yield* readMeta(method, session.key, session.key)
+      if (Option.isNone(meta) || meta.value.v !== expectedVersion || meta.value.t !== redirect.tokenKey) return LimitedRotation.Lost()
+      let ended: ReadonlyArray<Session> = []
+      if (Option.isSome(session.userId)) {
+        const now = yield* Clock.currentTimeMillis
+        // Live: before the deadline last written (retained records past it do not count).
+        const others = (yield* retainedOfUser(method, session.userId.value))
+          .filter(([s, m]) => s.key !== session.key && m.e > now)
+          .map(([s]) => s)
+        const victims = sessionsToEnd(others, limit)
+        if (victims === "refused") return LimitedRotation.Refused()
+        ended = victims
+      }
+      for (const victim of ended) yield* removeSession(method, victim.key)
+      // The victims' removal may have rewritten the user index: read this session's metadata again.
+      yield* writeSession(method, session, expiresAt, yield* readMeta(method, session.key, session.key))
+      yield* writeRedirect(method, rotation)
+      return LimitedRotation.Rotated({ ended: ended.map((s) => s.tokenKey) })
     }))
 
   const sweep = locked(Effect.gen(function*() {
@@ -344,6 +384,7 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
     save: (session, expectedVersion, expiresAt) =>
       compareAndSet("save", session, { version: expectedVersion, tokenKey: session.tokenKey }, expiresAt),
     rotate,
+    rotateWithinLimit,
     delete: (sessionKey) => locked(removeSession("delete", sessionKey)),
     deleteToken: (tokenKey) =>
       locked(Effect.gen(function*() {

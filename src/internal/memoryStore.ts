@@ -9,7 +9,7 @@
  * @internal
  */
 import { Clock, Duration, Effect, Metric, Option, Stream } from "effect"
-import type { PersistenceShape } from "./persistence.js"
+import { LimitedRotation, type PersistenceShape, type Rotation, type SessionLimit, sessionsToEnd } from "./persistence.js"
 import type { Redirect, Session, TokenRecord } from "../Session.js"
 
 /**
@@ -161,21 +161,52 @@ export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape =
       return Effect.zipRight(Metric.incrementBy(evicted, count), logEvictions(now))
     })
 
+  const wins = ({ expectedVersion, redirect, session }: Rotation): boolean => {
+    const stored = sessions.get(session.key)
+    return stored !== undefined && stored.session.version === expectedVersion && stored.session.tokenKey === redirect.tokenKey
+  }
+
+  const writeRotation = ({ expiresAt, redirect, session }: Rotation) => {
+    const before = sessions.get(session.key)!.session.userId
+    put(session.key, { session, expiresAt })
+    tokens.set(redirect.tokenKey, redirect)
+    tokens.set(session.tokenKey, session.key)
+    indexUser(before, session)
+  }
+
+  // One synchronous step: nothing else runs between the count and the write.
+  const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit) =>
+    Effect.map(Clock.currentTimeMillis, (now): LimitedRotation => {
+      if (!wins(rotation)) return LimitedRotation.Lost()
+      const user = rotation.session.userId
+      let ended: ReadonlyArray<Session> = []
+      if (Option.isSome(user)) {
+        // Live: before the deadline last written (retained records past it do not count).
+        const others = [...(users.get(user.value) ?? [])].flatMap((k) => {
+          const stored = sessions.get(k)
+          return k !== rotation.session.key && stored !== undefined && stored.expiresAt > now ? [stored.session] : []
+        })
+        const victims = sessionsToEnd(others, limit)
+        if (victims === "refused") return LimitedRotation.Refused()
+        ended = victims
+      }
+      for (const victim of ended) removeSession(victim.key)
+      writeRotation(rotation)
+      return LimitedRotation.Rotated({ ended: ended.map((s) => s.tokenKey) })
+    })
+
   return {
     load,
     loadSession: (sessionKey) => Effect.map(Clock.currentTimeMillis, (now) => live(sessionKey, now, true)),
     create,
     save,
-    rotate: ({ expectedVersion, expiresAt, redirect, session }) =>
+    rotate: (rotation) =>
       Effect.sync(() => {
-        const stored = sessions.get(session.key)
-        if (!stored || stored.session.version !== expectedVersion || stored.session.tokenKey !== redirect.tokenKey) return false
-        put(session.key, { session, expiresAt })
-        tokens.set(redirect.tokenKey, redirect)
-        tokens.set(session.tokenKey, session.key)
-        indexUser(stored.session.userId, session)
+        if (!wins(rotation)) return false
+        writeRotation(rotation)
         return true
       }),
+    rotateWithinLimit,
     delete: (sessionKey) => Effect.sync(() => removeSession(sessionKey)),
     deleteToken: (tokenKey) =>
       Effect.sync(() => {

@@ -138,6 +138,58 @@ export interface Rotation {
 }
 
 /**
+ * What a store does when a log-in would give a user more live sessions than
+ * {@link SessionLimit.max}: `"endLeastRecentlyUsed"` ends the user's other sessions with the
+ * oldest `lastAccessAt` (ties: the oldest `createdAt`, then the smaller key) until the new one
+ * fits; `"refuse"` writes nothing and answers `Refused`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionLimitPolicy = "endLeastRecentlyUsed" | "refuse"
+
+/**
+ * The limit {@link PersistenceShape.rotateWithinLimit} enforces: at most `max` live sessions of
+ * the rotated session's user, the rotated one included.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionLimit {
+  /** The most live sessions a user may have (an integer ≥ 1). */
+  readonly max: number
+  /** What to do when the rotation would exceed it. */
+  readonly policy: SessionLimitPolicy
+}
+
+/**
+ * The answer of {@link PersistenceShape.rotateWithinLimit}:
+ *
+ * - `Rotated`: the rotation won; `ended` holds the current token keys of the sessions the store
+ *   ended to make room (empty when the user was within the limit);
+ * - `Lost`: the compare-and-set failed (as `rotate` answering `false`); nothing was written or ended;
+ * - `Refused`: the compare-and-set would have won, but the user already has `max` other live
+ *   sessions and the policy is `"refuse"`; nothing was written or ended.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type LimitedRotation = Data.TaggedEnum<{
+  readonly Rotated: { readonly ended: ReadonlyArray<string> }
+  readonly Lost: {}
+  readonly Refused: {}
+}>
+
+/**
+ * Constructors and guards of {@link LimitedRotation}: `LimitedRotation.Rotated({ ended })`,
+ * `LimitedRotation.Lost()`, `LimitedRotation.Refused()`, `LimitedRotation.$is("Refused")` …
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const LimitedRotation = Data.taggedEnum<LimitedRotation>()
+
+/**
  * The store operations. Keys are token keys (the SHA-256 of a token when `hashIdsAtRest`) and
  * session keys (the stable internal key); a store never sees a raw token.
  *
@@ -163,6 +215,22 @@ export interface PersistenceShape {
    * step. `false` otherwise.
    */
   readonly rotate: (rotation: Rotation) => Effect.Effect<boolean, SessionStoreError>
+  /**
+   * {@link rotate} with a limit on the sessions of the rotated session's user (`maxSessionsPerUser`),
+   * checked and enforced in the same atomic step as the compare-and-set, so that concurrent
+   * log-ins of one user — in any number of processes — never leave more than `limit.max` live
+   * sessions. A session is live while the store's clock is before the deadline it was last
+   * written with (`expiresAt` of create, save or rotate); dead ones, records that do not decode,
+   * and the rotated session itself are not counted among the others. If the compare-and-set
+   * fails: `Lost`. Otherwise, with `others` the user's other live sessions: when
+   * `others + 1 ≤ max`, the rotation is written (`Rotated`, nothing ended); else with
+   * `"endLeastRecentlyUsed"` the `others + 1 − max` least recently used of them are deleted (each
+   * with its current token and index entry, as {@link delete}; other processes hear of their token
+   * keys through `invalidations`) and the rotation written, all in one step (`Rotated` with their
+   * token keys); with `"refuse"` nothing is written (`Refused`). A rotated session without a user
+   * behaves as {@link rotate}.
+   */
+  readonly rotateWithinLimit: (rotation: Rotation, limit: SessionLimit) => Effect.Effect<LimitedRotation, SessionStoreError>
   /** Deletes a session, its current token and its user-index entry. No-op when absent. */
   readonly delete: (sessionKey: string) => Effect.Effect<void, SessionStoreError>
   /** Deletes whatever a token key holds (used to drop a corrupt record). No-op when absent. */
@@ -198,3 +266,25 @@ export interface PersistenceShape {
  * @category tags
  */
 export class Persistence extends Context.Tag("effect-sessions/Persistence")<Persistence, PersistenceShape>() {}
+
+/**
+ * The sessions a limited rotation ends (see {@link PersistenceShape.rotateWithinLimit}): given the
+ * user's other live sessions, none when one more fits within `max`, else the `others + 1 − max`
+ * least recently used (oldest `lastAccessAt`, then oldest `createdAt`, then smaller key) — or
+ * `"refused"` under the `"refuse"` policy. One rule for the stores that decide in TypeScript
+ * (memory, SQL, KeyValueStore); the Redis script implements the same order in Lua.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const sessionsToEnd = <A extends Pick<Session, "key" | "lastAccessAt" | "createdAt">>(
+  others: ReadonlyArray<A>,
+  limit: SessionLimit
+): ReadonlyArray<A> | "refused" => {
+  const excess = others.length + 1 - limit.max
+  if (excess <= 0) return []
+  if (limit.policy === "refuse") return "refused"
+  return [...others]
+    .sort((a, b) => a.lastAccessAt - b.lastAccessAt || a.createdAt - b.createdAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .slice(0, excess)
+}

@@ -10,7 +10,8 @@
  *   Redirect for a rotated-away one; it expires with its session (or at the end of the grace
  *   period);
  * - `${p}s:${sessionKey}`: a hash — `v` version, `t` current token key, `u` user (`""` for none,
- *   `"+" + userId` otherwise), `r` the Codec JSON of the session — with the session's TTL;
+ *   `"+" + userId` otherwise), `r` the Codec JSON of the session, `e` its deadline (epoch ms, for
+ *   the limit on a user's sessions) — with the session's TTL;
  * - `${p}u:${userId}`: a set of session keys (the user index), expiring with its longest session.
  *
  * The compare-and-set of `save` and `rotate` compares the version and the current token, so only
@@ -26,7 +27,7 @@
  */
 import { Option } from "effect"
 import * as Codec from "../../Codec.js"
-import type { Rotation } from "../persistence.js"
+import type { Rotation, SessionLimitPolicy } from "../persistence.js"
 import type { Session } from "../../Session.js"
 
 const LIB = `
@@ -68,7 +69,7 @@ local function write(prefix, skey, w, olduser)
     unindex(prefix, w.user, w.key)
     return
   end
-  redis.call('HSET', skey, 'v', w.version, 't', w.token, 'u', w.user, 'r', w.record)
+  redis.call('HSET', skey, 'v', w.version, 't', w.token, 'u', w.user, 'r', w.record, 'e', w.e)
   redis.call('PEXPIRE', skey, px)
   redis.call('SET', tkey, 'c:' .. w.key, 'PX', px)
   index(prefix, w.user, w.key, px)
@@ -195,6 +196,92 @@ end
 return out
 `
 
+// -- the limit on a user's sessions (maxSessionsPerUser) -------------------------------------
+// Everything about counting a user's sessions lives here: one library and one script, apart from
+// the plain rotation (which it repeats), so that the rest of the store does not depend on it.
+
+const LIMIT_LIB = `
+-- Whether an index member is a live session of the user: {key, lastAccessAt, createdAt}; 'bad'
+-- for a record that does not decode (ended without counting); false for dead, gone or another's.
+local function limit_entry(prefix, user, key, now, retention)
+  local skey = prefix .. 's:' .. key
+  if redis.call('TYPE', skey).ok ~= 'hash' then return false end
+  local f = redis.call('HMGET', skey, 'r', 'e', 'u')
+  if f[3] ~= user then return false end
+  local ok, rec = pcall(cjson.decode, f[1] or '')
+  if not ok or type(rec) ~= 'table' or type(rec.lastAccessAt) ~= 'number' or type(rec.createdAt) ~= 'number' then return 'bad' end
+  local e = tonumber(f[2])
+  -- Records written before the deadline field: their TTL is the deadline plus the retention.
+  if e then
+    if e <= now then return false end
+  elseif redis.call('PTTL', skey) <= retention then return false end
+  return {key, rec.lastAccessAt, rec.createdAt}
+end
+-- The user's other live sessions, least recently used first (then oldest, then smaller key),
+-- and the index members whose record does not decode.
+local function limit_others(prefix, user, self, now, retention)
+  local live, bad = {}, {}
+  for _, key in ipairs(redis.call('SMEMBERS', user_key(prefix, user))) do
+    if key ~= self then
+      local entry = limit_entry(prefix, user, key, now, retention)
+      if entry == 'bad' then bad[#bad + 1] = key elseif entry then live[#live + 1] = entry end
+    end
+  end
+  table.sort(live, function(a, b)
+    if a[2] ~= b[2] then return a[2] < b[2] end
+    if a[3] ~= b[3] then return a[3] < b[3] end
+    return a[1] < b[1]
+  end)
+  return live, bad
+end
+`
+
+/**
+ * KEYS: s:key. ARGV: prefix, origin, JSON of a RotateArgs, JSON of a LimitArgs.
+ * → {0} lost | {2} refused | {1, token key of each ended session …} rotated.
+ */
+const ROTATE_WITHIN_LIMIT = LIB + LIMIT_LIB + `
+local w = cjson.decode(ARGV[3])
+local limit = cjson.decode(ARGV[4])
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
+local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
+if cur[1] ~= w.expectedVersion or cur[2] ~= w.oldToken then return {0} end
+if not indexable(ARGV[1], w.user) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
+local ended = {1}
+if w.user ~= '' then
+  local live, bad = limit_others(ARGV[1], w.user, w.key, tonumber(limit.now), tonumber(limit.retention))
+  local excess = #live + 1 - tonumber(limit.max)
+  if excess > 0 and limit.policy == 'refuse' then return {2} end
+  for _, key in ipairs(bad) do
+    local token = remove(ARGV[1], key)
+    if token then notify(ARGV[1], ARGV[2], token); ended[#ended + 1] = token end
+  end
+  for i = 1, excess do
+    local token = remove(ARGV[1], live[i][1])
+    if token then notify(ARGV[1], ARGV[2], token); ended[#ended + 1] = token end
+  end
+end
+local old = ARGV[1] .. 't:' .. w.oldToken
+if tonumber(w.redirectPx) > 0 then redis.call('SET', old, w.redirect, 'PX', w.redirectPx) else redis.call('DEL', old) end
+write(ARGV[1], KEYS[1], w, cur[3])
+notify(ARGV[1], ARGV[2], w.oldToken)
+notify(ARGV[1], ARGV[2], w.token)
+return ended
+`
+
+/**
+ * The second argument of the limited rotation script. Strings, as every script argument.
+ *
+ * @internal
+ */
+export interface LimitArgs {
+  readonly max: string
+  readonly policy: SessionLimitPolicy
+  /** The client's clock (the deadlines were computed on it). */
+  readonly now: string
+  readonly retention: string
+}
+
 /**
  * The scripts, by the name of the command each is defined as on the client.
  *
@@ -206,6 +293,7 @@ export const COMMANDS = {
   effectSessionsCreate: CREATE,
   effectSessionsSave: SAVE,
   effectSessionsRotate: ROTATE,
+  effectSessionsRotateWithinLimit: ROTATE_WITHIN_LIMIT,
   effectSessionsDelete: DELETE,
   effectSessionsDeleteToken: DELETE_TOKEN,
   effectSessionsSessionsOfUser: SESSIONS_OF_USER
@@ -234,6 +322,8 @@ export interface SessionWrite {
   readonly record: string
   /** Milliseconds to live (≤ 0: the deadline has passed, the session goes). */
   readonly px: string
+  /** The session's deadline, epoch milliseconds (what the limit on a user's sessions counts by). */
+  readonly e: string
 }
 
 /** @internal */
@@ -265,17 +355,19 @@ const pxUntil = (now: number, deadline: number): string => String(Math.ceil(dead
 const userArg = (session: Session): string => Option.match(session.userId, { onNone: () => "", onSome: (u) => `+${u}` })
 
 /**
- * The record a script writes for a session kept until `deadline` (its expiry plus the retention).
+ * The record a script writes for a session whose deadline is `expiresAt`, kept `retention`
+ * milliseconds past it.
  *
  * @internal
  */
-export const sessionWrite = (session: Session, now: number, deadline: number): SessionWrite => ({
+export const sessionWrite = (session: Session, now: number, expiresAt: number, retention: number): SessionWrite => ({
   key: session.key,
   token: session.tokenKey,
   version: String(session.version),
   user: userArg(session),
   record: Codec.encodeSession(session),
-  px: pxUntil(now, deadline)
+  px: pxUntil(now, expiresAt + retention),
+  e: String(Math.ceil(expiresAt))
 })
 
 /**
@@ -283,7 +375,7 @@ export const sessionWrite = (session: Session, now: number, deadline: number): S
  *
  * @internal
  */
-export const encodeArgs = (args: SessionWrite | SaveArgs | RotateArgs): string =>
+export const encodeArgs = (args: SessionWrite | SaveArgs | RotateArgs | LimitArgs): string =>
   JSON.stringify(args, (_key, value: unknown) => typeof value === "string" ? wellFormed(value) : value)
 
 /**
@@ -292,7 +384,7 @@ export const encodeArgs = (args: SessionWrite | SaveArgs | RotateArgs): string =
  * @internal
  */
 export const rotateArgs = (rotation: Rotation, now: number, retention: number): RotateArgs => ({
-  ...sessionWrite(rotation.session, now, rotation.expiresAt + retention),
+  ...sessionWrite(rotation.session, now, rotation.expiresAt, retention),
   expectedVersion: String(rotation.expectedVersion),
   oldToken: rotation.redirect.tokenKey,
   redirect: Codec.encode(rotation.redirect),

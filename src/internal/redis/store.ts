@@ -11,7 +11,14 @@ import { Clock, Effect, Either, Option } from "effect"
 import type { Scope } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
 import * as Codec from "../../Codec.js"
-import { Invalidation, type PersistenceShape, type Rotation, SessionStoreError } from "../persistence.js"
+import {
+  Invalidation,
+  LimitedRotation,
+  type PersistenceShape,
+  type Rotation,
+  type SessionLimit,
+  SessionStoreError
+} from "../persistence.js"
 import type { Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
 import { userMessage } from "../invalidationMessage.js"
@@ -102,14 +109,14 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const create = (session: Session, expiresAt: number): Effect.Effect<void, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const args = encodeArgs(sessionWrite(session, now, expiresAt + retention))
+        const args = encodeArgs(sessionWrite(session, now, expiresAt, retention))
         yield* call("create", () => commands.effectSessionsCreate(`${p}s:${session.key}`, p, args))
       })
 
     const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const args = encodeArgs({ ...sessionWrite(session, now, expiresAt + retention), expectedVersion: String(expectedVersion) })
+        const args = encodeArgs({ ...sessionWrite(session, now, expiresAt, retention), expectedVersion: String(expectedVersion) })
         const won = yield* call("save", () => commands.effectSessionsSave(`${p}s:${session.key}`, p, origin, args))
         return won === 1
       })
@@ -120,6 +127,19 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         const args = encodeArgs(rotateArgs(rotation, now, retention))
         const won = yield* call("rotate", () => commands.effectSessionsRotate(`${p}s:${rotation.session.key}`, p, origin, args))
         return won === 1
+      })
+
+    const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit): Effect.Effect<LimitedRotation, SessionStoreError> =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const args = encodeArgs(rotateArgs(rotation, now, retention))
+        const limitArgs = encodeArgs({ max: String(limit.max), policy: limit.policy, now: String(now), retention: String(retention) })
+        const reply = (yield* call(
+          "rotateWithinLimit",
+          () => commands.effectSessionsRotateWithinLimit(`${p}s:${rotation.session.key}`, p, origin, args, limitArgs)
+        )) as [number, ...Array<string>]
+        const [code, ...ended] = reply
+        return code === 1 ? LimitedRotation.Rotated({ ended }) : code === 2 ? LimitedRotation.Refused() : LimitedRotation.Lost()
       })
 
     const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> =>
@@ -172,6 +192,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       create,
       save,
       rotate,
+      rotateWithinLimit,
       delete: del,
       deleteToken,
       sessionsOfUser,

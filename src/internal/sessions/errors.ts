@@ -89,6 +89,28 @@ export class SessionDataError extends Data.TaggedError("SessionDataError")<{
 }
 
 /**
+ * A log-in refused by the limit on a user's sessions (`maxSessionsPerUser` with
+ * `onSessionLimit: "refuse"`): the user already has `max` other live sessions. Nothing changed:
+ * the session keeps its token, its user (if any) and its data. The app decides what to say
+ * (e.g. "log out on another device first", with `listSessions` / `endSession`). Carries no user
+ * ID and no token (a short hash names the session).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
+  readonly method: string
+  /** A short hash of the token, never the token. */
+  readonly session: string
+  /** The configured limit (`maxSessionsPerUser`). */
+  readonly max: number
+}> {
+  override get message(): string {
+    return `Sessions.${this.method}: session ${this.session}: the user already has ${this.max} live sessions (maxSessionsPerUser)`
+  }
+}
+
+/**
  * Loading a user object failed.
  *
  * @since 0.1.0

@@ -79,6 +79,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       reauthenticated: userOperations.reauthenticated,
       logOut: userOperations.logOut,
       logOutEverywhere: userOperations.logOutEverywhere,
+      logOutOthers: userOperations.logOutOthers,
       listSessions: userOperations.listSessions,
       endSession: userOperations.endSession,
       destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),

@@ -9,18 +9,27 @@
  *
  * @internal
  */
-import { Clock, Duration, Effect, Metric, Option } from "effect"
-import type { SessionStoreError } from "../persistence.js"
+import { Clock, Data, Duration, Effect, Metric, Option, Redacted } from "effect"
+import { logHash } from "../hash.js"
+import type { SessionLimit, SessionStoreError } from "../persistence.js"
 import type { Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import type { Env } from "./env.js"
-import type { SessionWriteError } from "./errors.js"
+import { SessionLimitError, type SessionWriteError } from "./errors.js"
 import { destroyed } from "./events.js"
 import type { Handles } from "./handles.js"
 import { metrics } from "./metrics.js"
 import type { Records } from "./records.js"
 import { conflictError, immediately, LostRace, lostCompareAndSet, retryLostRaces } from "./retry.js"
 import type { ActiveSession } from "./service.js"
+
+/**
+ * The store refused a limited rotation (the user is at `maxSessionsPerUser`): ends the attempt
+ * and its retries; `rotateHandle` turns it into a `SessionLimitError`.
+ *
+ * @internal
+ */
+export class Refused extends Data.TaggedError("effect-sessions/Refused")<{}> {}
 
 /** @internal */
 export interface RotateOptions {
@@ -30,6 +39,11 @@ export interface RotateOptions {
   readonly change?: (s: Session, now: number) => Session
   /** Runs once the rotation is stored (it publishes the rotation's event): the session before and after. */
   readonly onStored?: (before: Session, after: Session, now: number) => Effect.Effect<void>
+  /**
+   * A limit on the live sessions of the rotated session's user (a log-in under
+   * `maxSessionsPerUser`): checked and enforced by the store in the rotation's own atomic step.
+   */
+  readonly limit?: SessionLimit | undefined
 }
 
 /** @internal */
@@ -39,9 +53,19 @@ export interface Rotations {
    * lock); none when another writer rotated first (the caller follows the redirect) or kept
    * winning.
    */
-  readonly rotateLocked: (sessionKey: string, token: string, options: RotateOptions) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
+  readonly rotateLocked: (
+    sessionKey: string,
+    token: string,
+    options: Omit<RotateOptions, "limit">
+  ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
   /** Rotates the session the handle reaches, under its lock. */
-  readonly rotateHandle: (method: string, handle: ActiveSession, options: RotateOptions) => Effect.Effect<ActiveSession, SessionWriteError>
+  readonly rotateHandle: (method: string, handle: ActiveSession, options: Omit<RotateOptions, "limit">) => Effect.Effect<ActiveSession, SessionWriteError>
+  /** {@link rotateHandle} for a log-in under a limit (`options.limit`): a refusal is a `SessionLimitError`. */
+  readonly rotateHandleWithinLimit: (
+    method: string,
+    handle: ActiveSession,
+    options: RotateOptions & { readonly limit: SessionLimit }
+  ) => Effect.Effect<ActiveSession, SessionWriteError | SessionLimitError>
   /** Ends the session the handle reaches, and only that one. */
   readonly destroyHandle: (handle: ActiveSession) => Effect.Effect<void, SessionWriteError>
 }
@@ -56,7 +80,15 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
    * The one compare-and-set of a rotation: `session` (changed or not) moves from `token` to
    * `successor` at the next version; the old token becomes a redirect. Some new value if it won.
    */
-  const commit = (current: Session, session: Session, token: string, successor: string, now: number, grace: boolean) => {
+  const commit = (
+    current: Session,
+    session: Session,
+    token: string,
+    successor: string,
+    now: number,
+    grace: boolean,
+    limit?: SessionLimit
+  ) => {
     const rotation = S.rotate(session, {
       tokenKey: tokens.keyOf(successor),
       sealedSuccessor: tokens.sealSuccessor(successor, token),
@@ -64,13 +96,35 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       config: grace ? config : noGrace
     })
     const next = S.withVersion(rotation.session, current.version + 1)
-    return Effect.map(
-      store.rotate({ session: next, expectedVersion: current.version, redirect: rotation.redirect, expiresAt: S.expiresAt(next, config) }),
-      (won) => won ? Option.some({ next, redirect: rotation.redirect }) : Option.none()
-    )
+    const record = { session: next, expectedVersion: current.version, redirect: rotation.redirect, expiresAt: S.expiresAt(next, config) }
+    const won = Option.some({ next, redirect: rotation.redirect })
+    if (limit === undefined || Option.isNone(next.userId)) return Effect.map(store.rotate(record), (ok) => ok ? won : Option.none())
+    return Effect.flatMap(store.rotateWithinLimit(record, limit), (answer) => {
+      switch (answer._tag) {
+        case "Lost":
+          return Effect.succeed(Option.none())
+        case "Refused":
+          return Effect.fail(new Refused())
+        case "Rotated":
+          // The store ended these sessions; other processes hear of it from the store, this one
+          // forgets them here.
+          return Effect.as(
+            Effect.forEach(answer.ended, (tk) => Effect.zipRight(cache.invalidate(tk), Metric.increment(metrics.destroyed)), { discard: true }),
+            won
+          )
+      }
+    })
   }
 
-  const rotateLocked: Rotations["rotateLocked"] = (sessionKey, token, options) => {
+  // Only a limited rotation can be refused.
+  const unrefused = <A, E>(effect: Effect.Effect<A, E | Refused>): Effect.Effect<A, Exclude<E, Refused>> =>
+    Effect.catchIf(effect, (e): e is Refused => e instanceof Refused, () => Effect.dieMessage("a rotation without a limit was refused")) as any
+
+  const attemptRotation = (
+    sessionKey: string,
+    token: string,
+    options: RotateOptions
+  ): Effect.Effect<Option.Option<ActiveSession>, SessionStoreError | Refused> => {
     const tk = tokens.keyOf(token)
     const attempt = Effect.gen(function*() {
       // Gone, or someone else rotated first (the token is no longer current): the caller follows
@@ -80,7 +134,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       const now = yield* Clock.currentTimeMillis
       const successor = yield* tokens.newToken
       const changed = options.change ? options.change(current.value, now) : current.value
-      const won = yield* commit(current.value, changed, token, successor, now, options.grace)
+      const won = yield* commit(current.value, changed, token, successor, now, options.grace, options.limit)
       if (Option.isNone(won)) return yield* lostCompareAndSet(cache.invalidate(tk))
       const { next, redirect } = won.value
       yield* cache.set(redirect.tokenKey, redirect)
@@ -92,22 +146,37 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
     return retryLostRaces(attempt, () => Effect.succeedNone)
   }
 
-  const rotateHandle: Rotations["rotateHandle"] = (method, handle, options) => {
+  const rotateLocked: Rotations["rotateLocked"] = (sessionKey, token, options) => unrefused(attemptRotation(sessionKey, token, options))
+
+  const rotateHandleWith = (
+    method: string,
+    handle: ActiveSession,
+    options: RotateOptions
+  ): Effect.Effect<ActiveSession, SessionWriteError | Refused> => {
     // The rotation itself is a compare-and-set on the current token and the version: a token
     // retired after this check loses it, and the next attempt finds the handle dead; a token
     // rotated by another writer is followed to its successor.
     const attempt = Effect.flatMap(
-      handles.withReached(method, handle, (token) => rotateLocked(handle.session.key, token, options)),
+      handles.withReached(method, handle, (token) => attemptRotation(handle.session.key, token, options)),
       Option.match({ onNone: () => Effect.fail(new LostRace()), onSome: Effect.succeed })
     )
     return withLock(handle.session.key)(retryLostRaces(attempt, () => Effect.fail(conflictError(method, handle)), immediately))
   }
 
+  const rotateHandle: Rotations["rotateHandle"] = (method, handle, options) => unrefused(rotateHandleWith(method, handle, options))
+
+  const rotateHandleWithinLimit: Rotations["rotateHandleWithinLimit"] = (method, handle, options) =>
+    Effect.catchIf(
+      rotateHandleWith(method, handle, options),
+      (e): e is Refused => e instanceof Refused,
+      () => Effect.fail(new SessionLimitError({ method, session: logHash(Redacted.value(handle.token)), max: options.limit.max }))
+    )
+
   const destroyHandle: Rotations["destroyHandle"] = (handle) => {
     const attempt = handles.withReached("destroy", handle, (token, session) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const won = yield* commit(session, session, token, yield* tokens.newToken, now, false)
+        const won = yield* unrefused(commit(session, session, token, yield* tokens.newToken, now, false))
         yield* cache.invalidate(session.tokenKey)
         if (Option.isNone(won)) return yield* lostCompareAndSet(Effect.void)
         yield* store.delete(session.key)
@@ -119,5 +188,5 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
     return withLock(handle.session.key)(retryLostRaces(attempt, () => Effect.fail(conflictError("destroy", handle))))
   }
 
-  return { rotateLocked, rotateHandle, destroyHandle }
+  return { rotateLocked, rotateHandle, rotateHandleWithinLimit, destroyHandle }
 }

@@ -13,7 +13,14 @@ import type { SessionStoreError } from "../persistence.js"
 import type { Client, Json, Key, KeyLike, Session } from "../../Session.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
 import type { SessionEvent } from "../../SessionEvents.js"
-import type { SessionDataError, SessionError, SessionReadError, SessionWriteError, UserLoaderError } from "./errors.js"
+import type {
+  SessionDataError,
+  SessionError,
+  SessionLimitError,
+  SessionReadError,
+  SessionWriteError,
+  UserLoaderError
+} from "./errors.js"
 
 /**
  * A session in use by a request: the value as last seen, and the token the client holds.
@@ -166,12 +173,16 @@ export interface SessionsShape {
    * user's other sessions first. `persistent` is the "remember me" choice: `true` gives a
    * persistent cookie, `false` a browser-session cookie, absent the configured
    * `cookie.persistent`; stored with the session, so that every later `Set-Cookie` keeps it.
+   * Under `maxSessionsPerUser` the store counts the user's live sessions in the rotation's own
+   * atomic step: beyond the limit, the least recently used other sessions end
+   * (`onSessionLimit: "endLeastRecentlyUsed"`) or the log-in fails with a `SessionLimitError`
+   * and changes nothing (`"refuse"`).
    */
   readonly logIn: (
     handle: ActiveSession,
     userId: string,
     options?: { readonly exclusive?: boolean; readonly client?: Client; readonly persistent?: boolean }
-  ) => Effect.Effect<ActiveSession, SessionWriteError>
+  ) => Effect.Effect<ActiveSession, SessionWriteError | SessionLimitError>
   /**
    * The logged-in user proved who they are again (re-entered a password, passed MFA): sets
    * `authenticatedAt` to now and rotates the token with no grace period, like a log-in. Without a
@@ -188,6 +199,13 @@ export interface SessionsShape {
   readonly logOut: (handle: ActiveSession, options?: { readonly keepData?: boolean }) => Effect.Effect<ActiveSession, SessionWriteError>
   /** Ends every session of a user; returns how many ended. */
   readonly logOutEverywhere: (userId: string) => Effect.Effect<number, SessionStoreError>
+  /**
+   * Ends every session of the handle's user except the handle's own (OWASP ASVS 7.4.3: after a
+   * password or MFA change); returns how many ended (0 when nobody is logged in). The ended
+   * sessions' tokens die at once, in every process. Fails with `SessionGoneError` when the
+   * handle's own session is gone (a dead handle ends nothing).
+   */
+  readonly logOutOthers: (handle: ActiveSession) => Effect.Effect<number, SessionReadError>
   /** The live sessions of a user. */
   readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
   /** Ends one session of a user by its public `id` (from {@link listSessions}). */

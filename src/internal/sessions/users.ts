@@ -22,7 +22,7 @@ import type { ActiveSession, SessionInfo, SessionsShape } from "./service.js"
 /** @internal */
 export type UserOperations = Pick<
   SessionsShape,
-  "logIn" | "reauthenticated" | "logOut" | "logOutEverywhere" | "listSessions" | "endSession" | "user" | "refreshUser"
+  "logIn" | "reauthenticated" | "logOut" | "logOutEverywhere" | "logOutOthers" | "listSessions" | "endSession" | "user" | "refreshUser"
 >
 
 const info = (s: Session): SessionInfo => ({
@@ -91,15 +91,22 @@ export const makeUserOperations = (
         yield* logOutEverywhere(userId, handle.session.key, "exclusiveLogIn")
       }
       const client = options?.client
-      return yield* rotations.rotateHandle("logIn", handle, {
+      const options_ = {
         grace: false,
-        change: (s, now) => {
+        change: (s: Session, now: number) => {
           const withUser = S.logIn(s, userId, { now, persistent: options?.persistent })
           return client ? S.bind(withUser, client) : withUser
         },
-        onStored: (_, next, now) =>
+        onStored: (_: Session, next: Session, now: number) =>
           events.emit(Ev.loggedIn(next, now, userId, !known.some((k) => Ev.sameDevice(k, next)), options?.exclusive === true))
-      })
+      }
+      // Under maxSessionsPerUser the store counts, ends or refuses in the rotation's own step.
+      return yield* config.maxSessionsPerUser === false
+        ? rotations.rotateHandle("logIn", handle, options_)
+        : rotations.rotateHandleWithinLimit("logIn", handle, {
+          ...options_,
+          limit: { max: config.maxSessionsPerUser, policy: config.onSessionLimit }
+        })
     }, traceHandle),
     // A step-up: the old token dies now, so a copy of it never shares the fresh authentication.
     reauthenticated: Effect.fn("Sessions.reauthenticated", spanOptions)(
@@ -120,6 +127,12 @@ export const makeUserOperations = (
       traceHandle
     ),
     logOutEverywhere: Effect.fn("Sessions.logOutEverywhere", spanOptions)((userId: string) => logOutEverywhere(userId)),
+    logOutOthers: Effect.fn("Sessions.logOutOthers", spanOptions)(function*(handle: ActiveSession) {
+      // A dead handle (or one without a user) ends nobody's sessions.
+      const s = yield* handles.currentAs("logOutOthers")(handle)
+      if (Option.isNone(s.userId)) return 0
+      return yield* logOutEverywhere(s.userId.value, s.key)
+    }, traceHandle),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {

@@ -23,7 +23,10 @@
  */
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
+
+/** Fails a limited rotation's transaction so that it rolls back, when the limit refuses the log-in. */
+class RefusedRollback extends Data.TaggedError("RefusedRollback") {}
 
 /**
  * A row of the sessions table, as written.
@@ -193,6 +196,40 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
       return true
     }))
 
+  /**
+   * `rotate` under a limit on the user's sessions, in one transaction: on PostgreSQL a
+   * transaction-scoped advisory lock on the user (taken first, before any row lock, so that two
+   * log-ins of one user — which may end each other's sessions — cannot deadlock) serializes the
+   * user's limited log-ins across processes; SQLite runs one writer at a time, and the
+   * conditional UPDATE comes first so that the transaction holds the write lock from its first
+   * statement. `decide` gets the user's other sessions whose deadline is after `liveAfter` (rows
+   * keep `expires_at` = deadline + retention) and names the ones to end, or refuses — which rolls
+   * the UPDATE back. The token keys of the ended sessions come back (they are notified too).
+   */
+  const rotateWithinLimit = (
+    row: SessionRow & { readonly user_id: string },
+    expectedVersion: number,
+    redirect: RedirectRow,
+    liveAfter: number,
+    decide: (others: ReadonlyArray<{ key: string; record: string; token_key: string }>) => ReadonlyArray<string> | "refused"
+  ): Effect.Effect<"lost" | "refused" | ReadonlyArray<string>, SqlError> =>
+    sql.withTransaction(Effect.gen(function*() {
+      yield* sql.onDialectOrElse({
+        pg: () => Effect.asVoid(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`effect-sessions:${prefix}:user:${row.user_id}`}, 0))`),
+        orElse: () => Effect.void
+      })
+      const won = yield* rotate(row, expectedVersion, redirect)
+      if (!won) return "lost" as const
+      const others = yield* sql<{ key: string; record: string; token_key: string }>`SELECT key, record, token_key FROM ${sessions}
+        WHERE user_id = ${row.user_id} AND key <> ${row.key} AND expires_at > ${liveAfter}`
+      const victims = decide(others)
+      if (victims === "refused") return yield* Effect.fail(new RefusedRollback())
+      const ended: Array<string> = []
+      for (const key of victims) ended.push(...(yield* removeSession(key)))
+      yield* notify(ended)
+      return ended
+    })).pipe(Effect.catchTag("RefusedRollback", () => Effect.succeed("refused" as const)))
+
   /** Deletes a session, its current token and (with it) its user-index entry. */
   const deleteSession = (sessionKey: string): Effect.Effect<void, SqlError> =>
     sql.withTransaction(Effect.flatMap(removeSession(sessionKey), notify))
@@ -231,5 +268,5 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
       return gone.length + redirects.length
     }))
 
-  return { init, loadToken, loadSession, create, save, rotate, deleteSession, deleteToken, sessionsOfUser, publish, sweep }
+  return { init, loadToken, loadSession, create, save, rotate, rotateWithinLimit, deleteSession, deleteToken, sessionsOfUser, publish, sweep }
 }

@@ -16,7 +16,16 @@ import type { SqlClient } from "@effect/sql/SqlClient"
 import { Clock, Effect, Either, Option } from "effect"
 import type { Scope } from "effect"
 import * as Codec from "../../Codec.js"
-import { Invalidation, type PersistenceShape, type Rotation, SessionStoreError, userKey } from "../persistence.js"
+import {
+  Invalidation,
+  LimitedRotation,
+  type PersistenceShape,
+  type Rotation,
+  type SessionLimit,
+  SessionStoreError,
+  sessionsToEnd,
+  userKey
+} from "../persistence.js"
 import type { Redirect, Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
 import { userMessage } from "../invalidationMessage.js"
@@ -88,6 +97,13 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       record: Codec.encodeSession(session)
     })
 
+    const redirectRow = (redirect: Redirect) => ({
+      token_key: redirect.tokenKey,
+      session_key: redirect.sessionKey,
+      redirect: Codec.encode(redirect),
+      expires_at: ms(redirect.expiresAt + retention)
+    })
+
     // -- operations -----------------------------------------------------------------------------
 
     const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
@@ -116,13 +132,41 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     const rotate = ({ expectedVersion, expiresAt, redirect, session }: Rotation): Effect.Effect<boolean, SessionStoreError> =>
       run(
         "rotate",
-        queries.rotate(row(session, expiresAt), expectedVersion, {
-          token_key: redirect.tokenKey,
-          session_key: redirect.sessionKey,
-          redirect: Codec.encode(redirect),
-          expires_at: ms(redirect.expiresAt + retention)
-        })
+        queries.rotate(row(session, expiresAt), expectedVersion, redirectRow(redirect))
       )
+
+    const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit): Effect.Effect<LimitedRotation, SessionStoreError> =>
+      Effect.gen(function*() {
+        const { expectedVersion, expiresAt, redirect, session } = rotation
+        const written = row(session, expiresAt)
+        if (written.user_id === null) return (yield* rotate(rotation)) ? LimitedRotation.Rotated({ ended: [] }) : LimitedRotation.Lost()
+        const userId = Option.getOrThrow(session.userId)
+        const now = yield* Clock.currentTimeMillis
+        let corrupt = 0
+        const result = yield* run(
+          "rotateWithinLimit",
+          queries.rotateWithinLimit({ ...written, user_id: written.user_id }, expectedVersion, redirectRow(redirect), ms(now + retention), (rows) => {
+            // A record that does not decode is ended without counting (one bad record never
+            // blocks a log-in); ids that share an index entry (lone surrogates) are told apart by the record.
+            const bad: Array<string> = []
+            const others: Array<Session> = []
+            for (const found of rows) {
+              const decoded = Codec.decodeSession(found.record)
+              if (Either.isLeft(decoded)) bad.push(found.key)
+              else if (Option.getOrUndefined(decoded.right.userId) === userId) others.push(decoded.right)
+            }
+            corrupt = bad.length
+            const victims = sessionsToEnd(others, limit)
+            return victims === "refused" ? victims : [...bad, ...victims.map((s) => s.key)]
+          })
+        )
+        if (corrupt > 0 && result !== "lost") {
+          yield* Effect.logWarning("dropped corrupt session records").pipe(
+            Effect.annotateLogs({ event: "corrupt-record", method: "rotateWithinLimit", count: corrupt })
+          )
+        }
+        return result === "lost" ? LimitedRotation.Lost() : result === "refused" ? LimitedRotation.Refused() : LimitedRotation.Rotated({ ended: result })
+      })
 
     const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> => run("delete", queries.deleteSession(sessionKey))
 
@@ -179,6 +223,7 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       create,
       save,
       rotate,
+      rotateWithinLimit,
       delete: del,
       deleteToken,
       sessionsOfUser,

@@ -14,7 +14,7 @@ import { Cause, Clock, Context, Effect, Exit, FastCheck as fc, Layer, Option, Qu
 import { randomBytes } from "../live/secureRandom.js"
 import * as Codec from "../../Codec.js"
 import { logHash } from "../hash.js"
-import { type Invalidation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../persistence.js"
+import { type Invalidation, LimitedRotation, Persistence, SessionStoreError, type PersistenceShape, userKey } from "../persistence.js"
 import { Redirect, Session, type TokenRecord } from "../../Session.js"
 import { arbSession } from "./arbitraries.js"
 
@@ -544,6 +544,127 @@ export const persistenceSuite = <R = never>(
           for (const s of sessions) yield* store.delete(s.key)
           for (const id of ids) deepStrictEqual(yield* store.sessionsOfUser(id), [], JSON.stringify(id))
         }))
+    })
+
+    describe("rotateWithinLimit (maxSessionsPerUser)", () => {
+      /** `n` sessions of `user`, the i-th last used at `now + i` (so the first is the least recently used). */
+      const sessionsOf = (store: PersistenceShape, user: string, now: number, n: number, deadline = now + HOUR) =>
+        Effect.forEach(Array.from({ length: n }, (_, i) => makeSession(now, { userId: Option.some(user), lastAccessAt: now + i })), (s) =>
+          Effect.as(store.create(s, deadline), s))
+      /** The log-in of `s` as `user`: its rotation, ready for the store. */
+      const logIn = (s: Session, user: string, now: number, expiresAt = now + HOUR) => {
+        const r = rotation(s, now, { userId: Option.some(user), grace: 0 })
+        return { session: r.session, expectedVersion: s.version, redirect: r.redirect, expiresAt }
+      }
+
+      it.effect("feature: maxSessionsPerUser — a log-in within the limit ends nothing; beyond it the least recently used other sessions end in the same step, the rotated session itself never counted twice", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          const [a, b] = yield* sessionsOf(store, u, now, 2)
+          const limit = { max: 3, policy: "endLeastRecentlyUsed" } as const
+          const c = makeSession(now)
+          yield* store.create(c, now + HOUR)
+          const first = logIn(c, u, now + 10)
+          deepStrictEqual(yield* store.rotateWithinLimit(first, limit), LimitedRotation.Rotated({ ended: [] }))
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([a!, b!, first.session]))
+          // Logging the same session in again (a re-log-in) at the limit ends nobody.
+          const again = logIn(first.session, u, now + 11)
+          deepStrictEqual(yield* store.rotateWithinLimit(again, limit), LimitedRotation.Rotated({ ended: [] }))
+          // A fourth session: the least recently used one (a) goes, with its token.
+          const d = makeSession(now)
+          yield* store.create(d, now + HOUR)
+          const fourth = logIn(d, u, now + 12)
+          deepStrictEqual(yield* store.rotateWithinLimit(fourth, limit), LimitedRotation.Rotated({ ended: [a!.tokenKey] }))
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([b!, again.session, fourth.session]))
+          assertNone(yield* store.load(a!.tokenKey), "token of the ended session")
+          assertNone(yield* store.loadSession(a!.key), "ended session")
+          assertSome(yield* store.load(fourth.session.tokenKey), fourth.session)
+          // A lower limit ends as many as needed, oldest first.
+          const e = makeSession(now)
+          yield* store.create(e, now + HOUR)
+          const fifth = logIn(e, u, now + 13)
+          const answer = yield* store.rotateWithinLimit(fifth, { max: 1, policy: "endLeastRecentlyUsed" })
+          deepStrictEqual(answer, LimitedRotation.Rotated({ ended: [b!.tokenKey, again.session.tokenKey, fourth.session.tokenKey] }))
+          deepStrictEqual(yield* store.sessionsOfUser(u), [fifth.session])
+          yield* store.delete(e.key)
+        }))
+
+      it.effect("feature: maxSessionsPerUser — with \"refuse\", a log-in beyond the limit writes and ends nothing; within it, it rotates", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          const existing = yield* sessionsOf(store, u, now, 2)
+          const c = makeSession(now)
+          yield* store.create(c, now + HOUR)
+          const r = logIn(c, u, now + 10)
+          deepStrictEqual(yield* store.rotateWithinLimit(r, { max: 2, policy: "refuse" }), LimitedRotation.Refused())
+          assertSome(yield* store.load(c.tokenKey), c)
+          assertNone(yield* store.load(r.session.tokenKey), "token of a refused log-in")
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted(existing))
+          deepStrictEqual(yield* store.rotateWithinLimit(r, { max: 3, policy: "refuse" }), LimitedRotation.Rotated({ ended: [] }))
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted([...existing, r.session]))
+          for (const s of [...existing, c]) yield* store.delete(s.key)
+        }))
+
+      it.effect("feature: maxSessionsPerUser — a lost compare-and-set (stale version or token) ends nothing and writes nothing", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          const existing = yield* sessionsOf(store, u, now, 2)
+          const c = makeSession(now)
+          yield* store.create(c, now + HOUR)
+          const r = logIn(c, u, now + 10)
+          const limit = { max: 1, policy: "endLeastRecentlyUsed" } as const
+          deepStrictEqual(yield* store.rotateWithinLimit({ ...r, expectedVersion: 7 }, limit), LimitedRotation.Lost())
+          deepStrictEqual(yield* store.rotateWithinLimit({ ...r, redirect: new Redirect({ ...r.redirect, tokenKey: uid("tok") }) }, limit), LimitedRotation.Lost())
+          deepStrictEqual(yield* store.rotateWithinLimit(logIn(makeSession(now), u, now), limit), LimitedRotation.Lost(), "an unknown session")
+          deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted(existing))
+          assertSome(yield* store.load(c.tokenKey), c)
+          for (const s of [...existing, c]) yield* store.delete(s.key)
+        }))
+
+      it.effect("feature: maxSessionsPerUser — a session past its deadline does not count (the store's clock against the deadline last written)", () =>
+        onTestClock(1_700_000_000_000, Effect.gen(function*() {
+          const store = yield* Persistence
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          // Two sessions whose deadline is in 5 s, one in an hour.
+          const dying = yield* sessionsOf(store, u, now, 2, now + 5_000)
+          const [alive] = yield* sessionsOf(store, u, now, 1)
+          yield* TestClock.adjust("6 seconds")
+          const later = now + 6_000
+          const c = makeSession(later)
+          yield* store.create(c, later + HOUR)
+          deepStrictEqual(yield* store.rotateWithinLimit(logIn(c, u, later), { max: 2, policy: "refuse" }), LimitedRotation.Rotated({ ended: [] }))
+          for (const s of [...dying, alive!, c]) yield* store.delete(s.key)
+        })))
+
+      it.effect("feature: maxSessionsPerUser — 24 concurrent log-ins of one user (through two store instances where the store has a peer) never leave more than 3 live sessions", () =>
+        Effect.scoped(Effect.gen(function*() {
+          const a = yield* Persistence
+          const b = options.peer === undefined ? a : Context.get(yield* Layer.build(options.peer), Persistence)
+          const now = yield* Clock.currentTimeMillis
+          const u = uid("user")
+          for (const policy of ["endLeastRecentlyUsed", "refuse"] as const) {
+            const fresh = Array.from({ length: 24 }, () => makeSession(now))
+            yield* Effect.forEach(fresh, (s) => a.create(s, now + HOUR), { discard: true })
+            const answers = yield* Effect.forEach(fresh, (s, i) => (i % 2 === 0 ? a : b).rotateWithinLimit(logIn(s, u, now + i), { max: 3, policy }), {
+              concurrency: "unbounded"
+            })
+            const live = yield* a.sessionsOfUser(u)
+            assert.isAtMost(live.length, 3, policy)
+            const rotated = answers.filter((x) => x._tag === "Rotated").length
+            if (policy === "refuse") assert.strictEqual(rotated, 3, "exactly the limit was let in")
+            else assert.strictEqual(rotated, 24)
+            assert.strictEqual(live.length, 3)
+            for (const s of live) yield* a.delete(s.key)
+            for (const s of fresh) yield* a.delete(s.key)
+          }
+        })))
     })
 
     describe("expiry", () => {

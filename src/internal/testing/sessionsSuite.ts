@@ -1105,6 +1105,150 @@ export const sessionsSuite = (
       }), { timeout: 60_000 })
 
     // -----------------------------------------------------------------------------------------
+    // features: the limit on a user's sessions, logging out the other sessions
+    // -----------------------------------------------------------------------------------------
+
+    /** One step of the limit property: a new device logs in, a logged-in one logs out or is used, time passes. */
+    type LimitStep =
+      | { readonly op: "logIn" | "logOut" | "use"; readonly slot: number; readonly wait: number }
+      | { readonly op: "idle" }
+    const arbLimitStep: fc.Arbitrary<LimitStep> = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ op: fc.constant("logIn" as const), slot: fc.nat(7), wait: fc.integer({ min: 1, max: MIN }) }) },
+      { weight: 2, arbitrary: fc.record({ op: fc.constant("logOut" as const), slot: fc.nat(7), wait: fc.integer({ min: 1, max: MIN }) }) },
+      { weight: 3, arbitrary: fc.record({ op: fc.constant("use" as const), slot: fc.nat(7), wait: fc.integer({ min: 1, max: MIN }) }) },
+      { weight: 1, arbitrary: fc.constant({ op: "idle" as const }) }
+    )
+
+    prop(
+      "feature: maxSessionsPerUser — random log-ins, log-outs, uses and expiries of one user never leave more than the limit live; with endLeastRecentlyUsed exactly the least recently used others end, with refuse a log-in fails exactly at the limit",
+      fc.record({
+        max: fc.integer({ min: 1, max: 4 }),
+        policy: fc.constantFrom("endLeastRecentlyUsed" as const, "refuse" as const),
+        steps: fc.array(arbLimitStep, { minLength: 1, maxLength: 24 })
+      }),
+      ({ max, policy, steps }, store) => {
+        const idle = 10 * MIN
+        const time = manualClock()
+        return withService(
+          store,
+          {
+            idleTimeout: idle,
+            touchInterval: 1,
+            idRotationInterval: LONG,
+            gracePeriod: MIN,
+            absoluteTimeout: LONG,
+            maxSessionsPerUser: max,
+            onSessionLimit: policy
+          },
+          time,
+          Effect.gen(function*() {
+            const sessions = yield* Sessions.Sessions
+            const user = uid("limited")
+            let devices: Array<Sessions.ActiveSession> = []
+            for (const step of steps) {
+              if (step.op === "idle") {
+                yield* time.advance(idle)
+                devices = []
+                deepStrictEqual(yield* sessions.listSessions(user), [])
+                continue
+              }
+              // Every step at its own millisecond: no two last accesses tie.
+              yield* time.advance(step.wait)
+              const before = yield* sessions.listSessions(user)
+              if (step.op === "logIn") {
+                const device = yield* sessions.create(browser)
+                const result = yield* Effect.either(sessions.logIn(device, user))
+                const after = yield* sessions.listSessions(user)
+                if (policy === "refuse") {
+                  assert.strictEqual(Either.isLeft(result), before.length >= max, `refused exactly at the limit (${before.length} of ${max})`)
+                  if (Either.isLeft(result)) {
+                    assert.instanceOf(result.left, Sessions.SessionLimitError)
+                    deepStrictEqual(after, before)
+                  }
+                } else {
+                  const expected = [...before].sort((a, b) => a.lastAccessAt - b.lastAccessAt).slice(0, Math.max(0, before.length + 1 - max))
+                  const ended = before.filter((b) => !after.some((a) => a.id === b.id))
+                  expect(ended.map((x) => x.id).sort()).toStrictEqual(expected.map((x) => x.id).sort())
+                }
+                if (Either.isRight(result)) devices.push(result.right)
+                assert.isAtMost(after.length, max)
+                continue
+              }
+              if (devices.length === 0) continue
+              const i = step.slot % devices.length
+              if (step.op === "logOut") {
+                yield* Effect.ignore(sessions.logOut(devices[i]!))
+                devices.splice(i, 1)
+              } else {
+                const r = yield* sessions.resolve(tok(devices[i]!), browser)
+                if (Option.isSome(r.session)) devices[i] = r.session.value
+                else devices.splice(i, 1)
+              }
+              assert.isAtMost((yield* sessions.listSessions(user)).length, max)
+            }
+          })
+        )
+      },
+      numRuns
+    )
+
+    it.effect(title("feature: maxSessionsPerUser — a refused log-in fails with SessionLimitError and changes nothing: the session keeps its token, its user and its data"), () =>
+      Effect.flatMap(Persistence.Persistence, (store) =>
+        withService(
+          store,
+          { maxSessionsPerUser: 1, onSessionLimit: "refuse" },
+          manualClock(),
+          Effect.gen(function*() {
+            const sessions = yield* Sessions.Sessions
+            const user = uid("refused")
+            const first = yield* sessions.logIn(yield* sessions.create(browser), user)
+            const second = yield* sessions.create(browser)
+            yield* sessions.set(second, "cart", [1])
+            const refused = yield* Effect.flip(sessions.logIn(second, user))
+            assert.instanceOf(refused, Sessions.SessionLimitError)
+            assert.strictEqual(refused.max, 1)
+            const still = someSession(yield* sessions.resolve(tok(second), browser))
+            assertNone(still.session.userId)
+            expect({ ...still.session.data }).toStrictEqual({ cart: [1] })
+            deepStrictEqual((yield* sessions.listSessions(user)).map((s) => s.id), [publicId(first.session.key)])
+            // Once the first logs out, the second may log in.
+            yield* sessions.logOut(first)
+            assertSome((yield* sessions.logIn(second, user)).session.userId, user)
+          })
+        )))
+
+    it.effect(title("feature: logOutOthers — ends every other session of the user and keeps this one (token, cookie, data); returns how many; another user's sessions stay; without a user it ends nothing; a dead handle fails"), () =>
+      Effect.flatMap(Persistence.Persistence, (store) =>
+        withService(
+          store,
+          {},
+          manualClock(),
+          Effect.gen(function*() {
+            const sessions = yield* Sessions.Sessions
+            const user = uid("user")
+            const other = uid("other")
+            const mine = yield* Effect.forEach([1, 2, 3], () => Effect.flatMap(sessions.create(browser), (h) => sessions.logIn(h, user)))
+            const theirs = yield* sessions.logIn(yield* sessions.create(browser), other)
+            const current = mine[0]!
+            yield* sessions.set(current, "kept", true)
+            assert.strictEqual(yield* sessions.logOutOthers(current), 2)
+            deepStrictEqual((yield* sessions.listSessions(user)).map((s) => s.id), [publicId(current.session.key)])
+            for (const gone of mine.slice(1)) noSession(yield* sessions.resolve(tok(gone), browser))
+            const r = yield* sessions.resolve(tok(current), browser)
+            assert.strictEqual(r.outcome, "valid")
+            assertSome(yield* sessions.get(someSession(r), "kept"), true)
+            assert.strictEqual((yield* sessions.listSessions(other)).length, 1)
+            assert.strictEqual(yield* sessions.logOutOthers(current), 0, "nothing left to end")
+            assert.strictEqual(yield* sessions.logOutOthers(yield* sessions.create(browser)), 0, "no user: nothing to end")
+            const dead = yield* Effect.flip(sessions.logOutOthers(mine[1]!))
+            assert.strictEqual(dead._tag, "SessionGoneError")
+            assert.strictEqual((yield* sessions.listSessions(user)).length, 1)
+            yield* sessions.logOutEverywhere(user)
+            yield* sessions.destroy(theirs)
+          })
+        )))
+
+    // -----------------------------------------------------------------------------------------
     // security: a handle is only as good as its token
     // -----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ export type StoreMethod =
   | "create"
   | "save"
   | "rotate"
+  | "rotateWithinLimit"
   | "delete"
   | "deleteToken"
   | "sessionsOfUser"
@@ -47,6 +48,7 @@ export const intercept = (store: PersistenceShape, around: Interceptor): Persist
     create: wrap("create", store.create),
     save: wrap("save", store.save),
     rotate: wrap("rotate", store.rotate),
+    rotateWithinLimit: wrap("rotateWithinLimit", store.rotateWithinLimit),
     delete: wrap("delete", store.delete),
     deleteToken: wrap("deleteToken", store.deleteToken),
     sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
@@ -167,6 +169,7 @@ export const forgetAtDeadline = (inner: PersistenceShape): PersistenceShape => {
     create: (s, e) => Effect.tap(inner.create(s, e), () => keep(s, e)(true)),
     save: (s, v, e) => Effect.tap(inner.save(s, v, e), keep(s, e)),
     rotate: (r) => Effect.tap(inner.rotate(r), keep(r.session, r.expiresAt)),
+    rotateWithinLimit: (r, limit) => Effect.tap(inner.rotateWithinLimit(r, limit), (a) => keep(r.session, r.expiresAt)(a._tag === "Rotated")),
     sessionsOfUser: (user) => Effect.zipWith(inner.sessionsOfUser(user), Clock.currentTimeMillis, (all, now) => all.filter((x) => visible(x, now)))
   }
 }
