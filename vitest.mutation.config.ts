@@ -9,6 +9,7 @@ import base from "./vitest.config.ts"
 // The pure core's own unit specs: `npm run mutation:core` judges the core by these alone.
 const core = [
   "spec/Session.test.ts",
+  "spec/Session.boundaries.test.ts",
   "spec/SessionConfig.test.ts",
   "spec/Codec.test.ts",
   "spec/Ids.test.ts",
@@ -21,7 +22,12 @@ const core = [
   "spec/lru.test.ts"
 ]
 // The shell's: the service, the middleware and both conformance suites over the memory store.
-const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
+const shell = [
+  "spec/Sessions.test.ts",
+  "spec/Http.test.ts",
+  "spec/Http.originCheck.test.ts",
+  "spec/mutation/*.ts"
+]
 
 // Not mergeConfig: it would append to the base `include` instead of replacing it.
 export default defineConfig({
