@@ -26,6 +26,10 @@ const shell = [
   "spec/Sessions.test.ts",
   "spec/Http.test.ts",
   "spec/Http.originCheck.test.ts",
+  "spec/Sessions.observability.test.ts",
+  "spec/Sessions.limits.test.ts",
+  "spec/Sessions.retry.test.ts",
+  "spec/Sessions.chains.test.ts",
   "spec/mutation/*.ts"
 ]
 
