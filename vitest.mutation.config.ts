@@ -30,6 +30,7 @@ const shell = [
   "spec/Sessions.limits.test.ts",
   "spec/Sessions.retry.test.ts",
   "spec/Sessions.chains.test.ts",
+  "spec/Sessions.resolve.test.ts",
   "spec/mutation/*.ts"
 ]
 
