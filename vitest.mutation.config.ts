@@ -21,7 +21,8 @@ const core = [
   "spec/hash.test.ts",
   "spec/lru.test.ts"
 ]
-// The shell's: the service, the middleware and both conformance suites over the memory store.
+// The shell's: the service (and its store-free specs), the middleware, origin checks and both
+// conformance suites over the memory store.
 const shell = [
   "spec/Sessions.test.ts",
   "spec/Http.test.ts",

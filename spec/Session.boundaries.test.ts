@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { assertNone, assertSome } from "@effect/vitest/utils"
-import { Option } from "effect"
+import { Either, Option, pipe, Schema } from "effect"
 import * as Session from "../src/Session.js"
 import { configOf } from "../src/internal/testing/arbitraries.js"
 
@@ -51,5 +51,43 @@ describe("Session.decide: the rotation instant", () => {
       Session.decide(Option.some(fresh(1_000 + interval - 1)), { now: 1_000 + interval - 1, client, config })._tag,
       "Valid"
     )
+  })
+})
+
+describe("Session: typed keys through update, pop, isKey and pipe; withVersion", () => {
+  const s = Session.start({ key: "k", tokenKey: "t", now: 0, client: Session.client() })
+  const Count = Session.key("count", Schema.NumberFromString)
+
+  it("update and pop with a typed key decode the stored value and encode the new one", () => {
+    const one = Either.getOrThrow(Session.set(s, Count, 1))
+    const two = Either.getOrThrow(Session.update(one, Count, (old) => Option.getOrElse(old, () => 0) + 1))
+    assertSome(Session.get(two, "count"), "2")
+    assertSome(Session.get(Session.update(s, "n", () => 1), "n"), 1)
+    const [value, popped] = Either.getOrThrow(Session.pop(two, Count))
+    assertSome(value, 2)
+    assertNone(Session.get(popped, "count"))
+    // A stored value its schema refuses is an error, not a silent default.
+    assert.isTrue(Either.isLeft(Session.update(Session.set(s, "count", "x"), Count, () => 1)))
+    assert.isTrue(Either.isLeft(Session.pop(Session.set(s, "count", "x"), Count)))
+  })
+
+  it("isKey tells a typed key from a string, null and other objects; a key pipes", () => {
+    assert.isTrue(Session.isKey(Count))
+    for (const u of ["count", null, undefined, {}, { name: "count" }, 1]) assert.isFalse(Session.isKey(u))
+    assert.strictEqual(Count.pipe((k) => k.name), "count")
+  })
+
+  it("withVersion sets the version only", () => {
+    const v = Session.withVersion(s, 7)
+    assert.strictEqual(v.version, 7)
+    assert.strictEqual(pipe(s, Session.withVersion(3)).version, 3)
+    assert.strictEqual(v.tokenKey, s.tokenKey)
+  })
+
+  it("the Json and JsonObject schemas say why a value is refused", () => {
+    const json = Either.getLeft(Schema.decodeUnknownEither(Session.Json)(new Date(0)))
+    assert.include(Option.getOrThrow(json).message, "not JSON")
+    const object = Either.getLeft(Schema.decodeUnknownEither(Session.JsonObject)([1]))
+    assert.include(Option.getOrThrow(object).message, "not a plain object of JSON values")
   })
 })
