@@ -9,6 +9,7 @@ import base from "./vitest.config.ts"
 // The pure core's own unit specs: `npm run mutation:core` judges the core by these alone.
 const core = [
   "spec/Session.test.ts",
+  "spec/Session.boundaries.test.ts",
   "spec/SessionConfig.test.ts",
   "spec/Codec.test.ts",
   "spec/Ids.test.ts",
@@ -20,8 +21,19 @@ const core = [
   "spec/hash.test.ts",
   "spec/lru.test.ts"
 ]
-// The shell's: the service, the middleware and both conformance suites over the memory store.
-const shell = ["spec/Sessions.test.ts", "spec/Http.test.ts", "spec/mutation/*.ts"]
+// The shell's: the service (and its store-free specs), the middleware, origin checks and both
+// conformance suites over the memory store.
+const shell = [
+  "spec/Sessions.test.ts",
+  "spec/Http.test.ts",
+  "spec/Http.originCheck.test.ts",
+  "spec/Sessions.observability.test.ts",
+  "spec/Sessions.limits.test.ts",
+  "spec/Sessions.retry.test.ts",
+  "spec/Sessions.chains.test.ts",
+  "spec/Sessions.resolve.test.ts",
+  "spec/mutation/*.ts"
+]
 
 // Not mergeConfig: it would append to the base `include` instead of replacing it.
 export default defineConfig({
