@@ -139,7 +139,11 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
   const sizes = options.smoke ? [1_000, 10_000, 50_000] : [1_000, 10_000, 100_000, 1_000_000]
   const sizeLabel = (n: number) => n >= 1_000_000 ? `${n / 1_000_000}M entries` : `${n / 1_000}k entries`
   const rows: Array<Row> = []
-  const wanted = (name: string) => options.only === undefined || name.toLowerCase().includes(options.only.toLowerCase())
+  const only = options.only?.toLowerCase()
+  // A group runs when its name contains the filter or the filter names a row of it
+  // ("--only Sessions.start" runs the Sessions group); within a group, only the rows it names.
+  const wanted = (group: string) => only === undefined || group.toLowerCase().includes(only) || only.includes(group.toLowerCase())
+  const wantedRow = (name: string) => only === undefined || name.toLowerCase().includes(only)
 
   const add = (name: string, scenario: string, r: ReturnType<typeof measure>, extra?: Record<string, number | string>) => {
     rows.push({
@@ -216,15 +220,16 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
         }
         return hits
       })
-    const inLoop = measure((n) => consume(Effect.runSync(loop(n))), settings)
-    const perCall = measure((n) => {
-      for (let j = 0; j < n; j++) {
-        i = (i + stride) % size
-        consume(Effect.runSync(cache.get(ks[i]!))._tag.length)
-      }
-    }, settings)
-    add(NAMES.cacheGetApi, sizeLabel(size), inLoop)
-    add("SessionCache.get, one runSync per get", sizeLabel(size), perCall)
+    if (wantedRow(NAMES.cacheGetApi)) add(NAMES.cacheGetApi, sizeLabel(size), measure((n) => consume(Effect.runSync(loop(n))), settings))
+    const perCallName = "SessionCache.get, one runSync per get"
+    if (wantedRow(perCallName)) {
+      add(perCallName, sizeLabel(size), measure((n) => {
+        for (let j = 0; j < n; j++) {
+          i = (i + stride) % size
+          consume(Effect.runSync(cache.get(ks[i]!))._tag.length)
+        }
+      }, settings))
+    }
   }
 
   // ---- Sessions on the hit path (memory store, valid token, no touch due)
@@ -256,13 +261,15 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
             return valid
           })
         if (cacheOn) {
-          const start = measure((n) => consume(rt.runSync(startLoop(n))), settings, 5_000_000)
-          const perCall = measure((n) => {
-            for (let j = 0; j < n; j++) consume(rt.runSync(sessions.resolve(token, CLIENT).pipe(Effect.map((r) => r.session)))._tag.length)
-          }, settings, 5_000_000)
-          add(NAMES.start, "memory", start)
-          add("Sessions.start hit, one runSync per call", "memory", perCall)
-          add("Sessions.resolve hit (cache on)", "memory", measure((n) => consume(rt.runSync(resolveLoop(n))), settings, 5_000_000))
+          if (wantedRow(NAMES.start)) add(NAMES.start, "memory", measure((n) => consume(rt.runSync(startLoop(n))), settings, 5_000_000))
+          const perCallName = "Sessions.start hit, one runSync per call"
+          if (wantedRow(perCallName)) {
+            add(perCallName, "memory", measure((n) => {
+              for (let j = 0; j < n; j++) consume(rt.runSync(sessions.resolve(token, CLIENT).pipe(Effect.map((r) => r.session)))._tag.length)
+            }, settings, 5_000_000))
+          }
+          const resolveName = "Sessions.resolve hit (cache on)"
+          if (wantedRow(resolveName)) add(resolveName, "memory", measure((n) => consume(rt.runSync(resolveLoop(n))), settings, 5_000_000))
           // the write path of the HTTP route: one counter increment, written through to the store
           const bump = (old: Option.Option<Session.Json>) => (typeof old === "object" && old._tag === "Some" && typeof old.value === "number" ? old.value : 0) + 1
           const updateLoop = (n: number) =>
@@ -271,9 +278,11 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
               for (let j = 0; j < n; j++) last = (yield* sessions.update(handle, "count", bump)) as number
               return last
             })
-          add("Sessions.update (write-through)", "memory", measure((n) => consume(rt.runSync(updateLoop(n))), settings, 2_000_000))
+          const updateName = "Sessions.update (write-through)"
+          if (wantedRow(updateName)) add(updateName, "memory", measure((n) => consume(rt.runSync(updateLoop(n))), settings, 2_000_000))
         } else {
-          add("Sessions.start hit (cache off)", "memory", measure((n) => consume(rt.runSync(startLoop(n))), settings, 5_000_000))
+          const offName = "Sessions.start hit (cache off)"
+          if (wantedRow(offName)) add(offName, "memory", measure((n) => consume(rt.runSync(startLoop(n))), settings, 5_000_000))
         }
       } finally {
         await rt.dispose()

@@ -76,23 +76,30 @@ export const traceHandle = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Act
 
 /** @internal */
 export const makeHandles = ({ cache, clock, config, events, tokens }: Env, records: Records): Handles => {
-  // The token key of each handle this service made (known when it is made), so that checking a
-  // handle costs no hashing; a handle made elsewhere is hashed on use.
-  const handleKeys = new WeakMap<ActiveSession, string>()
-  const tokenKeyOf = (handle: ActiveSession): string => handleKeys.get(handle) ?? tokens.keyOf(Redacted.value(handle.token))
-
+  // A handle this service made carries its token key, so that checking it costs no hashing; a
+  // handle made elsewhere (another instance, another configuration) is hashed on use. A class of
+  // this instance's own rather than a WeakMap of keys: a WeakMap entry per request was the
+  // costliest step of the hot path (and weak entries slow every garbage collection).
   // The Redacted wrapper is made on first use: most hot-path answers never read the token again.
-  const active = (session: Session, token: string, tk: string): ActiveSession => {
-    let redacted: Redacted.Redacted<string> | undefined
-    const handle: ActiveSession = {
-      session,
-      get token() {
-        return redacted ??= Redacted.make(token)
-      }
+  // The token and its key are private fields: a logged or serialized handle shows neither.
+  class Handle implements ActiveSession {
+    readonly #token: string
+    readonly #tokenKey: string
+    #redacted: Redacted.Redacted<string> | undefined = undefined
+    constructor(readonly session: Session, token: string, tokenKey: string) {
+      this.#token = token
+      this.#tokenKey = tokenKey
     }
-    handleKeys.set(handle, tk)
-    return handle
+    get token(): Redacted.Redacted<string> {
+      return this.#redacted ??= Redacted.make(this.#token)
+    }
+    static keyOf(handle: ActiveSession): string {
+      return #tokenKey in handle ? handle.#tokenKey : tokens.keyOf(Redacted.value(handle.token))
+    }
   }
+  const tokenKeyOf = Handle.keyOf
+
+  const active = (session: Session, token: string, tk: string): ActiveSession => new Handle(session, token, tk)
 
   const gone = (method: string, handle: ActiveSession) =>
     new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
