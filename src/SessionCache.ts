@@ -1,5 +1,5 @@
 /**
- * The local write-through cache: an LRU of token records, with a capacity
+ * The local write-through cache: an LRU of token records held in a `Ref`, with a capacity
  * (`cache.capacity`, `Infinity` for no bound; `cache: false` for no cache) and idle eviction
  * (`cache.idleTimeout`).
  *
@@ -10,7 +10,7 @@
  * @since 0.1.0
  * @module
  */
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Ref } from "effect"
 import { Lru } from "./internal/lru.js"
 import type { TokenRecord } from "./Session.js"
 import type { CacheSettings } from "./SessionConfig.js"
@@ -51,10 +51,11 @@ export class SessionCache extends Context.Tag("effect-sessions/SessionCache")<Se
  * @category constructors
  */
 export const make = (settings: false | CacheSettings): Effect.Effect<SessionCacheShape> =>
-  Effect.map(Effect.clock, (clock): SessionCacheShape => {
-    if (settings === false) {
+  Effect.zipWith(Ref.make(settings === false ? new Lru<string, TokenRecord>(0, 0) : new Lru<string, TokenRecord>(settings.capacity, millis(settings.idleTimeout))), Effect.clock, (ref, clock): SessionCacheShape => {
+    const enabled = settings !== false
+    if (!enabled) {
       return {
-        enabled: false,
+        enabled,
         get: () => Effect.succeed(Option.none()),
         set: () => Effect.void,
         invalidate: () => Effect.void,
@@ -63,18 +64,26 @@ export const make = (settings: false | CacheSettings): Effect.Effect<SessionCach
         keys: Effect.succeed([])
       }
     }
-    // One mutable LRU, touched only inside `Effect.sync`: a `Ref` around it bought nothing (its
-    // value never changes) and cost a modify step on every hit.
-    const lru = new Lru<string, TokenRecord>(settings.capacity, millis(settings.idleTimeout))
     return {
-      enabled: true,
+      enabled,
       // The clock is the one in context when the cache was built (a TestClock in tests).
-      get: (tokenKey) => Effect.sync(() => Option.fromNullable(lru.get(tokenKey, clock.unsafeCurrentTimeMillis()))),
-      set: (tokenKey, record) => Effect.sync(() => lru.set(tokenKey, record, clock.unsafeCurrentTimeMillis())),
-      invalidate: (tokenKey) => Effect.sync(() => void lru.delete(tokenKey)),
-      clear: Effect.sync(() => lru.clear()),
-      size: Effect.sync(() => lru.size),
-      keys: Effect.sync(() => lru.keys())
+      get: (tokenKey) => Ref.modify(ref, (lru) => [Option.fromNullable(lru.get(tokenKey, clock.unsafeCurrentTimeMillis())), lru]),
+      set: (tokenKey, record) =>
+        Ref.update(ref, (lru) => {
+          lru.set(tokenKey, record, clock.unsafeCurrentTimeMillis())
+          return lru
+        }),
+      invalidate: (tokenKey) =>
+        Ref.update(ref, (lru) => {
+          lru.delete(tokenKey)
+          return lru
+        }),
+      clear: Ref.update(ref, (lru) => {
+        lru.clear()
+        return lru
+      }),
+      size: Ref.get(ref).pipe(Effect.map((lru) => lru.size)),
+      keys: Ref.get(ref).pipe(Effect.map((lru) => lru.keys()))
     }
   })
 
