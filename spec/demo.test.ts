@@ -675,7 +675,7 @@ describe("demo: change password behind the recent-login gate, and remember me", 
     expect(Duration.toMillis(Effect.runSync(RecentLoginMaxAge))).toBe(5 * 60_000)
   })
 
-  it("feature: recent-login gate — change password is open right after the log-in; once the log-in is older, it asks for the password again (403), refuses a wrong one, and a right one (reauthenticated) opens it again under a new token", async () => {
+  it("feature: recent-login gate — change password is open right after the log-in; once the log-in is older, it asks for the password again (403), refuses a wrong one, and a right one (reauthenticated) opens it again under a new token; the change logs out the user's other sessions (logOutOthers)", async () => {
     const b = browser()
     expect((await b.get("/account/password")).status).toBe(303)
     await b.form("/login", { user: "rosalind", password: strong })
@@ -700,9 +700,15 @@ describe("demo: change password behind the recent-login gate, and remember me", 
     // The token from before the re-authentication died with no grace period.
     expect((await b.request("GET", "/api/me", { cookie: before })).json()).toEqual({ user: null, count: 0 })
     expect((await b.get("/account/password")).status).toBe(200)
+    // A second session of the same user (another browser), logged out by the change.
+    const other = browser()
+    await other.form("/login", { user: "rosalind", password: strong })
+    expect((await other.request("GET", "/api/me")).json()).toEqual({ user: "rosalind", count: 0 })
     const changed = await b.form("/account/password", { password: "another violet tractor" })
     expect(changed.status).toBe(200)
-    expect(changed.text).toContain("Your password was changed.")
+    expect(changed.text).toContain("Your password was changed. Your 1 other session was logged out.")
+    expect((await other.request("GET", "/api/me")).json()).toEqual({ user: null, count: 0 })
+    expect((await b.request("GET", "/api/me")).json()).toMatchObject({ user: "rosalind" })
     // The new password is the one a later re-authentication checks.
     await new Promise((r) => setTimeout(r, GATE_MS + 100))
     expect((await b.form("/account/reauthenticate", { password: strong })).status).toBe(403)

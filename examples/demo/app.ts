@@ -258,7 +258,8 @@ const gateMillis = Effect.map(RecentLoginMaxAge, Duration.toMillis)
 /**
  * "Change password": behind the recent-login gate. A log-in older than `RecentLoginMaxAge`
  * (or none) gets the page asking for the password again (403); a recent one gets the form, and
- * with `newPassword` changes the password (checked as at log-in).
+ * with `newPassword` changes the password (checked as at log-in) and logs out the user's other
+ * sessions.
  */
 const accountPassword = (newPassword?: string) =>
   Effect.gen(function*() {
@@ -275,7 +276,10 @@ const accountPassword = (newPassword?: string) =>
     const problems = passwordProblems(newPassword, user.value)
     if (problems.length > 0) return page(pages.changePasswordPage({ user: user.value, maxAge, problems }), 422)
     yield* current.set(PASSWORD_CHECK, yield* Effect.sync(() => passwordCheck(newPassword)))
-    return page(pages.changePasswordPage({ user: user.value, maxAge, changed: true }))
+    // A new password ends the user's other sessions (OWASP ASVS 7.4.3): whoever held one with the
+    // old password is out.
+    const othersEnded = yield* current.logOutOthers
+    return page(pages.changePasswordPage({ user: user.value, maxAge, changed: true, othersEnded }))
   })
 
 /** The pages: POST forms answer 303 back to a page. */

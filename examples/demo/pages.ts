@@ -377,6 +377,8 @@ export interface AccountModel {
   readonly error?: string | undefined
   readonly problems?: ReadonlyArray<string> | undefined
   readonly changed?: boolean | undefined
+  /** After a change: how many other sessions of the user were logged out with it. */
+  readonly othersEnded?: number | undefined
 }
 
 /** The log-in is too old for the page asked for: enter the password again. */
@@ -408,7 +410,7 @@ export const changePasswordPage = (m: AccountModel): string => {
     active: "account",
     user: m.user,
     body: html`<h1>Change password</h1>
-${m.changed ? html`<div class="notice" id="notice">Your password was changed.</div>` : ""}
+${m.changed ? html`<div class="notice" id="notice">Your password was changed.${m.othersEnded === undefined || m.othersEnded === 0 ? "" : html` Your ${String(m.othersEnded)} other ${m.othersEnded === 1 ? "session was" : "sessions were"} logged out.`}</div>` : ""}
 <section class="card">
 <form method="post" action="/account/password" id="change-password-form">
 <label for="new-password">New password</label>
