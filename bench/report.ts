@@ -153,8 +153,14 @@ export const NAMES = {
   node: "(d) node:http, no sessions",
   start: "Sessions.start hit (cache on)",
   cacheGetApi: "SessionCache.get via Effect API",
-  memoryStore: "memory store"
+  memoryStore: "memory store",
+  bareHandler: "web handler: bare route",
+  handlerGet: "web handler: Http.middleware + get",
+  handlerUpdate: "web handler: Http.middleware + update"
 } as const
+
+/** Microseconds a web-handler row costs over the bare route (both in ops/s). */
+export const overheadMicros = (row: number, bare: number): number => 1e6 / row - 1e6 / bare
 
 /** Fills the ratios of HTTP rows and the PASS/MISS of every target. */
 export const applyTargets = (rows: ReadonlyArray<Row>): void => {
@@ -167,31 +173,44 @@ export const applyTargets = (rows: ReadonlyArray<Row>): void => {
   }
   for (const r of rows) {
     if (r.value === undefined) continue
+    const noLoss = r.lost === undefined || r.lost === 0
     if (r.part === "http" && r.name === NAMES.memory && r.scenario === HOT) {
       const platform = find(rows, NAMES.platform, HOT)
-      if (platform?.value) {
-        r.target = { text: "≥ 0.90× platform req/s (hot)", pass: r.value >= 0.9 * platform.value }
+      const express = find(rows, NAMES.expressMemory, HOT)
+      if (platform?.value && express?.value) {
+        r.target = {
+          text: "≥ 0.8× platform and ≥ 1.2× express-session req/s (hot), 0 lost",
+          pass: r.value >= 0.8 * platform.value && r.value >= 1.2 * express.value && noLoss
+        }
       }
     }
     if (r.part === "http" && r.name === NAMES.redis) {
       const express = find(rows, NAMES.expressRedis, r.scenario)
       if (express?.value) {
-        const fast = r.value >= express.value
-        const noLoss = r.lost === undefined || r.lost === 0
+        // One hot session serialises its writes on one lock; 10,000 sessions do not.
+        const ratio = r.scenario === HOT ? 0.6 : 1
         r.target = {
-          text: r.scenario === HOT ? "≥ connect-redis req/s, 0 lost" : "≥ connect-redis req/s",
-          pass: fast && noLoss
+          text: `≥ ${ratio.toFixed(1)}× connect-redis req/s, 0 lost`,
+          pass: r.value >= ratio * express.value && noLoss
         }
       }
     }
-    if (r.part === "micro" && r.name === NAMES.start) {
-      r.target = { text: "≥ 500,000 ops/s", pass: r.value >= 500_000 }
+    if (r.part === "micro" && (r.name === NAMES.handlerGet || r.name === NAMES.handlerUpdate)) {
+      const bare = find(rows, NAMES.bareHandler, r.scenario)
+      if (bare?.value) {
+        const budget = r.name === NAMES.handlerGet ? 6 : 15
+        const over = overheadMicros(r.value, bare.value)
+        r.target = { text: `≤ ${budget} µs over the bare route (${over.toFixed(1)} µs)`, pass: over <= budget }
+      }
     }
-    if (r.part === "micro" && r.name === NAMES.cacheGetApi && r.scenario.startsWith("1M")) {
+    if (r.part === "micro" && r.name === NAMES.start) {
       r.target = { text: "≥ 1,000,000 ops/s", pass: r.value >= 1_000_000 }
     }
+    if (r.part === "micro" && r.name === NAMES.cacheGetApi && r.scenario.startsWith("1M")) {
+      r.target = { text: "≥ 2,000,000 ops/s", pass: r.value >= 2_000_000 }
+    }
     if (r.part === "memory" && r.name === NAMES.memoryStore) {
-      r.target = { text: "≤ 1,024 B/session", pass: r.value <= 1024 }
+      r.target = { text: "≤ 400 B/session", pass: r.value <= 400 }
     }
   }
 }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { chart, lostShare } from "../bench/chart.js"
-import type { Results, Row } from "../bench/report.js"
+import { applyTargets, NAMES, overheadMicros, type Results, type Row } from "../bench/report.js"
 
 const results = (rows: ReadonlyArray<Row>): Results => ({
   machine: { cpu: "Test CPU", cores: 2, node: "v20.0.0", platform: "linux x64", totalMemoryGiB: 1, date: "2026-12-01T00:00:00.000Z", loadAverageAtStart: 0 },
@@ -82,5 +82,42 @@ describe("bench chart", () => {
     expect(raw!).toBeLessThan(platform! * 1.1)
     expect(svg).toContain(`class="break"`)
     expect(svg).toContain("80,000 req/s")
+  })
+})
+
+describe("bench targets", () => {
+  const micro = (name: string, value: number): Row => ({ part: "micro", name, scenario: "memory, 1 session", unit: "ops/s", value })
+
+  it("judges the in-process middleware by its microseconds over the bare route", () => {
+    const rows = [micro(NAMES.bareHandler, 50_000), micro(NAMES.handlerGet, 40_000), micro(NAMES.handlerUpdate, 30_000)]
+    applyTargets(rows)
+    // 1e6/40k − 1e6/50k = 5 µs (budget 6); 1e6/30k − 1e6/50k ≈ 13.3 µs (budget 15)
+    expect(overheadMicros(40_000, 50_000)).toBeCloseTo(5, 6)
+    expect(rows[1]!.target).toStrictEqual({ text: "≤ 6 µs over the bare route (5.0 µs)", pass: true })
+    expect(rows[2]!.target?.pass).toBe(true)
+    const slow = [micro(NAMES.bareHandler, 50_000), micro(NAMES.handlerGet, 30_000)]
+    applyTargets(slow)
+    expect(slow[1]!.target?.pass).toBe(false)
+  })
+
+  it("asks the hot memory row for both ratios and no lost update, and the Redis rows for theirs", () => {
+    const rows: Array<Row> = [
+      http(NAMES.platform, "hot session", 10_000),
+      http(NAMES.expressMemory, "hot session", 6_000),
+      http(NAMES.memory, "hot session", 8_000, { answered: 100, lost: 0 }),
+      http(NAMES.expressRedis, "hot session", 5_000),
+      http(NAMES.redis, "hot session", 3_100, { answered: 100, lost: 0 })
+    ]
+    applyTargets(rows)
+    // 8,000 ≥ 0.8 × 10,000 and ≥ 1.2 × 6,000: both ratios met
+    expect(rows[2]!.target?.pass).toBe(true)
+    expect(rows[4]!.target).toStrictEqual({ text: "≥ 0.6× connect-redis req/s, 0 lost", pass: true })
+    const lossy = [
+      http(NAMES.platform, "hot session", 10_000),
+      http(NAMES.expressMemory, "hot session", 6_000),
+      http(NAMES.memory, "hot session", 9_000, { answered: 100, lost: 1 })
+    ]
+    applyTargets(lossy)
+    expect(lossy[2]!.target?.pass).toBe(false)
   })
 })
