@@ -40,6 +40,10 @@ const main = async () => {
     ...Array.from({ length: 100 }, () => processA.runPromise(increment)),
     ...Array.from({ length: 100 }, () => processB.runPromise(increment))
   ])
+  // A read is served from the process's cache, which learns of another process's write through
+  // Redis pub/sub, a moment later: give the last invalidations that moment. (Writes never wait
+  // for it: each is a compare-and-set against Redis, so none is lost.)
+  await new Promise((resolve) => setTimeout(resolve, 100))
   const count = await processB.runPromise(Effect.gen(function*() {
     const sessions = yield* Sessions.Sessions
     const active = yield* sessions.resolve(token, client).pipe(Effect.map((r) => r.session))
