@@ -771,6 +771,8 @@ describe("demo: security notices from the session events", () => {
     // The page lists them, and nothing on it is a token.
     const page = await laptop.get("/notices")
     expect(page.status).toBe(200)
+    // Every page links to it.
+    expect((await laptop.get("/")).text).toContain("id=\"notices-link\"")
     expect(page.text).toContain("New sign-in from a browser not seen before")
     for (const b of [laptop, laptopAgain, phone]) expect(page.text).not.toContain(b.cookie!)
     // Another user sees none of them.

@@ -108,7 +108,7 @@ because their browser changed. Not you? End the session on <a href="/sessions">m
 ${notices.length === 0 ? pages.html`<li class="muted">No notices.</li>` : notices.map((n) =>
             pages.html`<li data-session="${n.sessionId}">${describe(n)} <span class="muted small">${pages.formatTime(n.at, now)}</span></li>`)}
 </ul></section>`
-      return HttpServerResponse.text(pages.layout({ title: "Security notices", active: "sessions", user, body }), {
+      return HttpServerResponse.text(pages.layout({ title: "Security notices", active: "notices", user, body }), {
         contentType: "text/html; charset=utf-8",
         headers: {
           "cache-control": "no-store",

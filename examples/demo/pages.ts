@@ -120,7 +120,7 @@ li { margin: .25rem 0; }
 /** The page around a body. */
 export const layout = (options: {
   readonly title: string
-  readonly active: "home" | "sessions" | "account"
+  readonly active: "home" | "sessions" | "account" | "notices"
   readonly user: string | undefined
   readonly body: Html
 }): string =>
@@ -138,6 +138,7 @@ export const layout = (options: {
 <nav>
 <a href="/" class="${options.active === "home" ? "active" : ""}">Home</a>
 <a href="/sessions" class="${options.active === "sessions" ? "active" : ""}">My sessions</a>
+<a href="/notices" class="${options.active === "notices" ? "active" : ""}" id="notices-link">Security notices</a>
 </nav>
 <span class="who">${options.user === undefined ? "not logged in" : html`logged in as <strong>${options.user}</strong>`}</span>
 </div></header>
