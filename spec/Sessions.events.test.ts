@@ -168,6 +168,25 @@ describe("Sessions events", () => {
       expect(briefs(yield* drain(q))).toStrictEqual([{ _tag: "Expired", sessionId: pid(w), userId: undefined, reason: "idle" }])
     }).pipe(Effect.provide(serviceLayer({ absoluteTimeout: "1 hour" }))))
 
+  for (const cache of [false, true] as const) {
+    it.scoped(`invariant 7: cache transparency — a session the store has already forgotten (past its deadline and the retention) is gone without an Expired event, through a handle and through its token (cache ${cache ? "on" : "off"})`, () =>
+      Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const q = yield* sessions.subscribe()
+        const h = yield* sessions.create(browser)
+        const r = yield* sessions.create(browser)
+        // The idle timeout (30 minutes) and the retention (10) have both passed.
+        yield* advance("41 minutes")
+        yield* drain(q)
+        const gone = yield* Effect.flip(sessions.set(h, "k", 1))
+        assert.strictEqual(gone._tag, "SessionGoneError")
+        const get = yield* Effect.flip(sessions.get(h, "k"))
+        assert.strictEqual(get._tag, "SessionGoneError")
+        assert.strictEqual((yield* sessions.resolve(tok(r), browser)).outcome, "missing")
+        expect(briefs(yield* drain(q))).toStrictEqual([])
+      }).pipe(Effect.provide(serviceLayer({ idleTimeout: "30 minutes", cache }))))
+  }
+
   it.scoped("feature: session events — the stream form, and events encode and decode through the Schema union", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions

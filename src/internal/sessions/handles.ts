@@ -133,7 +133,7 @@ export const makeHandles = ({ cache, clock, config, events, tokens }: Env, recor
 
   const reach = (handle: ActiveSession): Effect.Effect<Option.Option<Session>, SessionStoreError> => {
     const tk = tokenKeyOf(handle)
-    return Effect.flatMap(cache.get(tk), (cached) =>
+    return Effect.flatMap(records.cached(tk), (cached) =>
       Option.isSome(cached) && cached.value._tag === "Session"
         ? Effect.succeed(cached.value.key === handle.session.key && cached.value.tokenKey === tk ? Option.some(cached.value) : Option.none())
         : Effect.map(walk(handle, tk), Option.map((r) => r.session)))

@@ -16,6 +16,8 @@ import { metrics } from "./metrics.js"
 
 /** @internal */
 export interface Records {
+  /** The cached record under a token key, while it is before its deadline (a dead one is dropped). */
+  readonly cached: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>>
   /** The record under a token key: the cache while it is before its deadline, else the store. */
   readonly load: (tokenKey: string) => Effect.Effect<Option.Option<TokenRecord>, SessionStoreError>
   /**
@@ -35,15 +37,19 @@ export const makeRecords = ({ cache, clock, config, store }: Env, book: Invalida
   const retained = (record: TokenRecord, now: number): boolean =>
     (record._tag === "Session" ? S.expiresAt(record, config) : record.expiresAt) > now
 
+  const cached = (tk: string): Effect.Effect<Option.Option<TokenRecord>> =>
+    Effect.flatMap(cache.get(tk), (hit) =>
+      Option.isNone(hit)
+        ? Effect.succeed(hit)
+        : Effect.suspend(() =>
+          retained(hit.value, clock.unsafeCurrentTimeMillis())
+            ? Effect.succeed(hit)
+            : Effect.as(cache.invalidate(tk), Option.none())
+        ))
+
   const load = (tk: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
-    Effect.flatMap(cache.get(tk), (cached) => {
-      if (Option.isSome(cached)) {
-        return Effect.suspend(() =>
-          retained(cached.value, clock.unsafeCurrentTimeMillis())
-            ? Effect.as(Metric.increment(metrics.cacheHits), cached)
-            : Effect.zipRight(cache.invalidate(tk), load(tk))
-        )
-      }
+    Effect.flatMap(cached(tk), (hit) => {
+      if (Option.isSome(hit)) return Effect.as(Metric.increment(metrics.cacheHits), hit)
       const epoch = book.epoch()
       return store.load(tk).pipe(
         Effect.tap((record) =>
@@ -55,16 +61,19 @@ export const makeRecords = ({ cache, clock, config, store }: Env, book: Invalida
       )
     })
 
+  // Like `load`, the cache answers only before the record's deadline: past it only the store
+  // knows whether the session is still kept (an expiry to report) or already forgotten.
   const latest = (sessionKey: string, tk: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
-    Effect.flatMap(cache.get(tk), (cached) =>
-      Option.isSome(cached) && cached.value._tag === "Session"
-        ? Effect.succeed(cached.value.key === sessionKey && cached.value.tokenKey === tk ? Option.some(cached.value) : Option.none())
+    Effect.flatMap(cached(tk), (hit) =>
+      Option.isSome(hit) && hit.value._tag === "Session"
+        ? Effect.succeed(hit.value.key === sessionKey && hit.value.tokenKey === tk ? Option.some(hit.value) : Option.none())
         : Effect.map(
           store.load(tk),
           (record) => record.pipe(Option.filter((r): r is Session => r._tag === "Session" && r.key === sessionKey && r.tokenKey === tk))
         ))
 
   return {
+    cached,
     load,
     latest,
     remember: (session) => cache.set(session.tokenKey, session),
