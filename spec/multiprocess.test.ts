@@ -8,7 +8,7 @@
  * Then: log in on process 1, log out everywhere on process 2, and the next `GET /api/me` on every
  * process (with the cookie still held) sees nobody.
  *
- * Budget: under 60 s per store (start-up included). Every child is killed in `afterAll`, also
+ * Budget: under 150 s per store (start-up included; 15–25 s on an idle machine). Every child is killed in `afterAll`, also
  * when a test fails.
  */
 import { randomBytes } from "node:crypto"
@@ -24,9 +24,13 @@ const PROCESSES = 3
 const CLIENTS = 50
 const REQUESTS = 3_000
 /** No single request may take longer (a hung request fails the test instead of the budget). */
-const REQUEST_TIMEOUT_MS = 10_000
-/** The load phase must end by then. */
-const LOAD_DEADLINE_MS = 40_000
+const REQUEST_TIMEOUT_MS = 30_000
+/**
+ * The load phase must end by then: far above the run's length on an idle machine (15–25 s), so
+ * that a machine busy with other test files is not reported as a failure; what the test judges is
+ * that no update is lost and no session forks, not the speed.
+ */
+const LOAD_DEADLINE_MS = 100_000
 
 afterAll(killAll)
 
@@ -177,7 +181,7 @@ const scenario = (store: string, env: () => Record<string, string>) => {
         deepStrictEqual(json(me), { user: null, count: 0 }, `process ${p + 1} after the logout everywhere`)
       }
       figures.push(`${store}: final counter ${REQUESTS} on every process; logOutEverywhere seen by the next request on every process`)
-    }, 60_000)
+    }, 150_000)
   })
 }
 
