@@ -1,0 +1,137 @@
+/**
+ * A throw-away Redis Cluster for the tests and the bench: three primaries with one replica each,
+ * on six loopback ports, started and stopped by scripts/redis-cluster.sh (the one implementation
+ * that .ci/run uses too).
+ *
+ * - {@link clusterNodesFromEnv}: the CI-wide cluster (`REDIS_CLUSTER_NODES`, started by .ci/run);
+ *   tests that only read and write use it.
+ * - {@link startCluster}: a private cluster in a temporary directory, on six free ports found
+ *   from a base port; tests that kill nodes (the failover test) and the bench start their own and
+ *   `stop()` it (by the PIDs in its pidfiles), never the CI-wide one.
+ */
+import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { listening, root } from "./processes.js"
+
+/** The harness script. */
+export const SCRIPT: string = join(root, "scripts/redis-cluster.sh")
+
+/** A node's address. */
+export interface NodeAddress {
+  readonly host: string
+  readonly port: number
+}
+
+/** Parses `host:port,host:port,…` (the format of `REDIS_CLUSTER_NODES`). */
+export const parseNodes = (text: string): Array<NodeAddress> =>
+  text.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => {
+    const colon = s.lastIndexOf(":")
+    const port = Number(s.slice(colon + 1))
+    if (colon <= 0 || !Number.isInteger(port) || port <= 0) throw new Error(`not host:port: ${JSON.stringify(s)}`)
+    return { host: s.slice(0, colon), port }
+  })
+
+/** The CI-wide cluster's nodes (`REDIS_CLUSTER_NODES`), or `undefined` when unset. */
+export const clusterNodesFromEnv = (): string | undefined => {
+  const value = process.env["REDIS_CLUSTER_NODES"]
+  return value === undefined || value.trim() === "" ? undefined : value.trim()
+}
+
+/** Whether the harness can run here (redis-server and redis-cli on the PATH). */
+export const haveClusterTools = (): Promise<boolean> =>
+  new Promise((resolve) => {
+    execFile("bash", ["-c", `command -v "\${REDIS_SERVER:-redis-server}" && command -v "\${REDIS_CLI:-redis-cli}"`], (error) => resolve(error === null))
+  })
+
+const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, timeoutMs = 90_000): Promise<string> =>
+  new Promise((resolve, reject) => {
+    execFile("bash", [SCRIPT, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs }, (error, stdout, stderr) => {
+      if (error !== null) reject(new Error(`redis-cluster.sh ${args.join(" ")}: ${error.message}\n${stderr.trim()}`))
+      else resolve(stdout)
+    })
+  })
+
+/** Whether `base` … `base+5` and their cluster bus ports (+10000) are all free on 127.0.0.1. */
+const rangeFree = async (base: number): Promise<boolean> => {
+  for (let i = 0; i < 6; i++) {
+    if ((await listening(base + i, 200)) || (await listening(base + i + 10_000, 200))) return false
+  }
+  return true
+}
+
+/** A private cluster. */
+export interface Cluster {
+  readonly dir: string
+  readonly ports: ReadonlyArray<number>
+  /** `127.0.0.1:p,…` (the format of `REDIS_CLUSTER_NODES`). */
+  readonly nodes: string
+  readonly addresses: ReadonlyArray<NodeAddress>
+  /** The PID of the redis-server on `port` (from its pidfile). */
+  readonly pidOf: (port: number) => number
+  /** SIGKILL of the node on `port`. */
+  readonly kill: (port: number) => void
+  /** Stops every node by PID and removes the directory; safe to call twice. */
+  readonly stop: () => Promise<void>
+}
+
+const started = new Set<Cluster>()
+
+/** Stops every cluster started here that is still running (for `afterAll`). */
+export const stopAllClusters = async (): Promise<void> => {
+  await Promise.all([...started].map((c) => c.stop()))
+}
+
+/**
+ * Starts a private cluster on the first six free consecutive ports from `fromPort` (tried in steps
+ * of 10, `attempts` times); `nodeTimeoutMs` is its `cluster-node-timeout` (default 1000).
+ */
+export const startCluster = async (
+  options: { readonly fromPort: number; readonly attempts?: number; readonly nodeTimeoutMs?: number }
+): Promise<Cluster> => {
+  let base: number | undefined
+  for (let i = 0; i < (options.attempts ?? 20); i++) {
+    const candidate = options.fromPort + i * 10
+    if (await rangeFree(candidate)) {
+      base = candidate
+      break
+    }
+  }
+  if (base === undefined) throw new Error(`no six free ports from ${options.fromPort}`)
+  const parent = mkdtempSync(join(tmpdir(), "effect-sessions-cluster-"))
+  const dir = join(parent, "nodes")
+  const stdout = await run(["start", dir, String(base)], { REDIS_CLUSTER_NODE_TIMEOUT: String(options.nodeTimeoutMs ?? 1000) }).catch((e: unknown) => {
+    rmSync(parent, { recursive: true, force: true })
+    throw e
+  })
+  const match = /^REDIS_CLUSTER_NODES=(.+)$/m.exec(stdout)
+  if (match === null) throw new Error(`redis-cluster.sh start printed no node list:\n${stdout}`)
+  const nodes = match[1]!.trim()
+  const addresses = parseNodes(nodes)
+  const pidOf = (port: number) => Number(readFileSync(join(dir, String(port), "redis.pid"), "utf8").trim())
+  let stopped = false
+  const cluster: Cluster = {
+    dir,
+    ports: addresses.map((a) => a.port),
+    nodes,
+    addresses,
+    pidOf,
+    kill: (port) => {
+      process.kill(pidOf(port), "SIGKILL")
+    },
+    stop: async () => {
+      if (stopped) return
+      stopped = true
+      started.delete(cluster)
+      try {
+        await run(["stop", dir])
+      } finally {
+        rmSync(parent, { recursive: true, force: true })
+      }
+    }
+  }
+  started.add(cluster)
+  return cluster
+}
