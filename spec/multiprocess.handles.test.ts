@@ -16,6 +16,7 @@ import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, sleep, startScript } from "./helpers/processes.js"
+import { deleteClusterKeys, withCluster } from "./helpers/redisCluster.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
@@ -166,6 +167,12 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:ph:${runId}:`
   afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
+}, { describe, it })
+
+await withCluster((nodes) => {
+  const prefix = `es:ph:${runId}:c:`
+  afterAll(() => deleteClusterKeys(nodes, prefix))
+  scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 
 await withService("PostgreSQL", postgresUrl, () => {

@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto"
 import { afterAll, assert, describe, expect, it } from "vitest"
 import { killAll, type Running, startScript } from "./helpers/processes.js"
+import { deleteClusterKeys, withCluster } from "./helpers/redisCluster.js"
 import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
@@ -82,6 +83,12 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:mplim:${runId}:`
   afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
+}, { describe, it })
+
+await withCluster((nodes) => {
+  const prefix = `es:mplim:${runId}:c:`
+  afterAll(() => deleteClusterKeys(nodes, prefix))
+  scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 
 await withService("PostgreSQL", postgresUrl, () => {

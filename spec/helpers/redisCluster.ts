@@ -135,3 +135,116 @@ export const startCluster = async (
   started.add(cluster)
   return cluster
 }
+
+/** The primaries of a cluster now (from `CLUSTER NODES` of the first node that answers): their addresses and slot ranges. */
+export const primariesOf = async (nodes: string): Promise<Array<NodeAddress & { readonly id: string; readonly slots: ReadonlyArray<readonly [number, number]>; readonly replicas: ReadonlyArray<NodeAddress> }>> => {
+  const { Redis } = await import("ioredis")
+  let lastError: unknown
+  for (const address of parseNodes(nodes)) {
+    const client = new Redis({ host: address.host, port: address.port, lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
+    try {
+      await client.connect()
+      const text = (await client.call("CLUSTER", "NODES")) as string
+      const lines = text.trim().split("\n").map((l) => l.split(" "))
+      const addressOf = (field: string): NodeAddress => {
+        const hostPort = field.split("@")[0]!
+        const colon = hostPort.lastIndexOf(":")
+        return { host: hostPort.slice(0, colon), port: Number(hostPort.slice(colon + 1)) }
+      }
+      const alive = (flags: string) => !flags.includes("fail") && !flags.includes("handshake") && !flags.includes("noaddr")
+      return lines
+        .filter((f) => f[2]!.includes("master") && alive(f[2]!) && f.length > 8)
+        .map((f) => ({
+          id: f[0]!,
+          ...addressOf(f[1]!),
+          slots: f.slice(8).filter((r) => !r.startsWith("[")).map((r) => {
+            const [a, b] = r.split("-")
+            return [Number(a), Number(b ?? a)] as const
+          }),
+          replicas: lines.filter((g) => g[3] === f[0] && alive(g[2]!)).map((g) => addressOf(g[1]!))
+        }))
+    } catch (e) {
+      lastError = e
+    } finally {
+      client.disconnect()
+    }
+  }
+  throw new Error(`no node of ${nodes} answered CLUSTER NODES: ${String(lastError)}`)
+}
+
+/** Runs `f` with a plain (non-cluster) client of one node. */
+export const withNode = async <A>(address: NodeAddress, f: (client: import("ioredis").Redis) => Promise<A>): Promise<A> => {
+  const { Redis } = await import("ioredis")
+  const client = new Redis({ host: address.host, port: address.port, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 })
+  try {
+    await client.connect()
+    return await f(client)
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** The keys under `prefix` on one node (SCAN). */
+export const keysOn = (address: NodeAddress, prefix: string): Promise<Array<string>> =>
+  withNode(address, async (client) => {
+    const out: Array<string> = []
+    let cursor = "0"
+    do {
+      const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      out.push(...keys)
+      cursor = next
+    } while (cursor !== "0")
+    return out
+  })
+
+/** Deletes every key under `prefix` on every primary of the cluster (test clean-up; one key per DEL, as keys of several slots cannot share one). */
+export const deleteClusterKeys = async (nodes: string, prefix: string): Promise<void> => {
+  for (const primary of await primariesOf(nodes)) {
+    const keys = await keysOn(primary, prefix)
+    if (keys.length === 0) continue
+    await withNode(primary, async (client) => {
+      const pipeline = client.pipeline()
+      for (const key of keys) pipeline.del(key)
+      await pipeline.exec()
+    })
+  }
+}
+
+/** `DBSIZE` of every primary, in the order of their first slot. */
+export const dbsizes = async (nodes: string): Promise<Array<{ readonly node: string; readonly slots: string; readonly keys: number }>> => {
+  const primaries = (await primariesOf(nodes)).sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0))
+  return Promise.all(primaries.map(async (p) => ({
+    node: `${p.host}:${p.port}`,
+    slots: p.slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(","),
+    keys: await withNode(p, (client) => client.dbsize())
+  })))
+}
+
+/**
+ * Registers `register` with the CI-wide cluster's node list when `REDIS_CLUSTER_NODES` is set and
+ * its first node answers; otherwise a failing test (when services are required,
+ * `SESSIONS_REQUIRE_SERVICES=1`) or a visibly skipped suite with the reason.
+ */
+export const withCluster = async (
+  register: (nodes: string) => void,
+  api: { readonly describe: { (name: string, f: () => void): void; skip: (name: string, f: () => void) => void }; readonly it: (name: string, f: () => void) => void }
+): Promise<void> => {
+  const nodes = clusterNodesFromEnv()
+  const first = nodes === undefined ? undefined : parseNodes(nodes)[0]
+  const why = first === undefined
+    ? "REDIS_CLUSTER_NODES is not set (.ci/run starts a cluster with scripts/redis-cluster.sh)"
+    : (await listening(first.port, 1000)) ? undefined : `unreachable at ${first.host}:${first.port}`
+  if (why === undefined) return register(nodes!)
+  if (process.env["SESSIONS_REQUIRE_SERVICES"] === "1") {
+    api.describe("Redis Cluster", () => {
+      api.it("Redis Cluster is reachable", () => {
+        throw new Error(`Redis Cluster required but ${why} (SESSIONS_REQUIRE_SERVICES=1)`)
+      })
+    })
+    return
+  }
+  console.warn(`[effect-sessions] Redis Cluster: ${why}: its tests are skipped (set SESSIONS_REQUIRE_SERVICES=1 to fail instead)`)
+  api.describe.skip(`Redis Cluster (skipped: ${why})`, () => {
+    api.it("needs the service", () => {})
+  })
+}
