@@ -9,9 +9,8 @@
  *   from a base port; tests that kill nodes (the failover test) and the bench start their own and
  *   `stop()` it (by the PIDs in its pidfiles), never the CI-wide one.
  */
-import { execFile } from "node:child_process"
-import { readFileSync } from "node:fs"
-import { mkdtempSync, rmSync } from "node:fs"
+import { execFile, execFileSync } from "node:child_process"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { listening, root } from "./processes.js"
@@ -84,6 +83,18 @@ export const stopAllClusters = async (): Promise<void> => {
   await Promise.all([...started].map((c) => c.stop()))
 }
 
+/** The same, synchronously (for an `exit` or signal handler that cannot wait). */
+export const stopAllClustersSync = (): void => {
+  for (const c of [...started]) {
+    started.delete(c)
+    try {
+      execFileSync("bash", [SCRIPT, "stop", c.dir], { stdio: "ignore", timeout: 15_000 })
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+}
+
 /**
  * Starts a private cluster on the first six free consecutive ports from `fromPort` (tried in steps
  * of 10, `attempts` times); `nodeTimeoutMs` is its `cluster-node-timeout` (default 1000).
@@ -100,10 +111,10 @@ export const startCluster = async (
     }
   }
   if (base === undefined) throw new Error(`no six free ports from ${options.fromPort}`)
-  const parent = mkdtempSync(join(tmpdir(), "effect-sessions-cluster-"))
-  const dir = join(parent, "nodes")
+  // An empty directory of its own (the script fills it, and removes it on stop).
+  const dir = mkdtempSync(join(tmpdir(), "effect-sessions-cluster-"))
   const stdout = await run(["start", dir, String(base)], { REDIS_CLUSTER_NODE_TIMEOUT: String(options.nodeTimeoutMs ?? 1000) }).catch((e: unknown) => {
-    rmSync(parent, { recursive: true, force: true })
+    rmSync(dir, { recursive: true, force: true })
     throw e
   })
   const match = /^REDIS_CLUSTER_NODES=(.+)$/m.exec(stdout)
@@ -128,7 +139,7 @@ export const startCluster = async (
       try {
         await run(["stop", dir])
       } finally {
-        rmSync(parent, { recursive: true, force: true })
+        rmSync(dir, { recursive: true, force: true })
       }
     }
   }
