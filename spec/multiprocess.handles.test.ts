@@ -3,7 +3,8 @@
  * (spec/multiprocess/server.ts) share a store with the local cache off (`MAX_CACHE_SIZE=0`). An
  * attacker plants token T; 20 pollers (10 readers of `GET /api/me`, 10 writers of
  * `POST /api/mark`) hammer both processes with T while the victim logs in with T through the
- * second process. Ten log-ins per store.
+ * second process. Ten log-ins per store (Redis, a Redis Cluster when `REDIS_CLUSTER_NODES` is
+ * set, PostgreSQL).
  *
  * What must hold: no poller response shows the victim's user — in particular none that started
  * (was sent) after the log-in's answer arrived — and no poller write lands in the victim's session

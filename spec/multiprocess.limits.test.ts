@@ -1,6 +1,6 @@
 /**
  * The limit on a user's sessions across processes (`maxSessionsPerUser`, OWASP ASVS 7.1.2), on the
- * real Redis and the real PostgreSQL: two child processes run spec/multiprocess/server.ts with a
+ * real Redis, a Redis Cluster (`REDIS_CLUSTER_NODES`) and the real PostgreSQL: two child processes run spec/multiprocess/server.ts with a
  * limit of 3, and rounds of 8 simultaneous log-ins of one user (4 on each process, each from a
  * new client) race each other. The check and the claim happen inside the store in one atomic
  * step, so no round ever leaves more than 3 live sessions: with `endLeastRecentlyUsed` every
