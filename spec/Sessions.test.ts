@@ -39,7 +39,7 @@ const isDead = (sessions: Sessions.SessionsShape, token: string, client: Session
   Effect.map(sessions.resolve(token, client), (r) => Option.isNone(r.session))
 
 /** A well-formed token that no session has. */
-const strangerToken = "A".repeat(43)
+const strangerToken = "A".repeat(47)
 
 const counter = (old: Option.Option<Session.Json>): Session.Json => (Option.getOrElse(old, () => 0) as number) + 1
 
@@ -52,7 +52,7 @@ describe("Sessions: basics", () => {
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.create(browser)
-      assert.strictEqual(tok(h).length, 43)
+      assert.strictEqual(tok(h).length, 47)
       const r = yield* sessions.resolve(tok(h), browser)
       assert.strictEqual(r.outcome, "valid")
       assert.strictEqual(r.cookie, "none")
@@ -84,7 +84,7 @@ describe("Sessions: basics", () => {
         const sessions = yield* Sessions.Sessions
         const absent = yield* sessions.resolve(undefined, browser)
         deepStrictEqual([absent.outcome, absent.cookie], ["absent", "none"])
-        for (const bad of ["short", "A".repeat(44), "!".repeat(43), "A".repeat(42) + "="]) {
+        for (const bad of ["short", "A".repeat(48), "!".repeat(47), "A".repeat(46) + "="]) {
           const r = yield* sessions.resolve(bad, browser)
           deepStrictEqual([r.outcome, r.cookie], ["malformed", "clear"])
         }
