@@ -12,7 +12,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
-import { Redis as IORedis } from "ioredis"
+import { type Cluster, Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, connect, type Server, type Socket } from "node:net"
@@ -23,6 +23,7 @@ import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
+import { makeKeys } from "../src/internal/redis/keys.js"
 import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scripts.js"
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -247,23 +248,28 @@ const deleteKeysOnClose = (prefix: string) =>
     )
   }))
 
-const redisHooks = (prefix: string): SuiteOptions<RawRedis> => ({
-  corrupt: (tokenKey, garbage) =>
-    Effect.gen(function*() {
-      const redis = yield* RawRedis
-      const value = yield* Effect.promise(() => redis.get(`${prefix}t:${tokenKey}`))
-      if (value === null) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
-      if (value.startsWith("c:")) yield* Effect.promise(() => redis.hset(`${prefix}s:${value.slice(2)}`, "r", garbage))
-      else yield* Effect.promise(() => redis.set(`${prefix}t:${tokenKey}`, garbage, "KEEPTTL"))
-    }),
-  residue: (r: Residue) =>
-    Effect.gen(function*() {
-      const redis = yield* RawRedis
-      const keys = yield* Effect.promise(() => redis.exists(`${prefix}s:${r.sessionKey}`, ...r.tokenKeys.map((t) => `${prefix}t:${t}`)))
-      const indexed = r.userId === undefined ? 0 : yield* Effect.promise(() => redis.sismember(`${prefix}u:${r.userId}`, r.sessionKey))
-      return keys + indexed
-    })
-})
+/** The suite's hooks on raw Redis (a single server or a cluster client: one key per command). */
+const redisHooks = <I, S extends IORedis | Cluster>(prefix: string, tag: Context.Tag<I, S>): SuiteOptions<I> => {
+  const keys = makeKeys(prefix)
+  return {
+    corrupt: (tokenKey, garbage) =>
+      Effect.gen(function*() {
+        const redis = yield* tag
+        const value = yield* Effect.promise(() => redis.get(keys.token(tokenKey)))
+        if (value === null) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
+        if (value.startsWith("c:")) yield* Effect.promise(() => redis.hset(keys.session(value.slice(2)), "r", garbage))
+        else yield* Effect.promise(() => redis.set(keys.token(tokenKey), garbage, "KEEPTTL"))
+      }),
+    residue: (r: Residue) =>
+      Effect.gen(function*() {
+        const redis = yield* tag
+        let n = 0
+        for (const key of [keys.session(r.sessionKey), ...r.tokenKeys.map(keys.token)]) n += yield* Effect.promise(() => redis.exists(key))
+        const indexed = r.userId === undefined ? null : yield* Effect.promise(() => redis.zscore(keys.user(r.userId!), r.sessionKey))
+        return n + (indexed === null ? 0 : 1)
+      })
+  }
+}
 
 const redisPrefix = `es:t:${runId}:`
 
@@ -313,7 +319,7 @@ await withService("Redis", redisUrl, () => {
     Layer.provide(SecureRandom.layer)
   )
   const peer = RedisStore.layer({ url: redisUrl, prefix: redisPrefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
-  persistenceSuite("Redis", store, { ...redisHooks(redisPrefix), peer, ttl: true })
+  persistenceSuite("Redis", store, { ...redisHooks(redisPrefix, RawRedis), peer, ttl: true })
 
   layer(SecureRandom.layer, { excludeTestServices: true })("Redis outage", (it) => {
     const prefix = `${redisPrefix}outage:`
