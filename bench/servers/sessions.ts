@@ -62,13 +62,7 @@ const persistence = (): Layer.Layer<Persistence.Persistence, unknown> => {
     case "redis":
       return Redis.layer({ url: arg("url"), prefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     case "redis-cluster":
-      return Redis.layerCluster({
-        nodes: arg("nodes").split(",").map((s) => {
-          const colon = s.lastIndexOf(":")
-          return { host: s.slice(0, colon), port: Number(s.slice(colon + 1)) }
-        }),
-        prefix: arg("prefix")
-      }).pipe(Layer.provide(SecureRandom.layer))
+      return Redis.layerCluster({ nodes: arg("nodes"), prefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     default:
       throw new Error(`unknown store ${store}`)
   }

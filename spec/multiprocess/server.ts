@@ -65,13 +65,6 @@ const duration = (name: string, fallback: Duration.DurationInput): Duration.Dura
   return parsed.value
 }
 
-/** `host:port,host:port,…` as the cluster layer's seed nodes. */
-const clusterNodes = (text: string): Array<{ readonly host: string; readonly port: number }> =>
-  text.split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => {
-    const colon = s.lastIndexOf(":")
-    return { host: s.slice(0, colon), port: Number(s.slice(colon + 1)) }
-  })
-
 const store = (): Layer.Layer<Persistence, SessionStoreError | ConfigError.ConfigError> => {
   const kind = required("STORE")
   const prefix = required("PREFIX")
@@ -80,7 +73,7 @@ const store = (): Layer.Layer<Persistence, SessionStoreError | ConfigError.Confi
     case "redis":
       return Redis.layer({ url: required("REDIS_URL"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     case "redis-cluster":
-      return Redis.layerCluster({ nodes: clusterNodes(required("REDIS_CLUSTER_NODES")), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
+      return Redis.layerCluster({ nodes: required("REDIS_CLUSTER_NODES"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     case "postgres":
       return Pg.layer({ url: required("DATABASE_URL"), tablePrefix: prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     default:
