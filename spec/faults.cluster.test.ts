@@ -3,7 +3,7 @@
  * "Redis Cluster: failover and replication").
  *
  * A private cluster of its own (scripts/redis-cluster.sh via spec/helpers/redisCluster.ts: three
- * primaries with a replica each, `cluster-node-timeout` 1 s, on six free loopback ports from
+ * primaries with a replica each, `cluster-node-timeout` 5 s, on six free loopback ports from
  * `REDIS_CLUSTER_FAULT_BASE_PORT`, default 7010 — never the CI-wide cluster of
  * `REDIS_CLUSTER_NODES`) serves three server processes (spec/multiprocess/server.ts,
  * `STORE=redis-cluster`). Many sessions, spread over the slots, each get increments from a client
@@ -41,6 +41,13 @@ const PREFIX = `es:fc:${runId}:`
 const SESSIONS = 36
 const REQUEST_TIMEOUT_MS = 10_000
 const BASE_PORT = Number(process.env["REDIS_CLUSTER_FAULT_BASE_PORT"] ?? 7010)
+/**
+ * The cluster's `cluster-node-timeout`: long enough that the failover outlasts the client's own
+ * retries (ioredis retries a command on a closed connection or `CLUSTERDOWN` every 100 ms, up to
+ * 16 times, so a failover shorter than that is never seen by a request: it just waits), short
+ * enough for a quick test. Production clusters default to 15 s.
+ */
+const NODE_TIMEOUT_MS = 5000
 
 afterAll(async () => {
   await killAll()
@@ -94,7 +101,7 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
 
   it("the dead primary's sessions answer 503 (never a new session) until the promotion, the others 200; then all answer 200 with what the replica had, without a restart", async () => {
     assert.isTrue(tools, "redis-server and redis-cli are required (SESSIONS_REQUIRE_SERVICES=1)")
-    cluster = await startCluster({ fromPort: BASE_PORT, nodeTimeoutMs: 1000 })
+    cluster = await startCluster({ fromPort: BASE_PORT, nodeTimeoutMs: NODE_TIMEOUT_MS })
     servers = await Promise.all(
       [1, 2, 3].map((i) =>
         startScript(SERVER, { STORE: "redis-cluster", REDIS_CLUSTER_NODES: cluster!.nodes, PREFIX, ORIGIN_ID: `fault-c-${runId}-${i}` }, { timeoutMs: 120_000 })
@@ -157,7 +164,6 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
 
     // 1. The replica has everything acknowledged so far: a write of our own on the victim, then WAIT 1.
     const ackedBeforeWait = [...acked]
-    const victimSlot = victimNode.slots[0]![0]
     const replicated = await withNode(victimNode, async (client) => {
       const key = await keyOnNode(client, victimNode.slots, `${PREFIX}wait:`)
       await client.set(key, "1")
@@ -169,15 +175,24 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
     const killedAt = performance.now()
     cluster.kill(victimNode.port)
 
-    // Wait for the promotion: the replica is a primary with the victim's slots.
+    // Wait for the promotion, asking the replica itself (the first to know) every 20 ms: until
+    // `notYet` (when the last question that got "slave" was sent) the promotion had certainly not
+    // happened; from `promotedAt` (when "master" came back) it certainly had.
     const replica = victimNode.replicas[0]!
+    let notYet = killedAt
     let promotedAt: number | undefined
-    while (promotedAt === undefined && performance.now() - killedAt < 30_000) {
-      await sleep(50)
-      const now = await primariesOf(cluster.nodes).catch(() => [])
-      if (now.some((p) => p.port === replica.port && p.slots.some(([a, b]) => a <= victimSlot && victimSlot <= b))) promotedAt = performance.now()
-    }
-    assert.isDefined(promotedAt, "the replica was promoted within 30 s")
+    await withNode(replica, async (client) => {
+      while (promotedAt === undefined && performance.now() - killedAt < 60_000) {
+        const asked = performance.now()
+        const role = ((await client.call("ROLE")) as Array<unknown>)[0]
+        if (role === "master") promotedAt = performance.now()
+        else {
+          notYet = asked
+          await sleep(20)
+        }
+      }
+    })
+    assert.isDefined(promotedAt, "the replica was promoted within 60 s")
 
     // Recovery: every session answers 200 again (sent after the promotion), bounded.
     const recovered = new Set<number>()
@@ -189,7 +204,11 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
     stopped = true
     await clients
 
-    const output = () => servers.map((s, i) => `--- process ${i + 1}:\n${s.output().slice(-1500)}`).join("\n")
+    const timeline = () =>
+      `kill at 0 ms, not yet promoted at ${(notYet - killedAt).toFixed(0)} ms, promoted at ${(promotedAt! - killedAt).toFixed(0)} ms; the dead primary's sessions (sent → answered, status):\n` +
+      outcomes.filter((o) => onVictim(o.session) && o.doneAt > killedAt - 500).sort((a, b) => a.sentAt - b.sentAt).slice(0, 60)
+        .map((o) => `  ${(o.sentAt - killedAt).toFixed(0)} → ${(o.doneAt - killedAt).toFixed(0)}: ${o.status}`).join("\n")
+    const output = () => `${timeline()}\n${servers.map((s, i) => `--- process ${i + 1}:\n${s.output().slice(-1500)}`).join("\n")}`
     // No response ever removed the cookie; no non-200 carried a Set-Cookie; no status other than 200/503.
     const problems: Array<string> = []
     for (const o of outcomes) {
@@ -203,11 +222,11 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
     }
     deepStrictEqual(problems.slice(0, 20), [], output())
 
-    // During the failover (sent after the kill, answered before the promotion):
-    const during = outcomes.filter((o) => o.sentAt > killedAt && o.doneAt < promotedAt!)
+    // During the failover (sent after the kill, answered while the replica was still a replica):
+    const during = outcomes.filter((o) => o.sentAt > killedAt && o.doneAt < notYet)
     const victimDuring = during.filter((o) => onVictim(o.session))
     const othersDuring = during.filter((o) => !onVictim(o.session))
-    assert.isAbove(victimDuring.length, 0, "requests for the dead primary's sessions during the failover")
+    assert.isAbove(victimDuring.length, 0, `requests for the dead primary's sessions during the failover\n${timeline()}`)
     deepStrictEqual(victimDuring.filter((o) => o.status !== 503).map((o) => `session ${o.session}: ${o.status}`), [], "the dead primary's sessions answer 503")
     if (perPrimary.some((n, p) => p !== victim && n > 0)) {
       assert.isAbove(othersDuring.filter((o) => o.status === 200).length, 0, "the other slots answer during the failover")
@@ -236,7 +255,7 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
     figures.push(
       `cluster failover: sessions per primary ${perPrimary.join("/")}, victim ${victimNode.host}:${victimNode.port} (replica ${replica.host}:${replica.port}); ` +
         `${outcomes.length} requests, ${outcomes.filter((o) => o.status === 200).length} answered 200, ${victim503.length} answered 503 (all on the dead primary's sessions); ` +
-        `promotion ${(promotedAt! - killedAt).toFixed(0)} ms after the kill; 503s from ${(first503 - killedAt).toFixed(0)} to ${(last503 - killedAt).toFixed(0)} ms after the kill; ` +
+        `cluster-node-timeout ${NODE_TIMEOUT_MS} ms, replica promoted ${(notYet - killedAt).toFixed(0)}–${(promotedAt! - killedAt).toFixed(0)} ms after the kill; 503s from ${(first503 - killedAt).toFixed(0)} to ${(last503 - killedAt).toFixed(0)} ms after the kill; ` +
         `the dead primary's sessions answered 200 again ${(firstOkAfter - killedAt).toFixed(0)} ms after the kill; ` +
         `${othersDuring.length} requests on the other primaries during the failover, all 200; ` +
         `increments acknowledged between the WAIT and the kill, lost: ${lostPastWait}`

@@ -153,6 +153,7 @@ export const primariesOf = async (nodes: string): Promise<Array<NodeAddress & { 
   let lastError: unknown
   for (const address of parseNodes(nodes)) {
     const client = new Redis({ host: address.host, port: address.port, lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
+    client.on("error", () => {}) // a dead node: the next one is asked
     try {
       await client.connect()
       const text = (await client.call("CLUSTER", "NODES")) as string
@@ -186,7 +187,8 @@ export const primariesOf = async (nodes: string): Promise<Array<NodeAddress & { 
 /** Runs `f` with a plain (non-cluster) client of one node. */
 export const withNode = async <A>(address: NodeAddress, f: (client: import("ioredis").Redis) => Promise<A>): Promise<A> => {
   const { Redis } = await import("ioredis")
-  const client = new Redis({ host: address.host, port: address.port, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000 })
+  const client = new Redis({ host: address.host, port: address.port, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2000, retryStrategy: () => null })
+  client.on("error", () => {}) // reported by the command that fails
   try {
     await client.connect()
     return await f(client)
