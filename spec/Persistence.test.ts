@@ -29,7 +29,7 @@ import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { Redirect, Session } from "../src/Session.js"
 import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "../src/internal/testing/persistenceSuite.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisClusterKeys, deleteRedisKeys, postgresUrl, redisUrl, withRedisCluster, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -383,6 +383,44 @@ await withService("Redis", redisUrl, () => {
   describe("layerConfig (Redis)", () => {
     it.live("REDIS_URL builds the Redis store", () =>
       answers(RedisStore.layerConfig({ prefix: `${redisPrefix}cfg:` })).pipe(withEnv({ REDIS_URL: redisUrl })))
+  })
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster (REDIS_CLUSTER_NODES): the same suite, the same store module over a Cluster client
+// ---------------------------------------------------------------------------------------------
+
+class RawCluster extends Context.Tag("spec/RawCluster")<RawCluster, Cluster>() {}
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:tc:${runId}:`
+  const seeds = nodes.split(",").map((n) => {
+    const u = new URL(n.includes("://") ? n.trim() : `redis://${n.trim()}`)
+    return { host: u.hostname, port: Number(u.port) }
+  })
+  const rawCluster = Layer.scoped(
+    RawCluster,
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const { Cluster } = await import("ioredis")
+        const c = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+        await new Promise<void>((resolve) => c.once("ready", () => resolve()))
+        return c
+      }),
+      (c) => Effect.promise(() => c.quit())
+    )
+  )
+  const cleanUp = Layer.scopedDiscard(Effect.addFinalizer(() => Effect.promise(() => deleteRedisClusterKeys(prefix, nodes)).pipe(Effect.ignoreLogged)))
+  const store = Layer.mergeAll(RedisStore.layerCluster({ nodes, prefix, retention: 0 }), cleanUp).pipe(
+    Layer.provideMerge(rawCluster),
+    Layer.provide(SecureRandom.layer)
+  )
+  const peer = RedisStore.layerCluster({ nodes, prefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
+  persistenceSuite("Redis Cluster", store, { ...redisHooks(prefix, RawCluster), peer, ttl: true })
+
+  describe("layerClusterConfig (Redis Cluster)", () => {
+    it.live("REDIS_CLUSTER_NODES builds the Redis store on the cluster", () =>
+      answers(RedisStore.layerClusterConfig({ prefix: `${prefix}cfg:` })).pipe(withEnv({ REDIS_CLUSTER_NODES: nodes })))
   })
 }, { describe, it })
 
