@@ -113,7 +113,7 @@ export const dropPgTables = async (prefix: string): Promise<void> => {
 export const redisClusterNodes: string | undefined = process.env.REDIS_CLUSTER_NODES?.trim() || undefined
 
 /**
- * Registers `register` with the cluster's seed nodes when `REDIS_CLUSTER_NODES` is set and its
+ * Registers `register` with the cluster's starting nodes when `REDIS_CLUSTER_NODES` is set and its
  * first node answers; otherwise a failing test (when services are required) or a visibly skipped
  * suite with the reason, as {@link withService} does.
  */
@@ -142,7 +142,7 @@ export const withRedisCluster = async (
 }
 
 /**
- * Deletes every key under `prefix` on every primary of the cluster whose seed nodes are `nodes`
+ * Deletes every key under `prefix` on every primary of the cluster whose starting nodes are `nodes`
  * (test clean-up: SCAN sees one node's keys only).
  */
 export const deleteRedisClusterKeys = async (prefix: string, nodes: string): Promise<void> => {

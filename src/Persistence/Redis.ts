@@ -194,7 +194,7 @@ export const layerConfig = (
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A seed node of a cluster: `"host:port"` (an IPv6 host in brackets), `"redis://host:port"`, or
+ * A starting node of a cluster: `"host:port"` (an IPv6 host in brackets), `"redis://host:port"`, or
  * `{ host, port }`.
  *
  * @since 0.1.0
@@ -204,7 +204,7 @@ export type ClusterNode = ClusterNodeInput
 
 /**
  * Options of the Redis store on a cluster: those of {@link Options} without `url` and `client`,
- * plus the seed nodes (or a cluster client).
+ * plus the starting nodes (or a cluster client).
  *
  * @since 0.1.0
  * @category models

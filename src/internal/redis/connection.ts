@@ -103,7 +103,7 @@ export const openClient = (url: string, redisOptions: RedisOptions | undefined):
   )
 
 /**
- * Opens a cluster client over the seed `nodes` (with `redisOptions` over {@link failFastOptions}
+ * Opens a cluster client over the starting `nodes` (with `redisOptions` over {@link failFastOptions}
  * for each node's connection), failing fast as {@link openClient} does: no offline queue, and
  * commands during a failover fail after the node's command timeout instead of queueing. Closed
  * with the scope.

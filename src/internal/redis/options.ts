@@ -55,7 +55,7 @@ export type ClusterNodeInput = string | { readonly host: string; readonly port: 
 const validPort = (port: number) => Number.isInteger(port) && port >= 1 && port <= 65535
 
 /**
- * The seed nodes of a cluster: a non-empty list (an array, or text separated by commas, as
+ * The starting nodes of a cluster: a non-empty list (an array, or text separated by commas, as
  * `REDIS_CLUSTER_NODES` holds it) of {@link ClusterNodeInput}s, or a `ConfigError` naming `path`.
  * The message quotes no entry (a URL may hold a password).
  *
