@@ -418,6 +418,44 @@ await withRedisCluster((nodes) => {
   const peer = RedisStore.layerCluster({ nodes, prefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
   persistenceSuite("Redis Cluster", store, { ...redisHooks(prefix, RawCluster), peer, ttl: true })
 
+  layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener", (it) => {
+    it.effect("feature: when its subscriber connection ends, the store tells its consumers All, subscribes on a node again and hears the other processes' writes", () =>
+      Effect.gen(function*() {
+        const originId = `kill-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        // Heard before the kill.
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        // Kill exactly this store's subscriber connection, wherever it is.
+        const killed = yield* Effect.promise(async () => {
+          const { Cluster } = await import("ioredis")
+          const admin = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+          await new Promise<void>((resolve) => admin.once("ready", () => resolve()))
+          let n = 0
+          for (const node of admin.nodes("all")) {
+            const list = String(await node.call("CLIENT", "LIST"))
+            for (const line of list.split("\n")) {
+              const id = /\bid=(\d+)/.exec(line)?.[1]
+              if (id !== undefined && line.includes(`name=effect-sessions-sub:${originId} `)) n += Number(await node.call("CLIENT", "KILL", "ID", id))
+            }
+          }
+          admin.disconnect()
+          return n
+        })
+        assert.strictEqual(killed, 1, "one subscriber connection of this store")
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the reconnect")
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
+  })
+
   describe("layerClusterConfig (Redis Cluster)", () => {
     it.live("REDIS_CLUSTER_NODES builds the Redis store on the cluster", () =>
       answers(RedisStore.layerClusterConfig({ prefix: `${prefix}cfg:` })).pipe(withEnv({ REDIS_CLUSTER_NODES: nodes })))

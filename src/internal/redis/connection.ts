@@ -150,6 +150,18 @@ export const openSubscriber = (client: Redis): Effect.Effect<Redis, never, Scope
   )
 
 /**
+ * A connection to one node of a cluster for the subscription: no reconnecting of its own (the
+ * listener moves to another node when it ends), not resubscribing by itself. The caller closes it.
+ *
+ * @internal
+ */
+export const nodeSubscriber = (options: RedisOptions): Redis => {
+  const s = new Redis({ ...options, lazyConnect: false, enableOfflineQueue: true, autoResubscribe: false, retryStrategy: () => null })
+  s.on("error", ignoreErrors)
+  return s
+}
+
+/**
  * Defines the store's scripts on a client (once: a client shared by two stores keeps them).
  *
  * @internal
