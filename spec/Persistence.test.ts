@@ -29,7 +29,7 @@ import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { Redirect, Session } from "../src/Session.js"
 import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "../src/internal/testing/persistenceSuite.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisClusterKeys, deleteRedisKeys, postgresUrl, redisUrl, withRedisCluster, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -383,6 +383,82 @@ await withService("Redis", redisUrl, () => {
   describe("layerConfig (Redis)", () => {
     it.live("REDIS_URL builds the Redis store", () =>
       answers(RedisStore.layerConfig({ prefix: `${redisPrefix}cfg:` })).pipe(withEnv({ REDIS_URL: redisUrl })))
+  })
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster (REDIS_CLUSTER_NODES): the same suite, the same store module over a Cluster client
+// ---------------------------------------------------------------------------------------------
+
+class RawCluster extends Context.Tag("spec/RawCluster")<RawCluster, Cluster>() {}
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:tc:${runId}:`
+  const seeds = nodes.split(",").map((n) => {
+    const u = new URL(n.includes("://") ? n.trim() : `redis://${n.trim()}`)
+    return { host: u.hostname, port: Number(u.port) }
+  })
+  const rawCluster = Layer.scoped(
+    RawCluster,
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const { Cluster } = await import("ioredis")
+        const c = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+        await new Promise<void>((resolve) => c.once("ready", () => resolve()))
+        return c
+      }),
+      (c) => Effect.promise(() => c.quit())
+    )
+  )
+  const cleanUp = Layer.scopedDiscard(Effect.addFinalizer(() => Effect.promise(() => deleteRedisClusterKeys(prefix, nodes)).pipe(Effect.ignoreLogged)))
+  const store = Layer.mergeAll(RedisStore.layerCluster({ nodes, prefix, retention: 0 }), cleanUp).pipe(
+    Layer.provideMerge(rawCluster),
+    Layer.provide(SecureRandom.layer)
+  )
+  const peer = RedisStore.layerCluster({ nodes, prefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
+  persistenceSuite("Redis Cluster", store, { ...redisHooks(prefix, RawCluster), peer, ttl: true })
+
+  layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener", (it) => {
+    it.effect("feature: when its subscriber connection ends, the store tells its consumers All, subscribes on a node again and hears the other processes' writes", () =>
+      Effect.gen(function*() {
+        const originId = `kill-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        // Heard before the kill.
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        // Kill exactly this store's subscriber connection, wherever it is.
+        const killed = yield* Effect.promise(async () => {
+          const { Cluster } = await import("ioredis")
+          const admin = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+          await new Promise<void>((resolve) => admin.once("ready", () => resolve()))
+          let n = 0
+          for (const node of admin.nodes("all")) {
+            const list = String(await node.call("CLIENT", "LIST"))
+            for (const line of list.split("\n")) {
+              const id = /\bid=(\d+)/.exec(line)?.[1]
+              if (id !== undefined && line.includes(`name=effect-sessions-sub:${originId} `)) n += Number(await node.call("CLIENT", "KILL", "ID", id))
+            }
+          }
+          admin.disconnect()
+          return n
+        })
+        assert.strictEqual(killed, 1, "one subscriber connection of this store")
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the reconnect")
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
+  })
+
+  describe("layerClusterConfig (Redis Cluster)", () => {
+    it.live("REDIS_CLUSTER_NODES builds the Redis store on the cluster", () =>
+      answers(RedisStore.layerClusterConfig({ prefix: `${prefix}cfg:` })).pipe(withEnv({ REDIS_CLUSTER_NODES: nodes })))
   })
 }, { describe, it })
 

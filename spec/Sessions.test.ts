@@ -77,6 +77,36 @@ describe("Sessions: basics", () => {
       deepStrictEqual({ ...again.session.data }, { n: 2, when: "1970-01-02T00:00:00.000Z" })
     }).pipe(Effect.provide(serviceLayer())))
 
+  for (const hashIdsAtRest of [true, false]) {
+    it.effect(`feature: every token of a session, and its token key, starts with the routing tag of its internal key; sessions draw their own tags (hashIdsAtRest: ${hashIdsAtRest})`, () =>
+      Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const tags = new Set<string>()
+        for (let i = 0; i < 20; i++) {
+          let h = yield* sessions.create(browser)
+          const tag = h.session.key.slice(0, 4)
+          expect(tag).toMatch(/^[0-9A-Za-z]{4}$/)
+          tags.add(tag)
+          const seen = new Set<string>()
+          for (const step of [
+            (x: Sessions.ActiveSession) => sessions.regenerateId(x),
+            (x: Sessions.ActiveSession) => sessions.logIn(x, `user-${i}`),
+            (x: Sessions.ActiveSession) => sessions.regenerateId(x, { grace: false }),
+            (x: Sessions.ActiveSession) => sessions.logOut(x)
+          ]) {
+            assert.strictEqual(tok(h).slice(0, 4), tag)
+            assert.strictEqual(h.session.tokenKey.slice(0, 4), tag)
+            assert.strictEqual(h.session.tokenKey === tok(h), !hashIdsAtRest)
+            seen.add(tok(h).slice(4))
+            h = yield* step(h)
+          }
+          assert.strictEqual(tok(h).slice(0, 4), tag)
+          assert.strictEqual(seen.size, 4, "fresh random bits after the tag every time")
+        }
+        assert.isAbove(tags.size, 15, "tags are drawn per session")
+      }).pipe(Effect.provide(serviceLayer({ hashIdsAtRest }))))
+  }
+
   it.effect("absent and malformed tokens resolve without a store call; create: true makes a new session", () =>
     Effect.gen(function*() {
       const counted = Testing.counted(yield* Persistence.makeMemory)

@@ -3,8 +3,8 @@
  * `cuid`s. All randomness comes from {@link SecureRandom}, all time from Effect's `Clock`.
  *
  * A token is a session's routing tag ({@link ROUTING_TAG_LENGTH} base62 characters, drawn at the
- * session's birth and the same for all its tokens: it tells a store where the session lives, see
- * DESIGN §10) followed by `tokenBytes` fresh random bytes in base64url. The tag is public and not
+ * session's birth and the same for all its tokens: it tells a store where the session lives, e.g.
+ * which Redis Cluster slot) followed by `tokenBytes` fresh random bytes in base64url. The tag is public and not
  * counted as entropy: the random part alone is at least 256 bits.
  *
  * @since 0.1.0

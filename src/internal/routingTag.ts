@@ -1,5 +1,5 @@
 /**
- * The routing tag of a session (DESIGN §10): a few public base62 characters drawn at the session's
+ * The routing tag of a session: a few public base62 characters drawn at the session's
  * birth, at the front of its internal key and of every token (and token key) it ever has, so that
  * a store can put all of a session's records in one place (one Redis Cluster slot) from any of
  * them. Defined here, apart from `Ids`, so that `hash.ts` can keep it in front of a hashed token.

@@ -103,7 +103,7 @@ export const openClient = (url: string, redisOptions: RedisOptions | undefined):
   )
 
 /**
- * Opens a cluster client over the seed `nodes` (with `redisOptions` over {@link failFastOptions}
+ * Opens a cluster client over the starting `nodes` (with `redisOptions` over {@link failFastOptions}
  * for each node's connection), failing fast as {@link openClient} does: no offline queue, and
  * commands during a failover fail after the node's command timeout instead of queueing. Closed
  * with the scope.
@@ -148,6 +148,18 @@ export const openSubscriber = (client: Redis): Effect.Effect<Redis, never, Scope
     }),
     close
   )
+
+/**
+ * A connection to one node of a cluster for the subscription: no reconnecting of its own (the
+ * listener moves to another node when it ends), not resubscribing by itself. The caller closes it.
+ *
+ * @internal
+ */
+export const nodeSubscriber = (options: RedisOptions): Redis => {
+  const s = new Redis({ ...options, lazyConnect: false, enableOfflineQueue: true, autoResubscribe: false, retryStrategy: () => null })
+  s.on("error", ignoreErrors)
+  return s
+}
 
 /**
  * Defines the store's scripts on a client (once: a client shared by two stores keeps them).

@@ -20,10 +20,10 @@
 import { Effect, Stream } from "effect"
 import type { Scope } from "effect"
 import { EventEmitter } from "node:events"
-import { type Cluster, Redis } from "ioredis"
+import type { Cluster, Redis } from "ioredis"
 import { INVALIDATE_ALL, type Invalidation, type SessionStoreError } from "../persistence.js"
 import { parseInvalidation } from "../invalidationMessage.js"
-import { connected, openSubscriber, unavailable } from "./connection.js"
+import { connected, nodeSubscriber, openSubscriber, unavailable } from "./connection.js"
 
 /**
  * What the listener gives the store: the stream of what other processes changed, and a way to
@@ -91,16 +91,13 @@ export const listenCluster = (
     const open = (isReset: boolean): Promise<void> => {
       const candidates = nodes()
       const node = candidates[next++ % candidates.length]!
-      const s = new Redis({
+      const s = nodeSubscriber({
         ...cluster.options.redisOptions,
         ...node,
-        lazyConnect: false,
-        enableOfflineQueue: true,
-        autoResubscribe: false,
-        retryStrategy: () => null,
-        connectTimeout: Math.min(connectTimeout, 2000)
+        connectTimeout: Math.min(connectTimeout, 2000),
+        // Named, so that an operator (or a test) can tell this process's subscriber in CLIENT LIST.
+        connectionName: `effect-sessions-sub:${originId.replace(/[^A-Za-z0-9_.:-]/g, "_")}`
       })
-      s.on("error", () => {})
       s.on("message", (ch: string, message: string) => hub.emit("message", ch, message))
       return s.subscribe(channel).then(
         () => {

@@ -1,5 +1,5 @@
 /**
- * The Redis store's key layout (DESIGN §10), the same on a single server and on a cluster. With a
+ * The Redis store's key layout, the same on a single server and on a cluster. With a
  * prefix `p` (default `sess:`):
  *
  * - `${p}{${tag}}:t:${tokenKey}`: a token record — `c:${sessionKey}` for a current token, the

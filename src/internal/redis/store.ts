@@ -83,7 +83,7 @@ class LeaseBusy extends Data.TaggedError("effect-sessions/RedisLeaseBusy")<{}> {
 export interface RedisStoreOptions {
   /** Connection URL of a single server, used when no client and no cluster nodes are given. */
   readonly url: string
-  /** The seed nodes of a cluster: the store opens a `Cluster` client over them. */
+  /** The starting nodes of a cluster: the store opens a `Cluster` client over them. */
   readonly nodes?: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
   /** Options of the cluster client the store creates. */
   readonly clusterOptions?: ClusterOptions | undefined
