@@ -17,8 +17,7 @@ import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, sleep, startScript } from "./helpers/processes.js"
-import { deleteClusterKeys, withCluster } from "./helpers/redisCluster.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables, deleteRedisClusterKeys, withRedisCluster } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -170,9 +169,9 @@ await withService("Redis", redisUrl, () => {
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
 }, { describe, it })
 
-await withCluster((nodes) => {
+await withRedisCluster((nodes) => {
   const prefix = `es:ph:${runId}:c:`
-  afterAll(() => deleteClusterKeys(nodes, prefix))
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
   scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 

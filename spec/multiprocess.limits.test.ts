@@ -10,8 +10,7 @@
 import { randomBytes } from "node:crypto"
 import { afterAll, assert, describe, expect, it } from "vitest"
 import { killAll, type Running, startScript } from "./helpers/processes.js"
-import { deleteClusterKeys, withCluster } from "./helpers/redisCluster.js"
-import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService, deleteRedisClusterKeys, withRedisCluster } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -85,9 +84,9 @@ await withService("Redis", redisUrl, () => {
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
 }, { describe, it })
 
-await withCluster((nodes) => {
+await withRedisCluster((nodes) => {
   const prefix = `es:mplim:${runId}:c:`
-  afterAll(() => deleteClusterKeys(nodes, prefix))
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
   scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 

@@ -3,8 +3,8 @@
  * on six loopback ports, started and stopped by scripts/redis-cluster.sh (the one implementation
  * that .ci/run uses too).
  *
- * - {@link clusterNodesFromEnv}: the CI-wide cluster (`REDIS_CLUSTER_NODES`, started by .ci/run);
- *   tests that only read and write use it.
+ * - the CI-wide cluster (`REDIS_CLUSTER_NODES`, started by .ci/run) is for tests that only read
+ *   and write: `withRedisCluster` and `deleteRedisClusterKeys` of spec/services.ts;
  * - {@link startCluster}: a private cluster in a temporary directory, on six free ports found
  *   from a base port; tests that kill nodes (the failover test) and the bench start their own and
  *   `stop()` it (by the PIDs in its pidfiles), never the CI-wide one.
@@ -32,12 +32,6 @@ export const parseNodes = (text: string): Array<NodeAddress> =>
     if (colon <= 0 || !Number.isInteger(port) || port <= 0) throw new Error(`not host:port: ${JSON.stringify(s)}`)
     return { host: s.slice(0, colon), port }
   })
-
-/** The CI-wide cluster's nodes (`REDIS_CLUSTER_NODES`), or `undefined` when unset. */
-export const clusterNodesFromEnv = (): string | undefined => {
-  const value = process.env["REDIS_CLUSTER_NODES"]
-  return value === undefined || value.trim() === "" ? undefined : value.trim()
-}
 
 /** Whether the harness can run here (redis-server and redis-cli on the PATH). */
 export const haveClusterTools = (): Promise<boolean> =>
@@ -210,19 +204,6 @@ export const keysOn = (address: NodeAddress, prefix: string): Promise<Array<stri
     return out
   })
 
-/** Deletes every key under `prefix` on every primary of the cluster (test clean-up; one key per DEL, as keys of several slots cannot share one). */
-export const deleteClusterKeys = async (nodes: string, prefix: string): Promise<void> => {
-  for (const primary of await primariesOf(nodes)) {
-    const keys = await keysOn(primary, prefix)
-    if (keys.length === 0) continue
-    await withNode(primary, async (client) => {
-      const pipeline = client.pipeline()
-      for (const key of keys) pipeline.del(key)
-      await pipeline.exec()
-    })
-  }
-}
-
 /** `DBSIZE` of every primary, in the order of their first slot. */
 export const dbsizes = async (nodes: string): Promise<Array<{ readonly node: string; readonly slots: string; readonly keys: number }>> => {
   const primaries = (await primariesOf(nodes)).sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0))
@@ -231,33 +212,4 @@ export const dbsizes = async (nodes: string): Promise<Array<{ readonly node: str
     slots: p.slots.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(","),
     keys: await withNode(p, (client) => client.dbsize())
   })))
-}
-
-/**
- * Registers `register` with the CI-wide cluster's node list when `REDIS_CLUSTER_NODES` is set and
- * its first node answers; otherwise a failing test (when services are required,
- * `SESSIONS_REQUIRE_SERVICES=1`) or a visibly skipped suite with the reason.
- */
-export const withCluster = async (
-  register: (nodes: string) => void,
-  api: { readonly describe: { (name: string, f: () => void): void; skip: (name: string, f: () => void) => void }; readonly it: (name: string, f: () => void) => void }
-): Promise<void> => {
-  const nodes = clusterNodesFromEnv()
-  const first = nodes === undefined ? undefined : parseNodes(nodes)[0]
-  const why = first === undefined
-    ? "REDIS_CLUSTER_NODES is not set (.ci/run starts a cluster with scripts/redis-cluster.sh)"
-    : (await listening(first.port, 1000)) ? undefined : `unreachable at ${first.host}:${first.port}`
-  if (why === undefined) return register(nodes!)
-  if (process.env["SESSIONS_REQUIRE_SERVICES"] === "1") {
-    api.describe("Redis Cluster", () => {
-      api.it("Redis Cluster is reachable", () => {
-        throw new Error(`Redis Cluster required but ${why} (SESSIONS_REQUIRE_SERVICES=1)`)
-      })
-    })
-    return
-  }
-  console.warn(`[effect-sessions] Redis Cluster: ${why}: its tests are skipped (set SESSIONS_REQUIRE_SERVICES=1 to fail instead)`)
-  api.describe.skip(`Redis Cluster (skipped: ${why})`, () => {
-    api.it("needs the service", () => {})
-  })
 }
