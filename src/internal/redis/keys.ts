@@ -7,7 +7,8 @@
  * - `${p}{${tag}}:s:${sessionKey}`: the session, a hash (`v` version, `t` current token key, `u`
  *   user — `""` or `"+" + userId` —, `r` the Codec JSON, `e` the deadline in epoch ms);
  * - `${p}{u:${userKey}}`: the user index, a sorted set of session keys scored by an upper bound
- *   of each session's deadline; `${p}{u:${userKey}}:limit`: the lease that serialises the
+ *   of each session's deadline (a session key starts with its routing tag, so a member names the
+ *   session's slot as a `tag:sessionKey` member would); `${p}{u:${userKey}}:limit`: the lease that serialises the
  *   limited log-ins of the user (`maxSessionsPerUser`);
  * - `${p}invalidate`: the invalidation channel (not a key).
  *
