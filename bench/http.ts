@@ -16,10 +16,16 @@ import { SqlClient } from "@effect/sql/SqlClient"
 import autocannon from "autocannon"
 import { Effect, Redacted } from "effect"
 import { Redis } from "ioredis"
+import { type Cluster, dbsizes, haveClusterTools, startCluster } from "../spec/helpers/redisCluster.js"
 import { distinctScenario, HOT, NAMES, type Row } from "./report.js"
 
 export const PG_URL = process.env["BENCH_PG_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 export const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+/**
+ * The Redis Cluster row starts a cluster of its own (scripts/redis-cluster.sh: three primaries
+ * with a replica each) on the first six free loopback ports from here (default 7020).
+ */
+export const CLUSTER_BASE_PORT = Number(process.env["BENCH_CLUSTER_BASE_PORT"] ?? 7020)
 
 export interface HttpSettings {
   readonly smoke: boolean
@@ -39,11 +45,13 @@ export interface HttpSettings {
   readonly log: (line: string) => void
 }
 
-type Service = "pg" | "redis"
+type Service = "pg" | "redis" | "cluster"
 
 interface Prepared {
   readonly args: ReadonlyArray<string>
   readonly cleanup: () => Promise<void>
+  /** Figures of the store after both scenarios, added to the distinct-sessions row's `extra`. */
+  readonly figures?: () => Promise<Record<string, number | string>>
 }
 
 interface ServerSpec {
@@ -120,6 +128,29 @@ export const SERVERS: ReadonlyArray<ServerSpec> = [
     prepare: async () => {
       const prefix = `bench:${runId}:es:`
       return { args: ["--store", "redis", "--url", REDIS_URL, "--prefix", prefix], cleanup: () => deleteRedisKeys(prefix) }
+    }
+  },
+  {
+    name: NAMES.redisCluster,
+    file: "bench/servers/sessions.ts",
+    sessions: true,
+    needs: "cluster",
+    prepare: async () => {
+      const prefix = `bench:${runId}:es:`
+      const cluster: Cluster = await startCluster({ fromPort: CLUSTER_BASE_PORT })
+      return {
+        args: ["--store", "redis-cluster", "--nodes", cluster.nodes, "--prefix", prefix],
+        // The keys of both scenarios, as the three primaries hold them (no clean-up: the cluster goes).
+        figures: async () => {
+          const sizes = await dbsizes(cluster.nodes)
+          return {
+            primaries: sizes.length,
+            dbsizePerPrimary: sizes.map((s) => `${s.node} (slots ${s.slots}): ${s.keys}`).join("; "),
+            ...Object.fromEntries(sizes.map((s, i) => [`dbsizePrimary${i + 1}`, s.keys]))
+          }
+        },
+        cleanup: () => cluster.stop()
+      }
     }
   },
   {
@@ -341,7 +372,7 @@ export const reachable = (port: number, timeoutMs = 1000): Promise<boolean> =>
     socket.once("error", () => done(false))
   })
 
-const servicePorts: Record<Service, number> = {
+const servicePorts: Record<Exclude<Service, "cluster">, number> = {
   pg: Number(new URL(PG_URL).port || 5432),
   redis: Number(new URL(REDIS_URL).port || 6379)
 }
@@ -354,8 +385,8 @@ const benchServer = async (spec: ServerSpec, settings: HttpSettings): Promise<Ar
   const hot = hotRow(spec)
   const many: Row = { part: "http", name: spec.name, scenario: distinctScenario(settings.distinct), unit: "req/s" }
   const rows = [hot, many]
-  if (spec.needs !== undefined && !(await reachable(servicePorts[spec.needs]))) {
-    const why = `${spec.needs === "pg" ? "PostgreSQL" : "Redis"} unreachable`
+  if (spec.needs !== undefined && !(spec.needs === "cluster" ? await haveClusterTools() : await reachable(servicePorts[spec.needs]))) {
+    const why = spec.needs === "cluster" ? "redis-server / redis-cli not found (the cluster harness needs them)" : `${spec.needs === "pg" ? "PostgreSQL" : "Redis"} unreachable`
     for (const r of rows) {
       if (settings.requireServices) r.failed = why
       else r.skipped = why
@@ -363,7 +394,15 @@ const benchServer = async (spec: ServerSpec, settings: HttpSettings): Promise<Ar
     settings.log(`  http   ${spec.name}: ${why}${settings.requireServices ? " (required)" : ", skipped"}`)
     return rows
   }
-  const prepared = await spec.prepare()
+  let prepared: Prepared
+  try {
+    prepared = await spec.prepare()
+  } catch (e) {
+    const why = (e as Error).message
+    for (const r of rows) r.failed = `store: ${why.split("\n")[0]}`
+    settings.log(`  http   ${spec.name}: store failed: ${why}`)
+    return rows
+  }
   let server: Running | undefined
   try {
     server = await startServer(spec.file, prepared.args, settings)
@@ -449,6 +488,15 @@ const benchServer = async (spec: ServerSpec, settings: HttpSettings): Promise<Ar
     } catch (e) {
       many.failed = (e as Error).message.split("\n")[0]!
       settings.log(`  http   ${spec.name} / ${many.scenario}: FAILED ${(e as Error).message}\n${indent(server.output())}`)
+    }
+    if (prepared.figures !== undefined) {
+      try {
+        const figures = await prepared.figures()
+        many.extra = { ...many.extra, ...figures }
+        settings.log(`  http   ${spec.name}: ${Object.entries(figures).filter(([k]) => !/^dbsizePrimary\d/.test(k)).map(([k, v]) => `${k} ${v}`).join(", ")}`)
+      } catch (e) {
+        settings.log(`  http   ${spec.name}: store figures failed: ${String(e)}`)
+      }
     }
   } catch (e) {
     const why = (e as Error).message

@@ -126,6 +126,12 @@ export const table = (rows: ReadonlyArray<Row>): string => {
   return out.join("\n")
 }
 
+/** Lines printed under the table: how a cluster row's keys spread over its primaries (their DBSIZE after the run). */
+export const notes = (rows: ReadonlyArray<Row>): Array<string> =>
+  rows.flatMap((r) =>
+    typeof r.extra?.["dbsizePerPrimary"] === "string" ? [`${r.name}: keys per primary after the run (DBSIZE): ${r.extra["dbsizePerPrimary"]}`] : []
+  )
+
 export const header = (results: Omit<Results, "rows" | "durationSeconds" | "loadAverageAtEnd">): string => {
   const m = results.machine
   return [
@@ -148,6 +154,7 @@ export const NAMES = {
   sqlite: "(b) effect-sessions, SQLite",
   pg: "(b) effect-sessions, PostgreSQL",
   redis: "(b) effect-sessions, Redis",
+  redisCluster: "(b) effect-sessions, Redis Cluster",
   expressMemory: "(c) express-session, MemoryStore",
   expressRedis: "(c) express-session, connect-redis",
   node: "(d) node:http, no sessions",

@@ -23,7 +23,8 @@ import { killAll, runHttp } from "./http.js"
 import { killMemoryChildren, runMemory } from "./memory.js"
 import { runMicro } from "./micro.js"
 import { chart } from "./chart.js"
-import { applyTargets, callersOf, formatFrames, header, machine, type Part, problems, type Results, type Row, table, topFrames } from "./report.js"
+import { stopAllClustersSync } from "../spec/helpers/redisCluster.js"
+import { applyTargets, callersOf, formatFrames, header, machine, notes, type Part, problems, type Results, type Row, table, topFrames } from "./report.js"
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
@@ -48,7 +49,7 @@ const main = async (): Promise<number> => {
   const render = option("table")
   if (render !== undefined) {
     const saved = JSON.parse(readFileSync(render, "utf8")) as Results
-    console.log(`${header(saved)}\n\n${table(saved.rows)}\n\n${saved.rows.length} rows in ${saved.durationSeconds} s (load average at the end ${saved.loadAverageAtEnd})`)
+    console.log(`${header(saved)}\n\n${[table(saved.rows), ...notes(saved.rows)].join("\n")}\n\n${saved.rows.length} rows in ${saved.durationSeconds} s (load average at the end ${saved.loadAverageAtEnd})`)
     return 0
   }
 
@@ -118,6 +119,7 @@ const main = async (): Promise<number> => {
 
   log("")
   log(table(rows))
+  for (const line of notes(rows)) log(line)
   log("")
   log(`${rows.length} rows in ${durationSeconds} s (load average at the end ${loadAverageAtEnd}); results written to ${out}, the chart to ${svg}`)
 
@@ -132,6 +134,8 @@ const main = async (): Promise<number> => {
 const killChildren = () => {
   killAll()
   killMemoryChildren()
+  // the Redis Cluster row's own cluster, when a run ends before the row's clean-up
+  stopAllClustersSync()
 }
 
 const bail = (why: string) => {

@@ -10,14 +10,16 @@ import { connect } from "node:net"
 import { COOKIE, countedMemory, isRemoval, listen, sendPromise, sessionServer, totalCalls } from "./helpers/http.js"
 
 /** A well-formed token of the default size (32 bytes): the only thing that may reach the store. */
-const WELL_FORMED = /^[A-Za-z0-9_-]{43}$/
+const WELL_FORMED = /^[A-Za-z0-9]{4}[A-Za-z0-9_-]{43}$/
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 const base64urlChar = fc.constantFrom(...ALPHABET.split(""))
 const base64url = (min: number, max: number) => fc.array(base64urlChar, { minLength: min, maxLength: max }).map((a) => a.join(""))
 
-/** A string that looks like a token: right alphabet and length. */
-const tokenLike = base64url(43, 43)
+const base62 = fc.array(fc.constantFrom(..."ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".split("")), { minLength: 4, maxLength: 4 }).map((a) => a.join(""))
+
+/** A string that looks like a token: a base62 routing tag, then base64url, the right length. */
+const tokenLike = fc.tuple(base62, base64url(43, 43)).map(([tag, rest]) => tag + rest)
 
 /** Characters outside the token alphabet: separators, padding, spaces, quotes, unicode. */
 const foreignChar = fc.oneof(
@@ -28,10 +30,12 @@ const foreignChar = fc.oneof(
 /** Values of the session cookie that are never well-formed. */
 const badToken = fc.oneof(
   // wrong lengths
-  base64url(0, 42),
-  base64url(44, 200),
+  base64url(0, 46),
+  base64url(48, 200),
+  // right length, a base64url-only character in the routing tag
+  fc.tuple(tokenLike, fc.nat(3), fc.constantFrom("-", "_")).map(([t, i, c]) => t.slice(0, i) + c + t.slice(i + 1)),
   // right length, wrong alphabet
-  fc.tuple(tokenLike, fc.nat(42), foreignChar).map(([t, i, c]) => t.slice(0, i) + c + t.slice(i + 1)),
+  fc.tuple(tokenLike, fc.nat(46), foreignChar).map(([t, i, c]) => t.slice(0, i) + c + t.slice(i + 1)),
   // quoted
   tokenLike.map((t) => `"${t}"`),
   // unicode of any kind
@@ -201,7 +205,7 @@ describe("Http: fuzzed Cookie headers", () => {
         numRuns: 100,
         seed: 42
       })
-      const fixed = [`${COOKIE}=\u0001`, `${COOKIE}=${"A".repeat(42)}\u0000`, `${COOKIE}=${"A".repeat(43)}\u007f`, `${COOKIE}=\u00ff\u00fe`].map((s) => Buffer.from(s, "latin1"))
+      const fixed = [`${COOKIE}=\u0001`, `${COOKIE}=${"A".repeat(46)}\u0000`, `${COOKIE}=${"A".repeat(47)}\u007f`, `${COOKIE}=\u00ff\u00fe`].map((s) => Buffer.from(s, "latin1"))
       for (const bytes of [...fixed, Buffer.from([0x69, 0x64, 0x3d, 0xc3, 0x28]), ...samples]) {
         const status = yield* Effect.promise(() => rawStatus(url, bytes))
         assert.isAbove(status, 0)
@@ -214,7 +218,7 @@ describe("Http: fuzzed Cookie headers", () => {
     Effect.gen(function*() {
       const store = yield* countedMemory
       const url = yield* listen(sessionServer(store.layer))
-      const r = yield* Effect.promise(() => sendPromise(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(43)}; pad=${"x".repeat(20_000)}` }))
+      const r = yield* Effect.promise(() => sendPromise(`${url}/read`, { cookie: `${COOKIE}=${"A".repeat(47)}; pad=${"x".repeat(20_000)}` }))
       assert.strictEqual(r.status, 431)
       deepStrictEqual(store.calls(), {})
     }))

@@ -31,28 +31,53 @@ const chiSquare = (counts: ReadonlyArray<number>): number => {
 const CHI2_61_Q999 = 100.888
 
 describe("Ids.sessionId and isWellFormedToken", () => {
-  it("a session ID is 43 base64url characters (32 bytes, canonical) and well formed", () => {
+  const BASE62_SET = new Set(BASE62)
+  /** The expected format, written out: 4 base62 characters, then `n` base64url ones. */
+  const wellFormed = (s: string, n: number) =>
+    s.length === 4 + n && [...s.slice(0, 4)].every((c) => BASE62_SET.has(c)) && [...s.slice(4)].every((c) => BASE64URL.has(c))
+
+  it("a session ID is a 4-character base62 routing tag, then 43 base64url characters (32 bytes, canonical), and well formed", () => {
     for (let i = 0; i < 1000; i++) {
       const id = Redacted.value(run(Ids.sessionId()))
-      assert.strictEqual(id.length, 43)
-      assert.isTrue([...id].every((c) => BASE64URL.has(c)), id)
+      assert.strictEqual(id.length, 47)
+      assert.isTrue(wellFormed(id, 43), id)
       assert.isTrue(Ids.isWellFormedToken(id))
-      const bytes = Buffer.from(id, "base64url")
+      assert.strictEqual(Ids.routingTag(id), id.slice(0, 4))
+      const bytes = Buffer.from(id.slice(4), "base64url")
       assert.strictEqual(bytes.length, 32)
-      assert.strictEqual(bytes.toString("base64url"), id)
+      assert.strictEqual(bytes.toString("base64url"), id.slice(4))
     }
   })
 
-  it("the token size is at least 16 bytes and follows the requested size", () => {
-    for (const [bytes, length] of [[16, 22], [8, 22], [0, 22], [24, 32], [32, 43], [64, 86]] as const) {
+  it("feature: a token of a given routing tag keeps the tag in front, with fresh random bytes after it", () => {
+    const a = Redacted.value(run(Ids.sessionId(32, "Ab9z")))
+    const b = Redacted.value(run(Ids.sessionId(32, "Ab9z")))
+    assert.isTrue(a.startsWith("Ab9z") && b.startsWith("Ab9z"))
+    assert.notStrictEqual(a.slice(4), b.slice(4))
+    assert.strictEqual(Ids.routingTag(a), "Ab9z")
+  })
+
+  it("the random part is at least 32 bytes (256 bits, the tag not counted) and follows the requested size", () => {
+    for (const [bytes, length] of [[16, 47], [8, 47], [0, 47], [32, 47], [33, 48], [48, 68], [64, 90]] as const) {
       const id = Redacted.value(run(Ids.sessionId(bytes)))
       assert.strictEqual(id.length, length, `sessionId(${bytes})`)
-      assert.isTrue(Ids.isWellFormedToken(id, Math.max(16, bytes)))
+      assert.isTrue(Ids.isWellFormedToken(id, Math.max(32, bytes)))
     }
+    assert.strictEqual(Ids.MIN_TOKEN_BYTES, 32)
   })
 
-  it("tokenLength(n) is the length of n bytes in base64url", () => {
-    for (let n = 0; n <= 64; n++) assert.strictEqual(Ids.tokenLength(n), Buffer.alloc(n).toString("base64url").length, `n = ${n}`)
+  it("tokenLength(n) is the tag's length plus the length of n bytes in base64url", () => {
+    for (let n = 0; n <= 64; n++) assert.strictEqual(Ids.tokenLength(n), 4 + Buffer.alloc(n).toString("base64url").length, `n = ${n}`)
+  })
+
+  it("the routing tags of new tokens are uniform over base62 (chi-square, 0.1% level)", () => {
+    const counts = new Map<string, number>([...BASE62].map((c) => [c, 0]))
+    run(Effect.gen(function*() {
+      for (let i = 0; i < 5000; i++) {
+        for (const c of Ids.routingTag(Redacted.value(yield* Ids.sessionId()))) counts.set(c, counts.get(c)! + 1)
+      }
+    }))
+    assert.isBelow(chiSquare([...counts.values()]), CHI2_61_Q999)
   })
 
   it("the token is redacted when printed", () => {
@@ -61,10 +86,10 @@ describe("Ids.sessionId and isWellFormedToken", () => {
     assert.notInclude(JSON.stringify({ id }), Redacted.value(id))
   })
 
-  /** Strings close to a token: base64url of length 40–46, sometimes with a foreign character. */
+  /** Strings close to a token: base64url of length 44–50, sometimes with a foreign character. */
   const arbNearToken = fc
     .record({
-      chars: fc.array(fc.constantFrom(...BASE64URL), { minLength: 40, maxLength: 46 }),
+      chars: fc.array(fc.constantFrom(...BASE64URL), { minLength: 44, maxLength: 50 }),
       foreign: fc.option(fc.tuple(fc.nat(), fc.oneof(fc.constantFrom("+", "/", "=", " ", ".", "%", "é", "\u0000", "\n"), fc.string({ minLength: 1, maxLength: 1 })))),
     })
     .map(({ chars, foreign }) => {
@@ -74,20 +99,20 @@ describe("Ids.sessionId and isWellFormedToken", () => {
     })
 
   it.prop(
-    "isWellFormedToken accepts exactly the 43-character base64url strings",
-    { s: fc.oneof(arbNearToken, fc.string({ maxLength: 60 }), fc.string({ minLength: 43, maxLength: 43 })) },
+    "isWellFormedToken accepts exactly the strings of 4 base62 characters and 43 base64url ones",
+    { s: fc.oneof(arbNearToken, fc.string({ maxLength: 60 }), fc.string({ minLength: 47, maxLength: 47 })) },
     ({ s }) => {
-      const expected = s.length === 43 && [...s].every((c) => BASE64URL.has(c))
+      const expected = wellFormed(s, 43)
       assert.strictEqual(Ids.isWellFormedToken(s), expected, JSON.stringify(s))
     },
     RUNS
   )
 
   it.prop(
-    "isWellFormedToken(s, 16) accepts exactly the 22-character base64url strings",
-    { s: fc.array(fc.constantFrom(...BASE64URL, "+", "/", "="), { minLength: 20, maxLength: 24 }).map((a) => a.join("")) },
+    "isWellFormedToken(s, 48) accepts exactly the strings of 4 base62 characters and 64 base64url ones",
+    { s: fc.array(fc.constantFrom(...BASE64URL, "+", "/", "="), { minLength: 66, maxLength: 70 }).map((a) => a.join("")) },
     ({ s }) => {
-      assert.strictEqual(Ids.isWellFormedToken(s, 16), s.length === 22 && [...s].every((c) => BASE64URL.has(c)))
+      assert.strictEqual(Ids.isWellFormedToken(s, 48), wellFormed(s, 64))
     },
     RUNS
   )

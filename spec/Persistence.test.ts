@@ -12,7 +12,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
 import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
-import { Redis as IORedis } from "ioredis"
+import { type Cluster, Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, connect, type Server, type Socket } from "node:net"
@@ -23,12 +23,13 @@ import * as PgStore from "../src/Persistence/Pg.js"
 import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
+import { makeKeys } from "../src/internal/redis/keys.js"
 import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scripts.js"
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { Redirect, Session } from "../src/Session.js"
 import { invalidationText, makeSession, persistenceSuite, type Residue, type SuiteOptions, uid } from "../src/internal/testing/persistenceSuite.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisClusterKeys, deleteRedisKeys, postgresUrl, redisUrl, withRedisCluster, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -247,23 +248,28 @@ const deleteKeysOnClose = (prefix: string) =>
     )
   }))
 
-const redisHooks = (prefix: string): SuiteOptions<RawRedis> => ({
-  corrupt: (tokenKey, garbage) =>
-    Effect.gen(function*() {
-      const redis = yield* RawRedis
-      const value = yield* Effect.promise(() => redis.get(`${prefix}t:${tokenKey}`))
-      if (value === null) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
-      if (value.startsWith("c:")) yield* Effect.promise(() => redis.hset(`${prefix}s:${value.slice(2)}`, "r", garbage))
-      else yield* Effect.promise(() => redis.set(`${prefix}t:${tokenKey}`, garbage, "KEEPTTL"))
-    }),
-  residue: (r: Residue) =>
-    Effect.gen(function*() {
-      const redis = yield* RawRedis
-      const keys = yield* Effect.promise(() => redis.exists(`${prefix}s:${r.sessionKey}`, ...r.tokenKeys.map((t) => `${prefix}t:${t}`)))
-      const indexed = r.userId === undefined ? 0 : yield* Effect.promise(() => redis.sismember(`${prefix}u:${r.userId}`, r.sessionKey))
-      return keys + indexed
-    })
-})
+/** The suite's hooks on raw Redis (a single server or a cluster client: one key per command). */
+const redisHooks = <I, S extends IORedis | Cluster>(prefix: string, tag: Context.Tag<I, S>): SuiteOptions<I> => {
+  const keys = makeKeys(prefix)
+  return {
+    corrupt: (tokenKey, garbage) =>
+      Effect.gen(function*() {
+        const redis = yield* tag
+        const value = yield* Effect.promise(() => redis.get(keys.token(tokenKey)))
+        if (value === null) return yield* Effect.dieMessage(`no token ${tokenKey} to corrupt`)
+        if (value.startsWith("c:")) yield* Effect.promise(() => redis.hset(keys.session(value.slice(2)), "r", garbage))
+        else yield* Effect.promise(() => redis.set(keys.token(tokenKey), garbage, "KEEPTTL"))
+      }),
+    residue: (r: Residue) =>
+      Effect.gen(function*() {
+        const redis = yield* tag
+        let n = 0
+        for (const key of [keys.session(r.sessionKey), ...r.tokenKeys.map(keys.token)]) n += yield* Effect.promise(() => redis.exists(key))
+        const indexed = r.userId === undefined ? null : yield* Effect.promise(() => redis.zscore(keys.user(r.userId!), r.sessionKey))
+        return n + (indexed === null ? 0 : 1)
+      })
+  }
+}
 
 const redisPrefix = `es:t:${runId}:`
 
@@ -313,7 +319,7 @@ await withService("Redis", redisUrl, () => {
     Layer.provide(SecureRandom.layer)
   )
   const peer = RedisStore.layer({ url: redisUrl, prefix: redisPrefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
-  persistenceSuite("Redis", store, { ...redisHooks(redisPrefix), peer, ttl: true })
+  persistenceSuite("Redis", store, { ...redisHooks(redisPrefix, RawRedis), peer, ttl: true })
 
   layer(SecureRandom.layer, { excludeTestServices: true })("Redis outage", (it) => {
     const prefix = `${redisPrefix}outage:`
@@ -377,6 +383,82 @@ await withService("Redis", redisUrl, () => {
   describe("layerConfig (Redis)", () => {
     it.live("REDIS_URL builds the Redis store", () =>
       answers(RedisStore.layerConfig({ prefix: `${redisPrefix}cfg:` })).pipe(withEnv({ REDIS_URL: redisUrl })))
+  })
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster (REDIS_CLUSTER_NODES): the same suite, the same store module over a Cluster client
+// ---------------------------------------------------------------------------------------------
+
+class RawCluster extends Context.Tag("spec/RawCluster")<RawCluster, Cluster>() {}
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:tc:${runId}:`
+  const seeds = nodes.split(",").map((n) => {
+    const u = new URL(n.includes("://") ? n.trim() : `redis://${n.trim()}`)
+    return { host: u.hostname, port: Number(u.port) }
+  })
+  const rawCluster = Layer.scoped(
+    RawCluster,
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const { Cluster } = await import("ioredis")
+        const c = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+        await new Promise<void>((resolve) => c.once("ready", () => resolve()))
+        return c
+      }),
+      (c) => Effect.promise(() => c.quit())
+    )
+  )
+  const cleanUp = Layer.scopedDiscard(Effect.addFinalizer(() => Effect.promise(() => deleteRedisClusterKeys(prefix, nodes)).pipe(Effect.ignoreLogged)))
+  const store = Layer.mergeAll(RedisStore.layerCluster({ nodes, prefix, retention: 0 }), cleanUp).pipe(
+    Layer.provideMerge(rawCluster),
+    Layer.provide(SecureRandom.layer)
+  )
+  const peer = RedisStore.layerCluster({ nodes, prefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
+  persistenceSuite("Redis Cluster", store, { ...redisHooks(prefix, RawCluster), peer, ttl: true })
+
+  layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener", (it) => {
+    it.effect("feature: when its subscriber connection ends, the store tells its consumers All, subscribes on a node again and hears the other processes' writes", () =>
+      Effect.gen(function*() {
+        const originId = `kill-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        // Heard before the kill.
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        // Kill exactly this store's subscriber connection, wherever it is.
+        const killed = yield* Effect.promise(async () => {
+          const { Cluster } = await import("ioredis")
+          const admin = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+          await new Promise<void>((resolve) => admin.once("ready", () => resolve()))
+          let n = 0
+          for (const node of admin.nodes("all")) {
+            const list = String(await node.call("CLIENT", "LIST"))
+            for (const line of list.split("\n")) {
+              const id = /\bid=(\d+)/.exec(line)?.[1]
+              if (id !== undefined && line.includes(`name=effect-sessions-sub:${originId} `)) n += Number(await node.call("CLIENT", "KILL", "ID", id))
+            }
+          }
+          admin.disconnect()
+          return n
+        })
+        assert.strictEqual(killed, 1, "one subscriber connection of this store")
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the reconnect")
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
+  })
+
+  describe("layerClusterConfig (Redis Cluster)", () => {
+    it.live("REDIS_CLUSTER_NODES builds the Redis store on the cluster", () =>
+      answers(RedisStore.layerClusterConfig({ prefix: `${prefix}cfg:` })).pipe(withEnv({ REDIS_CLUSTER_NODES: nodes })))
   })
 }, { describe, it })
 

@@ -28,7 +28,7 @@ describe("SessionConfig defaults", () => {
     assert.isTrue(Option.isNone(c.cookie.domain))
     assert.isTrue(c.hashIdsAtRest)
     assert.isFalse(c.acceptChangingUserAgent)
-    assert.isAtLeast(c.tokenBytes, 16)
+    assert.isAtLeast(c.tokenBytes, 32)
     // The timing defaults are consistent with each other.
     assert.isTrue(Duration.lessThan(c.touchInterval, c.idleTimeout))
     assert.isTrue(Duration.lessThanOrEqualTo(c.idleTimeout, c.absoluteTimeout))
@@ -187,8 +187,9 @@ describe("SessionConfig validation: each invalid option is named", () => {
     ["cookie path with ;", { cookie: { path: "/a;b" } }, ["cookie.path"]],
     ["cookie domain with ;", { cookie: { domain: "example.com; Secure" } }, ["cookie.domain"]],
     ["tokenBytes 8", { tokenBytes: 8 }, ["tokenBytes"]],
-    ["tokenBytes 15", { tokenBytes: 15 }, ["tokenBytes"]],
-    ["tokenBytes 16.5", { tokenBytes: 16.5 }, ["tokenBytes"]],
+    ["tokenBytes 16", { tokenBytes: 16 }, ["tokenBytes"]],
+    ["tokenBytes 31", { tokenBytes: 31 }, ["tokenBytes"]],
+    ["tokenBytes 32.5", { tokenBytes: 32.5 }, ["tokenBytes"]],
     ["cache.capacity 1.5", { cache: { capacity: 1.5 } }, ["cache.capacity"]],
     ["cache.capacity 0 (cache: false turns it off)", { cache: { capacity: 0 } }, ["cache.capacity"]],
     ["cache.capacity -1", { cache: { capacity: -1 } }, ["cache.capacity"]],
@@ -231,7 +232,7 @@ describe("SessionConfig validation: each invalid option is named", () => {
       { cache: { capacity: 1 } },
       { cache: { capacity: Infinity, idleTimeout: "5 minutes" } },
       { cookie: { domain: undefined } },
-      { tokenBytes: 16 },
+      { tokenBytes: 32 },
       { cookie: { name: "__Host-id" } },
       { cookie: { name: "__Secure-sid", domain: "example.com" } },
       { cookie: { sameSite: "none" as const } },
@@ -305,7 +306,7 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
         ["SESSIONS_TOUCH_INTERVAL", "15 seconds"],
         ["SESSIONS_TRUSTED_PROXIES", "10.0.0.0/8,::1"],
         ["SESSIONS_HASH_IDS_AT_REST", "false"],
-        ["SESSIONS_TOKEN_BYTES", "24"],
+        ["SESSIONS_TOKEN_BYTES", "40"],
         ["SESSIONS_SWEEP_INTERVAL", "2 minutes"],
         ["SESSIONS_COOKIE_NAME", "__Host-sid"],
         ["SESSIONS_COOKIE_PATH", "/"],
@@ -328,7 +329,7 @@ describe("SessionConfig.layerConfig (SESSIONS_* variables)", () => {
       assert.strictEqual(SessionConfig.millis(c.touchInterval), 15_000)
       assertEquivalent(c.trustedProxies.map((p) => p.entry), ["10.0.0.0/8", "::1"])
       assert.isFalse(c.hashIdsAtRest)
-      assert.strictEqual(c.tokenBytes, 24)
+      assert.strictEqual(c.tokenBytes, 40)
       assert.strictEqual(SessionConfig.millis(c.sweepInterval), 120_000)
       assert.strictEqual(c.cookie.name, "__Host-sid")
       assert.strictEqual(c.cookie.sameSite, "strict")
@@ -527,7 +528,7 @@ describe("SessionConfig: the IP binding and the cache", () => {
     assert.strictEqual(message({ trustedProxies: ["10.0.0.0/8", "proxy.local"] }), "invalid session option trustedProxies: not an IP address or CIDR range: \"proxy.local\"")
     assert.strictEqual(message({ cookie: { sameSite: "relaxed" } }), "invalid session option cookie.sameSite: must be \"lax\", \"strict\" or \"none\", got \"relaxed\"")
     assert.strictEqual(message({ touchInterval: "31 minutes" }), "invalid session option touchInterval: must be shorter than idleTimeout (30m)")
-    assert.strictEqual(message({ tokenBytes: 8 }), "invalid session option tokenBytes: must be an integer from 16 to 64, got 8")
+    assert.strictEqual(message({ tokenBytes: 8 }), "invalid session option tokenBytes: must be an integer from 32 to 64, got 8")
     assert.strictEqual(message({ idleTimout: "10 minutes" }), "invalid session option idleTimout: is not an option")
     assert.strictEqual(message({ idleTimeout: true }), "invalid session option idleTimeout: not a duration: true")
   })

@@ -1,8 +1,9 @@
 /**
  * The service-level conformance suite (src/internal/testing/sessionsSuite.ts: invariants 1–10 on the
- * running service) over every store: memory, SQLite (a file), PostgreSQL and Redis.
+ * running service) over every store: memory, SQLite (a file), PostgreSQL, Redis and Redis Cluster.
  *
- * PostgreSQL and Redis come from DATABASE_URL / REDIS_URL (spec/services.ts); an unreachable
+ * PostgreSQL, Redis and Redis Cluster come from DATABASE_URL / REDIS_URL / REDIS_CLUSTER_NODES
+ * (spec/services.ts); an unset or unreachable
  * service skips its suite with a message, or fails it with SESSIONS_REQUIRE_SERVICES=1. Every run
  * uses its own table and key prefixes (and SQLite file) and removes them afterwards.
  */
@@ -18,7 +19,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import { sessionsSuite } from "../src/internal/testing/sessionsSuite.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
+import { deleteRedisClusterKeys, deleteRedisKeys, postgresUrl, redisUrl, withRedisCluster, withService, dropPgTables } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -49,4 +50,12 @@ await withService("Redis", redisUrl, () => {
   const redis = () => RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer))
   afterAll(() => deleteRedisKeys(prefix))
   sessionsSuite("Redis", redis(), { peer: redis(), numRuns: 25, timingRuns: 40 })
+}, { describe, it })
+
+// Redis Cluster (REDIS_CLUSTER_NODES): the same store module over a Cluster client.
+await withRedisCluster((nodes) => {
+  const prefix = `es:sc:${runId}:`
+  const cluster = () => RedisStore.layerCluster({ nodes, prefix }).pipe(Layer.provide(SecureRandom.layer))
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
+  sessionsSuite("Redis Cluster", cluster(), { peer: cluster(), numRuns: 25, timingRuns: 40 })
 }, { describe, it })

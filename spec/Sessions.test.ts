@@ -39,7 +39,7 @@ const isDead = (sessions: Sessions.SessionsShape, token: string, client: Session
   Effect.map(sessions.resolve(token, client), (r) => Option.isNone(r.session))
 
 /** A well-formed token that no session has. */
-const strangerToken = "A".repeat(43)
+const strangerToken = "A".repeat(47)
 
 const counter = (old: Option.Option<Session.Json>): Session.Json => (Option.getOrElse(old, () => 0) as number) + 1
 
@@ -52,7 +52,7 @@ describe("Sessions: basics", () => {
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.create(browser)
-      assert.strictEqual(tok(h).length, 43)
+      assert.strictEqual(tok(h).length, 47)
       const r = yield* sessions.resolve(tok(h), browser)
       assert.strictEqual(r.outcome, "valid")
       assert.strictEqual(r.cookie, "none")
@@ -77,6 +77,36 @@ describe("Sessions: basics", () => {
       deepStrictEqual({ ...again.session.data }, { n: 2, when: "1970-01-02T00:00:00.000Z" })
     }).pipe(Effect.provide(serviceLayer())))
 
+  for (const hashIdsAtRest of [true, false]) {
+    it.effect(`feature: every token of a session, and its token key, starts with the routing tag of its internal key; sessions draw their own tags (hashIdsAtRest: ${hashIdsAtRest})`, () =>
+      Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const tags = new Set<string>()
+        for (let i = 0; i < 20; i++) {
+          let h = yield* sessions.create(browser)
+          const tag = h.session.key.slice(0, 4)
+          expect(tag).toMatch(/^[0-9A-Za-z]{4}$/)
+          tags.add(tag)
+          const seen = new Set<string>()
+          for (const step of [
+            (x: Sessions.ActiveSession) => sessions.regenerateId(x),
+            (x: Sessions.ActiveSession) => sessions.logIn(x, `user-${i}`),
+            (x: Sessions.ActiveSession) => sessions.regenerateId(x, { grace: false }),
+            (x: Sessions.ActiveSession) => sessions.logOut(x)
+          ]) {
+            assert.strictEqual(tok(h).slice(0, 4), tag)
+            assert.strictEqual(h.session.tokenKey.slice(0, 4), tag)
+            assert.strictEqual(h.session.tokenKey === tok(h), !hashIdsAtRest)
+            seen.add(tok(h).slice(4))
+            h = yield* step(h)
+          }
+          assert.strictEqual(tok(h).slice(0, 4), tag)
+          assert.strictEqual(seen.size, 4, "fresh random bits after the tag every time")
+        }
+        assert.isAbove(tags.size, 15, "tags are drawn per session")
+      }).pipe(Effect.provide(serviceLayer({ hashIdsAtRest }))))
+  }
+
   it.effect("absent and malformed tokens resolve without a store call; create: true makes a new session", () =>
     Effect.gen(function*() {
       const counted = Testing.counted(yield* Persistence.makeMemory)
@@ -84,7 +114,7 @@ describe("Sessions: basics", () => {
         const sessions = yield* Sessions.Sessions
         const absent = yield* sessions.resolve(undefined, browser)
         deepStrictEqual([absent.outcome, absent.cookie], ["absent", "none"])
-        for (const bad of ["short", "A".repeat(44), "!".repeat(43), "A".repeat(42) + "="]) {
+        for (const bad of ["short", "A".repeat(48), "!".repeat(47), "A".repeat(46) + "="]) {
           const r = yield* sessions.resolve(bad, browser)
           deepStrictEqual([r.outcome, r.cookie], ["malformed", "clear"])
         }

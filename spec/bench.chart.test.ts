@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { chart, lostShare } from "../bench/chart.js"
-import { applyTargets, NAMES, overheadMicros, type Results, type Row } from "../bench/report.js"
+import { applyTargets, NAMES, notes, overheadMicros, type Results, type Row } from "../bench/report.js"
 
 const results = (rows: ReadonlyArray<Row>): Results => ({
   machine: { cpu: "Test CPU", cores: 2, node: "v20.0.0", platform: "linux x64", totalMemoryGiB: 1, date: "2026-12-01T00:00:00.000Z", loadAverageAtStart: 0 },
@@ -119,5 +119,16 @@ describe("bench targets", () => {
     ]
     applyTargets(lossy)
     expect(lossy[2]!.target?.pass).toBe(false)
+  })
+
+  it("prints, under the table, how the Redis Cluster row's keys spread over its primaries, and nothing for other rows", () => {
+    const spread = "127.0.0.1:7020 (slots 0-5460): 6614; 127.0.0.1:7021 (slots 5461-10922): 6636; 127.0.0.1:7022 (slots 10923-16383): 6754"
+    const rows = [
+      http(NAMES.redis, "10,000 sessions", 700, { extra: { answered: 3500 } }),
+      http(NAMES.redisCluster, "hot session", 250),
+      http(NAMES.redisCluster, "10,000 sessions", 800, { extra: { primaries: 3, dbsizePerPrimary: spread } })
+    ]
+    expect(notes(rows)).toStrictEqual([`(b) effect-sessions, Redis Cluster: keys per primary after the run (DBSIZE): ${spread}`])
+    expect(notes(rows.slice(0, 2))).toStrictEqual([])
   })
 })

@@ -2,6 +2,7 @@
  * The bench harness works: `bench/run.ts --smoke` runs every part tiny (micro, HTTP servers in
  * child processes, memory) and exits 0 only if every row produced numbers and no server failed
  * to start. Store rows whose service is down are skipped (unless SESSIONS_REQUIRE_SERVICES=1).
+ * The Redis Cluster row starts (and stops) a cluster of its own with scripts/redis-cluster.sh.
  * Never asserts on timings.
  */
 import { spawn } from "node:child_process"
@@ -15,6 +16,7 @@ interface SmokeRow {
   readonly name: string
   readonly scenario: string
   readonly value?: number
+  readonly extra?: Record<string, number | string>
   readonly skipped?: string
   readonly failed?: string
 }
@@ -66,6 +68,14 @@ describe("bench --smoke", () => {
     expect(measured.some((n) => n.includes("@effect/platform"))).toBe(true)
     expect(measured.some((n) => n.includes("effect-sessions, memory"))).toBe(true)
     expect(measured.some((n) => n.includes("express-session, MemoryStore"))).toBe(true)
+    // the Redis Cluster row ran on a cluster of its own (three primaries), and says how its keys spread
+    const cluster = results.rows.filter((r) => r.part === "http" && r.name.includes("Redis Cluster") && r.skipped === undefined && r.scenario !== "hot session")
+    for (const r of cluster) {
+      expect(r.extra?.["primaries"], r.scenario).toBe(3)
+      const sizes = [1, 2, 3].map((i) => r.extra?.[`dbsizePrimary${i}`])
+      expect(sizes.every((n) => typeof n === "number" && n > 0), `keys on every primary: ${sizes.join("/")}`).toBe(true)
+      expect(output).toContain("keys per primary after the run (DBSIZE)")
+    }
     expect(output).toContain("part")
     // the chart is drawn beside the results file
     expect(readFileSync(join(dir, "smoke.svg"), "utf8")).toMatch(/^<svg[\s\S]*effect-sessions, memory[\s\S]*<\/svg>\n$/)

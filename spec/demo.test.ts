@@ -4,14 +4,14 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, ManagedRuntime } from "effect"
 import { createServer } from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { app, demoDefaults, layerSessions, RecentLoginMaxAge, validateUser } from "../examples/demo/app.js"
 import * as Notices from "../examples/demo/notices.js"
 import * as pages from "../examples/demo/pages.js"
 import * as Store from "../examples/demo/store.js"
-import { Persistence, SessionConfig, Sessions } from "../src/index.js"
+import { Persistence, SecureRandom, SessionConfig, Sessions } from "../src/index.js"
 import { COOKIE } from "./helpers/http.js"
 
 // ---------------------------------------------------------------------------
@@ -118,7 +118,7 @@ describe("demo: the JSON contract", () => {
     expect(first.json()).toEqual({ count: 1 })
     const setCookie = first.headers.getSetCookie().join("\n")
     // On plain http://127.0.0.1 too: browsers keep Secure (and so __Host-) cookies of loopback hosts.
-    expect(setCookie).toMatch(/^__Host-id=[A-Za-z0-9_-]{43}; /)
+    expect(setCookie).toMatch(/^__Host-id=[A-Za-z0-9]{4}[A-Za-z0-9_-]{43}; /)
     expect(setCookie).toMatch(/Path=\//)
     expect(setCookie).not.toMatch(/Domain=/i)
     expect(setCookie).toMatch(/HttpOnly/)
@@ -512,7 +512,7 @@ describe("demo: bearer tokens", () => {
     const m = mobile()
     const login = await m.call("POST", "/api/token", { user: "mobile-zed" })
     expect(login.json).toEqual({ user: "mobile-zed" })
-    expect(m.token()).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(m.token()).toMatch(/^[A-Za-z0-9]{4}[A-Za-z0-9_-]{43}$/)
     expect(login.headers.getSetCookie()).toEqual([])
     expect(login.headers.get("cache-control")).toBe("no-store")
     expect((await m.call("POST", "/api/counter")).json).toEqual({ count: 1 })
@@ -633,8 +633,22 @@ describe("demo: configuration and store switch", () => {
       Effect.runPromise(Effect.either(Effect.withConfigProvider(Store.storeKind, ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))))
     expect(await kindOf({})).toEqual(expect.objectContaining({ _tag: "Right", right: "memory" }))
     expect(await kindOf({ SESSIONS_STORE: "redis" })).toEqual(expect.objectContaining({ _tag: "Right", right: "redis" }))
+    expect(await kindOf({ SESSIONS_STORE: "redis-cluster" })).toEqual(expect.objectContaining({ _tag: "Right", right: "redis-cluster" }))
     expect((await kindOf({ SESSIONS_STORE: "mongo" }))._tag).toBe("Left")
     expect(Store.describe("postgres", "postgres://user:secret@db:5432/app")).toBe("postgres (postgres://user@db:5432/app)")
+  })
+
+  it("feature: SESSIONS_STORE=redis-cluster builds the Redis store on the cluster of REDIS_CLUSTER_NODES, and refuses a bad node list", async () => {
+    const build = (env: Record<string, string>) =>
+      Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(Store.layerFor("redis-cluster").pipe(Layer.provide(SecureRandom.layer))))).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+      ))
+    const bad = await build({ REDIS_CLUSTER_NODES: "127.0.0.1:notaport" })
+    expect(Exit.isFailure(bad) && String(bad.cause)).toContain("REDIS_CLUSTER_NODES")
+    const unset = await build({})
+    expect(Exit.isFailure(unset) && String(unset.cause)).toContain("REDIS_CLUSTER_NODES")
+    const nodes = process.env.REDIS_CLUSTER_NODES
+    if (nodes !== undefined) expect(Exit.isSuccess(await build({ REDIS_CLUSTER_NODES: nodes }))).toBe(true)
   })
 
   it("validates user names", () => {

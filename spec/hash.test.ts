@@ -12,8 +12,9 @@ describe("hash: known answers", () => {
     assert.strictEqual(sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
   })
 
-  it("tokenKey hashes only when hashIdsAtRest", () => {
-    assert.strictEqual(tokenKey("tok", true), "GnZ0607njffhrEOak8P6jjyUV4TU3sn9jjARc4svHWI")
+  it("tokenKey hashes only when hashIdsAtRest, keeping the token's routing tag in front", () => {
+    assert.strictEqual(tokenKey("tok", true), "tokGnZ0607njffhrEOak8P6jjyUV4TU3sn9jjARc4svHWI")
+    assert.strictEqual(tokenKey("Ab9zXYZ", true), "Ab9z" + sha256("Ab9zXYZ"))
     assert.strictEqual(tokenKey("tok", false), "tok")
   })
 

@@ -3,7 +3,8 @@
  * (spec/multiprocess/server.ts) share a store with the local cache off (`MAX_CACHE_SIZE=0`). An
  * attacker plants token T; 20 pollers (10 readers of `GET /api/me`, 10 writers of
  * `POST /api/mark`) hammer both processes with T while the victim logs in with T through the
- * second process. Ten log-ins per store.
+ * second process. Ten log-ins per store (Redis, a Redis Cluster when `REDIS_CLUSTER_NODES` is
+ * set, PostgreSQL).
  *
  * What must hold: no poller response shows the victim's user — in particular none that started
  * (was sent) after the log-in's answer arrived — and no poller write lands in the victim's session
@@ -16,7 +17,7 @@ import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, sleep, startScript } from "./helpers/processes.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables, deleteRedisClusterKeys, withRedisCluster } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -166,6 +167,12 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:ph:${runId}:`
   afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
+}, { describe, it })
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:ph:${runId}:c:`
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
+  scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 
 await withService("PostgreSQL", postgresUrl, () => {

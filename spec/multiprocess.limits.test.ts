@@ -1,6 +1,6 @@
 /**
  * The limit on a user's sessions across processes (`maxSessionsPerUser`, OWASP ASVS 7.1.2), on the
- * real Redis and the real PostgreSQL: two child processes run spec/multiprocess/server.ts with a
+ * real Redis, a Redis Cluster (`REDIS_CLUSTER_NODES`) and the real PostgreSQL: two child processes run spec/multiprocess/server.ts with a
  * limit of 3, and rounds of 8 simultaneous log-ins of one user (4 on each process, each from a
  * new client) race each other. The check and the claim happen inside the store in one atomic
  * step, so no round ever leaves more than 3 live sessions: with `endLeastRecentlyUsed` every
@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto"
 import { afterAll, assert, describe, expect, it } from "vitest"
 import { killAll, type Running, startScript } from "./helpers/processes.js"
-import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService } from "./services.js"
+import { deleteRedisKeys, dropPgTables, postgresUrl, redisUrl, withService, deleteRedisClusterKeys, withRedisCluster } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -82,6 +82,12 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:mplim:${runId}:`
   afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
+}, { describe, it })
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:mplim:${runId}:c:`
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
+  scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 
 await withService("PostgreSQL", postgresUrl, () => {

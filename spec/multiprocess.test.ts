@@ -1,6 +1,7 @@
 /**
- * Several server processes sharing one store, on the real Redis and on the real PostgreSQL:
- * three child processes run spec/multiprocess/server.ts (token rotation every 300 ms, 60 s grace
+ * Several server processes sharing one store, on the real Redis, on a Redis Cluster (three
+ * primaries with a replica each, `REDIS_CLUSTER_NODES`: .ci/run starts one with
+ * scripts/redis-cluster.sh) and on the real PostgreSQL: three child processes run spec/multiprocess/server.ts (token rotation every 300 ms, 60 s grace
  * period), and 50 concurrent clients that share ONE session send 3,000 `POST /api/counter` in
  * all, round-robin over the three. Every client keeps the newest token it has been given, so a
  * client may carry an old token (inside the grace period) while others rotated it.
@@ -16,7 +17,7 @@ import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { killAll, type Running, setCookieValue, startScript } from "./helpers/processes.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables } from "./services.js"
+import { deleteRedisKeys, postgresUrl, redisUrl, withService, dropPgTables, deleteRedisClusterKeys, withRedisCluster } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 const SERVER = "spec/multiprocess/server.ts"
@@ -189,6 +190,12 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:mp:${runId}:`
   afterAll(() => deleteRedisKeys(prefix))
   scenario("Redis", () => ({ STORE: "redis", REDIS_URL: redisUrl, PREFIX: prefix }))
+}, { describe, it })
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:mp:${runId}:c:`
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
+  scenario("Redis Cluster", () => ({ STORE: "redis-cluster", REDIS_CLUSTER_NODES: nodes, PREFIX: prefix }))
 }, { describe, it })
 
 await withService("PostgreSQL", postgresUrl, () => {

@@ -31,6 +31,7 @@ import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
+import { makeKeys } from "../src/internal/redis/keys.js"
 import { makeSession, uid } from "../src/internal/testing/persistenceSuite.js"
 import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
 
@@ -398,13 +399,14 @@ await withService("PostgreSQL", postgresUrl, () => {
 
 await withService("Redis", redisUrl, () => {
   const prefix = `es:sec:${runId}:`
+  const keys = makeKeys(prefix)
   const admin = () => new IORedis(redisUrl, { maxRetriesPerRequest: 1 })
   const redis = <A>(f: (r: IORedis) => Promise<A>) =>
     Effect.acquireUseRelease(Effect.sync(admin), (r) => Effect.promise(() => f(r)), (r) => Effect.sync(() => r.disconnect()))
   afterAll(() => deleteRedisKeys(prefix))
   badRecordSuite("Redis", () => RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer)), {
-    corrupt: (sessionKey, garbage) => Effect.asVoid(redis((r) => r.hset(`${prefix}s:${sessionKey}`, "r", garbage))),
-    stored: (sessionKey, tokenKey) => Effect.map(redis((r) => r.exists(`${prefix}s:${sessionKey}`, `${prefix}t:${tokenKey}`)), (n) => n > 0)
+    corrupt: (sessionKey, garbage) => Effect.asVoid(redis((r) => r.hset(keys.session(sessionKey), "r", garbage))),
+    stored: (sessionKey, tokenKey) => Effect.map(redis((r) => r.exists(keys.session(sessionKey), keys.token(tokenKey))), (n) => n > 0)
   })
 
   describe("store errors carry no secrets: Redis", () => {
@@ -425,9 +427,9 @@ await withService("Redis", redisUrl, () => {
         const h = yield* sessions.create(client)
         assert.strictEqual(h.session.tokenKey, tok(h), "with hashIdsAtRest: false the token key is the raw token")
         yield* sessions.set(h, "secret", value)
-        // The user index key holds a string: the log-in's script fails on SADD with WRONGTYPE,
+        // The user index key holds a string: the log-in's index script refuses it with WRONGTYPE,
         // and ioredis's ReplyError carries every argument of the script (keys, user, record).
-        yield* redis((r) => r.set(`${prefix}u:${user}`, "not a set", "PX", 60_000))
+        yield* redis((r) => r.set(keys.user(user), "not a sorted set", "PX", 60_000))
         const error = yield* Effect.flip(sessions.logIn(h, user))
         assert.isTrue(Persistence.isSessionStoreError(error))
         const lines: Array<Line> = []
@@ -436,13 +438,13 @@ await withService("Redis", redisUrl, () => {
         assert.include(text, "WRONGTYPE", "Redis's reply is kept")
         assert.include(text, "ReplyError", "the class name is kept")
         for (const s of secrets(h, user, value)) assert.notInclude(text, s)
-        // The script checked the index before writing: nothing changed, the session still answers.
+        // The index step comes before the session's: nothing changed, the session still answers.
         yield* sessions.clearCache // from the store, not the local cache
         const after = yield* sessions.resolve(tok(h), client)
         assert.strictEqual(after.outcome, "valid", "the failed log-in wrote nothing (no half-done rotation)")
         assert.isTrue(Option.isNone(Option.flatMap(after.session, (a) => a.session.userId)))
 
-        // The listing of that user fails the same way (SMEMBERS on a string), without the user ID.
+        // The listing of that user fails the same way, without the user ID.
         const listing = yield* Effect.flip(sessions.listSessions(user))
         const listed = printed(listing)
         assert.include(listed, "WRONGTYPE")
@@ -459,8 +461,8 @@ await withService("Redis", redisUrl, () => {
         const s = makeSession(now)
         yield* store.create(s, now + HOUR)
         yield* redis(async (r) => {
-          await r.del(`${prefix}s:${s.key}`)
-          await r.rpush(`${prefix}s:${s.key}`, "a list")
+          await r.del(keys.session(s.key))
+          await r.rpush(keys.session(s.key), "a list")
         })
         for (const attempt of [store.load(s.tokenKey), store.loadSession(s.key)]) {
           const error = yield* Effect.flip(attempt)

@@ -105,3 +105,68 @@ export const dropPgTables = async (prefix: string): Promise<void> => {
     }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
   )
 }
+
+/**
+ * Redis Cluster for the tests (`REDIS_CLUSTER_NODES`: `host:port` of some nodes, separated by
+ * commas), or `undefined` when it is not set.
+ */
+export const redisClusterNodes: string | undefined = process.env.REDIS_CLUSTER_NODES?.trim() || undefined
+
+/**
+ * Registers `register` with the cluster's starting nodes when `REDIS_CLUSTER_NODES` is set and its
+ * first node answers; otherwise a failing test (when services are required) or a visibly skipped
+ * suite with the reason, as {@link withService} does.
+ */
+export const withRedisCluster = async (
+  register: (nodes: string) => void,
+  api: Parameters<typeof withService>[3]
+): Promise<void> => {
+  const nodes = redisClusterNodes
+  if (nodes !== undefined) {
+    const first = nodes.split(",")[0]!.trim()
+    return withService("Redis Cluster", first.includes("://") ? first : `redis://${first}`, () => register(nodes), api)
+  }
+  const reason = "REDIS_CLUSTER_NODES is not set"
+  if (requireServices) {
+    api.describe("Redis Cluster", () => {
+      api.it("Redis Cluster is configured", () => {
+        throw new Error(`Redis Cluster required but ${reason} (SESSIONS_REQUIRE_SERVICES=1)`)
+      })
+    })
+    return
+  }
+  console.warn(`[effect-sessions] ${reason}: the Redis Cluster tests are skipped (set it, e.g. 127.0.0.1:7000,127.0.0.1:7001, to run them)`)
+  api.describe.skip(`Redis Cluster (skipped: ${reason})`, () => {
+    api.it("needs the service", () => {})
+  })
+}
+
+/**
+ * Deletes every key under `prefix` on every primary of the cluster whose starting nodes are `nodes`
+ * (test clean-up: SCAN sees one node's keys only).
+ */
+export const deleteRedisClusterKeys = async (prefix: string, nodes: string): Promise<void> => {
+  const { Cluster } = await import("ioredis")
+  const seeds = nodes.split(",").map((n) => n.trim()).filter((n) => n !== "").map((n) => {
+    const u = new URL(n.includes("://") ? n : `redis://${n}`)
+    return { host: u.hostname, port: Number(u.port) }
+  })
+  const cluster = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      cluster.once("ready", () => resolve())
+      cluster.once("error", reject)
+    })
+    for (const node of cluster.nodes("master")) {
+      let cursor = "0"
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+        // One key per DEL: the keys of one node may lie in many slots.
+        for (const key of keys) await node.del(key)
+        cursor = next
+      } while (cursor !== "0")
+    }
+  } finally {
+    cluster.disconnect()
+  }
+}

@@ -146,6 +146,28 @@ describe("bad store options are a ConfigError when the layer is built", () => {
       assertInvalid(yield* configError(kv("soon" as Duration.DurationInput)), ["retention"], "duration")
     }))
 
+  it.live("Redis.layerCluster: an empty or bad node list, a bad duration", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: [] })), ["nodes"], "at least one")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: " , " })), ["nodes"], "at least one")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: "127.0.0.1:7000,127.0.0.1" })), ["nodes"], "entry 2")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: "127.0.0.1:70000" })), ["nodes"], "host:port")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: "http://127.0.0.1:7000" })), ["nodes"], "host:port")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: [{ host: "127.0.0.1", port: 0 }] })), ["nodes"], "port")
+      const e = yield* configError(RedisStore.layerCluster({ nodes: "redis://:secret@h:x" }))
+      assert.notInclude(e.message, "secret")
+      assertInvalid(yield* configError(RedisStore.layerCluster({ nodes: "127.0.0.1:1", connectTimeout: 0 })), ["connectTimeout"], "above zero")
+    }))
+
+  it.live("Redis.layerClusterConfig: a bad REDIS_CLUSTER_NODES names it; an unset one is missing", () =>
+    Effect.gen(function*() {
+      assertInvalid(yield* configError(RedisStore.layerClusterConfig(), { REDIS_CLUSTER_NODES: "127.0.0.1:7000,nonsense" }), ["REDIS_CLUSTER_NODES"], "host:port")
+      const missing = yield* configError(RedisStore.layerClusterConfig())
+      assert.strictEqual(missing._op, "MissingData")
+      assert.include(missing.message, "REDIS_CLUSTER_NODES")
+      assertInvalid(yield* configError(RedisStore.layerClusterConfig({ nodes: "127.0.0.1:1", retention: Duration.infinity })), ["retention"], "finite")
+    }))
+
   it.live("Redis.layerConfig: a bad REDIS_URL names it; a bad url config is one too", () =>
     Effect.gen(function*() {
       assertInvalid(yield* configError(RedisStore.layerConfig(), { REDIS_URL: "mysql://h/db" }), ["REDIS_URL"], "redis://")

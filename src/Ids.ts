@@ -2,12 +2,18 @@
  * Identifiers: session tokens, random base62 IDs without modulo bias, and compact sortable
  * `cuid`s. All randomness comes from {@link SecureRandom}, all time from Effect's `Clock`.
  *
+ * A token is a session's routing tag ({@link ROUTING_TAG_LENGTH} base62 characters, drawn at the
+ * session's birth and the same for all its tokens: it tells a store where the session lives, e.g.
+ * which Redis Cluster slot) followed by `tokenBytes` fresh random bytes in base64url. The tag is public and not
+ * counted as entropy: the random part alone is at least 256 bits.
+ *
  * @since 0.1.0
  * @module
  */
 import { Clock, Effect, GlobalValue, Redacted } from "effect"
 import { hostname } from "node:os"
 import { sha256Hex } from "./internal/hash.js"
+import { ROUTING_TAG_LENGTH as TAG_LENGTH, routingTagOf } from "./internal/routingTag.js"
 import { SecureRandom } from "./SecureRandom.js"
 
 /**
@@ -20,12 +26,13 @@ import { SecureRandom } from "./SecureRandom.js"
 export const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 /**
- * The smallest accepted token size: 128 bits (OWASP's minimum of session ID entropy).
+ * The smallest accepted size of a token's random part: 256 bits (OWASP asks for at least 64 bits
+ * of entropy; 256 leave no doubt, and the routing tag in front is not counted).
  *
  * @since 0.1.0
  * @category constants
  */
-export const MIN_TOKEN_BYTES = 16
+export const MIN_TOKEN_BYTES = 32
 
 /**
  * The recommended and default token size: 256 bits.
@@ -36,16 +43,44 @@ export const MIN_TOKEN_BYTES = 16
 export const DEFAULT_TOKEN_BYTES = 32
 
 /**
- * The length in characters of a base64url token (no padding) of `bytes` random bytes.
+ * The length of a session's routing tag, in base62 characters: at the front of the session's
+ * internal key and of every token of the session.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const ROUTING_TAG_LENGTH: number = TAG_LENGTH
+
+/**
+ * The routing tag of a token, token key or session key (its first {@link ROUTING_TAG_LENGTH}
+ * characters). Public: it only says where a store keeps the session.
  *
  * @since 0.1.0
  * @category utils
  */
-export const tokenLength = (bytes: number): number => Math.ceil((bytes * 4) / 3)
+export const routingTag = (value: string): string => routingTagOf(value)
 
 /**
- * A new session token: `bytes` (default 32, at least 16) random bytes in base64url, wrapped in
- * `Redacted` so that it cannot end up in a log by accident.
+ * A new routing tag: {@link ROUTING_TAG_LENGTH} uniform base62 characters.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const newRoutingTag: Effect.Effect<string, never, SecureRandom> = Effect.suspend(() => randomId(TAG_LENGTH))
+
+/**
+ * The length in characters of a token whose random part is `bytes` bytes: the routing tag, then
+ * the bytes in base64url (no padding).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const tokenLength = (bytes: number): number => TAG_LENGTH + Math.ceil((bytes * 4) / 3)
+
+/**
+ * A new session token: the routing tag `tag` (default: a fresh one, for a new session) followed
+ * by `bytes` (default 32, at least 32) random bytes in base64url, wrapped in `Redacted` so that it
+ * cannot end up in a log by accident.
  *
  * @since 0.1.0
  * @category constructors
@@ -55,27 +90,31 @@ export const tokenLength = (bytes: number): number => Math.ceil((bytes * 4) / 3)
  * import { Ids, SecureRandom } from "effect-sessions"
  *
  * const program = Ids.sessionId().pipe(Effect.map(Redacted.value))
- * Effect.runSync(Effect.provide(program, SecureRandom.layer)).length // 43
+ * Effect.runSync(Effect.provide(program, SecureRandom.layer)).length // 47: a 4-character tag, 43 of random bytes
  * ```
  */
-export const sessionId = (bytes: number = DEFAULT_TOKEN_BYTES): Effect.Effect<Redacted.Redacted<string>, never, SecureRandom> => {
+export const sessionId = (
+  bytes: number = DEFAULT_TOKEN_BYTES,
+  tag?: string
+): Effect.Effect<Redacted.Redacted<string>, never, SecureRandom> => {
   const n = Math.max(MIN_TOKEN_BYTES, Math.floor(bytes))
-  return Effect.flatMap(SecureRandom, (random) => random.bytes(n)).pipe(
-    Effect.map((b) => Redacted.make(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url")))
+  return Effect.all([tag === undefined ? newRoutingTag : Effect.succeed(tag), Effect.flatMap(SecureRandom, (random) => random.bytes(n))]).pipe(
+    Effect.map(([t, b]) => Redacted.make(t + Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("base64url")))
   )
 }
 
-const TOKEN_ALPHABET = /^[A-Za-z0-9_-]+$/
+const TOKEN_FORMAT = new RegExp(`^[A-Za-z0-9]{${TAG_LENGTH}}[A-Za-z0-9_-]+$`)
 
 /**
- * Whether `value` has the exact length and alphabet of a token of `bytes` bytes. Checked before
- * any store call, so garbage cookies never reach a store.
+ * Whether `value` has the exact format of a token whose random part is `bytes` bytes: a base62
+ * routing tag, then base64url, {@link tokenLength} characters in all. Checked before any store
+ * call, so garbage cookies never reach a store.
  *
  * @since 0.1.0
  * @category guards
  */
 export const isWellFormedToken = (value: string, bytes: number = DEFAULT_TOKEN_BYTES): boolean =>
-  value.length === tokenLength(bytes) && TOKEN_ALPHABET.test(value)
+  value.length === tokenLength(bytes) && TOKEN_FORMAT.test(value)
 
 // 248 = 4 * 62: bytes at or above it are rejected so that `byte % 62` is exactly uniform.
 const BASE62_LIMIT = 248

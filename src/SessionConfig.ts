@@ -132,7 +132,7 @@ export interface SessionConfigShape {
   readonly trustedProxies: ReadonlyArray<TrustedProxy>
   /** Store records under the SHA-256 of the token, so a store leak leaks no live session. Default `true` (new). */
   readonly hashIdsAtRest: boolean
-  /** Random bytes in a token, at least 16. Default 32 (256 bits). */
+  /** Random bytes in a token (after its routing tag), at least 32. Default 32 (256 bits). */
   readonly tokenBytes: number
   /** How often the sweeper removes expired records from stores without TTL. Default 5 minutes. */
   readonly sweepInterval: Duration.Duration

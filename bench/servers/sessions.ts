@@ -7,6 +7,7 @@
  *
  *   --store sqlite --file <path>     --store pg --url <url> --prefix <table prefix>
  *   --store redis --url <url> --prefix <key prefix>     --cache <capacity> (0: no cache)
+ *   --store redis-cluster --nodes <host:port,host:port,…> --prefix <key prefix>
  */
 import { createServer } from "node:http"
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
@@ -60,6 +61,8 @@ const persistence = (): Layer.Layer<Persistence.Persistence, unknown> => {
       return Pg.layer({ url: arg("url"), tablePrefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     case "redis":
       return Redis.layer({ url: arg("url"), prefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
+    case "redis-cluster":
+      return Redis.layerCluster({ nodes: arg("nodes"), prefix: arg("prefix") }).pipe(Layer.provide(SecureRandom.layer))
     default:
       throw new Error(`unknown store ${store}`)
   }

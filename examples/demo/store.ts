@@ -7,6 +7,7 @@
  * | `sqlite` | SQLite file | `SESSIONS_SQLITE_FILENAME` (default `<tmpdir>/effect-sessions-demo.sqlite`) |
  * | `postgres` | PostgreSQL | `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) |
  * | `redis` | Redis | `REDIS_URL` (default `redis://127.0.0.1:6379`) |
+ * | `redis-cluster` | Redis Cluster | `REDIS_CLUSTER_NODES` (required: `127.0.0.1:7000,127.0.0.1:7001,…`) |
  *
  * Each real store is loaded with a dynamic `import()`, so the memory demo never loads
  * better-sqlite3, pg or ioredis.
@@ -19,7 +20,7 @@ import { Persistence } from "../../src/index.js"
 import type { SecureRandom } from "../../src/index.js"
 
 /** The stores the demo knows. */
-export const storeKinds = ["memory", "sqlite", "postgres", "redis"] as const
+export const storeKinds = ["memory", "sqlite", "postgres", "redis", "redis-cluster"] as const
 
 /** One of {@link storeKinds}. */
 export type StoreKind = (typeof storeKinds)[number]
@@ -93,6 +94,11 @@ export const layerFor = (
         const Redis = yield* load("redis", () => import("../../src/Persistence/Redis.js"))
         return Redis.layerConfig()
       }))
+    case "redis-cluster":
+      return Layer.unwrapEffect(Effect.gen(function*() {
+        const Redis = yield* load("redis", () => import("../../src/Persistence/Redis.js"))
+        return Redis.layerClusterConfig()
+      }))
   }
 }
 
@@ -116,6 +122,8 @@ export const storeTarget = (kind: StoreKind): Effect.Effect<string, ConfigError>
         Config.string("REDIS_URL").pipe(Config.withDefault("redis://127.0.0.1:6379")),
         (url) => describe(kind, url)
       )
+    case "redis-cluster":
+      return Effect.map(Config.string("REDIS_CLUSTER_NODES"), (nodes) => `redis-cluster (${nodes})`)
   }
 }
 

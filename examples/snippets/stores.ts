@@ -11,8 +11,11 @@ const onPostgres = Sessions.layer({ idleTimeout: "30 minutes" }).pipe(
 const onRedis = Sessions.layer({ idleTimeout: "30 minutes" }).pipe(
   Layer.provide(Redis.layer({ url: process.env.REDIS_URL, prefix: "myapp:sess:", originId: `web-${process.pid}` }))
 )
+const onRedisCluster = Sessions.layer({ idleTimeout: "30 minutes" }).pipe(
+  Layer.provide(Redis.layerCluster({ nodes: process.env.REDIS_CLUSTER_NODES!, prefix: "myapp:sess:" }))
+)
 const onSqlite = Sessions.layer({ idleTimeout: "30 minutes" }).pipe(
   Layer.provide(Sqlite.layer({ filename: "/var/lib/myapp/sessions.db", tablePrefix: "myapp_sessions_" }))
 )
 
-export { onPostgres, onRedis, onSqlite }
+export { onPostgres, onRedis, onRedisCluster, onSqlite }

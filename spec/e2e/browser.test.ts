@@ -376,11 +376,11 @@ if (haveChromium || required) {
       await page.goto(`${app}/read`)
       expect((await call(page, "/login/alice", "POST")).status).toBe(204)
       const [own] = await cookiesNamed(context!, app, "id")
-      expect(own).toEqual({ value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" })
+      expect(own).toEqual({ value: expect.stringMatching(/^[A-Za-z0-9]{4}[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" })
       expect(await call(page, "/api/read")).toEqual({ status: 200, body: { count: null, user: "alice" } })
 
       // The sibling plants its own cookie for the whole site, on /api only.
-      const planted = "E".repeat(43)
+      const planted = "E".repeat(47)
       await page.goto(`${evil}/plant?set=${encodeURIComponent(`id=${planted}; Domain=site.localhost; Path=/api; Secure; SameSite=Lax`)}`)
       expect(await cookiesNamed(context!, `${app}/api/read`, "id")).toEqual([{ value: planted, path: "/api", domain: ".site.localhost" }, own])
 
@@ -410,9 +410,9 @@ if (haveChromium || required) {
       await page.goto(`${app}/read`)
       expect((await call(page, "/login/alice", "POST")).status).toBe(204)
       const own = await cookiesNamed(context!, app, COOKIE)
-      expect(own).toEqual([{ value: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" }])
+      expect(own).toEqual([{ value: expect.stringMatching(/^[A-Za-z0-9]{4}[A-Za-z0-9_-]{43}$/), path: "/", domain: "app.site.localhost" }])
 
-      const planted = "E".repeat(43)
+      const planted = "E".repeat(47)
       const attempts = [
         `${COOKIE}=${planted}; Domain=site.localhost; Path=/; Secure`,
         `${COOKIE}=${planted}; Domain=site.localhost; Path=/api; Secure`,

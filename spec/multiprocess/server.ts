@@ -3,9 +3,10 @@
  * share one store): `node --import tsx spec/multiprocess/server.ts`.
  *
  * Environment:
- * - `STORE`: `redis` or `postgres`;
- * - `REDIS_URL` / `DATABASE_URL`: where the store is (a PostgreSQL URL may carry
- *   `?application_name=…`, which names this process's connections);
+ * - `STORE`: `redis`, `redis-cluster` or `postgres`;
+ * - `REDIS_URL` / `REDIS_CLUSTER_NODES` (`host:port,host:port,…`) / `DATABASE_URL`: where the
+ *   store is (a PostgreSQL URL may carry `?application_name=…`, which names this process's
+ *   connections);
  * - `PREFIX`: the Redis key prefix or the SQL table prefix;
  * - `ORIGIN_ID` (optional): this process's id in invalidation messages;
  * - `ROTATION`, `GRACE`, `TOUCH` (optional): the token rotation interval, grace period and touch
@@ -71,10 +72,12 @@ const store = (): Layer.Layer<Persistence, SessionStoreError | ConfigError.Confi
   switch (kind) {
     case "redis":
       return Redis.layer({ url: required("REDIS_URL"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
+    case "redis-cluster":
+      return Redis.layerCluster({ nodes: required("REDIS_CLUSTER_NODES"), prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     case "postgres":
       return Pg.layer({ url: required("DATABASE_URL"), tablePrefix: prefix, originId }).pipe(Layer.provide(SecureRandom.layer))
     default:
-      throw new Error(`STORE must be redis or postgres, got ${JSON.stringify(kind)}`)
+      throw new Error(`STORE must be redis, redis-cluster or postgres, got ${JSON.stringify(kind)}`)
   }
 }
 

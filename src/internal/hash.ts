@@ -9,6 +9,7 @@
  * @internal
  */
 import { createHash, createHmac, hash as nodeHash, timingSafeEqual } from "node:crypto"
+import { routingTagOf } from "./routingTag.js"
 
 // `crypto.hash` (Node ≥ 20.12) is the one-shot form: about three times faster for short inputs,
 // and token hashing is on every request's path.
@@ -22,9 +23,13 @@ export const sha256 = oneShot
 /** SHA-256 of a UTF-8 string as lowercase hex. @internal */
 export const sha256Hex = (input: string): string => createHash("sha256").update(input, "utf8").digest("hex")
 
-/** The key under which a token's record is stored. @internal */
+/**
+ * The key under which a token's record is stored: with `hashIdsAtRest`, the token's routing tag
+ * (public anyway) followed by its SHA-256, so that a store finds the session's slot from the key.
+ * @internal
+ */
 export const tokenKey = (token: string, hashIdsAtRest: boolean): string =>
-  hashIdsAtRest ? sha256(token) : token
+  hashIdsAtRest ? routingTagOf(token) + sha256(token) : token
 
 // Few distinct user agents make up most traffic: remember the last hashes (bounded).
 const uaMemo = new Map<string, string>()

@@ -191,7 +191,10 @@ export const LimitedRotation = Data.taggedEnum<LimitedRotation>()
 
 /**
  * The store operations. Keys are token keys (the SHA-256 of a token when `hashIdsAtRest`) and
- * session keys (the stable internal key); a store never sees a raw token.
+ * session keys (the stable internal key); a store never sees a raw token. A session's key and
+ * every token key it ever has start with the same routing tag (`Ids.routingTag`, the first
+ * `Ids.ROUTING_TAG_LENGTH` characters), so a store may keep a session's records together (the
+ * Redis store keeps them in one cluster slot).
  *
  * @since 0.1.0
  * @category models

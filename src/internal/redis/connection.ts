@@ -1,13 +1,14 @@
 /**
- * The Redis store's connections (ioredis): the client it creates (fail fast during an outage,
- * reconnecting in the background) or the one it is given, waiting for a connection when the
- * layer is built, defining the scripts, and closing what it opened when the scope closes.
+ * The Redis store's connections (ioredis): the client it creates — a `Redis` for a single server,
+ * a `Cluster` for Redis Cluster; both fail fast during an outage and reconnect in the background —
+ * or the one it is given, waiting for a connection when the layer is built, defining the scripts,
+ * and closing what it opened when the scope closes.
  *
  * @internal
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import { Redis, type RedisOptions } from "ioredis"
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from "ioredis"
 import { SessionStoreError } from "../persistence.js"
 import { redactDriverError } from "../storeErrors.js"
 import { failFastOptions } from "./options.js"
@@ -23,8 +24,15 @@ import { type Commands, COMMANDS } from "./scripts.js"
 export const unavailable = (method: string) => (cause: unknown): SessionStoreError =>
   new SessionStoreError({ method, reason: "Unavailable", cause: redactDriverError(cause) })
 
+/**
+ * What the store talks to: one server or a cluster (the same commands and scripts on both).
+ *
+ * @internal
+ */
+export type Client = Redis | Cluster
+
 /** Resolves when a client is ready, rejects after `timeout` ms (with its last error, if any). */
-const whenReady = (client: Redis, timeout: number): Promise<void> =>
+const whenReady = (client: Client, timeout: number): Promise<void> =>
   new Promise<void>((resolve, reject) => {
     if (client.status === "ready") return resolve()
     // A client made with `lazyConnect` waits for a first command: connect it now.
@@ -62,11 +70,11 @@ const whenReady = (client: Redis, timeout: number): Promise<void> =>
  *
  * @internal
  */
-export const connected = (client: Redis, timeout: number): Effect.Effect<void, SessionStoreError> =>
+export const connected = (client: Client, timeout: number): Effect.Effect<void, SessionStoreError> =>
   Effect.tryPromise({ try: () => whenReady(client, timeout), catch: unavailable("connect") })
 
 /** Closes a client politely, then for sure. */
-const close = (client: Redis): Effect.Effect<void> =>
+const close = (client: Client): Effect.Effect<void> =>
   Effect.promise(() =>
     client.status === "ready"
       ? Promise.race([
@@ -95,6 +103,36 @@ export const openClient = (url: string, redisOptions: RedisOptions | undefined):
   )
 
 /**
+ * Opens a cluster client over the starting `nodes` (with `redisOptions` over {@link failFastOptions}
+ * for each node's connection), failing fast as {@link openClient} does: no offline queue, and
+ * commands during a failover fail after the node's command timeout instead of queueing. Closed
+ * with the scope.
+ *
+ * @internal
+ */
+export const openCluster = (
+  nodes: ReadonlyArray<ClusterNode>,
+  redisOptions: RedisOptions | undefined,
+  clusterOptions: ClusterOptions | undefined
+): Effect.Effect<Cluster, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const { enableAutoPipelining: _pipelining, enableOfflineQueue: _queue, retryStrategy: _retry, ...nodeOptions } = failFastOptions
+      const c = new Cluster([...nodes], {
+        enableAutoPipelining: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: (times) => Math.min(50 * times, 1000),
+        slotsRefreshTimeout: 2000,
+        ...clusterOptions,
+        redisOptions: { ...nodeOptions, ...redisOptions, ...clusterOptions?.redisOptions }
+      })
+      c.on("error", ignoreErrors)
+      return c
+    }),
+    close
+  )
+
+/**
  * A second connection for the subscription (`SUBSCRIBE` takes a connection over), not
  * resubscribing by itself: the store renews the subscription after a reconnect. Closed with the
  * scope.
@@ -112,13 +150,25 @@ export const openSubscriber = (client: Redis): Effect.Effect<Redis, never, Scope
   )
 
 /**
+ * A connection to one node of a cluster for the subscription: no reconnecting of its own (the
+ * listener moves to another node when it ends), not resubscribing by itself. The caller closes it.
+ *
+ * @internal
+ */
+export const nodeSubscriber = (options: RedisOptions): Redis => {
+  const s = new Redis({ ...options, lazyConnect: false, enableOfflineQueue: true, autoResubscribe: false, retryStrategy: () => null })
+  s.on("error", ignoreErrors)
+  return s
+}
+
+/**
  * Defines the store's scripts on a client (once: a client shared by two stores keeps them).
  *
  * @internal
  */
-export const withCommands = (client: Redis): Commands => {
-  for (const [name, lua] of Object.entries(COMMANDS)) {
-    if (!(name in client)) client.defineCommand(name, { numberOfKeys: 1, lua })
+export const withCommands = (client: Client): Commands => {
+  for (const [name, [lua, numberOfKeys]] of Object.entries(COMMANDS)) {
+    if (!(name in client)) client.defineCommand(name, { numberOfKeys, lua })
   }
   return client as unknown as Commands
 }

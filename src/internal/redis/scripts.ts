@@ -1,25 +1,18 @@
 /**
- * The Lua scripts of the Redis store and the arguments they take. Every multi-key step is one
- * script (atomic on the server). A script gets its key in `KEYS[1]`, the key prefix in `ARGV[1]`
- * and, when it publishes, this process's origin in `ARGV[2]`; a write gets its record as one JSON
- * argument after those, which the script decodes with `cjson` (see {@link SessionWrite}).
+ * The Lua scripts of the Redis store and the arguments they take (key layout: `keys.ts`). Every
+ * key a script touches is declared in `KEYS`, and all of a script's keys are in one hash slot — a
+ * session's records share its routing tag — so that the scripts run on Redis Cluster as on a
+ * single server. A step that concerns a session and its user's index (two slots) is two scripts,
+ * ordered by the store (`store.ts`): the index first.
  *
- * Keys, with a prefix `p` (default `sess:`):
- *
- * - `${p}t:${tokenKey}`: a string, `c:${sessionKey}` for a current token, the Codec JSON of the
- *   Redirect for a rotated-away one; it expires with its session (or at the end of the grace
- *   period);
- * - `${p}s:${sessionKey}`: a hash — `v` version, `t` current token key, `u` user (`""` for none,
- *   `"+" + userId` otherwise), `r` the Codec JSON of the session, `e` its deadline (epoch ms, for
- *   the limit on a user's sessions) — with the session's TTL;
- * - `${p}u:${userId}`: a set of session keys (the user index), expiring with its longest session.
+ * A script that publishes gets the channel in `ARGV[1]` and this process's origin in `ARGV[2]`;
+ * a write gets its record as one JSON argument after those, decoded with `cjson` (see
+ * {@link SessionWrite}). Scripts publish `${originId}:${tokenKey}` for every token key they
+ * change, with classic `PUBLISH` (allowed in a script on a cluster, where the channel is not a
+ * key, and relayed to every node): the message leaves atomically with the write.
  *
  * The compare-and-set of `save` and `rotate` compares the version and the current token, so only
- * one rotation of a token wins. Scripts publish `${originId}:${tokenKey}` on `${p}invalidate` for
- * every token key they change.
- *
- * The scripts build some key names on the server (the session of a token, the user's set), so
- * the store needs a standalone Redis (or one primary), not Redis Cluster.
+ * one rotation of a token wins.
  *
  * This module does not load ioredis.
  *
@@ -27,284 +20,166 @@
  */
 import { Option } from "effect"
 import * as Codec from "../../Codec.js"
-import type { Rotation, SessionLimitPolicy } from "../persistence.js"
+import type { Rotation } from "../persistence.js"
 import type { Session } from "../../Session.js"
 
 const LIB = `
-local function user_key(prefix, user)
-  return prefix .. 'u:' .. string.sub(user, 2)
+local function notify(token)
+  redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. token)
 end
-local function unindex(prefix, user, key)
-  if user and user ~= '' then redis.call('SREM', user_key(prefix, user), key) end
-end
-local function index(prefix, user, key, px)
-  if user ~= '' then
-    local ukey = user_key(prefix, user)
-    redis.call('SADD', ukey, key)
-    if redis.call('PTTL', ukey) < px then redis.call('PEXPIRE', ukey, px) end
-  end
-end
--- Whether a user's index key can take SADD/SREM. Checked before a script writes anything: a
--- script that fails halfway keeps its earlier writes (Redis has no rollback).
-local function indexable(prefix, user)
-  if not user or user == '' then return true end
-  local kind = redis.call('TYPE', user_key(prefix, user)).ok
-  return kind == 'set' or kind == 'none'
-end
-local function wrong_index()
-  return redis.error_reply('WRONGTYPE a user index key holds the wrong kind of value; nothing was written')
-end
-local function notify(prefix, origin, token)
-  redis.call('PUBLISH', prefix .. 'invalidate', origin .. ':' .. token)
-end
--- Writes a session (w: key, token, version, user, record, px) under its current token; a
--- deadline already past deletes it instead.
-local function write(prefix, skey, w, olduser)
+-- Writes a session (w: key, token, version, user, record, px, e) and its current token record;
+-- a deadline already past deletes both instead.
+local function write(skey, tkey, w)
   local px = tonumber(w.px)
-  if olduser and olduser ~= w.user then unindex(prefix, olduser, w.key) end
-  local tkey = prefix .. 't:' .. w.token
   if px <= 0 then
     redis.call('DEL', skey)
-    if redis.call('GET', tkey) == 'c:' .. w.key then redis.call('DEL', tkey) end
-    unindex(prefix, w.user, w.key)
+    if redis.pcall('GET', tkey) == 'c:' .. w.key then redis.call('DEL', tkey) end
     return
   end
   redis.call('HSET', skey, 'v', w.version, 't', w.token, 'u', w.user, 'r', w.record, 'e', w.e)
   redis.call('PEXPIRE', skey, px)
   redis.call('SET', tkey, 'c:' .. w.key, 'PX', px)
-  index(prefix, w.user, w.key, px)
-end
--- Deletes a session, its current token and its index entry; returns its token key (or false).
-local function remove(prefix, key)
-  local skey = prefix .. 's:' .. key
-  local kind = redis.call('TYPE', skey).ok
-  if kind == 'none' then return false end
-  if kind ~= 'hash' then
-    redis.call('DEL', skey)
-    return false
-  end
-  local cur = redis.call('HMGET', skey, 't', 'u')
-  redis.call('DEL', skey)
-  unindex(prefix, cur[2], key)
-  if not cur[1] then return false end
-  local tkey = prefix .. 't:' .. cur[1]
-  local t = redis.pcall('GET', tkey)
-  if t == 'c:' .. key then redis.call('DEL', tkey) end
-  return cur[1]
 end
 `
 
-/** KEYS: t:token. ARGV: prefix. → false | {token value} | {token value, record | false, corrupt?} */
-const LOAD = `
+/**
+ * KEYS: t:token, s:session (the one the token named). ARGV: what the token held (`c:` + key).
+ * → {0} the token changed meanwhile (read it again) | {1, record | false} | {2} a key of the
+ * wrong type.
+ */
+const LOAD_CURRENT = `
 local t = redis.pcall('GET', KEYS[1])
-if type(t) == 'table' and t.err then return {'', false, 1} end
-if not t then return false end
-if string.sub(t, 1, 2) == 'c:' then
-  local r = redis.pcall('HGET', ARGV[1] .. 's:' .. string.sub(t, 3), 'r')
-  if type(r) == 'table' and r.err then return {t, false, 1} end
-  return {t, r}
-end
-return {t}
+if type(t) == 'table' then return {2} end
+if t ~= ARGV[1] then return {0} end
+local r = redis.pcall('HGET', KEYS[2], 'r')
+if type(r) == 'table' then return {2} end
+return {1, r}
 `
 
-/** KEYS: s:key. ARGV: prefix. → record | false | {corrupt} */
-const LOAD_SESSION = `
-local r = redis.pcall('HGET', KEYS[1], 'r')
-if type(r) == 'table' and r.err then return {1} end
-return r
-`
-
-/** KEYS: s:key. ARGV: prefix, JSON of a SessionWrite. */
+/** KEYS: s:session, t:token. ARGV: JSON of a SessionWrite. */
 const CREATE = LIB + `
-local w = cjson.decode(ARGV[2])
+local w = cjson.decode(ARGV[1])
 local kind = redis.call('TYPE', KEYS[1]).ok
-local olduser = false
-if kind == 'hash' then olduser = redis.call('HGET', KEYS[1], 'u') end
-if not indexable(ARGV[1], w.user) or not indexable(ARGV[1], olduser) then return wrong_index() end
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-write(ARGV[1], KEYS[1], w, olduser)
+write(KEYS[1], KEYS[2], w)
 return 1
 `
 
-/** KEYS: s:key. ARGV: prefix, origin, JSON of a SaveArgs. */
+/** KEYS: s:session, t:its current token. ARGV: channel, origin, JSON of a SaveArgs. → 1 won | 0 lost */
 const SAVE = LIB + `
 local w = cjson.decode(ARGV[3])
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
+local cur = redis.call('HMGET', KEYS[1], 'v', 't')
 if cur[1] ~= w.expectedVersion or cur[2] ~= w.token then return 0 end
-if not indexable(ARGV[1], w.user) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
-write(ARGV[1], KEYS[1], w, cur[3])
-notify(ARGV[1], ARGV[2], w.token)
+write(KEYS[1], KEYS[2], w)
+notify(w.token)
 return 1
 `
 
-/** KEYS: s:key. ARGV: prefix, origin, JSON of a RotateArgs. */
+/**
+ * KEYS: s:session, t:new token, t:old token. ARGV: channel, origin, JSON of a RotateArgs.
+ * → 1 won | 0 lost
+ */
 const ROTATE = LIB + `
 local w = cjson.decode(ARGV[3])
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
-local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
+local cur = redis.call('HMGET', KEYS[1], 'v', 't')
 if cur[1] ~= w.expectedVersion or cur[2] ~= w.oldToken then return 0 end
-if not indexable(ARGV[1], w.user) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
-local old = ARGV[1] .. 't:' .. w.oldToken
-if tonumber(w.redirectPx) > 0 then redis.call('SET', old, w.redirect, 'PX', w.redirectPx) else redis.call('DEL', old) end
-write(ARGV[1], KEYS[1], w, cur[3])
-notify(ARGV[1], ARGV[2], w.oldToken)
-notify(ARGV[1], ARGV[2], w.token)
+if tonumber(w.redirectPx) > 0 then redis.call('SET', KEYS[3], w.redirect, 'PX', w.redirectPx) else redis.call('DEL', KEYS[3]) end
+write(KEYS[1], KEYS[2], w)
+notify(w.oldToken)
+notify(w.token)
 return 1
 `
 
-/** KEYS: s:key. ARGV: prefix, origin, key. */
-const DELETE = LIB + `
-local token = remove(ARGV[1], ARGV[3])
-if token then notify(ARGV[1], ARGV[2], token) end
-return 1
-`
-
-/** KEYS: t:token. ARGV: prefix, origin, token. */
-const DELETE_TOKEN = LIB + `
-local t = redis.pcall('GET', KEYS[1])
-if not t then return 0 end
-if type(t) == 'string' and string.sub(t, 1, 2) == 'c:' then
-  local token = remove(ARGV[1], string.sub(t, 3))
-  if token and token ~= ARGV[3] then notify(ARGV[1], ARGV[2], token) end
+/**
+ * KEYS: s:session, t:its current token as last read. ARGV: channel, origin, session key, that
+ * token key (`""`: none). Deletes the session and its current token record.
+ * → {0} the current token changed meanwhile (read it again) | {1, user field or ''}
+ */
+const REMOVE = LIB + `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return {1, ''} end
+if kind ~= 'hash' then
+  redis.call('DEL', KEYS[1])
+  return {1, ''}
 end
+local cur = redis.call('HMGET', KEYS[1], 't', 'u')
+if (cur[1] or '') ~= ARGV[4] then return {0} end
 redis.call('DEL', KEYS[1])
-notify(ARGV[1], ARGV[2], ARGV[3])
+if cur[1] then
+  if redis.pcall('GET', KEYS[2]) == 'c:' .. ARGV[3] then redis.call('DEL', KEYS[2]) end
+  notify(cur[1])
+end
+return {1, cur[2] or ''}
+`
+
+/** KEYS: t:token. ARGV: channel, origin, token key. Deletes whatever the key holds. */
+const DELETE_TOKEN = LIB + `
+redis.call('DEL', KEYS[1])
+notify(ARGV[3])
 return 1
 `
 
 /**
- * KEYS: u:user. ARGV: prefix. → {key, record, token, key, record, token …} ('' for a key of the
- * wrong type); drops the keys of gone sessions.
+ * KEYS: u:user. ARGV: session key, score (its deadline, epoch ms), milliseconds to keep the index.
+ * Adds the session to the user's index, or raises its score (`GT`: the score stays an upper bound
+ * of the deadline whatever order concurrent writers come in). Refuses a key of another type
+ * before writing anything.
  */
-const SESSIONS_OF_USER = `
-local out = {}
-for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.pcall('HMGET', ARGV[1] .. 's:' .. key, 'r', 't')
-  if r.err then
-    out[#out + 1] = key
-    out[#out + 1] = ''
-    out[#out + 1] = ''
-  elseif r[1] then
-    out[#out + 1] = key
-    out[#out + 1] = r[1]
-    out[#out + 1] = r[2] or ''
-  else
-    redis.call('SREM', KEYS[1], key)
-  end
+const INDEX = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'zset' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE a user index key holds the wrong kind of value; nothing was written')
 end
-return out
-`
-
-// -- the limit on a user's sessions (maxSessionsPerUser) -------------------------------------
-// Everything about counting a user's sessions lives here: one library and one script, apart from
-// the plain rotation (which it repeats), so that the rest of the store does not depend on it.
-
-const LIMIT_LIB = `
--- Whether an index member is a live session of the user: {key, lastAccessAt, createdAt}; 'bad'
--- for a record that does not decode (ended without counting); false for dead, gone or another's.
-local function limit_entry(prefix, user, key, now, retention)
-  local skey = prefix .. 's:' .. key
-  if redis.call('TYPE', skey).ok ~= 'hash' then return false end
-  local f = redis.call('HMGET', skey, 'r', 'e', 'u')
-  if f[3] ~= user then return false end
-  local ok, rec = pcall(cjson.decode, f[1] or '')
-  if not ok or type(rec) ~= 'table' or type(rec.lastAccessAt) ~= 'number' or type(rec.createdAt) ~= 'number' then return 'bad' end
-  local e = tonumber(f[2])
-  -- Records written before the deadline field: their TTL is the deadline plus the retention.
-  if e then
-    if e <= now then return false end
-  elseif redis.call('PTTL', skey) <= retention then return false end
-  return {key, rec.lastAccessAt, rec.createdAt}
-end
--- The user's other live sessions, least recently used first (then oldest, then smaller key),
--- and the index members whose record does not decode.
-local function limit_others(prefix, user, self, now, retention)
-  local live, bad = {}, {}
-  for _, key in ipairs(redis.call('SMEMBERS', user_key(prefix, user))) do
-    if key ~= self then
-      local entry = limit_entry(prefix, user, key, now, retention)
-      if entry == 'bad' then bad[#bad + 1] = key elseif entry then live[#live + 1] = entry end
-    end
-  end
-  table.sort(live, function(a, b)
-    if a[2] ~= b[2] then return a[2] < b[2] end
-    if a[3] ~= b[3] then return a[3] < b[3] end
-    return a[1] < b[1]
-  end)
-  return live, bad
-end
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
 `
 
 /**
- * KEYS: s:key. ARGV: prefix, origin, JSON of a RotateArgs, JSON of a LimitArgs.
- * → {0} lost | {2} refused | {1, token key of each ended session …} rotated.
+ * KEYS: u:user. ARGV: cutoff (epoch ms). Drops the members scored below the cutoff (their session
+ * is gone: its deadline plus the retention has passed, and a write that extends a deadline raises
+ * the score first) and lists the others, with their scores. → {member, score, member, score …}
  */
-const ROTATE_WITHIN_LIMIT = LIB + LIMIT_LIB + `
-local w = cjson.decode(ARGV[3])
-local limit = cjson.decode(ARGV[4])
-if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return {0} end
-local cur = redis.call('HMGET', KEYS[1], 'v', 't', 'u')
-if cur[1] ~= w.expectedVersion or cur[2] ~= w.oldToken then return {0} end
-if not indexable(ARGV[1], w.user) or not indexable(ARGV[1], cur[3]) then return wrong_index() end
-local ended = {1}
-if w.user ~= '' then
-  local live, bad = limit_others(ARGV[1], w.user, w.key, tonumber(limit.now), tonumber(limit.retention))
-  local excess = #live + 1 - tonumber(limit.max)
-  if excess > 0 and limit.policy == 'refuse' then return {2} end
-  for _, key in ipairs(bad) do
-    local token = remove(ARGV[1], key)
-    if token then notify(ARGV[1], ARGV[2], token); ended[#ended + 1] = token end
-  end
-  for i = 1, excess do
-    local token = remove(ARGV[1], live[i][1])
-    if token then notify(ARGV[1], ARGV[2], token); ended[#ended + 1] = token end
-  end
-end
-local old = ARGV[1] .. 't:' .. w.oldToken
-if tonumber(w.redirectPx) > 0 then redis.call('SET', old, w.redirect, 'PX', w.redirectPx) else redis.call('DEL', old) end
-write(ARGV[1], KEYS[1], w, cur[3])
-notify(ARGV[1], ARGV[2], w.oldToken)
-notify(ARGV[1], ARGV[2], w.token)
-return ended
+const LIST = `
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'none' then return {} end
+if kind ~= 'zset' then return redis.error_reply('WRONGTYPE a user index key holds the wrong kind of value') end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+`
+
+/** KEYS: lease. ARGV: this holder's value. Releases the lease if it is still this holder's. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
 `
 
 /**
- * The second argument of the limited rotation script. Strings, as every script argument.
- *
- * @internal
- */
-export interface LimitArgs {
-  readonly max: string
-  readonly policy: SessionLimitPolicy
-  /** The client's clock (the deadlines were computed on it). */
-  readonly now: string
-  readonly retention: string
-}
-
-/**
- * The scripts, by the name of the command each is defined as on the client.
+ * The scripts, by the name of the command each is defined as on the client, with their number of
+ * keys.
  *
  * @internal
  */
 export const COMMANDS = {
-  effectSessionsLoad: LOAD,
-  effectSessionsLoadSession: LOAD_SESSION,
-  effectSessionsCreate: CREATE,
-  effectSessionsSave: SAVE,
-  effectSessionsRotate: ROTATE,
-  effectSessionsRotateWithinLimit: ROTATE_WITHIN_LIMIT,
-  effectSessionsDelete: DELETE,
-  effectSessionsDeleteToken: DELETE_TOKEN,
-  effectSessionsSessionsOfUser: SESSIONS_OF_USER
+  effectSessionsLoadCurrent: [LOAD_CURRENT, 2],
+  effectSessionsCreate: [CREATE, 2],
+  effectSessionsSave: [SAVE, 2],
+  effectSessionsRotate: [ROTATE, 3],
+  effectSessionsRemove: [REMOVE, 2],
+  effectSessionsDeleteToken: [DELETE_TOKEN, 1],
+  effectSessionsIndex: [INDEX, 1],
+  effectSessionsList: [LIST, 1],
+  effectSessionsRelease: [RELEASE, 1]
 } as const
 
 /**
- * A client with the scripts defined: each takes its one key, then its arguments.
+ * A client with the scripts defined: each takes its keys, then its arguments.
  *
  * @internal
  */
-export type Commands = { readonly [K in keyof typeof COMMANDS]: (key: string, ...args: ReadonlyArray<string>) => Promise<unknown> }
+export type Commands = { readonly [K in keyof typeof COMMANDS]: (...args: ReadonlyArray<string>) => Promise<unknown> }
 
 /**
  * What a script writes for a session (`write` in the Lua library). Every field is a string:
@@ -375,7 +250,7 @@ export const sessionWrite = (session: Session, now: number, expiresAt: number, r
  *
  * @internal
  */
-export const encodeArgs = (args: SessionWrite | SaveArgs | RotateArgs | LimitArgs): string =>
+export const encodeArgs = (args: SessionWrite | SaveArgs | RotateArgs): string =>
   JSON.stringify(args, (_key, value: unknown) => typeof value === "string" ? wellFormed(value) : value)
 
 /**

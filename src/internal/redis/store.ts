@@ -1,15 +1,42 @@
 /**
- * The Redis Persistence (ioredis): the store operations over the scripts of `scripts.ts`, on the
- * connections of `connection.ts`, with the invalidation listener of `invalidations.ts`.
+ * The Redis Persistence (ioredis), one module for a single server and for Redis Cluster: the
+ * store operations over the scripts of `scripts.ts` and the keys of `keys.ts`, on the connections
+ * of `connection.ts`, with the invalidation listener of `invalidations.ts`.
+ *
+ * A session's records share its routing tag's slot, so each step on one session is one script.
+ * The user index lives in the user's slot; the steps that concern both are ordered:
+ *
+ * - **The index first.** A write of a session with a user adds it to the user's index (or raises
+ *   its score, an upper bound of the session's deadline) before the session's script, so a
+ *   listing never misses a live session: a session claims a user only after it is listed there.
+ *   Members are dropped lazily: on a listing, those scored below now − retention (their session
+ *   is gone by TTL, and a write that would extend a deadline raises the score first); after a
+ *   delete, the deleted session (death is permanent: session keys are never reused). A member
+ *   whose session moved to another user stays until its score passes — removing it could race
+ *   with the session coming back — and is filtered out by the listing.
+ * - **Reading a token** is two steps when the token is current: the token record names the
+ *   session, and a second script reads both again (the token still naming it) and the session.
+ * - **The limit on a user's sessions** (`rotateWithinLimit`) cannot be one script when the
+ *   user's sessions live in other slots. The limited log-ins of one user are serialised by a
+ *   lease in the user's slot (`SET NX PX`, released by compare-and-delete): under it, the store
+ *   reads the user's index, checks each candidate in its own slot (live: a hash whose user is
+ *   this one and whose deadline is ahead), answers `Lost` if the rotated session's
+ *   compare-and-set already fails, `Refused` if the policy refuses, else writes the index entry,
+ *   rotates, and ends the least recently used excess sessions, each in its own slot. Two
+ *   log-ins of one user, in any processes, never count at the same time, so they never leave
+ *   more than `max` sessions; everything else a store does to a user's sessions (expiry, delete,
+ *   log-out) only lowers the count. The argument holds while a holder finishes within the lease
+ *   ({@link LEASE_MILLIS}; every command has a 1 s timeout); a holder that dies leaves the lease
+ *   to expire, and the log-ins of that user wait (or fail as unavailable) meanwhile.
  *
  * Errors keep only the class name and the message of ioredis's error: its `ReplyError` carries
  * the command and every argument (keys, the user ID, the record), which must not reach a log.
  *
  * @internal
  */
-import { Clock, Effect, Either, Option } from "effect"
+import { Clock, Data, Duration, Effect, Either, Option, Schedule } from "effect"
 import type { Scope } from "effect"
-import type { Redis, RedisOptions } from "ioredis"
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from "ioredis"
 import * as Codec from "../../Codec.js"
 import {
   Invalidation,
@@ -17,22 +44,51 @@ import {
   type PersistenceShape,
   type Rotation,
   type SessionLimit,
+  sessionsToEnd,
   SessionStoreError
 } from "../persistence.js"
 import type { Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
 import { userMessage } from "../invalidationMessage.js"
+import { sleepReal } from "../realTime.js"
 import { redactCodecError } from "../storeErrors.js"
-import { connected, openClient, unavailable, withCommands } from "./connection.js"
-import { listen } from "./invalidations.js"
-import { encodeArgs, rotateArgs, sessionWrite } from "./scripts.js"
+import { type Client, connected, openClient, openCluster, unavailable, withCommands } from "./connection.js"
+import { listen, listenCluster } from "./invalidations.js"
+import { makeKeys } from "./keys.js"
+import { encodeArgs, rotateArgs, sessionWrite, wellFormed } from "./scripts.js"
+
+/**
+ * How long a limited log-in holds its user's lease at most, in milliseconds.
+ *
+ * @internal
+ */
+export const LEASE_MILLIS = 10_000
+
+/**
+ * How a limited log-in waits for its user's lease: jittered exponential up to 50 ms, about 15 s
+ * in all (longer than a lease lives), then it fails as unavailable. Waited on the event loop's
+ * timer: a test may hold a TestClock still.
+ */
+const leaseWait: Schedule.Schedule<unknown, unknown> = Schedule.exponential("2 millis").pipe(
+  Schedule.union(Schedule.spaced("50 millis")),
+  Schedule.jittered,
+  Schedule.intersect(Schedule.recurs(400)),
+  Schedule.modifyDelayEffect((_, delay) => Effect.as(sleepReal(Duration.toMillis(delay)), Duration.zero))
+)
+
+/** The lease was taken: wait and try again. */
+class LeaseBusy extends Data.TaggedError("effect-sessions/RedisLeaseBusy")<{}> {}
 
 /** @internal */
 export interface RedisStoreOptions {
-  /** Connection URL, used when no client is given. */
+  /** Connection URL of a single server, used when no client and no cluster nodes are given. */
   readonly url: string
-  /** A client to use (not closed by the store; its subscriber duplicate is). */
-  readonly client?: Redis | undefined
+  /** The starting nodes of a cluster: the store opens a `Cluster` client over them. */
+  readonly nodes?: ReadonlyArray<{ readonly host: string; readonly port: number }> | undefined
+  /** Options of the cluster client the store creates. */
+  readonly clusterOptions?: ClusterOptions | undefined
+  /** A client to use (not closed by the store; its subscriber connection is). */
+  readonly client?: Redis | Cluster | undefined
   /** Options for the client the store creates (merged over the fail-fast options). */
   readonly redisOptions?: RedisOptions | undefined
   readonly prefix: string
@@ -43,20 +99,31 @@ export interface RedisStoreOptions {
   readonly retention: number
 }
 
+const isCluster = (client: Client): client is Cluster => (client as { isCluster?: boolean }).isCluster === true
+
+const isWrongType = (e: unknown) => e instanceof Error && e.message.startsWith("WRONGTYPE")
+
 /**
  * Builds the store: connects (or uses the given client), defines the scripts, subscribes to the
- * invalidation channel with a second connection; all closed when the scope closes.
+ * invalidation channel with a connection of its own; all closed when the scope closes.
  *
  * @internal
  */
 export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<PersistenceShape, SessionStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const retention = options.retention
-    const p = options.prefix
-    const channel = `${p}invalidate`
+    const keys = makeKeys(options.prefix)
+    const channel = keys.channel
     const origin = options.originId
 
-    const client: Redis = options.client ?? (yield* openClient(options.url, options.redisOptions))
+    const client: Client = options.client ??
+      (options.nodes === undefined
+        ? yield* openClient(options.url, options.redisOptions)
+        : yield* openCluster(
+          options.nodes.map((n) => ({ host: n.host, port: n.port })),
+          options.redisOptions,
+          options.clusterOptions
+        ))
     yield* connected(client, options.connectTimeout)
     const commands = withCommands(client)
 
@@ -64,6 +131,10 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       Effect.tryPromise({ try: f, catch: unavailable(method) })
     const corrupt = (method: string, key: string, cause: unknown) =>
       new SessionStoreError({ method, reason: "Corrupt", key, cause: cause instanceof Codec.CodecError ? redactCodecError(cause) : cause })
+    const wrongType = (method: string, key: string) => corrupt(method, key, new Error("a key of the wrong type"))
+    /** A read that answers WRONGTYPE for a key of another type: `undefined` then. */
+    const read = <A>(method: string, f: () => Promise<A>): Effect.Effect<A | undefined, SessionStoreError> =>
+      Effect.tryPromise({ try: () => f().catch((e: unknown) => isWrongType(e) ? undefined : Promise.reject(e)), catch: unavailable(method) })
 
     const decodeSession = (method: string, key: string, text: string): Effect.Effect<Session, SessionStoreError> =>
       Either.match(Codec.decodeSession(text), {
@@ -73,16 +144,12 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
 
     // -- operations -----------------------------------------------------------------------------
 
-    const load = (tokenKey: string): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
+    const load = (tokenKey: string, attempt = 0): Effect.Effect<Option.Option<TokenRecord>, SessionStoreError> =>
       Effect.gen(function*() {
-        const reply = (yield* call("load", () => commands.effectSessionsLoad(`${p}t:${tokenKey}`, p))) as
-          | null
-          | [string]
-          | [string, string | null]
-          | [string, string | null, number]
-        if (reply === null) return Option.none()
-        const [value, record, wrongType] = reply
-        if (wrongType !== undefined) return yield* corrupt("load", tokenKey, new Error("a key of the wrong type"))
+        const tkey = keys.token(tokenKey)
+        const value = yield* read("load", () => client.get(tkey))
+        if (value === undefined) return yield* wrongType("load", tokenKey)
+        if (value === null) return Option.none()
         if (!value.startsWith("c:")) {
           const decoded = Codec.decode(value)
           if (Either.isLeft(decoded)) return yield* corrupt("load", tokenKey, decoded.left)
@@ -91,75 +158,140 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
           const now = yield* Clock.currentTimeMillis
           return decoded.right.expiresAt + retention <= now ? Option.none() : Option.some<TokenRecord>(decoded.right)
         }
+        // The token names its session (same slot): read both again in one step.
+        const reply = (yield* call("load", () => commands.effectSessionsLoadCurrent(tkey, keys.session(value.slice(2)), value))) as
+          | [0]
+          | [1, string | null]
+          | [2]
+        if (reply[0] === 2) return yield* wrongType("load", tokenKey)
+        // The token changed between the two reads (rotated, deleted): read it again.
+        if (reply[0] === 0) return attempt < 8 ? yield* load(tokenKey, attempt + 1) : Option.none()
+        const record = reply[1]
         if (record === null || record === undefined) return Option.none()
         return Option.some<TokenRecord>(yield* decodeSession("load", tokenKey, record))
       })
 
     const loadSession = (sessionKey: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
       Effect.gen(function*() {
-        const reply = (yield* call("loadSession", () => commands.effectSessionsLoadSession(`${p}s:${sessionKey}`, p))) as
-          | null
-          | string
-          | [number]
-        if (reply === null) return Option.none()
-        if (typeof reply !== "string") return yield* corrupt("loadSession", sessionKey, new Error("a key of the wrong type"))
-        return Option.some(yield* decodeSession("loadSession", sessionKey, reply))
+        const record = yield* read("loadSession", () => client.hget(keys.session(sessionKey), "r"))
+        if (record === undefined) return yield* wrongType("loadSession", sessionKey)
+        if (record === null) return Option.none()
+        return Option.some(yield* decodeSession("loadSession", sessionKey, record))
+      })
+
+    /**
+     * The index step before a write of `session` with deadline `expiresAt`: nothing without a
+     * user or for a deadline already past (the write deletes the session then).
+     */
+    const index = (method: string, session: Session, now: number, expiresAt: number): Effect.Effect<void, SessionStoreError> =>
+      Option.match(session.userId, {
+        onNone: () => Effect.void,
+        onSome: (userId) => {
+          const keep = Math.ceil(expiresAt + retention - now)
+          if (keep <= 0) return Effect.void
+          return Effect.asVoid(call(method, () => commands.effectSessionsIndex(keys.user(wellFormed(userId)), session.key, String(Math.ceil(expiresAt)), String(keep))))
+        }
       })
 
     const create = (session: Session, expiresAt: number): Effect.Effect<void, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
+        yield* index("create", session, now, expiresAt)
         const args = encodeArgs(sessionWrite(session, now, expiresAt, retention))
-        yield* call("create", () => commands.effectSessionsCreate(`${p}s:${session.key}`, p, args))
+        yield* call("create", () => commands.effectSessionsCreate(keys.session(session.key), keys.token(session.tokenKey), args))
       })
 
     const save = (session: Session, expectedVersion: number, expiresAt: number): Effect.Effect<boolean, SessionStoreError> =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
+        yield* index("save", session, now, expiresAt)
         const args = encodeArgs({ ...sessionWrite(session, now, expiresAt, retention), expectedVersion: String(expectedVersion) })
-        const won = yield* call("save", () => commands.effectSessionsSave(`${p}s:${session.key}`, p, origin, args))
+        const won = yield* call("save", () => commands.effectSessionsSave(keys.session(session.key), keys.token(session.tokenKey), channel, origin, args))
+        return won === 1
+      })
+
+    const rotateWith = (method: string, rotation: Rotation, now: number): Effect.Effect<boolean, SessionStoreError> =>
+      Effect.gen(function*() {
+        yield* index(method, rotation.session, now, rotation.expiresAt)
+        const args = encodeArgs(rotateArgs(rotation, now, retention))
+        const won = yield* call(method, () =>
+          commands.effectSessionsRotate(
+            keys.session(rotation.session.key),
+            keys.token(rotation.session.tokenKey),
+            keys.token(rotation.redirect.tokenKey),
+            channel,
+            origin,
+            args
+          ))
         return won === 1
       })
 
     const rotate = (rotation: Rotation): Effect.Effect<boolean, SessionStoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => rotateWith("rotate", rotation, now))
+
+    /** Deletes a session (its current token, its index entry); the token key it had, if any. */
+    const remove = (method: string, sessionKey: string, attempt = 0): Effect.Effect<string | undefined, SessionStoreError> =>
       Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const args = encodeArgs(rotateArgs(rotation, now, retention))
-        const won = yield* call("rotate", () => commands.effectSessionsRotate(`${p}s:${rotation.session.key}`, p, origin, args))
-        return won === 1
+        const skey = keys.session(sessionKey)
+        const token = yield* read(method, () => client.hget(skey, "t"))
+        const tokenKey = token ?? ""
+        // A key of the wrong type: the script deletes it (the token key is a placeholder in its slot).
+        const reply = (yield* call(method, () =>
+          commands.effectSessionsRemove(skey, keys.token(tokenKey === "" ? sessionKey : tokenKey), channel, origin, sessionKey, tokenKey))) as
+          | [0]
+          | [1, string]
+        if (reply[0] === 0) return attempt < 8 ? yield* remove(method, sessionKey, attempt + 1) : undefined
+        const user = reply[1]
+        // The session is gone for good (keys are never reused): its index entry can go too.
+        if (user !== "" && user !== undefined) {
+          yield* call(method, () => client.zrem(keys.user(user.slice(1)), sessionKey)).pipe(
+            Effect.catchAll(() => Effect.void)
+          )
+        }
+        return tokenKey === "" ? undefined : tokenKey
       })
 
-    const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit): Effect.Effect<LimitedRotation, SessionStoreError> =>
-      Effect.gen(function*() {
-        const now = yield* Clock.currentTimeMillis
-        const args = encodeArgs(rotateArgs(rotation, now, retention))
-        const limitArgs = encodeArgs({ max: String(limit.max), policy: limit.policy, now: String(now), retention: String(retention) })
-        const reply = (yield* call(
-          "rotateWithinLimit",
-          () => commands.effectSessionsRotateWithinLimit(`${p}s:${rotation.session.key}`, p, origin, args, limitArgs)
-        )) as [number, ...Array<string>]
-        const [code, ...ended] = reply
-        return code === 1 ? LimitedRotation.Rotated({ ended }) : code === 2 ? LimitedRotation.Refused() : LimitedRotation.Lost()
-      })
-
-    const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> =>
-      Effect.asVoid(call("delete", () => commands.effectSessionsDelete(`${p}s:${sessionKey}`, p, origin, sessionKey)))
+    const del = (sessionKey: string): Effect.Effect<void, SessionStoreError> => Effect.asVoid(remove("delete", sessionKey))
 
     const deleteToken = (tokenKey: string): Effect.Effect<void, SessionStoreError> =>
-      Effect.asVoid(call("deleteToken", () => commands.effectSessionsDeleteToken(`${p}t:${tokenKey}`, p, origin, tokenKey)))
+      Effect.gen(function*() {
+        const value = yield* read("deleteToken", () => client.get(keys.token(tokenKey)))
+        if (typeof value === "string" && value.startsWith("c:")) yield* remove("deleteToken", value.slice(2))
+        yield* call("deleteToken", () => commands.effectSessionsDeleteToken(keys.token(tokenKey), channel, origin, tokenKey))
+      })
 
-    // A record that does not decode (or a key of the wrong type: '') is skipped and deleted, so
+    /** What the index lists of a user, each with its session's fields (`undefined`: a key of the wrong type). */
+    const indexed = (method: string, userId: string, cutoff: number) =>
+      Effect.gen(function*() {
+        const reply = (yield* call(method, () => commands.effectSessionsList(keys.user(wellFormed(userId)), String(cutoff)))) as Array<string>
+        const members: Array<string> = []
+        for (let i = 0; i + 1 < reply.length; i += 2) members.push(reply[i]!)
+        return yield* Effect.forEach(members, (key) =>
+          Effect.map(
+            read(method, () => client.hmget(keys.session(key), "r", "t", "u", "e")),
+            (fields) => ({ key, fields })
+          ), { concurrency: "unbounded" })
+      })
+
+    // A record that does not decode (or a key of the wrong type) is skipped and deleted, so
     // that one bad session never blocks listing, logging out everywhere or an exclusive log-in.
     const sessionsOfUser = (userId: string): Effect.Effect<ReadonlyArray<Session>, SessionStoreError> =>
       Effect.gen(function*() {
-        const reply = (yield* call("sessionsOfUser", () => commands.effectSessionsSessionsOfUser(`${p}u:${userId}`, p))) as Array<string>
+        const now = yield* Clock.currentTimeMillis
+        const entries = yield* indexed("sessionsOfUser", userId, now - retention)
         const out: Array<Session> = []
-        for (let i = 0; i + 2 < reply.length; i += 3) {
-          const key = reply[i]!
-          const decoded = reply[i + 1] === "" ? undefined : Either.getRight(Codec.decodeSession(reply[i + 1]!)).pipe(Option.getOrUndefined)
-          if (decoded === undefined) yield* dropCorrupt("sessionsOfUser", key, reply[i + 2]!)
+        for (const { fields, key } of entries) {
+          if (fields === undefined) {
+            yield* dropCorrupt("sessionsOfUser", key, "")
+            continue
+          }
+          const [record, token, user] = fields
+          if (record === null || record === undefined) continue
           // Keys are UTF-8, where every lone surrogate is U+FFFD: ids that differ only there
-          // share an index set, so the records say whose they are.
+          // share an index, so the records say whose they are.
+          if (user !== `+${wellFormed(userId)}`) continue
+          const decoded = Either.getRight(Codec.decodeSession(record)).pipe(Option.getOrUndefined)
+          if (decoded === undefined) yield* dropCorrupt("sessionsOfUser", key, token ?? "")
           else if (Option.getOrUndefined(decoded.userId) === userId) out.push(decoded)
         }
         return out
@@ -181,10 +313,79 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         )
       )
 
+    // -- the limit on a user's sessions (maxSessionsPerUser) --------------------------------------
+
+    let leases = 0
+
+    /** Takes the user's lease, waiting on {@link leaseWait} while another log-in holds it. */
+    const acquireLease = (lease: string, holder: string): Effect.Effect<void, SessionStoreError> =>
+      call("rotateWithinLimit", () => client.set(lease, holder, "PX", LEASE_MILLIS, "NX")).pipe(
+        Effect.flatMap((taken) => taken === "OK" ? Effect.void : Effect.fail(new LeaseBusy())),
+        Effect.retry({ schedule: leaseWait, while: (e) => e instanceof LeaseBusy }),
+        Effect.catchIf(
+          (e): e is LeaseBusy => e instanceof LeaseBusy,
+          () => new SessionStoreError({ method: "rotateWithinLimit", reason: "Unavailable", cause: new Error("the user's session limit stayed busy") })
+        )
+      )
+
+    const rotateWithinLimit = (rotation: Rotation, limit: SessionLimit): Effect.Effect<LimitedRotation, SessionStoreError> =>
+      Option.match(rotation.session.userId, {
+        onNone: () => Effect.map(rotate(rotation), (won) => won ? LimitedRotation.Rotated({ ended: [] }) : LimitedRotation.Lost()),
+        onSome: (userId) => {
+          const lease = keys.lease(wellFormed(userId))
+          // Unique per attempt and telling nothing (with hashIdsAtRest off a token key is the token).
+          const holder = `${origin}:${++leases}`
+          return Effect.acquireUseRelease(
+            acquireLease(lease, holder),
+            () => limitedUnderLease(rotation, limit, userId),
+            () => Effect.ignore(call("rotateWithinLimit", () => commands.effectSessionsRelease(lease, holder)))
+          )
+        }
+      })
+
+    const limitedUnderLease = (rotation: Rotation, limit: SessionLimit, userId: string): Effect.Effect<LimitedRotation, SessionStoreError> =>
+      Effect.gen(function*() {
+        const method = "rotateWithinLimit"
+        const now = yield* Clock.currentTimeMillis
+        const self = rotation.session
+        // Lost before anything else: the compare-and-set already fails.
+        const current = yield* read(method, () => client.hmget(keys.session(self.key), "v", "t"))
+        if (current === undefined || current[0] !== String(rotation.expectedVersion) || current[1] !== rotation.redirect.tokenKey) {
+          return LimitedRotation.Lost()
+        }
+        const live: Array<Pick<Session, "key" | "lastAccessAt" | "createdAt">> = []
+        const bad: Array<string> = []
+        for (const { fields, key } of yield* indexed(method, userId, now - retention)) {
+          if (key === self.key) continue
+          if (fields === undefined) {
+            bad.push(key)
+            continue
+          }
+          const [record, , user, deadline] = fields
+          if (record === null || record === undefined || user !== `+${wellFormed(userId)}`) continue
+          const e = Number(deadline)
+          if (!(e > now)) continue
+          const parsed = Either.getRight(Codec.decodeSession(record)).pipe(Option.getOrUndefined)
+          if (parsed === undefined) bad.push(key)
+          else if (Option.getOrUndefined(parsed.userId) === userId) live.push(parsed)
+        }
+        const victims = sessionsToEnd(live, limit)
+        if (victims === "refused") return LimitedRotation.Refused()
+        if (!(yield* rotateWith(method, rotation, now))) return LimitedRotation.Lost()
+        const ended: Array<string> = []
+        for (const key of [...bad, ...victims.map((v) => v.key)]) {
+          const token = yield* remove(method, key)
+          if (token !== undefined) ended.push(token)
+        }
+        return LimitedRotation.Rotated({ ended })
+      })
+
     const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
 
-    const listener = yield* listen(client, channel, origin, options.connectTimeout)
+    const listener = isCluster(client)
+      ? yield* listenCluster(client, options.nodes ?? [], channel, origin, options.connectTimeout)
+      : yield* listen(client, channel, origin, options.connectTimeout)
 
     return {
       load,

@@ -62,8 +62,8 @@ export const makeResolver = (
 
   const create = Effect.fn("Sessions.create", spanOptions)(function*(client: Client) {
     const now = yield* Clock.currentTimeMillis
-    const token = yield* tokens.newToken
     const key = yield* tokens.newKey
+    const token = yield* tokens.newToken(key)
     const session = S.withVersion(S.start({ key, tokenKey: tokens.keyOf(token), now, client }), 1)
     yield* store.create(session, S.expiresAt(session, config))
     yield* records.remember(session)

@@ -132,7 +132,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       const current = yield* records.latest(sessionKey, tk)
       if (Option.isNone(current) || current.value.tokenKey !== tk) return Option.none<ActiveSession>()
       const now = yield* Clock.currentTimeMillis
-      const successor = yield* tokens.newToken
+      const successor = yield* tokens.newToken(sessionKey)
       const changed = options.change ? options.change(current.value, now) : current.value
       const won = yield* commit(current.value, changed, token, successor, now, options.grace, options.limit)
       if (Option.isNone(won)) return yield* lostCompareAndSet(cache.invalidate(tk))
@@ -176,7 +176,7 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
     const attempt = handles.withReached("destroy", handle, (token, session) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
-        const won = yield* unrefused(commit(session, session, token, yield* tokens.newToken, now, false))
+        const won = yield* unrefused(commit(session, session, token, yield* tokens.newToken(session.key), now, false))
         yield* cache.invalidate(session.tokenKey)
         if (Option.isNone(won)) return yield* lostCompareAndSet(Effect.void)
         yield* store.delete(session.key)

@@ -1,6 +1,8 @@
 /**
- * Token minting and the token arithmetic around it: a new token (`tokenBytes` of `SecureRandom`,
- * base64url) and a new internal session key (256 bits, never sent anywhere), the key a token is
+ * Token minting and the token arithmetic around it: a new internal session key (a fresh routing
+ * tag, then 256 random bits, never sent anywhere), a new token of a session (the session's routing
+ * tag — the first characters of its key — then `tokenBytes` of `SecureRandom` in base64url, so
+ * that every token of a session leads a store to the same place), the key a token is
  * stored under (its SHA-256 with `hashIdsAtRest`), and the successor a redirect carries — sealed
  * with a key derived from the old token, so that only a holder of the old token can open it, and
  * checked against the successor's hash when it is opened.
@@ -8,10 +10,12 @@
  * @internal
  */
 import { Effect, Option } from "effect"
-import type { SecureRandom } from "../../SecureRandom.js"
+import { SecureRandom } from "../../SecureRandom.js"
 import type { Redirect } from "../../Session.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
 import { safeEqual, seal, tokenKey, unseal } from "../hash.js"
+import { routingTagOf } from "../routingTag.js"
+import { newRoutingTag } from "../../Ids.js"
 
 /**
  * Redirect hops followed at most. A chain forms when a session rotates again within the grace
@@ -27,9 +31,9 @@ export const MAX_HOPS = 64
 export interface Tokens {
   /** The key a token's record is stored and cached under. */
   readonly keyOf: (token: string) => string
-  /** A fresh token for a client. */
-  readonly newToken: Effect.Effect<string>
-  /** A fresh internal session key. */
+  /** A fresh token of the session whose key is `sessionKey` (it carries the key's routing tag). */
+  readonly newToken: (sessionKey: string) => Effect.Effect<string>
+  /** A fresh internal session key, starting with a fresh routing tag. */
   readonly newKey: Effect.Effect<string>
   /** What a redirect from `token` stores of its `successor`. */
   readonly sealSuccessor: (successor: string, token: string) => string
@@ -44,9 +48,13 @@ export const makeTokens = (config: SessionConfigShape, random: SecureRandom["Typ
   const keyOf = (token: string) => tokenKey(token, config.hashIdsAtRest)
   return {
     keyOf,
-    newToken: Effect.map(random.bytes(config.tokenBytes), base64url),
+    newToken: (sessionKey) => Effect.map(random.bytes(config.tokenBytes), (b) => routingTagOf(sessionKey) + base64url(b)),
     // The internal key is never sent anywhere; 256 bits make it unguessable all the same.
-    newKey: Effect.map(random.bytes(32), base64url),
+    newKey: Effect.zipWith(
+      Effect.provideService(newRoutingTag, SecureRandom, random),
+      random.bytes(32),
+      (tag, b) => tag + base64url(b)
+    ),
     sealSuccessor: (successor, token) => config.hashIdsAtRest ? seal(successor, token) : successor,
     successorOf: (redirect, token) => {
       const successor = config.hashIdsAtRest ? unseal(redirect.sealedSuccessor, token) : redirect.sealedSuccessor

@@ -74,10 +74,15 @@ export const arbJsonData: fc.Arbitrary<{ readonly [key: string]: Json }> = fc
 // Tokens and keys
 // ---------------------------------------------------------------------------------------------
 
-/** A token as `Ids.sessionId()` makes it: 32 random bytes in base64url (43 characters). */
+/** A routing tag: 4 base62 characters. */
+export const arbRoutingTag: fc.Arbitrary<string> = fc
+  .array(fc.constantFrom(..."0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"), { minLength: 4, maxLength: 4 })
+  .map((a) => a.join(""))
+
+/** A token as `Ids.sessionId()` makes it: a routing tag, then 32 random bytes in base64url (47 characters). */
 export const arbToken: fc.Arbitrary<string> = fc
-  .uint8Array({ minLength: 32, maxLength: 32 })
-  .map((b) => Buffer.from(b).toString("base64url"))
+  .tuple(arbRoutingTag, fc.uint8Array({ minLength: 32, maxLength: 32 }))
+  .map(([tag, b]) => tag + Buffer.from(b).toString("base64url"))
 
 /** Two different tokens. */
 export const arbTokenPair: fc.Arbitrary<readonly [string, string]> = fc

@@ -72,11 +72,20 @@ export const invalidationText = (i: Invalidation): string =>
 /** A random id for this test run (so that parallel runs and tests never share keys). */
 export const uid = (tag: string): string => `${tag}-${Buffer.from(randomBytes(9)).toString("base64url")}`
 
+/**
+ * A random key of kind `kind` (`tok`, `key` …) in the routing tag of `sibling` (its first 4
+ * characters; a fresh tag without one): the store contract has a session's key and all its token
+ * keys start with the same tag (Redis Cluster keeps them in one slot).
+ */
+export const uidIn = (kind: string, sibling?: string): string =>
+  (sibling === undefined ? Buffer.from(randomBytes(3)).toString("base64url") : sibling.slice(0, 4)) + uid(kind)
+
 /** A fresh session at `now`, with a little of everything in it. */
-export const makeSession = (now: number, patch: Partial<ConstructorParameters<typeof Session>[0]> = {}): Session =>
-  new Session({
-    key: uid("key"),
-    tokenKey: uid("tok"),
+export const makeSession = (now: number, patch: Partial<ConstructorParameters<typeof Session>[0]> = {}): Session => {
+  const key = patch.key ?? uidIn("key")
+  return new Session({
+    key,
+    tokenKey: uidIn("tok", key),
     createdAt: now,
     idIssuedAt: now,
     lastAccessAt: now,
@@ -89,12 +98,13 @@ export const makeSession = (now: number, patch: Partial<ConstructorParameters<ty
     persistent: Option.none(),
     ...patch
   })
+}
 
 const copy = (s: Session, patch: Partial<ConstructorParameters<typeof Session>[0]>): Session => new Session({ ...s, ...patch })
 
 /** The rotation of `s` to a new token at `now`: the new session value and the redirect. */
 export const rotation = (s: Session, now: number, options: { readonly tokenKey?: string; readonly grace?: number; readonly userId?: Option.Option<string> } = {}) => {
-  const next = options.tokenKey ?? uid("tok")
+  const next = options.tokenKey ?? uidIn("tok", s.key)
   return {
     session: copy(s, {
       tokenKey: next,
@@ -203,7 +213,8 @@ export const persistenceSuite = <R = never>(
             const store = yield* Persistence
             const now = yield* Clock.currentTimeMillis
             // Any key shape, made unique for this run.
-            const s = copy(arb, { key: `${uid("k")}:${arb.key}`, tokenKey: `${uid("t")}:${arb.tokenKey}` })
+            const tag = uidIn("")
+            const s = copy(arb, { key: `${uidIn("k", tag)}:${arb.key}`, tokenKey: `${uidIn("t", tag)}:${arb.tokenKey}` })
             yield* store.create(s, now + HOUR)
             assertSome(yield* store.load(s.tokenKey), s as TokenRecord)
             const next = copy(s, { version: s.version + 1, data: { ...s.data, more: [1, 2] } })
@@ -254,7 +265,7 @@ export const persistenceSuite = <R = never>(
           const now = yield* Clock.currentTimeMillis
           const s = makeSession(now)
           yield* store.create(s, now + HOUR)
-          const other = copy(s, { tokenKey: uid("tok"), version: 1 })
+          const other = copy(s, { tokenKey: uidIn("tok", s.key), version: 1 })
           assert.isFalse(yield* store.save(other, 0, now + HOUR))
           assertSome(yield* store.loadSession(s.key), s)
           assertNone(yield* store.load(other.tokenKey))
@@ -620,7 +631,7 @@ export const persistenceSuite = <R = never>(
           const r = logIn(c, u, now + 10)
           const limit = { max: 1, policy: "endLeastRecentlyUsed" } as const
           deepStrictEqual(yield* store.rotateWithinLimit({ ...r, expectedVersion: 7 }, limit), LimitedRotation.Lost())
-          deepStrictEqual(yield* store.rotateWithinLimit({ ...r, redirect: new Redirect({ ...r.redirect, tokenKey: uid("tok") }) }, limit), LimitedRotation.Lost())
+          deepStrictEqual(yield* store.rotateWithinLimit({ ...r, redirect: new Redirect({ ...r.redirect, tokenKey: uidIn("tok", c.key) }) }, limit), LimitedRotation.Lost())
           deepStrictEqual(yield* store.rotateWithinLimit(logIn(makeSession(now), u, now), limit), LimitedRotation.Lost(), "an unknown session")
           deepStrictEqual(sorted(yield* store.sessionsOfUser(u)), sorted(existing))
           assertSome(yield* store.load(c.tokenKey), c)
