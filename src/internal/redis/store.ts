@@ -2,6 +2,11 @@
  * The Redis Persistence (ioredis): the store operations over the scripts of `scripts.ts`, on the
  * connections of `connection.ts`, with the invalidation listener of `invalidations.ts`.
  *
+ * The revocation instant (`revokeUntil`, "log everybody out") is one key, `<prefix>revocation`: a
+ * sorted set whose one member `until` scores the instant, so that `ZADD … GT` raises it and never
+ * lowers it in a single command (no script: one key, no TTL — it is a few bytes, and
+ * `volatile-lru` never evicts a key without one).
+ *
  * Errors keep only the class name and the message of ioredis's error: its `ReplyError` carries
  * the command and every argument (keys, the user ID, the record), which must not reach a log.
  *
@@ -21,7 +26,7 @@ import {
 } from "../persistence.js"
 import type { Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
-import { userMessage } from "../invalidationMessage.js"
+import { allMessage, userMessage } from "../invalidationMessage.js"
 import { redactCodecError } from "../storeErrors.js"
 import { connected, openClient, unavailable, withCommands } from "./connection.js"
 import { listen } from "./invalidations.js"
@@ -184,6 +189,27 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
 
+    const revocationKey = `${p}revocation`
+
+    // Two commands, not one step: a failed PUBLISH fails the call, and the instant, stored already,
+    // still reaches the other processes at their next periodic read of it.
+    const revokeUntil = (instant: number): Effect.Effect<void, SessionStoreError> =>
+      Effect.zipRight(
+        call("revokeUntil", () => client.zadd(revocationKey, "GT", instant, "until")),
+        call("revokeUntil", () => client.publish(channel, allMessage(origin)))
+      )
+
+    const revokedUntil: Effect.Effect<Option.Option<number>, SessionStoreError> = Effect.flatMap(
+      call("revokedUntil", () => client.zscore(revocationKey, "until")),
+      (score) => {
+        if (score === null) return Effect.succeed(Option.none())
+        const n = Number(score)
+        return Number.isFinite(n)
+          ? Effect.succeed(Option.some(n))
+          : Effect.fail(corrupt("revokedUntil", revocationKey, new Error("the revocation instant is not a number")))
+      }
+    )
+
     const listener = yield* listen(client, channel, origin, options.connectTimeout)
 
     return {
@@ -197,6 +223,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       deleteToken,
       sessionsOfUser,
       publishUserInvalidation,
+      revokeUntil,
+      revokedUntil,
       sweep: Effect.succeed(0),
       invalidations: listener.invalidations
     } satisfies PersistenceShape
