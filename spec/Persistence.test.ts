@@ -76,7 +76,8 @@ const dropTablesOnClose = (prefix: string) =>
     yield* Effect.addFinalizer(() =>
       Effect.all([
         sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
-        sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`,
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
       ]).pipe(Effect.ignoreLogged)
     )
   }))

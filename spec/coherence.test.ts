@@ -500,7 +500,8 @@ await withService("PostgreSQL", postgresUrl, () => {
       withSql((sql) =>
         Effect.all([
           sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
-          sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`,
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
         ])
       ).pipe(Effect.ignoreLogged)
     ))
