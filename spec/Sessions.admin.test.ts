@@ -218,7 +218,7 @@ describe("feature: admin controls (ASVS 7.4.5)", () => {
       assert.strictEqual(second.idIssuedAt, start + 23 * 60_000, "rotated by the access (idRotationInterval: 15 minutes)")
       assertSome(second.authenticatedAt, start + 3 * 60_000)
       assertSome(second.ip, "203.0.113.40")
-      assert.notDeepEqual(Option.getOrNull(second.userAgentHash), Option.getOrNull(first.userAgentHash))
+      assert.notStrictEqual(Option.getOrNull(second.userAgentHash), Option.getOrNull(first.userAgentHash))
       // Ids are public: no token, no internal key.
       for (const info of list) {
         for (const secret of [tok(a1), tok(b1), a.session.key, b1.session.key]) assert.notInclude(JSON.stringify(info), secret)

@@ -38,7 +38,10 @@ export interface Revocation {
   readonly until: () => number
   /** Whether a session is ended by the instant this process knows. */
   readonly isRevoked: (session: Session) => boolean
-  /** Whether the instant was read less than {@link RELOAD_MILLIS} before `now` (and no `All` came since). */
+  /**
+   * Whether the hot path may trust the instant known here at `now`: read (or, before the first
+   * read, the service started) less than {@link RELOAD_MILLIS} before, and no `All` came since.
+   */
   readonly fresh: (now: number) => boolean
   /** Reads the instant from the store unless it is fresh: run before any decision on a session. */
   readonly ready: Effect.Effect<void, SessionStoreError>
@@ -53,11 +56,16 @@ export interface Revocation {
 /** @internal */
 export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, events: EventHub): Revocation => {
   let until = Number.NEGATIVE_INFINITY
-  let readAt: number | undefined = undefined
+  // Whether the instant was ever read: a decision on a session read from the store waits for it.
+  let read_ = false
+  // Since when the instant known here is trusted. Before the first read, since the service
+  // started: the only sessions the hot path can meet then are the ones this process created since
+  // (nothing read from the store reached the cache yet), all born after any earlier switch.
+  let trustedSince: number | undefined = clock.unsafeCurrentTimeMillis()
   // Bumped by every `All`: a read that was in flight when one arrived does not count as fresh.
   let generation = 0
 
-  const fresh = (now: number) => readAt !== undefined && now - readAt < RELOAD_MILLIS
+  const fresh = (now: number) => trustedSince !== undefined && now - trustedSince < RELOAD_MILLIS
 
   const read = Effect.suspend(() => {
     const started = generation
@@ -65,7 +73,10 @@ export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, even
     return Effect.map(store.revokedUntil, (stored) => {
       // Never lower: a store emptied by hand must not bring revoked sessions back in this process.
       if (Option.isSome(stored)) until = Math.max(until, stored.value)
-      if (generation === started) readAt = at
+      if (generation === started) {
+        read_ = true
+        trustedSince = at
+      }
     })
   })
 
@@ -73,10 +84,11 @@ export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, even
     until: () => until,
     isRevoked: (session) => S.isRevoked(session, until),
     fresh,
-    ready: Effect.suspend(() => fresh(clock.unsafeCurrentTimeMillis()) ? Effect.void : read),
+    ready: Effect.suspend(() => read_ && fresh(clock.unsafeCurrentTimeMillis()) ? Effect.void : read),
     stale: Effect.suspend(() => {
       generation++
-      readAt = undefined
+      read_ = false
+      trustedSince = undefined
       return Effect.catchAll(read, (e) => Effect.logWarning("could not read the revocation instant; the next request reads it", e))
     }),
     raise: (t) => {
