@@ -218,6 +218,7 @@ await withService("PostgreSQL", postgresUrl, () => {
             const sql = yield* SqlClient
             yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
             yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+            yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
           }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
         )
       )
