@@ -178,8 +178,10 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
   const readRevocation = (method: string) =>
     Effect.flatMap(get(method, "r"), (text) => {
       if (Option.isNone(text)) return Effect.succeed(Option.none<number>())
-      const n = parseArray(Option.some(`[${text.value}]`), isNumber)
-      return n.length === 1 ? Effect.succeed(Option.some(n[0]!)) : Effect.fail(corrupt(method, "r", new Error("the revocation instant is not a number")))
+      const n = Either.getOrUndefined(Either.try(() => JSON.parse(text.value) as unknown))
+      return typeof n === "number" && Number.isFinite(n)
+        ? Effect.succeed(Option.some(n))
+        : Effect.fail(corrupt(method, "r", new Error("the revocation instant is not a number")))
     })
 
   // ---- sessions

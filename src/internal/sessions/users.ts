@@ -111,8 +111,9 @@ export const makeUserOperations = (
       }
       // Sessions logOutEveryone ended still sit in the store until met: meet them before the
       // store counts the user's sessions against the limit.
-      if (config.maxSessionsPerUser !== false && revocation.until() > Number.NEGATIVE_INFINITY && !events.active()) {
-        yield* liveSessionsOf(userId)
+      if (config.maxSessionsPerUser !== false && !events.active()) {
+        yield* revocation.ready
+        if (revocation.until() > Number.NEGATIVE_INFINITY) yield* liveSessionsOf(userId)
       }
       const client = options?.client
       const options_ = {
