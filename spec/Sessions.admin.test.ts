@@ -139,6 +139,23 @@ describe("feature: admin controls (ASVS 7.4.5)", () => {
       }).pipe(Effect.provide(serviceLayer({ maxSessionsPerUser: 2, onSessionLimit: "refuse" }, { store: counted.store })))
     }))
 
+  it.effect("logOutEveryone — 50 requests that reach the store together on a fresh service read the instant once; again once a minute later", () =>
+    Effect.gen(function*() {
+      const counted = Testing.counted(yield* Persistence.makeMemory)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const tokens = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.map(sessions.create(browser), tok))
+        yield* sessions.clearCache
+        const all = Effect.forEach(tokens, (t) => sessions.resolve(t, browser), { concurrency: "unbounded" })
+        for (const r of yield* all) assert.strictEqual(r.outcome, "valid")
+        assert.strictEqual(counted.calls().revokedUntil, 1)
+        yield* TestClock.adjust(RELOAD_MILLIS)
+        yield* sessions.clearCache
+        for (const r of yield* all) assert.strictEqual(r.outcome, "valid")
+        assert.strictEqual(counted.calls().revokedUntil, 2)
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
+    }))
+
   it.scoped("feature: logOutEveryone — a second process over the store ends the sessions as soon as its invalidation (All) arrives; were it lost, its next request after RELOAD_MILLIS reads the instant again", () =>
     Effect.gen(function*() {
       const store = yield* Persistence.makeMemory

@@ -80,11 +80,17 @@ export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, even
     })
   })
 
+  const ok = () => read_ && fresh(clock.unsafeCurrentTimeMillis())
+  // One read at a time: the requests that arrive together on a fresh (or stale) instant wait for
+  // the one read rather than each asking the store.
+  const reading = Effect.unsafeMakeSemaphore(1)
+  const readOnce = reading.withPermits(1)(Effect.suspend(() => ok() ? Effect.void : read))
+
   return {
     until: () => until,
     isRevoked: (session) => S.isRevoked(session, until),
     fresh,
-    ready: Effect.suspend(() => read_ && fresh(clock.unsafeCurrentTimeMillis()) ? Effect.void : read),
+    ready: Effect.suspend(() => ok() ? Effect.void : readOnce),
     stale: Effect.suspend(() => {
       generation++
       read_ = false
