@@ -142,6 +142,11 @@ describe("feature: admin controls (ASVS 7.4.5)", () => {
   it.effect("logOutEveryone — 50 requests that reach the store together on a fresh service read the instant once; again once a minute later", () =>
     Effect.gen(function*() {
       const counted = Testing.counted(yield* Persistence.makeMemory)
+      // A read that takes a while (the memory store answers at once), so that the requests overlap.
+      const slow: Persistence.PersistenceShape = {
+        ...counted.store,
+        revokedUntil: Effect.zipRight(Effect.repeatN(Effect.yieldNow(), 20), counted.store.revokedUntil)
+      }
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const tokens = yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.map(sessions.create(browser), tok))
@@ -153,7 +158,7 @@ describe("feature: admin controls (ASVS 7.4.5)", () => {
         yield* sessions.clearCache
         for (const r of yield* all) assert.strictEqual(r.outcome, "valid")
         assert.strictEqual(counted.calls().revokedUntil, 2)
-      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
+      }).pipe(Effect.provide(serviceLayer({}, { store: slow })))
     }))
 
   it.scoped("feature: logOutEveryone — a second process over the store ends the sessions as soon as its invalidation (All) arrives; were it lost, its next request after RELOAD_MILLIS reads the instant again", () =>
