@@ -57,7 +57,7 @@ export interface Revocation {
 export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, events: EventHub): Revocation => {
   let until = Number.NEGATIVE_INFINITY
   // Whether the instant was ever read: a decision on a session read from the store waits for it.
-  let read_ = false
+  let everRead = false
   // Since when the instant known here is trusted. Before the first read, since the service
   // started: the only sessions the hot path can meet then are the ones this process created since
   // (nothing read from the store reached the cache yet), all born after any earlier switch.
@@ -74,13 +74,13 @@ export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, even
       // Never lower: a store emptied by hand must not bring revoked sessions back in this process.
       if (Option.isSome(stored)) until = Math.max(until, stored.value)
       if (generation === started) {
-        read_ = true
+        everRead = true
         trustedSince = at
       }
     })
   })
 
-  const ok = () => read_ && fresh(clock.unsafeCurrentTimeMillis())
+  const ok = () => everRead && fresh(clock.unsafeCurrentTimeMillis())
   // One read at a time: the requests that arrive together on a fresh (or stale) instant wait for
   // the one read rather than each asking the store.
   const reading = Effect.unsafeMakeSemaphore(1)
@@ -93,7 +93,7 @@ export const makeRevocation = (store: PersistenceShape, clock: Clock.Clock, even
     ready: Effect.suspend(() => ok() ? Effect.void : readOnce),
     stale: Effect.suspend(() => {
       generation++
-      read_ = false
+      everRead = false
       trustedSince = undefined
       return Effect.catchAll(read, (e) => Effect.logWarning("could not read the revocation instant; the next request reads it", e))
     }),
