@@ -70,7 +70,7 @@ const dropPgTables = (prefix: string) =>
   Effect.runPromise(
     Effect.gen(function*() {
       const sql = yield* SqlClient
-      yield* sql.unsafe(`DROP TABLE IF EXISTS ${prefix}tokens, ${prefix}sessions`)
+      yield* sql.unsafe(`DROP TABLE IF EXISTS ${prefix}tokens, ${prefix}sessions, ${prefix}revocations`)
     }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(PG_URL) })), Effect.scoped)
   )
 

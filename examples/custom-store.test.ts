@@ -19,4 +19,5 @@ const store = () =>
   )
 
 persistenceConformance("encrypted KeyValueStore (examples/custom-store.ts)", store())
-sessionsConformance("encrypted KeyValueStore (examples/custom-store.ts)", store(), { numRuns: 10 })
+// `fresh`: a store of its own for the tests that change the whole store (logOutEveryone).
+sessionsConformance("encrypted KeyValueStore (examples/custom-store.ts)", store(), { fresh: store, numRuns: 10 })

@@ -48,7 +48,9 @@ export const encrypted = (store: Persistence.PersistenceShape, key: Redacted.Red
     save: (session, expectedVersion, expiresAt) => store.save(seal(session), expectedVersion, expiresAt),
     rotate: (rotation) => store.rotate({ ...rotation, session: seal(rotation.session) }),
     // A log-in under maxSessionsPerUser: the inner store counts and ends sessions by their keys
-    // and times, which stay readable; only the data is sealed.
+    // and times, which stay readable; only the data is sealed. (Everything else passes through
+    // as it is — the spread above: delete, deleteToken, sweep, invalidations, and the instant of
+    // logOutEveryone, revokeUntil / revokedUntil, which holds no user data.)
     rotateWithinLimit: (rotation, limit) => store.rotateWithinLimit({ ...rotation, session: seal(rotation.session) }, limit),
     // The contract: a record that does not decode is skipped, deleted and logged, never an error.
     sessionsOfUser: (userId) =>

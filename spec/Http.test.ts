@@ -733,7 +733,7 @@ describe("Http: users and the session's end through CurrentSession", () => {
       deepStrictEqual(old.json(), { count: null, user: null })
     }))
 
-  it.scoped("listSessions marks the current one; logOutEverywhere ends them all and clears the cookie", () =>
+  it.scoped("feature: listSessions — CurrentSession lists the user's sessions by public ids (never tokens) and marks the current one; logOutEverywhere ends them all and clears the cookie", () =>
     Effect.gen(function*() {
       const { url } = yield* start()
       const laptop = new CookieJar()

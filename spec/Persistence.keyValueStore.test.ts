@@ -63,7 +63,8 @@ persistenceConformance("KeyValueStore (memory)", overMemory({ retention: 0 }), h
   persistenceConformance("KeyValueStore (file system)", files, { ...hooks, numRuns: 10 })
 }
 
-sessionsConformance("KeyValueStore", Persistence.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory)))
+const kvStore = () => Persistence.layerKeyValueStore().pipe(Layer.provide(KeyValueStore.layerMemory))
+sessionsConformance("KeyValueStore", kvStore(), { fresh: kvStore })
 
 // ---------------------------------------------------------------------------------------------
 // what only this store has

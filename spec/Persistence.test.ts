@@ -77,7 +77,8 @@ const dropTablesOnClose = (prefix: string) =>
     yield* Effect.addFinalizer(() =>
       Effect.all([
         sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
-        sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`,
+        sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
       ]).pipe(Effect.ignoreLogged)
     )
   }))
@@ -218,6 +219,7 @@ await withService("PostgreSQL", postgresUrl, () => {
             const sql = yield* SqlClient
             yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
             yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+            yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
           }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
         )
       )

@@ -926,6 +926,49 @@ describe("feature: recent-login gate (Session.isRecentLogin, ASVS 7.5.1, 7.5.2)"
   })
 })
 
+describe("feature: logOutEveryone (Session.isRevoked, ASVS 7.4.5)", () => {
+  it.prop("feature: logOutEveryone — a session is revoked by the instant T iff it was born at or before T and not logged in to (nor re-authenticated) after T; a later T never brings it back; rotations, touches and data never change it; logOut forgets a later log-in", {
+    session: arbSession,
+    user: arbUserId,
+    until: fc.oneof(arbInstant, fc.integer({ min: -2, max: 2 })),
+    born: fc.integer({ min: -2, max: 2 }),
+    authenticated: fc.option(fc.integer({ min: -2, max: 2 }), { nil: undefined }),
+    later: fc.integer({ min: 0, max: 60 * MINUTE })
+  }, ({ authenticated, born, later, session, until, user }) => {
+    const createdAt = until + born
+    const s0 = new Session.Session({ ...session, createdAt, userId: Option.none(), authenticatedAt: Option.none() })
+    const s = authenticated === undefined ? s0 : Session.logIn(s0, user, { now: Math.max(createdAt, until + authenticated) })
+    // The rule, stated on its own: the later of birth and last authentication, against T.
+    const proof = Math.max(createdAt, Option.getOrElse(s.authenticatedAt, () => createdAt))
+    const revoked = proof <= until
+    assert.strictEqual(Session.isRevoked(s, until), revoked)
+    assert.strictEqual(pipe(s, Session.isRevoked(until)), revoked)
+    // Monotone in T: a later switch never brings a session back.
+    if (revoked) assert.isTrue(Session.isRevoked(s, until + later))
+    // Nothing but a log-in or a re-authentication after T saves it.
+    const moved = Session.rotate(Session.set(Session.touch(s, until + later, SessionConfig.defaults), "k", 1), {
+      tokenKey: "t2",
+      sealedSuccessor: "sealed",
+      now: until + later,
+      config: SessionConfig.defaults
+    }).session
+    assert.strictEqual(Session.isRevoked(moved, until), revoked)
+    if (authenticated !== undefined) {
+      assert.isFalse(Session.isRevoked(Session.reauthenticated(s, until + 1), until))
+      assert.strictEqual(Session.isRevoked(Session.logOut(s), until), createdAt <= until)
+    }
+  }, RUNS)
+
+  it("feature: logOutEveryone — the boundary: born at T is revoked, born at T + 1 ms is not; a log-in at T + 1 ms saves a session born before T", () => {
+    const at = (now: number) => Session.start({ key: "k", tokenKey: "t", now, client: Session.client() })
+    assert.isTrue(Session.isRevoked(at(1_000), 1_000))
+    assert.isFalse(Session.isRevoked(at(1_001), 1_000))
+    assert.isFalse(Session.isRevoked(Session.logIn(at(0), "ada", { now: 1_001 }), 1_000))
+    assert.isTrue(Session.isRevoked(Session.logIn(at(0), "ada", { now: 1_000 }), 1_000))
+    assert.isTrue(Session.isRevoked(Session.logIn(at(0), "ada"), 1_000), "a log-in of unknown time proves nothing")
+  })
+})
+
 describe("feature: remember me (Session.isPersistent, Session.cookieMaxAge)", () => {
   it.prop("feature: remember me — the log-in's choice wins over the configured default, rotations keep it, logOut forgets it; Max-Age is the time left until the absolute timeout, never more", {
     session: arbSession,

@@ -58,7 +58,7 @@ const droppedCount = Effect.map(
 // ---------------------------------------------------------------------------------------------
 
 describe("Sessions events", () => {
-  it.scoped("feature: session events — every kind is published after its change, with public IDs (created, logged in with newDevice, rotated — by interval, on request, by a re-authentication —, followed, late use, anomaly, logged out, destroyed, ended by another session, expired)", () =>
+  it.scoped("feature: session events — every kind is published after its change, with public IDs (created, logged in with newDevice, rotated — by interval, on request, by a re-authentication —, followed, late use, anomaly, logged out, destroyed, ended by another session, expired, revoked by logOutEveryone)", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const q = yield* sessions.subscribe()
@@ -143,6 +143,18 @@ describe("Sessions events", () => {
       yield* advance("30 minutes")
       assert.strictEqual((yield* sessions.resolve(tok(f), browser)).outcome, "expired")
       expect(briefs(yield* drain(q))).toStrictEqual([{ _tag: "Expired", sessionId: pid(f), userId: undefined, reason: "idle" }])
+
+      // Logged out by logOutEveryone: found by a request, and by a listing of the user's sessions.
+      const g = yield* sessions.logIn(yield* sessions.create(browser), "carol")
+      const k = yield* sessions.create(browser)
+      yield* drain(q)
+      const until = yield* sessions.logOutEveryone()
+      assert.strictEqual((yield* sessions.resolve(tok(k), browser)).outcome, "expired")
+      assert.strictEqual((yield* sessions.listSessions("carol")).length, 0)
+      expect(briefs(yield* drain(q))).toStrictEqual([
+        { _tag: "Revoked", sessionId: pid(k), userId: undefined, revokedUntil: until },
+        { _tag: "Revoked", sessionId: pid(g), userId: "carol", revokedUntil: until }
+      ])
     }).pipe(Effect.provide(serviceLayer())))
 
   it.scoped("feature: session events — Expired says absolute when the session reached its absolute timeout, and a write through a handle finds it too", () =>

@@ -45,16 +45,21 @@ interface ModelSession {
   createdAt: number
   lastAccess: number
   idIssued: number
+  /** The last log-in (null when logged out). */
+  authenticatedAt: number | null
 }
 
 interface Model {
   now: number
   readonly sessions: Array<ModelSession>
+  /** The instant of the latest logOutEveryone (-Infinity before any). */
+  revokedUntil: number
 }
 
-/** Alive at `now` under the timing rules (and not destroyed). */
+/** Alive at `now` under the timing rules, not ended by logOutEveryone, and not destroyed. */
 const live = (m: Model, s: ModelSession): boolean =>
-  !s.destroyed && m.now - s.lastAccess < IDLE && m.now - s.createdAt < ABSOLUTE
+  !s.destroyed && m.now - s.lastAccess < IDLE && m.now - s.createdAt < ABSOLUTE &&
+  Math.max(s.createdAt, s.authenticatedAt ?? s.createdAt) > m.revokedUntil
 
 /** Marks a session dead once the rules say so: it never comes back. */
 const settle = (m: Model, s: ModelSession): boolean => {
@@ -130,7 +135,7 @@ class Start implements Cmd {
     const h = await r.run(r.sessions.create(client))
     const handle = Either.getOrThrow(h)
     r.handles.push(handle)
-    m.sessions.push({ destroyed: false, data: {}, user: null, createdAt: m.now, lastAccess: m.now, idIssued: m.now })
+    m.sessions.push({ destroyed: false, data: {}, user: null, createdAt: m.now, lastAccess: m.now, idIssued: m.now, authenticatedAt: null })
     deepStrictEqual(handle.session.data, {})
   }
   toString = () => "start"
@@ -247,6 +252,7 @@ class LogIn extends OnSession {
     const h = Either.getOrThrow(res)
     r.handles[i] = h
     s.user = this.user
+    s.authenticatedAt = m.now
     s.idIssued = m.now
     s.lastAccess = m.now
     expectSame(s, h.session, `logIn #${i}`)
@@ -262,6 +268,7 @@ class LogOut extends OnSession {
     const h = Either.getOrThrow(res)
     r.handles[i] = h
     s.user = null
+    s.authenticatedAt = null
     s.idIssued = m.now
     s.lastAccess = m.now
     expectSame(s, h.session, `logOut #${i}`)
@@ -284,6 +291,16 @@ class LogOutEverywhere implements Cmd {
     assert.strictEqual(n, expected, `logOutEverywhere(${this.user})`)
   }
   toString = () => `logOutEverywhere(${this.user})`
+}
+
+class LogOutEveryone implements Cmd {
+  check = () => true
+  async run(m: Model, r: Real) {
+    const until = Either.getOrThrow(await r.run(r.sessions.logOutEveryone()))
+    m.revokedUntil = Math.max(m.now, m.revokedUntil)
+    assert.strictEqual(until, m.revokedUntil, "logOutEveryone's instant")
+  }
+  toString = () => "logOutEveryone()"
 }
 
 class Destroy extends OnSession {
@@ -319,6 +336,7 @@ const commands = [
   fc.tuple(arbIndex, arbUser, fc.boolean()).map(([i, u, x]) => new LogIn(i, u, x)),
   arbIndex.map((i) => new LogOut(i)),
   arbUser.map((u) => new LogOutEverywhere(u)),
+  fc.constant(new LogOutEveryone()),
   arbIndex.map((i) => new Destroy(i))
 ]
 
@@ -330,7 +348,7 @@ describe("Sessions model-based test", () => {
         fc.asyncProperty(fc.commands(commands, { maxCommands: 50, size: "max" }), async (cmds) => {
           const real = await makeReal(cacheCapacity, ++run)
           try {
-            await fc.asyncModelRun(() => ({ model: { now: 0, sessions: [] }, real }), cmds)
+            await fc.asyncModelRun(() => ({ model: { now: 0, sessions: [], revokedUntil: Number.NEGATIVE_INFINITY }, real }), cmds)
           } finally {
             await real.close()
           }

@@ -26,22 +26,31 @@ const runId = randomBytes(4).toString("hex")
 // Memory: one store instance; the "second process" of invariant 10 is a second service over it
 // (a memory store can only be shared inside one process). The only copy of the running-service
 // invariants on the memory store (the run counts spec/Sessions.invariants.test.ts had).
-sessionsSuite("memory", Layer.effect(Persistence.Persistence, Persistence.makeMemory), { numRuns: 50, timingRuns: 150, transparencyRuns: 150 })
+const memory = () => Layer.effect(Persistence.Persistence, Persistence.makeMemory)
+sessionsSuite("memory", memory(), { fresh: memory, numRuns: 50, timingRuns: 150, transparencyRuns: 150 })
 
 // SQLite: a file in a temporary directory; the second process opens its own connection to it.
 {
   const dir = mkdtempSync(join(tmpdir(), "effect-sessions-stores-"))
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
   const sqlite = () => SqliteStore.layer({ filename: join(dir, "sessions.db") }).pipe(Layer.provide(SecureRandom.layer))
-  sessionsSuite("SQLite", sqlite(), { peer: sqlite(), numRuns: 25, timingRuns: 40 })
+  // `fresh`: a file of its own per namespace (opened twice for two processes).
+  const fresh = (namespace: string) =>
+    SqliteStore.layer({ filename: join(dir, `${namespace}.db`) }).pipe(Layer.provide(SecureRandom.layer))
+  sessionsSuite("SQLite", sqlite(), { peer: sqlite(), fresh, numRuns: 25, timingRuns: 40 })
 }
 
 // PostgreSQL: each "process" has its own pool, listener and origin id.
 await withService("PostgreSQL", postgresUrl, () => {
   const prefix = `es_s_${runId}_`
   const pg = () => PgStore.layer({ url: postgresUrl, tablePrefix: prefix }).pipe(Layer.provide(SecureRandom.layer))
-  afterAll(() => dropPgTables(prefix))
-  sessionsSuite("PostgreSQL", pg(), { peer: pg(), numRuns: 25, timingRuns: 40 })
+  const namespaces = new Set<string>()
+  afterAll(() => Promise.all([prefix, ...[...namespaces].map((ns) => `${prefix}${ns}_`)].map(dropPgTables)))
+  const fresh = (namespace: string) => {
+    namespaces.add(namespace)
+    return PgStore.layer({ url: postgresUrl, tablePrefix: `${prefix}${namespace}_` }).pipe(Layer.provide(SecureRandom.layer))
+  }
+  sessionsSuite("PostgreSQL", pg(), { peer: pg(), fresh, numRuns: 25, timingRuns: 40 })
 }, { describe, it })
 
 // Redis: each "process" has its own connections and origin id.
@@ -49,7 +58,9 @@ await withService("Redis", redisUrl, () => {
   const prefix = `es:s:${runId}:`
   const redis = () => RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(SecureRandom.layer))
   afterAll(() => deleteRedisKeys(prefix))
-  sessionsSuite("Redis", redis(), { peer: redis(), numRuns: 25, timingRuns: 40 })
+  // Under the suite's prefix, so that deleteRedisKeys removes them too.
+  const fresh = (namespace: string) => RedisStore.layer({ url: redisUrl, prefix: `${prefix}${namespace}:` }).pipe(Layer.provide(SecureRandom.layer))
+  sessionsSuite("Redis", redis(), { peer: redis(), fresh, numRuns: 25, timingRuns: 40 })
 }, { describe, it })
 
 // Redis Cluster (REDIS_CLUSTER_NODES): the same store module over a Cluster client.
@@ -57,5 +68,6 @@ await withRedisCluster((nodes) => {
   const prefix = `es:sc:${runId}:`
   const cluster = () => RedisStore.layerCluster({ nodes, prefix }).pipe(Layer.provide(SecureRandom.layer))
   afterAll(() => deleteRedisClusterKeys(prefix, nodes))
-  sessionsSuite("Redis Cluster", cluster(), { peer: cluster(), numRuns: 25, timingRuns: 40 })
+  const fresh = (namespace: string) => RedisStore.layerCluster({ nodes, prefix: `${prefix}${namespace}:` }).pipe(Layer.provide(SecureRandom.layer))
+  sessionsSuite("Redis Cluster", cluster(), { peer: cluster(), fresh, numRuns: 25, timingRuns: 40 })
 }, { describe, it })

@@ -2,7 +2,7 @@
  * Cache coherence across processes: two service instances (two layers, each with its own store
  * connections, origin id and cache — two "processes") over the same Redis and over the same
  * PostgreSQL. A change made through one — destroy, rotation, log in, log out, log out
- * everywhere, a data write — is seen by the other, which had the session cached, within 100 ms.
+ * everywhere, log everybody out, a data write — is seen by the other, which had the session cached, within 100 ms.
  *
  * Each measurement: instance B resolves the token until its cache answers (checked: the second
  * resolve makes no store call), instance A makes the change, and B polls every 5 ms until it sees
@@ -247,6 +247,24 @@ const coherenceSuite = (
           yield* cached(b, tok(h2))
           return {
             act: Effect.tap(a.sessions.logOutEverywhere(user), (n) => assert.strictEqual(n, 2)),
+            seen: Effect.map(Effect.all([gone(b, tok(h1)), gone(b, tok(h2))]), ([x, y]) => x && y)
+          }
+        }))
+      }).pipe(Effect.scoped))
+
+    // Live clock: the sessions of later tests are born after this switch, so it ends none of them.
+    it.live(`feature: logOutEveryone in A: B's resolves of the sessions it cached — logged in or not, made by A or by B — find nothing within ${BOUND_MS} ms`, () =>
+      Effect.gen(function*() {
+        const { a, b } = yield* twoProcesses
+        yield* measure(store, "logOutEveryone", Effect.gen(function*() {
+          const h1 = yield* a.sessions.logIn(yield* a.sessions.create(client), `zoe-${runId}`)
+          const h2 = yield* b.sessions.create(client)
+          yield* cached(b, tok(h1))
+          yield* cached(b, tok(h2))
+          // Past their birth's millisecond (the switch ends a session born in its own millisecond too).
+          yield* Effect.sleep(2)
+          return {
+            act: a.sessions.logOutEveryone(),
             seen: Effect.map(Effect.all([gone(b, tok(h1)), gone(b, tok(h2))]), ([x, y]) => x && y)
           }
         }))
@@ -500,7 +518,8 @@ await withService("PostgreSQL", postgresUrl, () => {
       withSql((sql) =>
         Effect.all([
           sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
-          sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`,
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
         ])
       ).pipe(Effect.ignoreLogged)
     ))

@@ -251,7 +251,7 @@ await withService("PostgreSQL", postgresUrl, () => {
     afterAll(async () => {
       await Promise.all(servers.map((s) => s.kill()))
       await sqlRun((sql) =>
-        Effect.all([sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`, sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`]).pipe(
+        Effect.all([sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`, sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`, sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`]).pipe(
           Effect.ignoreLogged
         )
       )

@@ -361,7 +361,9 @@ await withService("PostgreSQL", postgresUrl, () => {
           sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`,
           sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`,
           sql`DROP TABLE IF EXISTS ${sql(`${prefix}e_sessions`)}`,
-          sql`DROP TABLE IF EXISTS ${sql(`${prefix}e_tokens`)}`
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}e_tokens`)}`,
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`,
+          sql`DROP TABLE IF EXISTS ${sql(`${prefix}e_revocations`)}`
         ])
       ).pipe(Effect.ignoreLogged)
     ))

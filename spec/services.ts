@@ -102,6 +102,7 @@ export const dropPgTables = async (prefix: string): Promise<void> => {
       const sql = yield* SqlClient
       yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}sessions`)}`
       yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}tokens`)}`
+      yield* sql`DROP TABLE IF EXISTS ${sql(`${prefix}revocations`)}`
     }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgresUrl) })), Effect.ignoreLogged)
   )
 }

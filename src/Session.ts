@@ -562,6 +562,30 @@ export const isRecentLogin: {
   Math.max(0, now - self.authenticatedAt.value) < Duration.toMillis(Duration.decode(maxAge)))
 
 /**
+ * The "log everybody out" rule (`Sessions.logOutEveryone`, OWASP ASVS 7.4.5): whether the session
+ * is ended by the revocation instant `until` — it was born at or before `until` and nobody
+ * authenticated in it since. A session born later, or logged in to (or re-authenticated) after
+ * `until`, is untouched: a user who logs in again right after the switch keeps that session.
+ *
+ * @since 0.1.0
+ * @category predicates
+ * @example
+ * ```ts
+ * import { Session } from "effect-sessions"
+ *
+ * const s = Session.start({ key: "k", tokenKey: "t", now: 1_000, client: Session.client() })
+ * Session.isRevoked(s, 1_000) // true: born at the instant
+ * Session.isRevoked(s, 999) // false: born after it
+ * Session.isRevoked(Session.logIn(s, "ada", { now: 2_000 }), 1_500) // false: logged in after it
+ * ```
+ */
+export const isRevoked: {
+  (until: number): (self: Session) => boolean
+  (self: Session, until: number): boolean
+} = dual(2, (self: Session, until: number): boolean =>
+  self.createdAt <= until && (Option.isNone(self.authenticatedAt) || self.authenticatedAt.value <= until))
+
+/**
  * Whether the session cookie is persistent: the log-in's "remember me" choice, else the
  * configured `cookie.persistent`.
  *

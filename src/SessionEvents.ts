@@ -204,6 +204,22 @@ export class EndedByOtherSession extends Schema.TaggedClass<EndedByOtherSession>
 }) {}
 
 /**
+ * The service met a session that "log everybody out" ended (`Sessions.logOutEveryone`): born — and
+ * not authenticated since — at or before `revokedUntil`, the revocation instant. The switch itself
+ * touches no session (it stores one instant); each session is deleted, and this event published,
+ * by the process that next meets it: a request carrying its token, a write through a handle, or a
+ * listing of its user's sessions. A session nobody meets again publishes nothing (see above).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Revoked extends Schema.TaggedClass<Revoked>("effect-sessions/SessionEvents/Revoked")("Revoked", {
+  ...common,
+  userId: optionalString,
+  revokedUntil: Schema.Number
+}) {}
+
+/**
  * Every session event: a Schema union of the event classes, discriminated by `_tag`.
  *
  * @since 0.1.0
@@ -219,7 +235,8 @@ export const SessionEvent = Schema.Union(
   Anomaly,
   LateUseOfRotatedToken,
   Destroyed,
-  EndedByOtherSession
+  EndedByOtherSession,
+  Revoked
 )
 
 /**

@@ -2,7 +2,8 @@
  * The Sessions service: the effectful shell around the pure core. It resolves a request's token
  * to a session (following redirects, expiring, detecting anomalies, rotating), writes every
  * change through the local cache to the store under a per-session lock with compare-and-set
- * retries across processes, and manages users (log in, log out, log out everywhere, list).
+ * retries across processes, and manages users (log in, log out, log out everywhere, list) and
+ * everybody at once (`logOutEveryone`: one revocation instant in the store, checked in memory).
  *
  * @since 0.1.0
  * @module

@@ -10,6 +10,7 @@
  *   token key, the version, the deadline and the user;
  * - `u:<hash>`: the user index, a JSON array of session keys ({@link userIndexKey}: no user ID in
  *   a key, and two IDs that differ only in lone surrogates are two users);
+ * - `r`: the revocation instant (`revokeUntil`), epoch milliseconds as JSON;
  * - `x` and `x:<bucket>`: the expiry index that `sweep` walks (a KeyValueStore cannot list its
  *   keys): the minute buckets in use, and for each the sessions and redirects whose retention ends
  *   in that minute.
@@ -171,6 +172,16 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
       yield* put(method, key, JSON.stringify([...list, entry]))
       const buckets = parseArray(yield* get(method, "x"), isNumber)
       if (!buckets.includes(bucket)) yield* put(method, "x", JSON.stringify([...buckets, bucket].sort((a, b) => a - b)))
+    })
+
+  /** The revocation instant; a value that is not a number is corrupt (it must never be ignored). */
+  const readRevocation = (method: string) =>
+    Effect.flatMap(get(method, "r"), (text) => {
+      if (Option.isNone(text)) return Effect.succeed(Option.none<number>())
+      const n = Either.getOrUndefined(Either.try(() => JSON.parse(text.value) as unknown))
+      return typeof n === "number" && Number.isFinite(n)
+        ? Effect.succeed(Option.some(n))
+        : Effect.fail(corrupt(method, "r", new Error("the revocation instant is not a number")))
     })
 
   // ---- sessions
@@ -394,6 +405,12 @@ export const makeKeyValueStore = (kv: KeyValueStore.KeyValueStore, options: KeyV
       })),
     sessionsOfUser,
     sweep,
+    revokeUntil: (instant) =>
+      locked(Effect.gen(function*() {
+        const stored = yield* readRevocation("revokeUntil")
+        yield* put("revokeUntil", "r", JSON.stringify(Option.match(stored, { onNone: () => instant, onSome: (t) => Math.max(t, instant) })))
+      })),
+    revokedUntil: locked(readRevocation("revokedUntil")),
     // One process only: nobody else to tell, nothing to hear.
     publishUserInvalidation: () => Effect.void,
     invalidations: Stream.empty

@@ -63,6 +63,8 @@ export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape =
   // session key → session, least recently used first
   const sessions = new Map<string, StoredSession>()
   const users = new Map<string, Set<string>>()
+  // The revocation instant (`revokeUntil`): none until the first call.
+  let revokedUntil = Option.none<number>()
 
   // Evictions not yet logged, and when the last warning went out (Clock time).
   let unlogged = 0
@@ -238,6 +240,11 @@ export const makeMemoryStore = (options: MemoryOptions = {}): PersistenceShape =
       // Evictions since the last warning are reported here too, if nothing has evicted since.
       return Effect.as(logEvictions(now), removed)
     }),
+    revokeUntil: (instant) =>
+      Effect.sync(() => {
+        revokedUntil = Option.some(Option.match(revokedUntil, { onNone: () => instant, onSome: (t) => Math.max(t, instant) }))
+      }),
+    revokedUntil: Effect.sync(() => revokedUntil),
     // One process only: nobody else to tell.
     publishUserInvalidation: () => Effect.void,
     invalidations: Stream.empty

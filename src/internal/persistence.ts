@@ -15,8 +15,9 @@ import type { Redirect, Session, TokenRecord } from "../Session.js"
  * - `Token`: the record under `tokenKey` changed in another process — drop it from the cache;
  * - `User`: another process asked for the user with this {@link userKey} to be loaded again
  *   (`Sessions.refreshUser`) — drop it from the user cache;
- * - `All`: the channel was interrupted (a reconnect) and messages may have been lost meanwhile —
- *   anything cached may be stale.
+ * - `All`: anything cached may be stale — the channel was interrupted (a reconnect) and messages
+ *   may have been lost meanwhile, or another process logged everyone out
+ *   ({@link PersistenceShape.revokeUntil}): drop every cache and read the revocation instant again.
  *
  * Build them with the {@link Invalidation} constructors (`Invalidation.Token({ tokenKey })` …).
  *
@@ -245,6 +246,19 @@ export interface PersistenceShape {
    * user out everywhere works whatever one of the sessions holds.
    */
   readonly sessionsOfUser: (userId: string) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
+  /**
+   * The revocation instant ("log everybody out", `Sessions.logOutEveryone`), one value per store:
+   * every session whose birth (`createdAt`) and last authentication (`authenticatedAt`) are both
+   * at or before it counts as ended; the service enforces it. Stores the larger of the stored
+   * instant and `instant` (epoch milliseconds): it never moves back. Then tells the other
+   * processes sharing the store — they receive `Invalidation.All()`, and read it again with
+   * {@link revokedUntil}. One small record (a key, a row), never a scan: the sessions themselves are
+   * untouched, and each is deleted when the service next meets it. Stores that only one process
+   * can use tell nobody.
+   */
+  readonly revokeUntil: (instant: number) => Effect.Effect<void, SessionStoreError>
+  /** The revocation instant stored by {@link revokeUntil}; none when nobody ever stored one. */
+  readonly revokedUntil: Effect.Effect<Option.Option<number>, SessionStoreError>
   /** Removes expired sessions and redirects; returns how many records went. A no-op for stores with TTLs. */
   readonly sweep: Effect.Effect<number, SessionStoreError>
   /**
@@ -255,8 +269,8 @@ export interface PersistenceShape {
   readonly publishUserInvalidation: (userKey: string) => Effect.Effect<void, SessionStoreError>
   /**
    * What other processes sharing this store changed (for cache coherence): `Token` for every
-   * token key they wrote, `User` for every user they refreshed, and `All` after an interruption
-   * of the channel. A process never hears itself. Stores that only one process can use return
+   * token key they wrote, `User` for every user they refreshed, `All` for every
+   * {@link revokeUntil}, and `All` after an interruption of the channel. A process never hears itself. Stores that only one process can use return
    * `Stream.empty`.
    */
   readonly invalidations: Stream.Stream<Invalidation>

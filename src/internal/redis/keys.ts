@@ -10,6 +10,8 @@
  *   of each session's deadline (a session key starts with its routing tag, so a member names the
  *   session's slot as a `tag:sessionKey` member would); `${p}{u:${userKey}}:limit`: the lease that serialises the
  *   limited log-ins of the user (`maxSessionsPerUser`);
+ * - `${p}revocation`: the `logOutEveryone` instant, a sorted set of one member (`until`) so that
+ *   `ZADD … GT` only ever raises it; a key of its own slot, touched by single-key commands only;
  * - `${p}invalidate`: the invalidation channel (not a key).
  *
  * `tag` is the session's routing tag — the first characters of its key and of every token key it
@@ -28,6 +30,7 @@ export interface Keys {
   readonly session: (sessionKey: string) => string
   readonly user: (userId: string) => string
   readonly lease: (userId: string) => string
+  readonly revocation: string
   readonly channel: string
 }
 
@@ -39,6 +42,7 @@ export const makeKeys = (prefix: string): Keys => {
     session: (sessionKey) => `${prefix}{${routingTagOf(sessionKey)}}:s:${sessionKey}`,
     user,
     lease: (userId) => `${user(userId)}:limit`,
+    revocation: `${prefix}revocation`,
     channel: `${prefix}invalidate`
   }
 }

@@ -29,6 +29,11 @@
  *   ({@link LEASE_MILLIS}; every command has a 1 s timeout); a holder that dies leaves the lease
  *   to expire, and the log-ins of that user wait (or fail as unavailable) meanwhile.
  *
+ * The revocation instant (`revokeUntil`, "log everybody out") is one key, `<prefix>revocation`: a
+ * sorted set whose one member `until` scores the instant, so that `ZADD … GT` raises it and never
+ * lowers it in a single command (no script: one key, no TTL — it is a few bytes, and
+ * `volatile-lru` never evicts a key without one).
+ *
  * Errors keep only the class name and the message of ioredis's error: its `ReplyError` carries
  * the command and every argument (keys, the user ID, the record), which must not reach a log.
  *
@@ -49,7 +54,7 @@ import {
 } from "../persistence.js"
 import type { Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
-import { userMessage } from "../invalidationMessage.js"
+import { allMessage, userMessage } from "../invalidationMessage.js"
 import { sleepReal } from "../realTime.js"
 import { redactCodecError } from "../storeErrors.js"
 import { type Client, connected, openClient, openCluster, unavailable, withCommands } from "./connection.js"
@@ -383,6 +388,27 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
       Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
 
+    const revocationKey = keys.revocation
+
+    // Two commands, not one step: a failed PUBLISH fails the call, and the instant, stored already,
+    // still reaches the other processes at their next periodic read of it.
+    const revokeUntil = (instant: number): Effect.Effect<void, SessionStoreError> =>
+      Effect.zipRight(
+        call("revokeUntil", () => client.zadd(revocationKey, "GT", instant, "until")),
+        call("revokeUntil", () => client.publish(channel, allMessage(origin)))
+      )
+
+    const revokedUntil: Effect.Effect<Option.Option<number>, SessionStoreError> = Effect.flatMap(
+      call("revokedUntil", () => client.zscore(revocationKey, "until")),
+      (score) => {
+        if (score === null) return Effect.succeed(Option.none())
+        const n = Number(score)
+        return Number.isFinite(n)
+          ? Effect.succeed(Option.some(n))
+          : Effect.fail(corrupt("revokedUntil", revocationKey, new Error("the revocation instant is not a number")))
+      }
+    )
+
     const listener = isCluster(client)
       ? yield* listenCluster(client, options.nodes ?? [], channel, origin, options.connectTimeout)
       : yield* listen(client, channel, origin, options.connectTimeout)
@@ -398,6 +424,8 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       deleteToken,
       sessionsOfUser,
       publishUserInvalidation,
+      revokeUntil,
+      revokedUntil,
       sweep: Effect.succeed(0),
       invalidations: listener.invalidations
     } satisfies PersistenceShape

@@ -43,7 +43,7 @@ export interface Commits {
 
 /** @internal */
 export const makeCommits = (env: Env, records: Records, handles: Handles): Commits => {
-  const { cache, config, events, store, withLock } = env
+  const { cache, config, events, revocation, store, withLock } = env
   const touchMillis = Duration.toMillis(config.touchInterval)
 
   const writeTouch: Commits["writeTouch"] = (sessionKey, hint, now) =>
@@ -95,6 +95,11 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       if (Option.isSome(dead)) {
         yield* records.drop(current.value)
         yield* events.emit(Ev.expired(current.value, now, dead.value))
+        return yield* Effect.fail(handles.gone(method, handle))
+      }
+      // Nor does a session logged out by logOutEveryone.
+      if (revocation.isRevoked(current.value)) {
+        yield* revocation.end(current.value, now, records.drop)
         return yield* Effect.fail(handles.gone(method, handle))
       }
       const applied = f(current.value)

@@ -3,7 +3,8 @@
  * (`make.ts`): the store, the local cache, the validated configuration, the clock in context at
  * that moment (a `TestClock` in tests), token minting, and the per-session lock — one fiber at a
  * time per session key, first come first served, in this process (other processes are held off
- * by the store's compare-and-set), and the session events' subscribers.
+ * by the store's compare-and-set), the session events' subscribers, and the revocation instant
+ * of "log everybody out" (`revocation.ts`).
  *
  * @internal
  */
@@ -12,6 +13,7 @@ import type { PersistenceShape } from "../persistence.js"
 import type { SessionCacheShape } from "../../SessionCache.js"
 import type { SessionConfigShape } from "../../SessionConfig.js"
 import type { EventHub } from "./events.js"
+import type { Revocation } from "./revocation.js"
 import type { Tokens } from "./tokens.js"
 
 /** @internal */
@@ -23,4 +25,6 @@ export interface Env {
   readonly tokens: Tokens
   readonly withLock: (sessionKey: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly events: EventHub
+  /** The revocation instant of "log everybody out", as this process knows it. */
+  readonly revocation: Revocation
 }

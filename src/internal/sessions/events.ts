@@ -102,6 +102,10 @@ export const lateUse = (sessionKey: string, at: number, token: string, lateByMil
 export const destroyed = (s: Session, at: number) => () => new E.Destroyed({ sessionId: publicId(s.key), at, userId: s.userId })
 
 /** @internal */
+export const revoked = (s: Session, at: number, revokedUntil: number) => () =>
+  new E.Revoked({ sessionId: publicId(s.key), at, userId: s.userId, revokedUntil })
+
+/** @internal */
 export type EndedBy = E.EndedByOtherSession["by"]
 
 /** @internal */

@@ -75,7 +75,7 @@ export const traceHandle = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: Act
   Effect.zipRight(Effect.annotateCurrentSpan("session.token_hash", logHash(Redacted.value(handle.token))), effect)
 
 /** @internal */
-export const makeHandles = ({ cache, clock, config, events, tokens }: Env, records: Records): Handles => {
+export const makeHandles = ({ cache, clock, config, events, revocation, tokens }: Env, records: Records): Handles => {
   // A handle this service made carries its token key, so that checking it costs no hashing; a
   // handle made elsewhere (another instance, another configuration) is hashed on use. A class of
   // this instance's own rather than a WeakMap of keys: a WeakMap entry per request was the
@@ -133,7 +133,8 @@ export const makeHandles = ({ cache, clock, config, events, tokens }: Env, recor
 
   const reach = (handle: ActiveSession): Effect.Effect<Option.Option<Session>, SessionStoreError> => {
     const tk = tokenKeyOf(handle)
-    return Effect.flatMap(records.cached(tk), (cached) =>
+    // The revocation instant first: every caller decides on what this returns.
+    return Effect.flatMap(Effect.zipRight(revocation.ready, records.cached(tk)), (cached) =>
       Option.isSome(cached) && cached.value._tag === "Session"
         ? Effect.succeed(cached.value.key === handle.session.key && cached.value.tokenKey === tk ? Option.some(cached.value) : Option.none())
         : Effect.map(walk(handle, tk), Option.map((r) => r.session)))
@@ -142,7 +143,7 @@ export const makeHandles = ({ cache, clock, config, events, tokens }: Env, recor
   const currentAs = (method: string) => (handle: ActiveSession): Effect.Effect<Session, SessionReadError> =>
     Effect.flatMap(reach(handle), (s) =>
       Effect.suspend(() =>
-        Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config))
+        Option.isNone(s) || Option.isSome(S.expiry(s.value, clock.unsafeCurrentTimeMillis(), config)) || revocation.isRevoked(s.value)
           ? Effect.fail(gone(method, handle))
           : Effect.succeed(s.value)
       ))
@@ -153,6 +154,7 @@ export const makeHandles = ({ cache, clock, config, events, tokens }: Env, recor
     body: (token: string, session: Session) => Effect.Effect<A, E>
   ): Effect.Effect<A, E | SessionReadError> =>
     Effect.gen(function*() {
+      yield* revocation.ready
       const reached = yield* walk(handle, tokenKeyOf(handle))
       if (Option.isNone(reached)) return yield* Effect.fail(gone(method, handle))
       const { session, token } = reached.value
@@ -161,6 +163,11 @@ export const makeHandles = ({ cache, clock, config, events, tokens }: Env, recor
       if (Option.isSome(dead)) {
         yield* records.drop(session)
         yield* events.emit(Ev.expired(session, now, dead.value))
+        return yield* Effect.fail(gone(method, handle))
+      }
+      // Logged out by logOutEveryone: a handle is only as good as its session.
+      if (revocation.isRevoked(session)) {
+        yield* revocation.end(session, now, records.drop)
         return yield* Effect.fail(gone(method, handle))
       }
       return yield* body(token, session)

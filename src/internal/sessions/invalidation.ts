@@ -1,8 +1,9 @@
 /**
  * Invalidation bookkeeping and the subscriber. Other processes sharing the store announce, on its
  * `invalidations` channel, which token keys they changed and which users they refreshed ("All":
- * the channel was interrupted, anything cached may be stale). The subscriber drops those entries
- * from this process's session cache and user cache while the service lives. The bookkeeping
+ * the channel was interrupted, or another process logged everyone out: anything cached may be
+ * stale). The subscriber drops those entries from this process's session cache and user cache
+ * while the service lives, and on "All" reads the revocation instant again (`revocation.ts`). The bookkeeping
  * numbers the invalidations, so that a record read from the store is cached only if no
  * invalidation of its key (nor a clear) arrived during the read: an invalidation that overtook
  * the read must not be undone by it (see `records.ts`).
@@ -14,6 +15,7 @@ import type { Scope } from "effect"
 import type { PersistenceShape } from "../persistence.js"
 import type { SessionCacheShape } from "../../SessionCache.js"
 import type { UserCache } from "../userCache.js"
+import type { Revocation } from "./revocation.js"
 
 /** Per-key numbers kept at most; past it every read in flight counts as overtaken. */
 const MAX_TRACKED_KEYS = 10_000
@@ -66,8 +68,9 @@ export const subscribe = (deps: {
   readonly cache: SessionCacheShape
   readonly users: UserCache
   readonly book: InvalidationBook
+  readonly revocation: Revocation
 }): Effect.Effect<void, never, Scope.Scope> => {
-  const { book, cache, store, users } = deps
+  const { book, cache, revocation, store, users } = deps
   return store.invalidations.pipe(
     Stream.runForEach((invalidation) =>
       Effect.suspend(() => {
@@ -78,8 +81,9 @@ export const subscribe = (deps: {
           case "User":
             return users.forgetKey(invalidation.userKey)
           case "All":
+            // Also what another process's logOutEveryone sends: read the instant again.
             book.noteAll()
-            return Effect.zipRight(cache.clear, users.forgetAll)
+            return Effect.zipRight(Effect.zipRight(cache.clear, users.forgetAll), revocation.stale)
         }
       })
     ),

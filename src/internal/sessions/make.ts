@@ -4,7 +4,8 @@
  * (`tokens.ts`), the per-session lock (`../keyedLock.ts`), cached reads (`records.ts`) with their
  * invalidation bookkeeping (`invalidation.ts`), handles (`handles.ts`), rotations (`rotate.ts`),
  * compare-and-set writes and the data vocabulary (`commit.ts`), resolution and creation
- * (`resolve.ts`), users (`users.ts`, `../userCache.ts`), starts the invalidation subscriber for
+ * (`resolve.ts`), users (`users.ts`, `../userCache.ts`), the revocation instant of "log everybody
+ * out" (`revocation.ts`), starts the invalidation subscriber for
  * the lifetime of the scope, publishes session events (`events.ts`), and returns the `SessionsShape`. Traced methods are `Effect.fn`
  * functions named `Sessions.<method>` where they are defined.
  *
@@ -25,6 +26,7 @@ import { makeHandles, spanOptions, traceHandle } from "./handles.js"
 import { makeInvalidationBook, subscribe } from "./invalidation.js"
 import { makeRecords } from "./records.js"
 import { makeResolver } from "./resolve.js"
+import { makeRevocation } from "./revocation.js"
 import { makeRotations } from "./rotate.js"
 import { type ActiveSession, type SessionsShape, UserLoader } from "./service.js"
 import { makeTokens } from "./tokens.js"
@@ -41,7 +43,17 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
     // The clock in context when the service is built (a TestClock in tests): read once per call.
     const clock = yield* Effect.clock
 
-    const env: Env = { store, cache, config, clock, tokens: makeTokens(config, random), withLock: makeKeyedLock().withLock, events: makeEventHub() }
+    const events = makeEventHub()
+    const env: Env = {
+      store,
+      cache,
+      config,
+      clock,
+      tokens: makeTokens(config, random),
+      withLock: makeKeyedLock().withLock,
+      events,
+      revocation: makeRevocation(store, clock, events)
+    }
     const book = makeInvalidationBook()
     const records = makeRecords(env, book)
     const handles = makeHandles(env, records)
@@ -52,7 +64,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
     const users = yield* makeUserCache(userLoader, store)
     const userOperations = makeUserOperations(env, records, handles, rotations, users)
 
-    yield* subscribe({ store, cache, users, book })
+    yield* subscribe({ store, cache, users, book, revocation: env.revocation })
 
     const service: SessionsShape = {
       config,
@@ -80,6 +92,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       logOut: userOperations.logOut,
       logOutEverywhere: userOperations.logOutEverywhere,
       logOutOthers: userOperations.logOutOthers,
+      logOutEveryone: userOperations.logOutEveryone,
       listSessions: userOperations.listSessions,
       endSession: userOperations.endSession,
       destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),

@@ -2,7 +2,9 @@
  * Resolution of a request's token by the timing rules (docs/how-it-works.md, "The timing rules"), and creation.
  * A token is decided on its record: missing, expired (idle, absolute, or a redirect past its
  * grace period), an anomaly (a rejected client change destroys the session), due for rotation,
- * or valid (its last access written through when `touchInterval` has passed). A redirect inside
+ * logged out by `logOutEveryone` (the revocation instant of `revocation.ts`, read before the
+ * first decision and again when it is stale), or valid (its last access written through when
+ * `touchInterval` has passed). A redirect inside
  * its grace period is followed hop by hop (at most `MAX_HOPS`, each hop opened with the token
  * before it); a rotation or a touch lost to another writer resolves the token again (at most
  * `MAX_RERESOLVES` times, counted apart from the hops: running out never forks the session, the
@@ -58,7 +60,7 @@ export const makeResolver = (
   rotations: Rotations,
   commits: Commits
 ): Resolver => {
-  const { cache, clock, config, events, store, tokens, withLock } = env
+  const { cache, clock, config, events, revocation, store, tokens, withLock } = env
 
   const create = Effect.fn("Sessions.create", spanOptions)(function*(client: Client) {
     const now = yield* Clock.currentTimeMillis
@@ -98,6 +100,12 @@ export const makeResolver = (
       )
       const now = yield* Clock.currentTimeMillis
       const decision = S.decide(record, { now, client, config })
+      // Logged out by logOutEveryone (a session that is expired anyway is reported as expired).
+      const met = decision._tag === "Anomaly" || decision._tag === "Rotate" || decision._tag === "Valid" ? decision.session : undefined
+      if (met !== undefined && revocation.isRevoked(met)) {
+        yield* revocation.end(met, now, records.drop)
+        return resolution(Option.none(), "clear", "expired")
+      }
       // Lost a race: the token is now a redirect (or gone, or its session destroyed); resolve it
       // again, so that it follows its redirect or leads nowhere.
       const again = () =>
@@ -178,6 +186,7 @@ export const makeResolver = (
   // Everything but the hot path: from the store, under a span.
   const resolveTraced = Effect.fn("Sessions.resolve", spanOptions)(
     function*(token: string, client: Client, create_: boolean) {
+      yield* revocation.ready
       const r = yield* resolveToken(token, client, 0, false)
       return yield* orCreate(r, client, create_)
     },
@@ -198,7 +207,10 @@ export const makeResolver = (
       if (Option.isSome(cached) && cached.value._tag === "Session") {
         const now = clock.unsafeCurrentTimeMillis()
         const decision = S.decide(cached, { now, client, config })
-        if (decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session) {
+        if (
+          decision._tag === "Valid" && S.touch(decision.session, now, config) === decision.session &&
+          revocation.fresh(now) && !revocation.isRevoked(decision.session)
+        ) {
           metrics.cacheHits.unsafeUpdate(1, [])
           return Effect.succeed(resolution(Option.some(handles.active(decision.session, token, tk)), "none", "valid"))
         }

@@ -52,7 +52,7 @@ export type Outcome =
   | "absent" // no token
   | "malformed" // a token of the wrong length or alphabet: the store was not asked
   | "missing" // unknown token
-  | "expired" // idle, absolute, or a redirect past its grace period
+  | "expired" // idle, absolute, logged out by logOutEveryone, or a redirect past its grace period
   | "anomaly" // a rejected client change: the session was destroyed
   | "valid"
   | "rotated" // valid, and the token was replaced
@@ -72,8 +72,12 @@ export interface Resolution {
 }
 
 /**
- * A session of a user as listed to that user (OWASP: users can see and end their sessions).
- * `id` is a public identifier derived from the internal key, never a token.
+ * A session of a user as listed to that user or an administrator (OWASP ASVS 7.5.2, 7.4.5): the
+ * facts the store keeps about it — born (`createdAt`), last used (`lastAccessAt`, recorded at most
+ * every `touchInterval`), token issued (`idIssuedAt`), last log-in or re-authentication
+ * (`authenticatedAt`), and the client at its last binding (`ip`, `userAgentHash`: a hash, never
+ * the user agent itself). `id` is a public identifier derived from the internal key, never a
+ * token; `CurrentSession.listSessions` also marks the request's own session (`current`).
  *
  * @since 0.1.0
  * @category models
@@ -83,6 +87,7 @@ export interface SessionInfo {
   readonly createdAt: number
   readonly lastAccessAt: number
   readonly idIssuedAt: number
+  readonly authenticatedAt: Option.Option<number>
   readonly ip: Option.Option<string>
   readonly userAgentHash: Option.Option<string>
 }
@@ -206,7 +211,21 @@ export interface SessionsShape {
    * handle's own session is gone (a dead handle ends nothing).
    */
   readonly logOutOthers: (handle: ActiveSession) => Effect.Effect<number, SessionReadError>
-  /** The live sessions of a user. */
+  /**
+   * "Log everybody out" (OWASP ASVS 7.4.5): ends every session of every user, and every anonymous
+   * one, born — and not authenticated since — at or before now (`Session.isRevoked`); returns that
+   * instant (epoch milliseconds). Sessions born later, or logged in to afterwards, are untouched:
+   * users simply log in again. No session is scanned: the store keeps the one instant
+   * (`Persistence.revokeUntil`), each process keeps it in memory, and a revoked session is deleted
+   * (a `Revoked` event, its cookie cleared) when it is next met — by a request, a write through a
+   * handle, or a listing. In effect at once in this process; in every other process sharing the
+   * store as soon as the store's invalidation reaches it (milliseconds on Redis and PostgreSQL, and
+   * again after a reconnect of the channel); were that message lost, or on a store without a
+   * channel, within a minute, when a process reads the instant again. Handles on revoked sessions
+   * fail with `SessionGoneError`. A session born in the same millisecond as the call is ended too.
+   */
+  readonly logOutEveryone: () => Effect.Effect<number, SessionStoreError>
+  /** The live sessions of a user (for the user's "my sessions" page, or an administrator). */
   readonly listSessions: (userId: string) => Effect.Effect<ReadonlyArray<SessionInfo>, SessionStoreError>
   /** Ends one session of a user by its public `id` (from {@link listSessions}). */
   readonly endSession: (userId: string, id: string) => Effect.Effect<boolean, SessionStoreError>

@@ -6,7 +6,7 @@
  *
  * @internal
  */
-import { Effect, Metric, Option } from "effect"
+import { Clock, Effect, Metric, Option } from "effect"
 import type { Client, Session } from "../../Session.js"
 import * as S from "../../Session.js"
 import { publicId } from "../hash.js"
@@ -22,7 +22,16 @@ import type { ActiveSession, SessionInfo, SessionsShape } from "./service.js"
 /** @internal */
 export type UserOperations = Pick<
   SessionsShape,
-  "logIn" | "reauthenticated" | "logOut" | "logOutEverywhere" | "logOutOthers" | "listSessions" | "endSession" | "user" | "refreshUser"
+  | "logIn"
+  | "reauthenticated"
+  | "logOut"
+  | "logOutEverywhere"
+  | "logOutOthers"
+  | "logOutEveryone"
+  | "listSessions"
+  | "endSession"
+  | "user"
+  | "refreshUser"
 >
 
 const info = (s: Session): SessionInfo => ({
@@ -30,13 +39,14 @@ const info = (s: Session): SessionInfo => ({
   createdAt: s.createdAt,
   lastAccessAt: s.lastAccessAt,
   idIssuedAt: s.idIssuedAt,
+  authenticatedAt: s.authenticatedAt,
   ip: s.ip,
   userAgentHash: s.userAgentHash
 })
 
 /** @internal */
 export const makeUserOperations = (
-  { clock, config, events, store }: Env,
+  { cache, clock, config, events, revocation, store }: Env,
   records: Records,
   handles: Handles,
   rotations: Rotations,
@@ -50,12 +60,21 @@ export const makeUserOperations = (
         Effect.zipRight(Metric.increment(metrics.destroyed), events.emit(Ev.endedElsewhere(s, clock.unsafeCurrentTimeMillis(), userId, by, initiator)))
       ), { discard: true })
 
-  /** The user's sessions that are still alive (stores keep dead ones for a while). */
+  /**
+   * The user's sessions that are still alive (stores keep dead ones for a while); the ones
+   * logOutEveryone ended are deleted on the way.
+   */
   const liveSessionsOf = (userId: string) =>
-    Effect.flatMap(store.sessionsOfUser(userId), (sessions) =>
+    Effect.flatMap(Effect.zipRight(revocation.ready, store.sessionsOfUser(userId)), (sessions) =>
       Effect.suspend(() => {
         const now = clock.unsafeCurrentTimeMillis()
-        return Effect.succeed(sessions.filter((s) => Option.isNone(S.expiry(s, now, config))))
+        const live = sessions.filter((s) => Option.isNone(S.expiry(s, now, config)))
+        const revoked = live.filter(revocation.isRevoked)
+        if (revoked.length === 0) return Effect.succeed(live)
+        return Effect.as(
+          Effect.forEach(revoked, (s) => revocation.end(s, now, records.drop), { discard: true }),
+          live.filter((s) => !revocation.isRevoked(s))
+        )
       }))
 
   /** Ends the user's sessions but `except`; `by` names the operation in their events. */
@@ -89,6 +108,12 @@ export const makeUserOperations = (
       if (options?.exclusive) {
         yield* handles.currentAs("logIn")(handle)
         yield* logOutEverywhere(userId, handle.session.key, "exclusiveLogIn")
+      }
+      // Sessions logOutEveryone ended still sit in the store until met: meet them before the
+      // store counts the user's sessions against the limit.
+      if (config.maxSessionsPerUser !== false && !events.active()) {
+        yield* revocation.ready
+        if (revocation.until() > Number.NEGATIVE_INFINITY) yield* liveSessionsOf(userId)
       }
       const client = options?.client
       const options_ = {
@@ -133,6 +158,15 @@ export const makeUserOperations = (
       if (Option.isNone(s.userId)) return 0
       return yield* logOutEverywhere(s.userId.value, s.key)
     }, traceHandle),
+    logOutEveryone: Effect.fn("Sessions.logOutEveryone", spanOptions)(function*() {
+      // Never lower than an instant this process knows (another node's clock may run ahead).
+      const until = Math.max(yield* Clock.currentTimeMillis, revocation.until())
+      yield* store.revokeUntil(until)
+      revocation.raise(until)
+      // Every cached session is checked against the instant anyway: this only frees the memory.
+      yield* cache.clear
+      return until
+    }),
     listSessions: (userId) => Effect.map(liveSessionsOf(userId), (sessions) => sessions.map(info)),
     endSession: (userId, id) =>
       Effect.flatMap(liveSessionsOf(userId), (sessions) => {

@@ -6,7 +6,9 @@
  *   index), `version`, `expires_at` (epoch ms), `record` (the Codec JSON of the session);
  * - `<prefix>tokens`: `token_key` (primary key), `session_key`, `redirect` (NULL for a current
  *   token, the Codec JSON of the Redirect for a rotated-away one), `expires_at` (NULL for a current
- *   token, whose life is its session's; the end of the grace period for a redirect).
+ *   token, whose life is its session's; the end of the grace period for a redirect);
+ * - `<prefix>revocations`: one row (`id` 1) holding `revoked_until` (epoch ms), the revocation
+ *   instant of `revokeUntil` ("log everybody out").
  *
  * `save` and `rotate` are conditional UPDATEs (`WHERE key = ? AND version = ? AND token_key = ?`)
  * whose `RETURNING` rows say whether they won. `rotate` runs the UPDATE first and touches the
@@ -81,6 +83,7 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
   const prefix = options.tablePrefix
   const sessions = sql(`${prefix}sessions`)
   const tokens = sql(`${prefix}tokens`)
+  const revocations = sql(`${prefix}revocations`)
   const notifyTo = options.notify
 
   /** Sends one notification per token key, in the current transaction if there is one. */
@@ -127,6 +130,10 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
     )`
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}tokens_session_key`)} ON ${tokens} (session_key)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}tokens_expires_at`)} ON ${tokens} (expires_at) WHERE expires_at IS NOT NULL`
+    yield* sql`CREATE TABLE IF NOT EXISTS ${revocations} (
+      id INTEGER PRIMARY KEY,
+      revoked_until BIGINT NOT NULL
+    )`
   }))
 
   /** The record under a token key, if live at `now`. */
@@ -252,6 +259,25 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
     sql<{ key: string; record: string; token_key: string }>`SELECT key, record, token_key FROM ${sessions}
       WHERE user_id = ${userColumn} AND expires_at > ${now}`
 
+  /**
+   * Raises the revocation instant to `instant` (never lowers it) and, with notifications, sends
+   * `message` (the "everything" invalidation) in the same transaction: delivered on commit.
+   */
+  const revokeUntil = (instant: number, message: string): Effect.Effect<void, SqlError> =>
+    sql.withTransaction(Effect.gen(function*() {
+      yield* sql`INSERT INTO ${revocations} (id, revoked_until) VALUES (1, ${instant})
+        ON CONFLICT (id) DO UPDATE SET revoked_until = CASE
+          WHEN excluded.revoked_until > ${revocations}.revoked_until THEN excluded.revoked_until
+          ELSE ${revocations}.revoked_until END`
+      if (notifyTo !== undefined) yield* sql`SELECT pg_notify(${notifyTo.channel}, ${message})`
+    }))
+
+  /** The revocation instant, if one was ever stored (PostgreSQL answers a BIGINT as text). */
+  const revokedUntil: Effect.Effect<number | undefined, SqlError> = Effect.map(
+    sql<{ revoked_until: number | string }>`SELECT revoked_until FROM ${revocations} WHERE id = 1`,
+    (rows) => rows[0] === undefined ? undefined : Number(rows[0].revoked_until)
+  )
+
   /** Sends a message on the notification channel (nothing without notifications). */
   const publish = (message: string): Effect.Effect<void, SqlError> =>
     notifyTo === undefined ? Effect.void : Effect.asVoid(sql`SELECT pg_notify(${notifyTo.channel}, ${message})`)
@@ -268,5 +294,5 @@ export const makeQueries = (sql: SqlClient, options: QueriesOptions) => {
       return gone.length + redirects.length
     }))
 
-  return { init, loadToken, loadSession, create, save, rotate, rotateWithinLimit, deleteSession, deleteToken, sessionsOfUser, publish, sweep }
+  return { init, loadToken, loadSession, create, save, rotate, rotateWithinLimit, deleteSession, deleteToken, sessionsOfUser, revokeUntil, revokedUntil, publish, sweep }
 }

@@ -5,7 +5,8 @@
  *
  * Invalidations (PostgreSQL only): every save, rotate, delete and deleteToken notifies
  * `'<originId>:<tokenKey>'` for each token key it changed, `publishUserInvalidation` sends
- * `'<originId>:!u:<userKey>'`, and the layer listens on the channel.
+ * `'<originId>:!u:<userKey>'`, `revokeUntil` sends `'<originId>:!a'`, and the layer listens on
+ * the channel.
  *
  * A record that does not decode is reported without its content; the user index column holds a
  * hash of the user ID (`Persistence.userKey`).
@@ -28,7 +29,7 @@ import {
 } from "../persistence.js"
 import type { Redirect, Session, TokenRecord } from "../../Session.js"
 import { logHash } from "../hash.js"
-import { userMessage } from "../invalidationMessage.js"
+import { allMessage, userMessage } from "../invalidationMessage.js"
 import { redactCodecError } from "../storeErrors.js"
 import { type Notifications, notificationsOf, run, storeClient } from "./connection.js"
 import { listen, local } from "./invalidations.js"
@@ -206,6 +207,19 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
     const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
       run("publishUserInvalidation", queries.publish(userMessage(options.originId, userKey)))
 
+    const revokeUntil = (instant: number): Effect.Effect<void, SessionStoreError> =>
+      run("revokeUntil", queries.revokeUntil(ms(instant), allMessage(options.originId)))
+
+    const revokedUntil: Effect.Effect<Option.Option<number>, SessionStoreError> = Effect.flatMap(
+      run("revokedUntil", queries.revokedUntil),
+      (n) =>
+        n === undefined
+          ? Effect.succeed(Option.none())
+          : Number.isFinite(n)
+          ? Effect.succeed(Option.some(n))
+          : Effect.fail(corrupt("revokedUntil", "revocations", new Error("the revocation instant is not a number")))
+    )
+
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.flatMap(
       Clock.currentTimeMillis,
       (now) => run("sweep", queries.sweep(now))
@@ -228,6 +242,8 @@ export const makeSqlStore = (options: SqlStoreOptions): Effect.Effect<Persistenc
       deleteToken,
       sessionsOfUser,
       publishUserInvalidation,
+      revokeUntil,
+      revokedUntil,
       sweep,
       invalidations: listener.invalidations
     } satisfies PersistenceShape

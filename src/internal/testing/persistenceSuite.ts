@@ -678,6 +678,43 @@ export const persistenceSuite = <R = never>(
         })))
     })
 
+    describe("revocation instant (logOutEveryone)", () => {
+      // The first test of the suite to touch the instant: nobody stored one before it.
+      it.effect("feature: logOutEveryone — revokedUntil is none until revokeUntil stores an instant, which only rises (a lower one changes nothing, 20 concurrent ones leave the largest); the sessions themselves are untouched", () =>
+        Effect.gen(function*() {
+          const store = yield* Persistence
+          assertNone(yield* store.revokedUntil)
+          const now = yield* Clock.currentTimeMillis
+          const s = makeSession(now - 5_000, { userId: Option.some(uid("user")) })
+          yield* store.create(s, now + HOUR)
+          yield* store.revokeUntil(now)
+          assertSome(yield* store.revokedUntil, now)
+          yield* store.revokeUntil(now - 1_000)
+          assertSome(yield* store.revokedUntil, now)
+          const instants = Array.from({ length: 20 }, (_, i) => now + ((i * 7) % 20) * 1_000)
+          const b = options.peer === undefined ? store : Context.get(yield* Layer.build(options.peer), Persistence)
+          yield* Effect.forEach(instants, (t, i) => (i % 2 === 0 ? store : b).revokeUntil(t), { concurrency: "unbounded", discard: true })
+          assertSome(yield* store.revokedUntil, now + 19_000)
+          assertSome(yield* b.revokedUntil, now + 19_000)
+          // Revocation is the service's rule: the store keeps, loads and lists the session as before.
+          assertSome(yield* store.load(s.tokenKey), s as TokenRecord)
+          deepStrictEqual(yield* store.sessionsOfUser(Option.getOrThrow(s.userId)), [s])
+        }).pipe(Effect.scoped))
+
+      it.effect.prop(
+        "feature: logOutEveryone — revokedUntil is the largest instant stored, whatever the order of the calls",
+        [fc.array(fc.integer({ min: 0, max: 1_000_000 }), { minLength: 1, maxLength: 6 })],
+        ([offsets]) =>
+          Effect.gen(function*() {
+            const store = yield* Persistence
+            const base = Option.getOrElse(yield* store.revokedUntil, () => 0)
+            for (const o of offsets) yield* store.revokeUntil(base + o)
+            assertSome(yield* store.revokedUntil, base + Math.max(...offsets))
+          }),
+        { fastCheck: { numRuns } }
+      )
+    })
+
     describe("expiry", () => {
       it.effect("a save with a deadline already past: accepted, and the session is no longer returned", () =>
         Effect.gen(function*() {
@@ -987,6 +1024,11 @@ export const persistenceSuite = <R = never>(
           yield* b.publishUserInvalidation(refreshed)
           writtenByB.add(`user:${refreshed}`)
           yield* expectHeard(heardByA, [`user:${refreshed}`], "publishUserInvalidation by the peer")
+
+          // Logging everyone out: the peer hears "everything" and reads the same instant.
+          yield* a.revokeUntil(now)
+          yield* expectHeard(heardByB, ["*"], "revokeUntil")
+          deepStrictEqual(yield* b.revokedUntil, yield* a.revokedUntil)
 
           // Nothing else arrives at b, and a never heard its own writes.
           yield* Effect.sleep("100 millis")

@@ -33,6 +33,7 @@ import {
   Layer,
   LogLevel,
   Option,
+  Queue,
   Redacted,
   Scope,
   TestClock,
@@ -48,6 +49,7 @@ import { normalizeJson } from "./arbitraries.js"
 import { type ManualClock, manualClock } from "./clock.js"
 import { handleOperations, notGone, retirements } from "./retirement.js"
 import { forgetAtDeadline } from "./stores.js"
+import { RELOAD_MILLIS } from "../sessions/revocation.js"
 
 /**
  * Options of the service-level conformance suite (`sessionsConformance`).
@@ -62,6 +64,13 @@ export interface SessionsSuiteOptions {
    * instance (the memory store, which one process only can share).
    */
   readonly peer?: Layer.Layer<Persistence.Persistence, unknown, never> | undefined
+  /**
+   * A store of its own on the same backend, under `namespace` (a key or table prefix of its own;
+   * two calls with one namespace: two "processes" on one store), for the tests that change what
+   * the whole store holds — `logOutEveryone` stores one instant that ends every older session,
+   * which must not reach the suite's other tests. Without it those tests are skipped.
+   */
+  readonly fresh?: ((namespace: string) => Layer.Layer<Persistence.Persistence, unknown, never>) | undefined
   /** Runs of each property (default 25). */
   readonly numRuns?: number | undefined
   /** Runs of the timing properties (invariants 1–4 and 6; default twice `numRuns`). */
@@ -1247,6 +1256,79 @@ export const sessionsSuite = (
             yield* sessions.destroy(theirs)
           })
         )))
+
+    // -----------------------------------------------------------------------------------------
+    // feature: log everybody out
+    // -----------------------------------------------------------------------------------------
+
+    const fresh = options.fresh
+    if (fresh === undefined) {
+      it.effect.skip(title("feature: logOutEveryone (needs the suite option `fresh`: a store of its own)"), () => Effect.void)
+    } else {
+      it.effect(title("feature: logOutEveryone — every session born (and not logged in to since) at or before the switch ends when next met: at once in the calling process (resolve, reads and writes through handles, listings, a Revoked event), in a second process when it hears the store or within a minute; sessions born after it live on"), () =>
+        Effect.gen(function*() {
+          const time = manualClock(1_000_000)
+          const scope = yield* Scope.make()
+          const namespace = uid("ns").replace(/[^A-Za-z0-9]/g, "").toLowerCase()
+          const exit = yield* Effect.exit(Effect.gen(function*() {
+            const storeA = Context.get(yield* Layer.buildWithScope(fresh(namespace), scope), Persistence.Persistence)
+            const storeB = options.peer === undefined ? storeA : Context.get(yield* Layer.buildWithScope(fresh(namespace), scope), Persistence.Persistence)
+            const a = Context.get(yield* Layer.buildWithScope(serviceLayer(storeA, {}), scope), Sessions.Sessions)
+            const b = Context.get(yield* Layer.buildWithScope(serviceLayer(storeB, {}), scope), Sessions.Sessions)
+            const events = yield* Scope.extend(a.subscribe(), scope)
+            const user = uid("user")
+            const mine = yield* a.logIn(yield* a.create(browser), user)
+            const anonymous = yield* a.create(browser)
+            const other = yield* a.logIn(yield* a.create(browser), uid("other"))
+            // A session the second process made, and holds in its cache.
+            const elsewhere = yield* b.logIn(yield* b.create(browser), user)
+            for (const h of [mine, anonymous, other]) assert.strictEqual((yield* a.resolve(tok(h), browser)).outcome, "valid")
+            assert.strictEqual((yield* b.resolve(tok(elsewhere), browser)).outcome, "valid")
+            yield* Queue.takeAll(events)
+
+            yield* time.advance(SECOND)
+            const until = yield* a.logOutEveryone()
+            assert.strictEqual(until, yield* Clock.currentTimeMillis)
+
+            // The calling process: at once.
+            const ended = yield* a.resolve(tok(mine), browser)
+            deepStrictEqual([Option.isNone(ended.session), ended.cookie, ended.outcome], [true, "clear", "expired"])
+            assert.strictEqual((yield* Effect.flip(a.get(anonymous, "x")))._tag, "SessionGoneError")
+            assert.strictEqual((yield* Effect.flip(a.set(other, "x", 1)))._tag, "SessionGoneError")
+            assertNone(yield* storeA.loadSession(other.session.key))
+            const revoked = [...(yield* Queue.takeAll(events))].filter((e) => e._tag === "Revoked")
+            deepStrictEqual(revoked.map((e) => [e.sessionId, e.revokedUntil]), [
+              [publicId(mine.session.key), until],
+              [publicId(other.session.key), until]
+            ])
+
+            // The second process: as soon as it hears the store; without a channel, once its instant is a minute old.
+            let outcome = (yield* b.resolve(tok(elsewhere), browser)).outcome
+            for (let i = 0; i < 50 && outcome === "valid" && options.peer !== undefined; i++) {
+              yield* Effect.sleep("20 millis")
+              outcome = (yield* b.resolve(tok(elsewhere), browser)).outcome
+            }
+            if (outcome === "valid") {
+              yield* time.advance(RELOAD_MILLIS)
+              outcome = (yield* b.resolve(tok(elsewhere), browser)).outcome
+            }
+            assert.strictEqual(outcome, "expired")
+            assert.strictEqual((yield* Effect.flip(b.set(elsewhere, "x", 1)))._tag, "SessionGoneError")
+
+            // A session born after the switch lives on, logged in or not.
+            yield* time.advance(1)
+            const again = yield* a.logIn(yield* a.create(browser), user)
+            assert.strictEqual((yield* a.resolve(tok(again), browser)).outcome, "valid")
+
+            // Listings show only the sessions born after the switch.
+            deepStrictEqual((yield* a.listSessions(user)).map((s) => s.id), [publicId(again.session.key)])
+            deepStrictEqual((yield* b.listSessions(user)).map((s) => s.id), [publicId(again.session.key)])
+            assert.strictEqual((yield* b.resolve(tok(again), browser)).outcome, "valid")
+          }).pipe(Effect.withClock(time.clock), quiet))
+          yield* Scope.close(scope, Exit.void)
+          return yield* exit
+        }), { timeout: 60_000 })
+    }
 
     // -----------------------------------------------------------------------------------------
     // security: a handle is only as good as its token

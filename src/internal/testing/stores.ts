@@ -27,6 +27,8 @@ export type StoreMethod =
   | "sessionsOfUser"
   | "sweep"
   | "publishUserInvalidation"
+  | "revokeUntil"
+  | "revokedUntil"
 
 /**
  * What runs around every call of a store (see `intercept`): it gets the method's name and the
@@ -53,6 +55,8 @@ export const intercept = (store: PersistenceShape, around: Interceptor): Persist
     deleteToken: wrap("deleteToken", store.deleteToken),
     sessionsOfUser: wrap("sessionsOfUser", store.sessionsOfUser),
     publishUserInvalidation: wrap("publishUserInvalidation", store.publishUserInvalidation),
+    revokeUntil: wrap("revokeUntil", store.revokeUntil),
+    revokedUntil: Effect.suspend(() => around("revokedUntil", store.revokedUntil)),
     sweep: Effect.suspend(() => around("sweep", store.sweep)),
     invalidations: store.invalidations
   }
