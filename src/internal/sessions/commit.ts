@@ -110,7 +110,7 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
     else queue.push(writer)
   }
 
-  /** A writer interrupted before a lock holder took its change leaves the queue: never applied. */
+  /** A writer interrupted before it got the lock leaves the queue, unless a holder took its change. */
   const leave = (sessionKey: string, writer: Writer) => {
     const queue = queued.get(sessionKey)
     if (writer.taken || queue === undefined) return
@@ -211,20 +211,23 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       const batch = queued.get(sessionKey) ?? []
       queued.delete(sessionKey)
       for (const w of batch) w.taken = true
-      const commit = Effect.map(
-        Effect.exit(retryLostRaces(commitBatch(batch), () =>
-          Effect.succeed(batch.map((w): Outcome => Exit.fail(conflictError(w.method, w.handle)))))),
-        (exit) => {
-          const left: Array<Writer> = []
-          for (let i = 0; i < batch.length; i++) {
-            const w = batch[i]!
-            w.exit = Exit.isSuccess(exit) ? exit.value[i] : Exit.failCause(exit.cause)
-            if (w.exit === undefined) left.push(w)
-          }
-          if (left.length > 0) {
-            for (const w of left) w.taken = false
-            queued.set(sessionKey, [...left, ...(queued.get(sessionKey) ?? [])])
-          }
+      const settle = (outcome: (i: number) => Outcome | undefined) => {
+        const left: Array<Writer> = []
+        for (let i = 0; i < batch.length; i++) {
+          const w = batch[i]!
+          w.exit = outcome(i)
+          if (w.exit === undefined) left.push(w)
+        }
+        if (left.length > 0) {
+          for (const w of left) w.taken = false
+          queued.set(sessionKey, [...left, ...(queued.get(sessionKey) ?? [])])
+        }
+      }
+      const commit = Effect.matchCause(
+        retryLostRaces(commitBatch(batch), () => Effect.succeed(batch.map((w): Outcome => Exit.fail(conflictError(w.method, w.handle))))),
+        {
+          onFailure: (cause) => settle(() => Exit.failCause(cause)),
+          onSuccess: (outcomes) => settle((i) => outcomes[i])
         }
       )
       return batch.length > 1 ? commit : restore(commit)
@@ -243,7 +246,7 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       const answer: Effect.Effect<readonly [unknown, Session], SessionError> = Effect.suspend(() =>
         writer.exit ?? Effect.zipRight(runBatch(sessionKey), answer)
       )
-      return Effect.onInterrupt(withLock(sessionKey)(answer), () => Effect.sync(() => leave(sessionKey, writer)))
+      return withLock(sessionKey, () => leave(sessionKey, writer))(answer)
     }) as Effect.Effect<readonly [B, Session], SessionError>
 
   const right = <A>(a: A) => Either.right(a) as Either.Either<A, ParseError>
