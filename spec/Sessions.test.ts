@@ -659,6 +659,48 @@ describe("Sessions: concurrency (invariant 10)", () => {
         deepStrictEqual({ ...(yield* sessions.current(a)).data }, { y: 2, z: 3 })
       }).pipe(Effect.provide(serviceLayer({}, { store })))
     }))
+  it.live("feature: write coalescing — N concurrent updates queued on one session's lock make fewer than N saves; each caller sees its own result, in order; a failing writer or a dead handle in the batch gets its own error", () =>
+    Effect.gen(function*() {
+      const gated = yield* gatedStore
+      const counted = Testing.counted(gated.store)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const retired = yield* sessions.create(browser)
+        const live = yield* sessions.regenerateId(retired, { grace: false })
+        const savesBefore = counted.calls().save ?? 0
+        // the first update holds the lock inside its save; the others queue behind it
+        yield* gated.block(live.session.key)
+        const first = yield* Effect.fork(sessions.update(live, "n", counter))
+        yield* gated.entered
+        const n = 20
+        const queued: Array<Fiber.RuntimeFiber<Session.Json, Sessions.SessionError>> = []
+        for (let i = 0; i < n; i++) {
+          queued.push(yield* Effect.fork(sessions.update(live, "n", counter)))
+          yield* Effect.yieldNow()
+        }
+        const bad = yield* Effect.fork(sessions.set(live, "bad", Number.NaN))
+        yield* Effect.yieldNow()
+        const dead = yield* Effect.fork(sessions.update(retired, "n", counter))
+        yield* Effect.yieldNow()
+        const last = yield* Effect.fork(sessions.update(live, "n", counter))
+        yield* Effect.sleep("20 millis")
+        yield* gated.unblock(live.session.key)
+        yield* gated.open
+        assert.strictEqual(yield* Fiber.join(first), 1)
+        const seen: Array<Session.Json> = []
+        for (const f of queued) seen.push(yield* Fiber.join(f))
+        deepStrictEqual(seen, Array.from({ length: n }, (_, i) => i + 2))
+        assert.strictEqual((yield* Effect.flip(Fiber.join(bad)))._tag, "SessionDataError")
+        assert.strictEqual((yield* Effect.flip(Fiber.join(dead)))._tag, "SessionGoneError")
+        assert.strictEqual(yield* Fiber.join(last), n + 2)
+        const saves = (counted.calls().save ?? 0) - savesBefore
+        assert.isTrue(saves < n + 2, `${n + 2} updates made ${saves} saves`)
+        assert.strictEqual(saves, 2, "the held save, then one for everything queued behind it")
+        // the store agrees (flush the cache, read again)
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(live)).data }, { n: n + 2 })
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
+    }))
 })
 
 // ---------------------------------------------------------------------------------------------

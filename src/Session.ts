@@ -15,7 +15,7 @@ import { pipeArguments } from "effect/Pipeable"
 import { dual } from "effect/Function"
 import type { ParseError } from "effect/ParseResult"
 import { parseIp, samePrefix } from "./internal/ip.js"
-import { userAgentHash } from "./internal/hash.js"
+import { userAgentBinding, userAgentHash } from "./internal/hash.js"
 import type { IpBinding, SessionConfigShape } from "./SessionConfig.js"
 import { millis } from "./SessionConfig.js"
 
@@ -140,7 +140,7 @@ export const client = (options: { readonly ip?: string | undefined; readonly use
  */
 export const bindingOf = (c: Client): Binding => ({
   ip: c.ip,
-  userAgentHash: Option.map(c.userAgent, userAgentHash)
+  userAgentHash: Option.isSome(c.userAgent) ? userAgentBinding(c.userAgent.value) : Option.none()
 })
 
 /**

@@ -17,7 +17,11 @@ interface Entry {
 
 /** @internal */
 export interface KeyedLock {
-  readonly withLock: (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /**
+   * Runs `effect` holding the lock of `key`. `onAbandon` runs when the caller is interrupted
+   * before it got the lock (it never ran `effect`).
+   */
+  readonly withLock: (key: string, onAbandon?: () => void) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Keys with a holder or a waiter (for tests: the table shrinks back to 0). */
   readonly size: () => number
 }
@@ -32,7 +36,7 @@ export const makeKeyedLock = (): KeyedLock => {
     else entry.held = false
   }
 
-  const withLock = (key: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  const withLock = (key: string, onAbandon?: () => void) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
     Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
         let entry = table.get(key)
@@ -69,6 +73,7 @@ export const makeKeyedLock = (): KeyedLock => {
                 // Interrupted after the hand-over: pass the lock on.
                 if (owned) release(e)
                 leave()
+                onAbandon?.()
               }),
               Effect.failCause(cause)
             ),

@@ -23,7 +23,7 @@ export interface Env {
   readonly config: SessionConfigShape
   readonly clock: Clock.Clock
   readonly tokens: Tokens
-  readonly withLock: (sessionKey: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  readonly withLock: (sessionKey: string, onAbandon?: () => void) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   readonly events: EventHub
   /** The revocation instant of "log everybody out", as this process knows it. */
   readonly revocation: Revocation

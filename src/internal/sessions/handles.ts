@@ -72,7 +72,20 @@ export const spanOptions = { captureStackTrace: false } as const
  * @internal
  */
 export const traceHandle = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: ActiveSession): Effect.Effect<A, E, R> =>
-  Effect.zipRight(Effect.annotateCurrentSpan("session.token_hash", logHash(Redacted.value(handle.token))), effect)
+  Effect.zipRight(Effect.annotateCurrentSpan("session.token_hash", tokenLogHash(handle)), effect)
+
+/** Where a handle of this service keeps the log hash of its token, computed on first use. */
+const logHashOfHandle: unique symbol = Symbol("effect-sessions/Handle/logHash")
+
+/**
+ * The short log hash of a handle's token: remembered by a handle this service made (every traced
+ * write names its session by it; hashing again and unwrapping the `Redacted` cost a SHA-256 and a
+ * registry entry per call), computed for any other.
+ *
+ * @internal
+ */
+export const tokenLogHash = (handle: ActiveSession): string =>
+  (handle as { readonly [logHashOfHandle]?: string })[logHashOfHandle] ?? logHash(Redacted.value(handle.token))
 
 /** @internal */
 export const makeHandles = ({ cache, clock, config, events, revocation, tokens }: Env, records: Records): Handles => {
@@ -86,12 +99,16 @@ export const makeHandles = ({ cache, clock, config, events, revocation, tokens }
     readonly #token: string
     readonly #tokenKey: string
     #redacted: Redacted.Redacted<string> | undefined = undefined
+    #logHash: string | undefined = undefined
     constructor(readonly session: Session, token: string, tokenKey: string) {
       this.#token = token
       this.#tokenKey = tokenKey
     }
     get token(): Redacted.Redacted<string> {
       return this.#redacted ??= Redacted.make(this.#token)
+    }
+    get [logHashOfHandle](): string {
+      return this.#logHash ??= logHash(this.#token)
     }
     static keyOf(handle: ActiveSession): string {
       return #tokenKey in handle ? handle.#tokenKey : tokens.keyOf(Redacted.value(handle.token))
@@ -102,7 +119,7 @@ export const makeHandles = ({ cache, clock, config, events, revocation, tokens }
   const active = (session: Session, token: string, tk: string): ActiveSession => new Handle(session, token, tk)
 
   const gone = (method: string, handle: ActiveSession) =>
-    new SessionGoneError({ method, session: logHash(Redacted.value(handle.token)) })
+    new SessionGoneError({ method, session: tokenLogHash(handle) })
 
   const walk = (handle: ActiveSession, tk0: string): Effect.Effect<Option.Option<Reached>, SessionStoreError> =>
     Effect.gen(function*() {
