@@ -10,7 +10,9 @@
  *   of each session's deadline (a session key starts with its routing tag, so a member names the
  *   session's slot as a `tag:sessionKey` member would); `${p}{u:${userKey}}:limit`: the lease that serialises the
  *   limited log-ins of the user (`maxSessionsPerUser`);
- * - `${p}invalidate`: the invalidation channel (not a key).
+ * - `${p}invalidate`: the invalidation channel (not a key) of a single server, and of a cluster
+ *   without sharded pub/sub; on a cluster with it (Redis 7), `${p}inv{${t}}`, one channel per
+ *   hash slot (`shardChannels.ts`).
  *
  * `tag` is the session's routing tag — the first characters of its key and of every token key it
  * has — so a session's records share one hash slot, and `userKey` is `Persistence.userKey` (a
@@ -27,17 +29,21 @@ export interface Keys {
   readonly token: (tokenKey: string) => string
   readonly session: (sessionKey: string) => string
   readonly user: (userId: string) => string
+  /** The user index of a `Persistence.userKey`. */
+  readonly userByKey: (userKey: string) => string
   readonly lease: (userId: string) => string
   readonly channel: string
 }
 
 /** @internal */
 export const makeKeys = (prefix: string): Keys => {
-  const user = (userId: string) => `${prefix}{u:${userKey(userId)}}`
+  const userByKey = (key: string) => `${prefix}{u:${key}}`
+  const user = (userId: string) => userByKey(userKey(userId))
   return {
     token: (tokenKey) => `${prefix}{${routingTagOf(tokenKey)}}:t:${tokenKey}`,
     session: (sessionKey) => `${prefix}{${routingTagOf(sessionKey)}}:s:${sessionKey}`,
     user,
+    userByKey,
     lease: (userId) => `${user(userId)}:limit`,
     channel: `${prefix}invalidate`
   }
