@@ -541,6 +541,57 @@ await withRedisCluster((nodes) => {
         assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
         yield* other.delete(s.key)
       }).pipe(Effect.scoped), { timeout: 30_000 })
+
+    /** Moves `slot` from the primary `from` to the primary `to`, keys and all (as redis-cli --cluster reshard does). */
+    const moveSlot = (slot: number, from: IORedis, to: IORedis) =>
+      Effect.promise(async () => {
+        const fromId = String(await from.call("CLUSTER", "MYID"))
+        const toId = String(await to.call("CLUSTER", "MYID"))
+        await to.call("CLUSTER", "SETSLOT", slot, "IMPORTING", fromId)
+        await from.call("CLUSTER", "SETSLOT", slot, "MIGRATING", toId)
+        for (;;) {
+          const keys = (await from.call("CLUSTER", "GETKEYSINSLOT", slot, 100)) as Array<string>
+          if (keys.length === 0) break
+          await from.call("MIGRATE", to.options.host!, to.options.port!, "", 0, 5000, "KEYS", ...keys)
+        }
+        await to.call("CLUSTER", "SETSLOT", slot, "NODE", toId)
+        await from.call("CLUSTER", "SETSLOT", slot, "NODE", toId)
+      })
+
+    it.effect("feature: when a slot moves to another primary, the store tells its consumers All, subscribes the slot's channel on its new primary and hears the writes there", () =>
+      Effect.gen(function*() {
+        const admin = yield* primaries
+        const originId = `move-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        const slot = Number(yield* Effect.promise(() => admin.cluster("KEYSLOT", makeKeys(prefix).session(s.key))))
+        const from = yield* ownerOf(admin, makeKeys(prefix).session(s.key))
+        const to = admin.nodes("master").find((n) => n !== from)!
+        const channel = scriptSlotChannel(s.tokenKey)
+        // Moved there, and back at the end whatever happens.
+        yield* Effect.acquireRelease(moveSlot(slot, from, to), () => moveSlot(slot, to, from).pipe(Effect.ignore))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the move")
+        const subscribed = (node: IORedis) => Effect.promise(async () => Number(((await node.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number])[1]))
+        assert.isAtLeast(yield* subscribed(to), 1, "the slot's channel is subscribed on its new primary")
+        // The other process's client follows the move (MOVED); its write publishes on the new primary.
+        let heardAgain = false
+        let version = 1
+        for (let i = 0; i < 20 && !heardAgain; i++) {
+          const saved = yield* Effect.either(other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: version + 1 }), version, now + 60_000))
+          if (saved._tag === "Right" && saved.right) version++
+          const got = yield* Queue.take(heard).pipe(Effect.timeout("250 millis"), Effect.option)
+          heardAgain = Option.isSome(got) && got.value === s.tokenKey
+        }
+        assert.isTrue(heardAgain, "a write on the new primary is heard")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 40_000 })
   })
 
   describe("layerClusterConfig (Redis Cluster)", () => {

@@ -151,6 +151,9 @@ export const listenCluster = (
     return listener(hub, resets, (ch) => ch === channel, originId)
   })
 
+/** How often the sharded listener has the cluster client read the slot map again, in milliseconds. */
+const SLOT_MAP_CHECK_MILLIS = 5000
+
 /** The name of a process's subscriber connections (so that an operator, or a test, can tell them in CLIENT LIST). */
 const subscriberName = (originId: string) => `effect-sessions-sub:${originId.replace(/[^A-Za-z0-9_.:-]/g, "_")}`
 
@@ -197,6 +200,7 @@ export const listenSharded = (
     let current: ReadonlyArray<Redis> = []
     let subscribedMap = ""
     let pending = false
+    let failures = 0
     const byKey = () =>
       new Map<string, { readonly host: string; readonly port: number }>(cluster.nodes("all").map((n) => {
         const node = { host: n.options.host ?? "127.0.0.1", port: n.options.port ?? 6379 }
@@ -223,44 +227,49 @@ export const listenSharded = (
         failed = reject
       })
       failure.catch(() => {})
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`sharded subscriptions not ready after ${connectTimeout} ms`)), connectTimeout)
+      })
+      timeout.catch(() => {})
+      const settle = <A>(p: Promise<A>): Promise<A> => Promise.race([failure, timeout, p])
       try {
-        await Promise.race([
-          failure,
-          Promise.all([...owners].map(([key, slots]) => {
-            const i = key.lastIndexOf(":")
-            const node = nodes.get(key) ?? { host: key.slice(0, i), port: Number(key.slice(i + 1)) }
-            const s = nodeSubscriber({
-              ...cluster.options.redisOptions,
-              host: node.host,
-              port: node.port,
-              connectTimeout: Math.min(connectTimeout, 2000),
-              connectionName: subscriberName(originId)
-            })
-            opened.push(s)
-            s.on("smessage", (ch: string, message: string) => {
-              if (mine === generation) hub.emit("message", ch, message)
-            })
-            const trouble = () => {
-              if (mine !== generation) return
-              failed(new Error("a sharded subscriber connection ended or failed"))
-              // Once subscribed; while subscribing, the caller of `open` tries again.
-              if (current === opened) retry()
-            }
-            // An error: the connection failed, or the server dropped the channels of a slot that
-            // moved away (an `sunsubscribe` ioredis did not ask for); `moved`: an SSUBSCRIBE met MOVED.
-            s.once("end", trouble)
-            s.on("error", trouble)
-            s.once("moved", trouble)
-            // One slot per SSUBSCRIBE (a cluster refuses channels of several slots in one).
-            return Promise.all(slots.map((slot) => s.ssubscribe(channels.ofSlot(slot))))
-          })),
-          new Promise<never>((_, reject) =>
-            setTimeout(() => reject(new Error(`sharded subscriptions not ready after ${connectTimeout} ms`)), connectTimeout).unref()
-          )
-        ])
+        const subscribers = [...owners].map(([key, slots]) => {
+          const i = key.lastIndexOf(":")
+          const node = nodes.get(key) ?? { host: key.slice(0, i), port: Number(key.slice(i + 1)) }
+          const s = nodeSubscriber({
+            ...cluster.options.redisOptions,
+            host: node.host,
+            port: node.port,
+            connectTimeout: Math.min(connectTimeout, 2000),
+            connectionName: subscriberName(originId)
+          })
+          opened.push(s)
+          s.on("smessage", (ch: string, message: string) => {
+            if (mine === generation) hub.emit("message", ch, message)
+          })
+          const trouble = () => {
+            if (mine !== generation) return
+            failed(new Error("a sharded subscriber connection ended or failed"))
+            // Once subscribed; while subscribing, the caller of `open` tries again.
+            if (current === opened) retry()
+          }
+          // An error: the connection failed, or the server dropped the channels of a slot that
+          // moved away (an `sunsubscribe` ioredis did not ask for); `moved`: an SSUBSCRIBE met MOVED.
+          s.once("end", trouble)
+          s.on("error", trouble)
+          s.once("moved", trouble)
+          return { s, slots, ready: new Promise<void>((resolve) => s.once("ready", () => resolve())) }
+        })
+        // Every primary reachable before any subscription (a dead one fails the attempt cheaply).
+        await settle(Promise.all(subscribers.map((x) => x.ready)))
+        // One slot per SSUBSCRIBE (a cluster refuses channels of several slots in one).
+        await settle(Promise.all(subscribers.flatMap(({ s, slots }) => slots.map((slot) => s.ssubscribe(channels.ofSlot(slot))))))
       } catch (e) {
         for (const s of opened) s.disconnect()
         throw e
+      } finally {
+        clearTimeout(timer)
       }
       if (closed || mine !== generation) {
         for (const s of opened) s.disconnect()
@@ -268,9 +277,13 @@ export const listenSharded = (
       }
       current = opened
       subscribedMap = map
+      failures = 0
       if (isReset) resets.forEach((reset) => reset())
     }
-    /** Subscribes everything again, soon (once, however many connections report trouble). */
+    /**
+     * Subscribes everything again, soon (once, however many connections report trouble), after
+     * 100 ms and up to 1 s while attempts fail (a primary is failing over).
+     */
     const retry = (): void => {
       if (closed || pending) return
       pending = true
@@ -280,13 +293,24 @@ export const listenSharded = (
       cluster.refreshSlotsCache()
       setTimeout(() => {
         pending = false
-        if (!closed) open(true).catch(retry)
-      }, 100).unref()
+        if (!closed) {
+          open(true).catch(() => {
+            failures++
+            retry()
+          })
+        }
+      }, Math.min(100 * 2 ** failures, 1000)).unref()
     }
     const onRefresh = () => {
       if (!closed && !pending && current.length > 0 && slotMap(cluster) !== subscribedMap) retry()
     }
     cluster.on("refresh", onRefresh)
+    // The server drops the channels of a slot that moves away (seen as an error above); in case a
+    // client misses that, the slot map is also read again every few seconds.
+    const refresher = setInterval(() => {
+      if (!closed && !pending) cluster.refreshSlotsCache()
+    }, SLOT_MAP_CHECK_MILLIS)
+    refresher.unref()
     yield* Effect.tryPromise({
       try: async () => {
         for (let attempt = 1; ; attempt++) {
@@ -299,12 +323,18 @@ export const listenSharded = (
         }
       },
       catch: unavailable("connect")
-    }).pipe(Effect.onError(() => Effect.sync(() => cluster.off("refresh", onRefresh))))
+    }).pipe(Effect.onError(() =>
+      Effect.sync(() => {
+        cluster.off("refresh", onRefresh)
+        clearInterval(refresher)
+      })
+    ))
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
         generation++
         cluster.off("refresh", onRefresh)
+        clearInterval(refresher)
         closeCurrent()
       })
     )
