@@ -11,7 +11,7 @@ import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
+import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Logger, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
 import { type Cluster, Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -24,6 +24,7 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import { makeKeys } from "../src/internal/redis/keys.js"
+import { makeRedisStore } from "../src/internal/redis/store.js"
 import { makeShardChannels } from "../src/internal/redis/shardChannels.js"
 import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scripts.js"
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
@@ -445,7 +446,7 @@ await withRedisCluster((nodes) => {
     })
   const scriptSlotChannel = (tokenKey: string) => makeShardChannels(prefix).ofKey(makeKeys(prefix).token(tokenKey))
 
-  layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener (sharded pub/sub, Redis 7)", (it) => {
+  layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener", (it) => {
     it.effect("feature: a write in one process reaches another process over SPUBLISH on the channel of its slot, SSUBSCRIBEd on the slot's primary; nothing goes over classic pub/sub", () =>
       Effect.gen(function*() {
         const admin = yield* primaries
@@ -592,6 +593,46 @@ await withRedisCluster((nodes) => {
         assert.isTrue(heardAgain, "a write on the new primary is heard")
         yield* other.delete(s.key)
       }).pipe(Effect.scoped), { timeout: 40_000 })
+
+    /** Runs `build` with a logger that keeps the messages logged. */
+    const logged = <A, E, R>(build: Effect.Effect<A, E, R>) =>
+      Effect.gen(function*() {
+        const lines: Array<string> = []
+        const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => {
+          lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+        }))
+        const value = yield* build.pipe(Effect.provide(capture))
+        return { value, lines }
+      })
+
+    it.effect("feature: the store says at start which pub/sub it chose; classic pub/sub (what Redis < 7 gets) still carries the invalidations, on one subscriber connection, and a killed one gives All and hearing again", () =>
+      Effect.gen(function*() {
+        const admin = yield* primaries
+        const sharded = yield* logged(RedisStore.makeCluster({ nodes, prefix }))
+        assert.isTrue(sharded.lines.some((l) => l.includes("sharded pub/sub (SPUBLISH / SSUBSCRIBE")), sharded.lines.join("\n"))
+        const originId = `classic-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const classicOptions = { url: RedisStore.DEFAULT_URL, nodes: seeds, prefix, connectTimeout: 5000, retention: 0, shardedPubSub: false }
+        const classic = yield* logged(makeRedisStore({ ...classicOptions, originId }))
+        assert.isTrue(classic.lines.some((l) => l.includes("classic pub/sub (PUBLISH / SUBSCRIBE")), classic.lines.join("\n"))
+        const store = classic.value
+        const other = yield* makeRedisStore({ ...classicOptions, originId: `${originId}-other` })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        // One connection in all, on one node of its choice.
+        const perNode = yield* Effect.forEach(admin.nodes("all"), (n) => subscriberIds(n, originId))
+        assert.strictEqual(perNode.flat().length, 1)
+        const node = admin.nodes("all")[perNode.findIndex((ids) => ids.length === 1)]!
+        assert.strictEqual(Number(yield* Effect.promise(() => node.call("CLIENT", "KILL", "ID", perNode.flat()[0]!))), 1)
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the reconnect")
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
   })
 
   describe("layerClusterConfig (Redis Cluster)", () => {

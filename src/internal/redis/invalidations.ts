@@ -12,8 +12,8 @@
  *   the slot. The listener opens one connection of its own to each primary (named, not the
  *   cluster client's) and `SSUBSCRIBE`s there to the channels of the slots it owns, per ioredis's
  *   slot map. When any of those connections ends or errs (the server drops the channels of a
- *   slot that moves away), when a command meets `MOVED`, or when the cluster client's slot map
- *   changes, it closes them all, subscribes everything again on the current map and tells the
+ *   slot that moves away), when an `SSUBSCRIBE` meets `MOVED`, or when the cluster client's slot
+ *   map (read again every 5 s) changes, it closes them all, subscribes everything again on the current map and tells the
  *   consumers `INVALIDATE_ALL`. (ioredis 5.11's own sharded subscribers, the `Cluster` option
  *   `shardedSubscribers`, are not used: they are an option of the client, which may be the
  *   caller's, and they resubscribe without telling anyone that messages may have been lost.)
@@ -311,7 +311,7 @@ export const listenSharded = (
       if (!closed && !pending) cluster.refreshSlotsCache()
     }, SLOT_MAP_CHECK_MILLIS)
     refresher.unref()
-    yield* Effect.tryPromise({
+    const first = Effect.tryPromise({
       try: async () => {
         for (let attempt = 1; ; attempt++) {
           try {
@@ -323,21 +323,17 @@ export const listenSharded = (
         }
       },
       catch: unavailable("connect")
-    }).pipe(Effect.onError(() =>
-      Effect.sync(() => {
-        cluster.off("refresh", onRefresh)
-        clearInterval(refresher)
-      })
-    ))
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        generation++
-        cluster.off("refresh", onRefresh)
-        clearInterval(refresher)
-        closeCurrent()
-      })
-    )
+    })
+    const stop = Effect.sync(() => {
+      closed = true
+      // An attempt still under way drops what it opened when it ends.
+      generation++
+      cluster.off("refresh", onRefresh)
+      clearInterval(refresher)
+      closeCurrent()
+    })
+    yield* Effect.onError(first, () => stop)
+    yield* Effect.addFinalizer(() => stop)
     return listener(hub, resets, channels.owns, originId)
   })
 

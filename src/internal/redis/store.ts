@@ -98,6 +98,11 @@ export interface RedisStoreOptions {
   readonly connectTimeout: number
   /** How long records are kept past their deadline, in milliseconds. */
   readonly retention: number
+  /**
+   * `false`: classic pub/sub on a cluster even where sharded pub/sub is supported (what a cluster
+   * of Redis < 7 gets; for tests). Default: sharded where supported.
+   */
+  readonly shardedPubSub?: boolean | undefined
 }
 
 const isCluster = (client: Client): client is Cluster => (client as { isCluster?: boolean }).isCluster === true
@@ -109,12 +114,14 @@ const isWrongType = (e: unknown) => e instanceof Error && e.message.startsWith("
  * (Redis 7, asked once, at start, with `COMMAND INFO`) and the slot function loads; classic
  * pub/sub otherwise. The choice is logged.
  */
-const chooseShardChannels = (cluster: Cluster, prefix: string): Effect.Effect<ShardChannels | undefined, SessionStoreError> =>
+const chooseShardChannels = (cluster: Cluster, prefix: string, allowed: boolean): Effect.Effect<ShardChannels | undefined, SessionStoreError> =>
   Effect.gen(function*() {
-    const replies = yield* Effect.tryPromise({
-      try: () => Promise.all(cluster.nodes("master").map((node) => node.call("COMMAND", "INFO", "SPUBLISH"))),
-      catch: unavailable("connect")
-    })
+    const replies = allowed
+      ? yield* Effect.tryPromise({
+        try: () => Promise.all(cluster.nodes("master").map((node) => node.call("COMMAND", "INFO", "SPUBLISH"))),
+        catch: unavailable("connect")
+      })
+      : []
     // A server without the command answers [nil].
     const supported = replies.length > 0 && replies.every((r) => Array.isArray(r) && Array.isArray(r[0]))
     const channels = supported
@@ -126,7 +133,7 @@ const chooseShardChannels = (cluster: Cluster, prefix: string): Effect.Effect<Sh
     yield* (channels === undefined
       ? Effect.logInfo(
         `Redis Cluster store: invalidations over classic pub/sub (PUBLISH / SUBSCRIBE, relayed to every node)${
-          supported ? "" : ": a primary does not support sharded pub/sub (Redis < 7)"
+          supported ? "" : allowed ? ": a primary does not support sharded pub/sub (Redis < 7)" : ": sharded pub/sub turned off"
         }`
       ).pipe(Effect.annotateLogs({ event: "invalidation-mode", mode: "classic" }))
       : Effect.logInfo("Redis Cluster store: invalidations over sharded pub/sub (SPUBLISH / SSUBSCRIBE, a channel per hash slot)").pipe(
@@ -158,7 +165,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         ))
     yield* connected(client, options.connectTimeout)
     const commands = withCommands(client)
-    const shards = isCluster(client) ? yield* chooseShardChannels(client, options.prefix) : undefined
+    const shards = isCluster(client) ? yield* chooseShardChannels(client, options.prefix, options.shardedPubSub !== false) : undefined
     /** The publish arguments of a script whose keys are in `key`'s slot. */
     const pub = (key: string): [Publish, string, string] =>
       shards === undefined ? ["PUBLISH", channel, origin] : ["SPUBLISH", shards.ofKey(key), origin]
