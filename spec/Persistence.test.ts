@@ -11,7 +11,7 @@ import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { SqlClient } from "@effect/sql/SqlClient"
-import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
+import { Cause, Clock, Config, ConfigProvider, Context, Duration, Effect, Exit, Layer, Logger, Option, Queue, Redacted, Stream, TestClock, TestContext } from "effect"
 import { type Cluster, Redis as IORedis } from "ioredis"
 import { randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -24,6 +24,8 @@ import * as RedisStore from "../src/Persistence/Redis.js"
 import * as Sql from "../src/Persistence/Sql.js"
 import * as SqliteStore from "../src/Persistence/Sqlite.js"
 import { makeKeys } from "../src/internal/redis/keys.js"
+import { makeRedisStore } from "../src/internal/redis/store.js"
+import { makeShardChannels } from "../src/internal/redis/shardChannels.js"
 import { encodeArgs, sessionWrite, wellFormed } from "../src/internal/redis/scripts.js"
 import { sqliteFilename } from "../src/internal/sql/databaseUrl.js"
 import * as SecureRandom from "../src/SecureRandom.js"
@@ -420,9 +422,98 @@ await withRedisCluster((nodes) => {
   const peer = RedisStore.layerCluster({ nodes, prefix, retention: 0 }).pipe(Layer.provide(SecureRandom.layer))
   persistenceSuite("Redis Cluster", store, { ...redisHooks(prefix, RawCluster), peer, ttl: true })
 
+  /** A connection to each primary of the cluster, closed with the scope. */
+  const primaries = Effect.acquireRelease(
+    Effect.promise(async () => {
+      const { Cluster } = await import("ioredis")
+      const admin = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
+      await new Promise<void>((resolve) => admin.once("ready", () => resolve()))
+      return admin
+    }),
+    (admin) => Effect.sync(() => admin.disconnect())
+  )
+  /** The ids of the subscriber connections of a process on a node, from CLIENT LIST. */
+  const subscriberIds = (node: IORedis, originId: string) =>
+    Effect.promise(async () =>
+      String(await node.call("CLIENT", "LIST")).split("\n").filter((line) => line.includes(` name=effect-sessions-sub:${originId} `))
+        .map((line) => /\bid=(\d+)/.exec(line)?.[1]).filter((id): id is string => id !== undefined)
+    )
+  /** The primary that owns a key's slot (per the admin client's slot map). */
+  const ownerOf = (admin: Cluster, key: string) =>
+    Effect.promise(async () => {
+      const slot = Number(await admin.cluster("KEYSLOT", key))
+      const owner = admin.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === admin.slots[slot]?.[0])
+      if (owner === undefined) throw new Error(`no primary for slot ${slot}`)
+      return owner
+    })
+  const scriptSlotChannel = (tokenKey: string) => makeShardChannels(prefix).ofKey(makeKeys(prefix).token(tokenKey))
+
   layer(SecureRandom.layer, { excludeTestServices: true })("Redis Cluster: the invalidation listener", (it) => {
-    it.effect("feature: when its subscriber connection ends, the store tells its consumers All, subscribes on a node again and hears the other processes' writes", () =>
+    it.effect("feature: a write in one process reaches another process over SPUBLISH on the channel of its slot, SSUBSCRIBEd on the slot's primary; nothing goes over classic pub/sub", () =>
       Effect.gen(function*() {
+        const admin = yield* primaries
+        const originId = `shard-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        const channel = scriptSlotChannel(s.tokenKey)
+        // The channel is in the slot of the session's keys (where the script runs).
+        assert.strictEqual(Number(yield* Effect.promise(() => admin.cluster("KEYSLOT", channel))), Number(yield* Effect.promise(() => admin.cluster("KEYSLOT", makeKeys(prefix).session(s.key)))))
+        // A raw listener on each kind of channel: the sharded one on the slot's primary, the classic one anywhere.
+        const raw = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const owner = await Effect.runPromise(ownerOf(admin, channel))
+            const sharded = new IORedis({ host: owner.options.host!, port: owner.options.port!, maxRetriesPerRequest: 1 })
+            const classic = new IORedis({ host: owner.options.host!, port: owner.options.port!, maxRetriesPerRequest: 1 })
+            const got = { sharded: [] as Array<string>, classic: [] as Array<string> }
+            sharded.on("smessage", (_ch: string, m: string) => got.sharded.push(m))
+            classic.on("message", (_ch: string, m: string) => got.classic.push(m))
+            await sharded.ssubscribe(channel)
+            await classic.subscribe(`${prefix}invalidate`)
+            // Both processes subscribed (this one's store and the raw listener), on the slot's primary.
+            const counts = (await owner.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number]
+            return { sharded, classic, got, owner, subscribers: Number(counts[1]) }
+          }),
+          (r) => Effect.sync(() => {
+            r.sharded.disconnect()
+            r.classic.disconnect()
+          })
+        )
+        assert.isAtLeast(raw.subscribers, 3, "the two stores and the raw listener SSUBSCRIBEd the slot's channel on its primary")
+        const stats = () =>
+          Effect.promise(() =>
+            Promise.all(admin.nodes("master").map(async (n) => {
+              const info = await n.info("commandstats")
+              const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(info)?.[1] ?? 0)
+              return { publish: calls("publish"), spublish: calls("spublish") }
+            }))
+          )
+        const before = yield* stats()
+        yield* other.create(s, now + 60_000)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        for (let i = 0; i < 50 && raw.got.sharded.length === 0; i++) yield* Effect.sleep("20 millis")
+        assert.isTrue(raw.got.sharded.some((m) => m.endsWith(`:${s.tokenKey}`)), "the save's message went out on the slot's shard channel")
+        const after = yield* stats()
+        assert.isAbove(after.reduce((n, x) => n + x.spublish, 0), before.reduce((n, x) => n + x.spublish, 0), "SPUBLISH was called")
+        // User invalidations go the same way (on the channel of the user's slot).
+        yield* other.publishUserInvalidation("some-user-key")
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), "user:some-user-key")
+        deepStrictEqual(raw.got.classic, [], "nothing on the classic channel")
+        deepStrictEqual(
+          after.map((x) => x.publish),
+          before.map((x) => x.publish),
+          "no PUBLISH on any primary"
+        )
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
+
+    it.effect("feature: when a subscriber connection ends, the store tells its consumers All, subscribes every slot's channel again and hears the other processes' writes", () =>
+      Effect.gen(function*() {
+        const admin = yield* primaries
         const originId = `kill-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
         const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
         const other = yield* RedisStore.makeCluster({ nodes, prefix })
@@ -434,23 +525,111 @@ await withRedisCluster((nodes) => {
         // Heard before the kill.
         assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
         assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
-        // Kill exactly this store's subscriber connection, wherever it is.
-        const killed = yield* Effect.promise(async () => {
-          const { Cluster } = await import("ioredis")
-          const admin = new Cluster(seeds, { redisOptions: { maxRetriesPerRequest: 1 } })
-          await new Promise<void>((resolve) => admin.once("ready", () => resolve()))
-          let n = 0
-          for (const node of admin.nodes("all")) {
-            const list = String(await node.call("CLIENT", "LIST"))
-            for (const line of list.split("\n")) {
-              const id = /\bid=(\d+)/.exec(line)?.[1]
-              if (id !== undefined && line.includes(`name=effect-sessions-sub:${originId} `)) n += Number(await node.call("CLIENT", "KILL", "ID", id))
-            }
-          }
-          admin.disconnect()
-          return n
-        })
-        assert.strictEqual(killed, 1, "one subscriber connection of this store")
+        // One subscriber connection per primary, each subscribed to the channels of its slots.
+        const masters = admin.nodes("master")
+        const perNode = yield* Effect.forEach(masters, (n) => subscriberIds(n, originId))
+        deepStrictEqual(perNode.map((ids) => ids.length), masters.map(() => 1))
+        const channelsPerNode = yield* Effect.forEach(masters, (n) => Effect.promise(async () => ((await n.call("PUBSUB", "SHARDCHANNELS", `${prefix}inv{*`)) as Array<string>).length))
+        assert.strictEqual(channelsPerNode.reduce((a, b) => a + b, 0), 16_384, "every slot's channel, on the primary that owns it")
+        // Kill the connection on the primary of the session's slot.
+        const owner = yield* ownerOf(admin, makeKeys(prefix).session(s.key))
+        const [victim] = yield* subscriberIds(owner, originId)
+        assert.strictEqual(Number(yield* Effect.promise(() => owner.call("CLIENT", "KILL", "ID", victim!))), 1)
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the resubscription")
+        // Subscribed again: new connections, every channel.
+        const again = yield* Effect.forEach(masters, (n) => subscriberIds(n, originId))
+        deepStrictEqual(again.map((ids) => ids.length), masters.map(() => 1))
+        assert.notInclude(again.flat(), victim)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 30_000 })
+
+    /** Moves `slot` from the primary `from` to the primary `to`, keys and all (as redis-cli --cluster reshard does). */
+    const moveSlot = (slot: number, from: IORedis, to: IORedis) =>
+      Effect.promise(async () => {
+        const fromId = String(await from.call("CLUSTER", "MYID"))
+        const toId = String(await to.call("CLUSTER", "MYID"))
+        await to.call("CLUSTER", "SETSLOT", slot, "IMPORTING", fromId)
+        await from.call("CLUSTER", "SETSLOT", slot, "MIGRATING", toId)
+        for (;;) {
+          const keys = (await from.call("CLUSTER", "GETKEYSINSLOT", slot, 100)) as Array<string>
+          if (keys.length === 0) break
+          await from.call("MIGRATE", to.options.host!, to.options.port!, "", 0, 5000, "KEYS", ...keys)
+        }
+        await to.call("CLUSTER", "SETSLOT", slot, "NODE", toId)
+        await from.call("CLUSTER", "SETSLOT", slot, "NODE", toId)
+      })
+
+    it.effect("feature: when a slot moves to another primary, the store tells its consumers All, subscribes the slot's channel on its new primary and hears the writes there", () =>
+      Effect.gen(function*() {
+        const admin = yield* primaries
+        const originId = `move-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const store = yield* RedisStore.makeCluster({ nodes, prefix, originId })
+        const other = yield* RedisStore.makeCluster({ nodes, prefix })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        const slot = Number(yield* Effect.promise(() => admin.cluster("KEYSLOT", makeKeys(prefix).session(s.key))))
+        const from = yield* ownerOf(admin, makeKeys(prefix).session(s.key))
+        const to = admin.nodes("master").find((n) => n !== from)!
+        const channel = scriptSlotChannel(s.tokenKey)
+        // Moved there, and back at the end whatever happens.
+        yield* Effect.acquireRelease(moveSlot(slot, from, to), () => moveSlot(slot, to, from).pipe(Effect.ignore))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the move")
+        const subscribed = (node: IORedis) => Effect.promise(async () => Number(((await node.call("PUBSUB", "SHARDNUMSUB", channel)) as [string, number])[1]))
+        assert.isAtLeast(yield* subscribed(to), 1, "the slot's channel is subscribed on its new primary")
+        // The other process's client follows the move (MOVED); its write publishes on the new primary.
+        let heardAgain = false
+        let version = 1
+        for (let i = 0; i < 20 && !heardAgain; i++) {
+          const saved = yield* Effect.either(other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: version + 1 }), version, now + 60_000))
+          if (saved._tag === "Right" && saved.right) version++
+          const got = yield* Queue.take(heard).pipe(Effect.timeout("250 millis"), Effect.option)
+          heardAgain = Option.isSome(got) && got.value === s.tokenKey
+        }
+        assert.isTrue(heardAgain, "a write on the new primary is heard")
+        yield* other.delete(s.key)
+      }).pipe(Effect.scoped), { timeout: 40_000 })
+
+    /** Runs `build` with a logger that keeps the messages logged. */
+    const logged = <A, E, R>(build: Effect.Effect<A, E, R>) =>
+      Effect.gen(function*() {
+        const lines: Array<string> = []
+        const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => {
+          lines.push(Array.isArray(message) ? message.join(" ") : String(message))
+        }))
+        const value = yield* build.pipe(Effect.provide(capture))
+        return { value, lines }
+      })
+
+    it.effect("feature: the store says at start which pub/sub it chose; classic pub/sub (what Redis < 7 gets) still carries the invalidations, on one subscriber connection, and a killed one gives All and hearing again", () =>
+      Effect.gen(function*() {
+        const admin = yield* primaries
+        const sharded = yield* logged(RedisStore.makeCluster({ nodes, prefix }))
+        assert.isTrue(sharded.lines.some((l) => l.includes("sharded pub/sub (SPUBLISH / SSUBSCRIBE")), sharded.lines.join("\n"))
+        const originId = `classic-${uid("o").replace(/[^A-Za-z0-9]/g, "")}`
+        const classicOptions = { url: RedisStore.DEFAULT_URL, nodes: seeds, prefix, connectTimeout: 5000, retention: 0, shardedPubSub: false }
+        const classic = yield* logged(makeRedisStore({ ...classicOptions, originId }))
+        assert.isTrue(classic.lines.some((l) => l.includes("classic pub/sub (PUBLISH / SUBSCRIBE")), classic.lines.join("\n"))
+        const store = classic.value
+        const other = yield* makeRedisStore({ ...classicOptions, originId: `${originId}-other` })
+        const heard = yield* Queue.unbounded<string>()
+        yield* Effect.forkScoped(Stream.runForEach(store.invalidations, (k) => Queue.offer(heard, invalidationText(k))))
+        const now = Date.now()
+        const s = makeSession(now)
+        yield* other.create(s, now + 60_000)
+        assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 1 }), 0, now + 60_000))
+        assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey)
+        // One connection in all, on one node of its choice.
+        const perNode = yield* Effect.forEach(admin.nodes("all"), (n) => subscriberIds(n, originId))
+        assert.strictEqual(perNode.flat().length, 1)
+        const node = admin.nodes("all")[perNode.findIndex((ids) => ids.length === 1)]!
+        assert.strictEqual(Number(yield* Effect.promise(() => node.call("CLIENT", "KILL", "ID", perNode.flat()[0]!))), 1)
         assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("10 seconds")), "*", "All after the reconnect")
         assert.isTrue(yield* other.save(makeSession(now, { key: s.key, tokenKey: s.tokenKey, version: 2 }), 1, now + 60_000))
         assert.strictEqual(yield* Queue.take(heard).pipe(Effect.timeout("5 seconds")), s.tokenKey, "heard again")

@@ -7,8 +7,11 @@
  * routing tag and so one cluster slot: `${prefix}{tag}:s:${sessionKey}` and
  * `${prefix}{tag}:t:${tokenKey}`. A user's index, `${prefix}{u:${userKey}}`, lives in the user's
  * slot and is written before a session claims the user. Every write publishes the token keys it
- * changed on `${prefix}invalidate`; a connection of the store's own subscribes, and
- * `invalidations` yields the keys written by other processes.
+ * changed, inside its script: on a single server with `PUBLISH` on `${prefix}invalidate`; on a
+ * cluster of Redis 7 with `SPUBLISH` on the channel of the script's slot (`${prefix}inv{…}`, one
+ * per hash slot), else with `PUBLISH`. Connections of the store's own subscribe (on a cluster with
+ * sharded pub/sub, one to each primary, to the channels of its slots), and `invalidations` yields
+ * the keys written by other processes — and "everything" after a subscription was interrupted.
  *
  * The client fails fast during an outage (no offline queue, a 1 s command timeout): a request
  * gets a `SessionStoreError` with reason `"Unavailable"` instead of hanging, and the client keeps
@@ -84,7 +87,10 @@ export interface Options {
    * configure it to fail fast (see {@link defaultRedisOptions}).
    */
   readonly client?: Redis | undefined
-  /** Key prefix (default `sess:`). The invalidation channel is `${prefix}invalidate`. */
+  /**
+   * Key prefix (default `sess:`), with no `{`. The invalidation channel is `${prefix}invalidate`
+   * (on a cluster with sharded pub/sub, `${prefix}inv{…}`, one per hash slot).
+   */
   readonly prefix?: string | undefined
   /** Options for the client the store creates, over {@link defaultRedisOptions}. */
   readonly redisOptions?: RedisOptions | undefined
@@ -230,7 +236,11 @@ export interface ClusterOptions extends Omit<Options, "url" | "client"> {
  * Builds the store on a Redis Cluster: the same store as {@link make}, over a `Cluster` client.
  * Every script touches only keys in one slot, declared in `KEYS`, so it runs on any cluster of
  * Redis ≥ 6.2 (or Valkey); the user index and the session are written in two steps, the index
- * first. A bad option is a `ConfigError`, before anything connects.
+ * first. Invalidations use sharded pub/sub when every primary supports it (Redis 7: a channel per
+ * hash slot, `SSUBSCRIBE`d on the slot's primary by a connection of the store's own to each
+ * primary; 16,384 subscriptions per process, made when the layer is built), classic pub/sub
+ * otherwise; a log line at start says which. A bad option is a `ConfigError`, before anything
+ * connects.
  *
  * @since 0.1.0
  * @category constructors

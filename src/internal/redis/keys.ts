@@ -12,7 +12,9 @@
  *   limited log-ins of the user (`maxSessionsPerUser`);
  * - `${p}revocation`: the `logOutEveryone` instant, a sorted set of one member (`until`) so that
  *   `ZADD … GT` only ever raises it; a key of its own slot, touched by single-key commands only;
- * - `${p}invalidate`: the invalidation channel (not a key).
+ * - `${p}invalidate`: the invalidation channel (not a key) of a single server, and of a cluster
+ *   without sharded pub/sub; on a cluster with it (Redis 7), `${p}inv{${t}}`, one channel per
+ *   hash slot (`shardChannels.ts`).
  *
  * `tag` is the session's routing tag — the first characters of its key and of every token key it
  * has — so a session's records share one hash slot, and `userKey` is `Persistence.userKey` (a
@@ -29,6 +31,8 @@ export interface Keys {
   readonly token: (tokenKey: string) => string
   readonly session: (sessionKey: string) => string
   readonly user: (userId: string) => string
+  /** The user index of a `Persistence.userKey`. */
+  readonly userByKey: (userKey: string) => string
   readonly lease: (userId: string) => string
   readonly revocation: string
   readonly channel: string
@@ -36,11 +40,13 @@ export interface Keys {
 
 /** @internal */
 export const makeKeys = (prefix: string): Keys => {
-  const user = (userId: string) => `${prefix}{u:${userKey(userId)}}`
+  const userByKey = (key: string) => `${prefix}{u:${key}}`
+  const user = (userId: string) => userByKey(userKey(userId))
   return {
     token: (tokenKey) => `${prefix}{${routingTagOf(tokenKey)}}:t:${tokenKey}`,
     session: (sessionKey) => `${prefix}{${routingTagOf(sessionKey)}}:s:${sessionKey}`,
     user,
+    userByKey,
     lease: (userId) => `${user(userId)}:limit`,
     revocation: `${prefix}revocation`,
     channel: `${prefix}invalidate`

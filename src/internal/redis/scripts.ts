@@ -5,11 +5,14 @@
  * single server. A step that concerns a session and its user's index (two slots) is two scripts,
  * ordered by the store (`store.ts`): the index first.
  *
- * A script that publishes gets the channel in `ARGV[1]` and this process's origin in `ARGV[2]`;
- * a write gets its record as one JSON argument after those, decoded with `cjson` (see
- * {@link SessionWrite}). Scripts publish `${originId}:${tokenKey}` for every token key they
- * change, with classic `PUBLISH` (allowed in a script on a cluster, where the channel is not a
- * key, and relayed to every node): the message leaves atomically with the write.
+ * A script that publishes gets the publish command in `ARGV[1]` (see {@link Publish}), the
+ * channel in `ARGV[2]` and this process's origin in `ARGV[3]`; a write gets its record as one
+ * JSON argument after those, decoded with `cjson` (see {@link SessionWrite}). Scripts publish
+ * `${originId}:${tokenKey}` for every token key they change, in the same script as the write, so
+ * the message leaves atomically with it: on a single server (or a cluster without sharded pub/sub)
+ * with classic `PUBLISH` on the store's one channel; on a cluster of Redis 7 with `SPUBLISH` on the
+ * channel of the script's own slot (`shardChannels.ts`), which Redis requires of a script's
+ * `SPUBLISH` and which keeps the message on the shard that owns the slot.
  *
  * The compare-and-set of `save` and `rotate` compares the version and the current token, so only
  * one rotation of a token wins.
@@ -25,7 +28,7 @@ import type { Session } from "../../Session.js"
 
 const LIB = `
 local function notify(token)
-  redis.call('PUBLISH', ARGV[1], ARGV[2] .. ':' .. token)
+  redis.call(ARGV[1], ARGV[2], ARGV[3] .. ':' .. token)
 end
 -- Writes a session (w: key, token, version, user, record, px, e) and its current token record;
 -- a deadline already past deletes both instead.
@@ -65,9 +68,9 @@ write(KEYS[1], KEYS[2], w)
 return 1
 `
 
-/** KEYS: s:session, t:its current token. ARGV: channel, origin, JSON of a SaveArgs. → 1 won | 0 lost */
+/** KEYS: s:session, t:its current token. ARGV: publish, channel, origin, JSON of a SaveArgs. → 1 won | 0 lost */
 const SAVE = LIB + `
-local w = cjson.decode(ARGV[3])
+local w = cjson.decode(ARGV[4])
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't')
 if cur[1] ~= w.expectedVersion or cur[2] ~= w.token then return 0 end
@@ -77,11 +80,11 @@ return 1
 `
 
 /**
- * KEYS: s:session, t:new token, t:old token. ARGV: channel, origin, JSON of a RotateArgs.
- * → 1 won | 0 lost
+ * KEYS: s:session, t:new token, t:old token. ARGV: publish, channel, origin, JSON of a
+ * RotateArgs. → 1 won | 0 lost
  */
 const ROTATE = LIB + `
-local w = cjson.decode(ARGV[3])
+local w = cjson.decode(ARGV[4])
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then return 0 end
 local cur = redis.call('HMGET', KEYS[1], 'v', 't')
 if cur[1] ~= w.expectedVersion or cur[2] ~= w.oldToken then return 0 end
@@ -93,8 +96,8 @@ return 1
 `
 
 /**
- * KEYS: s:session, t:its current token as last read. ARGV: channel, origin, session key, that
- * token key (`""`: none). Deletes the session and its current token record.
+ * KEYS: s:session, t:its current token as last read. ARGV: publish, channel, origin, session
+ * key, that token key (`""`: none). Deletes the session and its current token record.
  * → {0} the current token changed meanwhile (read it again) | {1, user field or ''}
  */
 const REMOVE = LIB + `
@@ -105,19 +108,19 @@ if kind ~= 'hash' then
   return {1, ''}
 end
 local cur = redis.call('HMGET', KEYS[1], 't', 'u')
-if (cur[1] or '') ~= ARGV[4] then return {0} end
+if (cur[1] or '') ~= ARGV[5] then return {0} end
 redis.call('DEL', KEYS[1])
 if cur[1] then
-  if redis.pcall('GET', KEYS[2]) == 'c:' .. ARGV[3] then redis.call('DEL', KEYS[2]) end
+  if redis.pcall('GET', KEYS[2]) == 'c:' .. ARGV[4] then redis.call('DEL', KEYS[2]) end
   notify(cur[1])
 end
 return {1, cur[2] or ''}
 `
 
-/** KEYS: t:token. ARGV: channel, origin, token key. Deletes whatever the key holds. */
+/** KEYS: t:token. ARGV: publish, channel, origin, token key. Deletes whatever the key holds. */
 const DELETE_TOKEN = LIB + `
 redis.call('DEL', KEYS[1])
-notify(ARGV[3])
+notify(ARGV[4])
 return 1
 `
 
@@ -173,6 +176,14 @@ export const COMMANDS = {
   effectSessionsList: [LIST, 1],
   effectSessionsRelease: [RELEASE, 1]
 } as const
+
+/**
+ * The publish command of the scripts: classic `PUBLISH` (one channel, relayed by a cluster to
+ * every node) or sharded `SPUBLISH` (a channel in the script's slot, Redis 7).
+ *
+ * @internal
+ */
+export type Publish = "PUBLISH" | "SPUBLISH"
 
 /**
  * A client with the scripts defined: each takes its keys, then its arguments.

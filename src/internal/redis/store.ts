@@ -58,9 +58,10 @@ import { allMessage, userMessage } from "../invalidationMessage.js"
 import { sleepReal } from "../realTime.js"
 import { redactCodecError } from "../storeErrors.js"
 import { type Client, connected, openClient, openCluster, unavailable, withCommands } from "./connection.js"
-import { listen, listenCluster } from "./invalidations.js"
+import { listen, listenCluster, listenSharded } from "./invalidations.js"
 import { makeKeys } from "./keys.js"
-import { encodeArgs, rotateArgs, sessionWrite, wellFormed } from "./scripts.js"
+import { encodeArgs, type Publish, rotateArgs, sessionWrite, wellFormed } from "./scripts.js"
+import { makeShardChannels, type ShardChannels } from "./shardChannels.js"
 
 /**
  * How long a limited log-in holds its user's lease at most, in milliseconds.
@@ -102,11 +103,49 @@ export interface RedisStoreOptions {
   readonly connectTimeout: number
   /** How long records are kept past their deadline, in milliseconds. */
   readonly retention: number
+  /**
+   * `false`: classic pub/sub on a cluster even where sharded pub/sub is supported (what a cluster
+   * of Redis < 7 gets; for tests). Default: sharded where supported.
+   */
+  readonly shardedPubSub?: boolean | undefined
 }
 
 const isCluster = (client: Client): client is Cluster => (client as { isCluster?: boolean }).isCluster === true
 
 const isWrongType = (e: unknown) => e instanceof Error && e.message.startsWith("WRONGTYPE")
+
+/**
+ * How the invalidations of a cluster travel: sharded pub/sub when every primary knows `SPUBLISH`
+ * (Redis 7, asked once, at start, with `COMMAND INFO`) and the slot function loads; classic
+ * pub/sub otherwise. The choice is logged.
+ */
+const chooseShardChannels = (cluster: Cluster, prefix: string, allowed: boolean): Effect.Effect<ShardChannels | undefined, SessionStoreError> =>
+  Effect.gen(function*() {
+    const replies = allowed
+      ? yield* Effect.tryPromise({
+        try: () => Promise.all(cluster.nodes("master").map((node) => node.call("COMMAND", "INFO", "SPUBLISH"))),
+        catch: unavailable("connect")
+      })
+      : []
+    // A server without the command answers [nil].
+    const supported = replies.length > 0 && replies.every((r) => Array.isArray(r) && Array.isArray(r[0]))
+    const channels = supported
+      ? yield* Effect.try(() => makeShardChannels(prefix)).pipe(
+        Effect.tapError((e) => Effect.logWarning("Redis Cluster store: the hash slot function (cluster-key-slot, from ioredis) did not load", e)),
+        Effect.orElseSucceed(() => undefined)
+      )
+      : undefined
+    yield* (channels === undefined
+      ? Effect.logInfo(
+        `Redis Cluster store: invalidations over classic pub/sub (PUBLISH / SUBSCRIBE, relayed to every node)${
+          supported ? "" : allowed ? ": a primary does not support sharded pub/sub (Redis < 7)" : ": sharded pub/sub turned off"
+        }`
+      ).pipe(Effect.annotateLogs({ event: "invalidation-mode", mode: "classic" }))
+      : Effect.logInfo("Redis Cluster store: invalidations over sharded pub/sub (SPUBLISH / SSUBSCRIBE, a channel per hash slot)").pipe(
+        Effect.annotateLogs({ event: "invalidation-mode", mode: "sharded" })
+      ))
+    return channels
+  })
 
 /**
  * Builds the store: connects (or uses the given client), defines the scripts, subscribes to the
@@ -131,6 +170,10 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         ))
     yield* connected(client, options.connectTimeout)
     const commands = withCommands(client)
+    const shards = isCluster(client) ? yield* chooseShardChannels(client, options.prefix, options.shardedPubSub !== false) : undefined
+    /** The publish arguments of a script whose keys are in `key`'s slot. */
+    const pub = (key: string): [Publish, string, string] =>
+      shards === undefined ? ["PUBLISH", channel, origin] : ["SPUBLISH", shards.ofKey(key), origin]
 
     const call = <A>(method: string, f: () => Promise<A>): Effect.Effect<A, SessionStoreError> =>
       Effect.tryPromise({ try: f, catch: unavailable(method) })
@@ -211,7 +254,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         const now = yield* Clock.currentTimeMillis
         yield* index("save", session, now, expiresAt)
         const args = encodeArgs({ ...sessionWrite(session, now, expiresAt, retention), expectedVersion: String(expectedVersion) })
-        const won = yield* call("save", () => commands.effectSessionsSave(keys.session(session.key), keys.token(session.tokenKey), channel, origin, args))
+        const won = yield* call("save", () => commands.effectSessionsSave(keys.session(session.key), keys.token(session.tokenKey), ...pub(keys.session(session.key)), args))
         return won === 1
       })
 
@@ -224,8 +267,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
             keys.session(rotation.session.key),
             keys.token(rotation.session.tokenKey),
             keys.token(rotation.redirect.tokenKey),
-            channel,
-            origin,
+            ...pub(keys.session(rotation.session.key)),
             args
           ))
         return won === 1
@@ -242,7 +284,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
         const tokenKey = token ?? ""
         // A key of the wrong type: the script deletes it (the token key is a placeholder in its slot).
         const reply = (yield* call(method, () =>
-          commands.effectSessionsRemove(skey, keys.token(tokenKey === "" ? sessionKey : tokenKey), channel, origin, sessionKey, tokenKey))) as
+          commands.effectSessionsRemove(skey, keys.token(tokenKey === "" ? sessionKey : tokenKey), ...pub(skey), sessionKey, tokenKey))) as
           | [0]
           | [1, string]
         if (reply[0] === 0) return attempt < 8 ? yield* remove(method, sessionKey, attempt + 1) : undefined
@@ -262,7 +304,7 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       Effect.gen(function*() {
         const value = yield* read("deleteToken", () => client.get(keys.token(tokenKey)))
         if (typeof value === "string" && value.startsWith("c:")) yield* remove("deleteToken", value.slice(2))
-        yield* call("deleteToken", () => commands.effectSessionsDeleteToken(keys.token(tokenKey), channel, origin, tokenKey))
+        yield* call("deleteToken", () => commands.effectSessionsDeleteToken(keys.token(tokenKey), ...pub(keys.token(tokenKey)), tokenKey))
       })
 
     /** What the index lists of a user, each with its session's fields (`undefined`: a key of the wrong type). */
@@ -386,7 +428,11 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       })
 
     const publishUserInvalidation = (userKey: string): Effect.Effect<void, SessionStoreError> =>
-      Effect.asVoid(call("publishUserInvalidation", () => client.publish(channel, userMessage(origin, userKey))))
+      Effect.asVoid(call("publishUserInvalidation", () =>
+        shards === undefined
+          ? client.publish(channel, userMessage(origin, userKey))
+          // On the channel of the user's own slot: the users spread over the shards.
+          : client.spublish(shards.ofKey(keys.userByKey(userKey)), userMessage(origin, userKey))))
 
     const revocationKey = keys.revocation
 
@@ -395,7 +441,11 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
     const revokeUntil = (instant: number): Effect.Effect<void, SessionStoreError> =>
       Effect.zipRight(
         call("revokeUntil", () => client.zadd(revocationKey, "GT", instant, "until")),
-        call("revokeUntil", () => client.publish(channel, allMessage(origin)))
+        call("revokeUntil", () =>
+          shards === undefined
+            ? client.publish(channel, allMessage(origin))
+            // On the channel of the revocation key's slot, which every process subscribes to.
+            : client.spublish(shards.ofKey(revocationKey), allMessage(origin)))
       )
 
     const revokedUntil: Effect.Effect<Option.Option<number>, SessionStoreError> = Effect.flatMap(
@@ -409,9 +459,11 @@ export const makeRedisStore = (options: RedisStoreOptions): Effect.Effect<Persis
       }
     )
 
-    const listener = isCluster(client)
+    const listener = !isCluster(client)
+      ? yield* listen(client, channel, origin, options.connectTimeout)
+      : shards === undefined
       ? yield* listenCluster(client, options.nodes ?? [], channel, origin, options.connectTimeout)
-      : yield* listen(client, channel, origin, options.connectTimeout)
+      : yield* listenSharded(client, shards, origin, options.connectTimeout)
 
     return {
       load,
