@@ -30,7 +30,8 @@ import * as Session from "../src/Session.js"
 import type * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { withParams } from "./helpers/processes.js"
-import { deleteRedisKeys, postgresUrl, redisUrl, withService } from "./services.js"
+import { primariesOf, withNode } from "./helpers/redisCluster.js"
+import { deleteRedisClusterKeys, deleteRedisKeys, postgresUrl, redisUrl, withRedisCluster, withService } from "./services.js"
 
 const runId = randomBytes(4).toString("hex")
 
@@ -491,6 +492,45 @@ await withService("Redis", redisUrl, () => {
           }
         })
       })
+    }
+  )
+}, { describe, it })
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster (REDIS_CLUSTER_NODES): sharded pub/sub, one subscriber connection per primary
+// ---------------------------------------------------------------------------------------------
+
+await withRedisCluster((nodes) => {
+  const prefix = `es:cohc:${runId}:`
+  // The name the store gives its subscriber connections (src/internal/redis/invalidations.ts).
+  const subscriberName = (originId: string) => `effect-sessions-sub:${originId.replace(/[^A-Za-z0-9_.:-]/g, "_")}`
+  /** The subscriber connections of a process on every primary (node and client id), from CLIENT LIST. */
+  const subscribers = (originId: string) =>
+    Effect.promise(async () => {
+      const found: Array<{ readonly node: Awaited<ReturnType<typeof primariesOf>>[number]; readonly id: string }> = []
+      for (const node of await primariesOf(nodes)) {
+        const list = await withNode(node, async (redis) => (await redis.client("LIST")) as string)
+        for (const line of list.split("\n")) {
+          const id = /(?:^| )id=(\d+)/.exec(line)?.[1]
+          if (id !== undefined && line.includes(` name=${subscriberName(originId)} `) && / s?sub=[1-9]/.test(line)) found.push({ node, id })
+        }
+      }
+      return found
+    })
+  afterAll(() => deleteRedisClusterKeys(prefix, nodes))
+  coherenceSuite(
+    "Redis Cluster",
+    (originId) => RedisStore.layerCluster({ nodes, prefix, originId }).pipe(Layer.provide(SecureRandom.layer)),
+    {
+      listening: (originId) => Effect.map(subscribers(originId), (found) => found.length > 0),
+      cut: (originId) =>
+        Effect.gen(function*() {
+          const found = yield* subscribers(originId)
+          assert.isAbove(found.length, 0, "B has subscriber connections")
+          yield* Effect.promise(async () => {
+            for (const { id, node } of found) await withNode(node, (redis) => redis.client("KILL", "ID", id))
+          })
+        })
     }
   )
 }, { describe, it })
