@@ -32,7 +32,7 @@ import type { Scope } from "effect"
 import type { Cluster, ClusterOptions as IORedisClusterOptions, Redis, RedisOptions } from "ioredis"
 import * as Ids from "../Ids.js"
 import { drivers, loadDriver } from "../internal/driver.js"
-import { checkClusterNodes, checkRedisUrl, type ClusterNodeInput, failFastOptions } from "../internal/redis/options.js"
+import { checkClusterNodes, checkRedisUrl, failFastOptions } from "../internal/redis/options.js"
 import { type ConfigOrValues, durationMillis, unwrapWithUrl } from "../internal/storeOptions.js"
 import { DEFAULT_RETENTION, Persistence, type SessionStoreError, type PersistenceShape } from "../Persistence.js"
 import * as SecureRandom from "../SecureRandom.js"
@@ -206,7 +206,7 @@ export const layerConfig = (
  * @since 0.1.0
  * @category models
  */
-export type ClusterNode = ClusterNodeInput
+export type ClusterNode = string | { readonly host: string; readonly port: number }
 
 /**
  * Options of the Redis store on a cluster: those of {@link Options} without `url` and `client`,
