@@ -31,7 +31,7 @@ import { randomBytes } from "node:crypto"
 import { performance } from "node:perf_hooks"
 import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { killAll, type Running, setCookieValue, sleep, startScript } from "./helpers/processes.js"
+import { increment, type Increment, killAll, type Running, sleep, startScript } from "./helpers/processes.js"
 import { type Cluster, haveClusterTools, keysOn, primariesOf, startCluster, stopAllClusters, withNode } from "./helpers/redisCluster.js"
 import { requireServices } from "./services.js"
 
@@ -54,31 +54,13 @@ afterAll(async () => {
   await stopAllClusters()
 })
 
-interface Outcome {
+interface Outcome extends Increment {
   readonly session: number
   readonly process: number
   readonly sentAt: number
   readonly doneAt: number
-  readonly status: number
-  readonly count: number | undefined
-  readonly cookie: { readonly value: string; readonly removal: boolean } | undefined
-  readonly error?: string
 }
 
-const increment = async (url: string, token: string | undefined): Promise<Omit<Outcome, "session" | "process" | "sentAt" | "doneAt">> => {
-  try {
-    const response = await fetch(`${url}/api/counter`, {
-      method: "POST",
-      headers: token === undefined ? {} : { cookie: `id=${token}` },
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    })
-    const text = await response.text()
-    const count = response.status === 200 ? (JSON.parse(text) as { count: number }).count : undefined
-    return { status: response.status, count, cookie: setCookieValue(response.headers.getSetCookie(), "id") }
-  } catch (e) {
-    return { status: 0, count: undefined, cookie: undefined, error: String(e) }
-  }
-}
 
 const tools = await haveClusterTools()
 const suite = tools || requireServices ? describe : describe.skip
@@ -112,7 +94,7 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
     // The sessions: one increment each creates them.
     const tokens: Array<string> = []
     for (let s = 0; s < SESSIONS; s++) {
-      const r = await increment(servers[s % servers.length]!.url, undefined)
+      const r = await increment(servers[s % servers.length]!.url, undefined, REQUEST_TIMEOUT_MS)
       assert.strictEqual(r.status, 200, `creating session ${s}`)
       deepStrictEqual(r.count, 1)
       tokens.push(r.cookie!.value)
@@ -151,7 +133,7 @@ suite("faults: a Redis Cluster primary killed under load, its replica promoted",
       while (!stopped && performance.now() - t0 < 60_000) {
         const p = (s + i++) % servers.length
         const sentAt = performance.now()
-        const r = await increment(servers[p]!.url, tokens[s])
+        const r = await increment(servers[p]!.url, tokens[s], REQUEST_TIMEOUT_MS)
         outcomes.push({ ...r, session: s, process: p, sentAt, doneAt: performance.now() })
         if (r.status === 200) {
           acked[s] = Math.max(acked[s]!, r.count!)

@@ -27,10 +27,11 @@ import { afterAll, assert, describe, it } from "vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import {
   freePort,
+  increment,
+  type Increment,
   killAll,
   redisServerBinary,
   type Running,
-  setCookieValue,
   sleep,
   startRedis,
   startScript,
@@ -46,33 +47,13 @@ const REQUEST_TIMEOUT_MS = 5_000
 
 afterAll(killAll)
 
-interface Outcome {
+interface Outcome extends Increment {
   readonly client: number
   readonly process: number
   readonly sentAt: number
   readonly doneAt: number
-  readonly status: number
-  readonly count: number | undefined
-  readonly cookie: { readonly value: string; readonly removal: boolean } | undefined
-  readonly error?: string
 }
 
-/** One POST /api/counter with the client's token. Network errors are outcomes too (status 0). */
-const increment = async (url: string, token: string | undefined): Promise<Omit<Outcome, "client" | "process" | "sentAt" | "doneAt">> => {
-  try {
-    const response = await fetch(`${url}/api/counter`, {
-      method: "POST",
-      headers: token === undefined ? {} : { cookie: `id=${token}` },
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    })
-    const text = await response.text()
-    let count: number | undefined
-    if (response.status === 200) count = (JSON.parse(text) as { count: number }).count
-    return { status: response.status, count, cookie: setCookieValue(response.headers.getSetCookie(), "id") }
-  } catch (e) {
-    return { status: 0, count: undefined, cookie: undefined, error: String(e) }
-  }
-}
 
 const getCounter = async (url: string, token: string): Promise<{ readonly status: number; readonly count: number | undefined }> => {
   const response = await fetch(`${url}/api/counter`, { headers: { cookie: `id=${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
@@ -94,7 +75,7 @@ const load = (servers: ReadonlyArray<{ readonly url: string }>, initial: string,
     while (!stopped && outcomes.length < options.maxRequests && performance.now() - started < options.maxMs) {
       const p = (c + i++) % servers.length
       const sentAt = performance.now()
-      const r = await increment(servers[p]!.url, tokens[c])
+      const r = await increment(servers[p]!.url, tokens[c], REQUEST_TIMEOUT_MS)
       outcomes.push({ ...r, client: c, process: p, sentAt, doneAt: performance.now() })
       if (r.status === 200 && r.cookie !== undefined && !r.cookie.removal) tokens[c] = r.cookie.value
       if (r.status !== 200) await sleep(10) // no busy loop during an outage
@@ -176,7 +157,7 @@ redisSuite("faults: Redis killed mid-load and restarted", () => {
       [1, 2, 3].map((i) => startScript(SERVER, { STORE: "redis", REDIS_URL: url, PREFIX: `es:f:${runId}:`, ORIGIN_ID: `fault-r-${i}` }))
     )
     const pids = servers.map((s) => s.pid)
-    const first = await increment(servers[0]!.url, undefined)
+    const first = await increment(servers[0]!.url, undefined, REQUEST_TIMEOUT_MS)
     assert.strictEqual(first.status, 200)
     const initial = first.cookie!.value
 
@@ -268,7 +249,7 @@ await withService("PostgreSQL", postgresUrl, () => {
           Effect.map(sql<{ n: string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ${appName}`, (rows) => Number(rows[0]?.n ?? 0))
         )
       assert.isAbove(await connections(), 0, `the servers' connections carry application_name=${appName}`)
-      const first = await increment(servers[0]!.url, undefined)
+      const first = await increment(servers[0]!.url, undefined, REQUEST_TIMEOUT_MS)
       assert.strictEqual(first.status, 200)
       const initial = first.cookie!.value
 

@@ -240,3 +240,27 @@ export const setCookieValue = (lines: ReadonlyArray<string>, name: string): { re
   }
   return found
 }
+
+/** What one `POST /api/counter` of the multi-process test server answered (status 0: a network error). */
+export interface Increment {
+  readonly status: number
+  readonly count: number | undefined
+  readonly cookie: { readonly value: string; readonly removal: boolean } | undefined
+  readonly error?: string
+}
+
+/** One `POST /api/counter` to spec/multiprocess/server.ts with a client's token; network errors are outcomes too. */
+export const increment = async (url: string, token: string | undefined, timeoutMs: number): Promise<Increment> => {
+  try {
+    const response = await fetch(`${url}/api/counter`, {
+      method: "POST",
+      headers: token === undefined ? {} : { cookie: `id=${token}` },
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    const text = await response.text()
+    const count = response.status === 200 ? (JSON.parse(text) as { count: number }).count : undefined
+    return { status: response.status, count, cookie: setCookieValue(response.headers.getSetCookie(), "id") }
+  } catch (e) {
+    return { status: 0, count: undefined, cookie: undefined, error: String(e) }
+  }
+}
