@@ -21,8 +21,9 @@ const core = [
   "spec/hash.test.ts",
   "spec/lru.test.ts"
 ]
-// The shell's: the service (and its store-free specs), the middleware, origin checks and both
-// conformance suites over the memory store.
+// The shell's: every store-free spec of the service, the middleware, HttpApi and origin checks,
+// and both conformance suites over the memory store (the specs that need PostgreSQL, Redis, other
+// processes or a browser are left out: Sessions.races, the stores, coherence, faults, e2e).
 const shell = [
   "spec/Sessions.test.ts",
   "spec/Http.test.ts",
@@ -32,6 +33,19 @@ const shell = [
   "spec/Sessions.retry.test.ts",
   "spec/Sessions.chains.test.ts",
   "spec/Sessions.resolve.test.ts",
+  "spec/Sessions.events.test.ts",
+  "spec/Sessions.admin.test.ts",
+  "spec/Sessions.model.test.ts",
+  "spec/Sessions.invariants.test.ts",
+  "spec/Session.keys.test.ts",
+  "spec/Http.bearer.test.ts",
+  "spec/Http.rememberMe.test.ts",
+  "spec/HttpApi.test.ts",
+  "spec/HttpApi.limits.test.ts",
+  "spec/HttpApi.recentLogin.test.ts",
+  "spec/HttpApi.security.test.ts",
+  "spec/HttpFuzz.test.ts",
+  "spec/errorMessages.test.ts",
   "spec/mutation/*.ts"
 ]
 

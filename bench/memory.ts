@@ -14,7 +14,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import { pathToFileURL } from "node:url"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { Lru } from "../src/internal/lru.js"
 import { makeMemoryStore } from "../src/internal/memoryStore.js"
 import * as Session from "../src/Session.js"
@@ -29,6 +29,7 @@ interface ChildResult {
   readonly lruWithValue: number
   readonly lruEntry: number
   readonly session: number
+  readonly floor: number
 }
 
 const T = 1_700_000_000_000
@@ -119,7 +120,40 @@ const child = (n: number): ChildResult => {
     return lru
   })
   if (sessions.length !== n) throw new Error("unreachable")
-  return { n, store, lruWithValue, lruEntry, session }
+
+  // The floor of any store that keeps a session as one object: the same content (keys, IP, the
+  // shared user-agent hash, data, three timestamps, version, the deadline) as one plain object
+  // with no `Option`, class or wrapper, in the two maps every store of this shape needs (by session
+  // key, by token key). What stands between the memory store and 400 B per session.
+  const uaHash = Option.getOrThrow(sessions[0]!.userAgentHash)
+  const floor = perItem(n, () => {
+    const byKey = new Map<string, object>()
+    const byToken = new Map<string, string>()
+    for (let i = 0; i < n; i++) {
+      const at = (i % (entropy.length / 64)) * 64
+      const key = entropy.toString("base64url", at, at + 32)
+      const tokenKey = entropy.toString("base64url", at + 32, at + 64)
+      const now = T + i
+      byKey.set(key, {
+        key,
+        tokenKey,
+        createdAt: now,
+        idIssuedAt: now,
+        lastAccessAt: now,
+        userId: undefined,
+        ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+        userAgentHash: uaHash,
+        data: { count: i % 1000 },
+        version: 2,
+        authenticatedAt: undefined,
+        persistent: undefined,
+        expiresAt: now + 1_800_000
+      })
+      byToken.set(tokenKey, key)
+    }
+    return [byKey, byToken]
+  })
+  return { n, store, lruWithValue, lruEntry, session, floor }
 }
 
 const running = new Set<ChildProcess>()
@@ -160,12 +194,18 @@ export const runMemory = async (options: { readonly smoke: boolean; readonly log
   const rows: Array<Row> = []
   for (const n of sizes) {
     const scenario = label(n)
-    const names = [NAMES.memoryStore, "LRU entry incl. its session", "LRU entry, session shared with store", "session value alone"]
+    const names = [
+      NAMES.memoryStore,
+      "LRU entry incl. its session",
+      "LRU entry, session shared with store",
+      "session value alone",
+      "floor: the same fields as one plain object, in two maps"
+    ]
     try {
       const r = await runChild(n, options.smoke ? 60_000 : 240_000)
-      const values = [r.store, r.lruWithValue, r.lruEntry, r.session]
+      const values = [r.store, r.lruWithValue, r.lruEntry, r.session, r.floor]
       names.forEach((name, i) => rows.push({ part: "memory", name, scenario, value: values[i]!, unit: "B/session" }))
-      log(`  memory ${scenario}: store ${Math.round(r.store)} B, LRU ${Math.round(r.lruWithValue)} B (entry ${Math.round(r.lruEntry)} B), session ${Math.round(r.session)} B`)
+      log(`  memory ${scenario}: store ${Math.round(r.store)} B, LRU ${Math.round(r.lruWithValue)} B (entry ${Math.round(r.lruEntry)} B), session ${Math.round(r.session)} B, floor ${Math.round(r.floor)} B`)
     } catch (e) {
       for (const name of names) rows.push({ part: "memory", name, scenario, unit: "B/session", failed: (e as Error).message.split("\n")[0]! })
       log(`  memory ${scenario}: FAILED ${(e as Error).message}`)

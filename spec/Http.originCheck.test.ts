@@ -6,8 +6,9 @@
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpApp, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Logger, Schema } from "effect"
 import * as Http from "../src/Http.js"
+import { verdict } from "../src/internal/originCheck.js"
 import * as Sessions from "../src/Sessions.js"
 import { COOKIE, CookieJar, countedMemory, fromWeb, routes, totalCalls } from "./helpers/http.js"
 
@@ -181,4 +182,66 @@ describe("Http.originCheck", () => {
       deepStrictEqual(ok.json(), "acted")
       assertRefused(yield* request(handler, "POST", { host: APP, origin: "https://evil.example.net" }, "/act"))
     }))
+
+  // The verdict itself, with headers no fetch `Request` would carry (a Host with a path, no Host).
+  describe("the verdict (what is refused, and the reason that is logged)", () => {
+    const own = { origin: undefined, scheme: undefined, allowed: new Set<string>() }
+    const post = (headers: Record<string, string>) => verdict("POST", headers, own)
+
+    it("Origin: null, in any case and with spaces, is refused as such (not as malformed)", () => {
+      assert.strictEqual(post({ host: APP, origin: "null" }), "Origin: null")
+      assert.strictEqual(post({ host: APP, origin: " NULL " }), "Origin: null")
+    })
+
+    it("each refusal names its reason", () => {
+      assert.strictEqual(post({ host: APP, origin: "app.example.com" }), "a malformed Origin")
+      assert.strictEqual(post({ host: APP, origin: "https://evil.example.net" }), "a cross-origin Origin")
+      assert.strictEqual(verdict("POST", { origin: "https://evil.example.net" }, { ...own, origin: `https://${APP}` }), "a cross-origin Origin")
+      assert.strictEqual(post({ host: APP, "sec-fetch-site": "same-site" }), "Sec-Fetch-Site: same-site")
+      assert.strictEqual(post({ host: APP, "sec-fetch-site": " Cross-Site " }), "Sec-Fetch-Site: cross-site")
+    })
+
+    it("an http origin is an origin (no scheme configured); any other scheme is malformed, even on the same host", () => {
+      assert.strictEqual(post({ host: APP, origin: `http://${APP}` }), undefined)
+      assert.strictEqual(post({ host: APP, origin: `ftp://${APP}` }), "a malformed Origin")
+      assert.strictEqual(post({ host: APP, origin: `ws://${APP}` }), "a malformed Origin")
+    })
+
+    it("a port is compared with the scheme's default: :443 is not http's, :80 is not https's", () => {
+      assert.strictEqual(post({ host: `${APP}:80`, origin: `http://${APP}` }), undefined)
+      assert.strictEqual(post({ host: `${APP}:443`, origin: `http://${APP}` }), "a cross-origin Origin")
+      assert.strictEqual(post({ host: `${APP}:80`, origin: `https://${APP}` }), "a cross-origin Origin")
+    })
+
+    it("a Host that is not a bare host[:port] (a path, user info, a query, or not parseable) names no origin", () => {
+      for (const host of [`${APP}/evil`, `evil@${APP}`, `${APP}?x=1`, "app example.com", "[::1"]) {
+        assert.strictEqual(post({ host, origin: `https://${APP}` }), "a cross-origin Origin", host)
+      }
+    })
+
+    it("without a Host header no origin is the request's own (not even one whose host is \"undefined\")", () => {
+      assert.strictEqual(post({ origin: "https://undefined" }), "a cross-origin Origin")
+    })
+
+    it("a bad origin option says which option and which text", () => {
+      expect(() => Http.originCheck({ origin: "app.example.com" })).toThrow(
+        "effect-sessions: Http.originCheck origin \"app.example.com\" is not an http(s) origin"
+      )
+      expect(() => Http.originCheck({ allowedOrigins: ["ftp://x.example"] })).toThrow(
+        "effect-sessions: Http.originCheck allowedOrigins entry \"ftp://x.example\" is not an http(s) origin"
+      )
+    })
+
+    it.effect("a refused request is logged with its method and reason", () =>
+      Effect.gen(function*() {
+        const lines: Array<unknown> = []
+        const logger = Logger.make(({ message }) => {
+          lines.push(message)
+        })
+        const { app } = counting()
+        const handler = HttpApp.toWebHandler(app.pipe(Http.originCheck(), Effect.provide(Logger.replace(Logger.defaultLogger, logger))))
+        assertRefused(yield* request(handler, "PUT", { host: APP, origin: "https://evil.example.net" }))
+        deepStrictEqual(lines.flat(), ["cross-site request refused: PUT with a cross-origin Origin"])
+      }))
+  })
 })
