@@ -49,6 +49,15 @@ const shell = [
   "spec/mutation/*.ts"
 ]
 
+// Narrower scopes for one file at a time (`MUTATION_SCOPE=store|http npx stryker run --mutate …`):
+// a surviving mutant re-runs every test that covers it, ≈ 20 s each over the whole shell list, and
+// every service and HTTP test covers the memory store. The store is judged by the store contract
+// (both conformance suites over it, and its own spec); the middleware and origin checks by the
+// HTTP specs.
+const store = ["spec/mutation/*.ts", "spec/memoryStore.test.ts"]
+const http = shell.filter((f) => f.startsWith("spec/Http"))
+const scopes: Record<string, ReadonlyArray<string>> = { core, store, http }
+
 // Not mergeConfig: it would append to the base `include` instead of replacing it.
 export default defineConfig({
   resolve: base.resolve,
@@ -59,6 +68,6 @@ export default defineConfig({
     // (spec/helpers/mutationSetup.ts): each mutant re-runs every test that covers it.
     env: { MUTATION: "1" },
     setupFiles: ["spec/helpers/mutationSetup.ts"],
-    include: process.env.MUTATION_SCOPE === "core" ? core : [...core, ...shell]
+    include: [...(scopes[process.env.MUTATION_SCOPE ?? ""] ?? [...core, ...shell])]
   }
 })
