@@ -49,14 +49,16 @@ const shell = [
   "spec/mutation/*.ts"
 ]
 
-// Narrower scopes for one file at a time (`MUTATION_SCOPE=store|http npx stryker run --mutate …`):
+// Narrower scopes for one file at a time (`MUTATION_SCOPE=store|http|service npx stryker run --mutate …`):
 // a surviving mutant re-runs every test that covers it, ≈ 20 s each over the whole shell list, and
 // every service and HTTP test covers the memory store. The store is judged by the store contract
 // (both conformance suites over it, and its own spec); the middleware and origin checks by the
-// HTTP specs.
+// HTTP specs; the service's files by the service's specs.
 const store = ["spec/mutation/*.ts", "spec/memoryStore.test.ts"]
 const http = shell.filter((f) => f.startsWith("spec/Http"))
-const scopes: Record<string, ReadonlyArray<string>> = { core, store, http }
+// The service's files (src/internal/sessions/*): every store-free spec of the service.
+const service = shell.filter((f) => !f.startsWith("spec/Http"))
+const scopes: Record<string, ReadonlyArray<string>> = { core, store, http, service }
 
 // Not mergeConfig: it would append to the base `include` instead of replacing it.
 export default defineConfig({
