@@ -28,6 +28,7 @@ const shell = [
   "spec/Sessions.test.ts",
   "spec/Http.test.ts",
   "spec/Http.originCheck.test.ts",
+  "spec/Http.currentSession.test.ts",
   "spec/Sessions.observability.test.ts",
   "spec/Sessions.limits.test.ts",
   "spec/Sessions.retry.test.ts",
