@@ -38,7 +38,7 @@ interface Harness {
  * loader that counts its loads, and a session cache that reports the token keys it drops (how
  * `settle` knows the subscriber has caught up: a marker invalidation of its own, the last one).
  */
-const harness = (channel?: Stream.Stream<Persistence.Invalidation, unknown>) =>
+const harness = (channel?: Stream.Stream<Persistence.Invalidation>) =>
   Effect.gen(function*() {
     const inner = yield* Persistence.makeMemory
     const published = yield* Queue.unbounded<Persistence.Invalidation>()
@@ -194,7 +194,7 @@ describe("Sessions: invalidations from other processes", () => {
       assert.strictEqual(yield* outcome(h, a), "valid", "answered from the cache")
     }))
 
-  it.scoped("a channel that fails is logged as a warning with its cause; the service goes on", () =>
+  it.scoped("a channel that breaks is logged as a warning with its cause; the service goes on", () =>
     Effect.gen(function*() {
       const lines: Array<{ level: string; message: unknown; cause: string }> = []
       const logger = Logger.make(({ cause, logLevel, message }) => {
@@ -203,7 +203,7 @@ describe("Sessions: invalidations from other processes", () => {
           lines.push({ level: logLevel.label, message: Array.isArray(message) ? message[0] : message, cause: Cause.pretty(cause) })
         }
       })
-      const h = yield* harness(Stream.fail("connection lost")).pipe(
+      const h = yield* harness(Stream.dieMessage("connection lost")).pipe(
         Effect.provide(Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.All)))
       )
       for (let i = 0; i < 10 && lines.length === 0; i++) yield* Effect.yieldNow()
