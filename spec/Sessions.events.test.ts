@@ -681,3 +681,62 @@ describe("Sessions events", () => {
     { fastCheck: { numRuns: 100 } }
   )
 })
+
+// ---------------------------------------------------------------------------------------------
+// newDevice, and what a service without subscribers does
+// ---------------------------------------------------------------------------------------------
+
+describe("Sessions events: newDevice and the cost of no subscriber", () => {
+  const firefox = "Mozilla/5.0 Firefox/128.0"
+  const cases: ReadonlyArray<readonly [string, Session.Client, Session.Client, boolean]> = [
+    ["the same browser and IP", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "198.51.100.7", userAgent: firefox }), false],
+    ["the same browser, same IPv4 /24", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "198.51.100.250", userAgent: firefox }), false],
+    ["the same browser, another IPv4 /24", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "198.51.101.7", userAgent: firefox }), true],
+    ["the same browser, same IPv6 /64", Session.client({ ip: "2001:db8:1:2::1", userAgent: firefox }), Session.client({ ip: "2001:db8:1:2:ffff::9", userAgent: firefox }), false],
+    ["the same browser, another IPv6 /64 (same /24)", Session.client({ ip: "2001:db8:1:2::1", userAgent: firefox }), Session.client({ ip: "2001:db8:1:3::1", userAgent: firefox }), true],
+    ["the same browser, IPv4 then IPv6", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "2001:db8::1", userAgent: firefox }), true],
+    ["another browser, same IP", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "198.51.100.7", userAgent: "curl/8.0" }), true],
+    ["no user agent either time", Session.client({ ip: "198.51.100.7" }), Session.client({ ip: "198.51.100.7" }), true],
+    ["no IP, then an IP", Session.client({ userAgent: firefox }), Session.client({ ip: "198.51.100.7", userAgent: firefox }), true],
+    ["an IP, then none", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ userAgent: firefox }), true],
+    ["no IP either time", Session.client({ userAgent: firefox }), Session.client({ userAgent: firefox }), true],
+    ["the same IP text that does not parse", Session.client({ ip: "unknown", userAgent: firefox }), Session.client({ ip: "unknown", userAgent: firefox }), false],
+    ["an IP text that does not parse, then an IP", Session.client({ ip: "unknown", userAgent: firefox }), Session.client({ ip: "198.51.100.7", userAgent: firefox }), true],
+    ["an IP, then an IP text that does not parse", Session.client({ ip: "198.51.100.7", userAgent: firefox }), Session.client({ ip: "unknown", userAgent: firefox }), true],
+    ["two IP texts that do not parse", Session.client({ ip: "unknown", userAgent: firefox }), Session.client({ ip: "unknown-2", userAgent: firefox }), true]
+  ]
+
+  it.scoped("feature: session events — LoggedIn.newDevice: a known device has the same user agent and an IP in the same network (IPv4 /24, IPv6 /64); a missing fact makes a new device", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const q = yield* sessions.subscribe()
+      const seen: Array<readonly [string, boolean]> = []
+      for (const [i, [what, known, next]] of cases.entries()) {
+        yield* sessions.logIn(yield* sessions.create(known), `device-${i}`)
+        yield* drain(q)
+        yield* sessions.logIn(yield* sessions.create(next), `device-${i}`)
+        const loggedIn = (yield* drain(q)).filter((e): e is SessionEvents.LoggedIn => e._tag === "LoggedIn")
+        assert.strictEqual(loggedIn.length, 1, what)
+        seen.push([what, loggedIn[0]!.newDevice])
+      }
+      expect(seen).toStrictEqual(cases.map(([what, , , newDevice]) => [what, newDevice]))
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.scoped("feature: session events — without a subscriber a log-in does not list the user's sessions, and an ended subscription neither counts drops nor keeps the listing on", () =>
+    Effect.gen(function*() {
+      const { calls, store } = Testing.counted(yield* Persistence.makeMemory)
+      const sessions = yield* Effect.map(Layer.build(serviceLayer({}, store)), (c) => Context.get(c, Sessions.Sessions))
+      const listings = () => calls().sessionsOfUser ?? 0
+      yield* sessions.logIn(yield* sessions.create(browser), "alice")
+      assert.strictEqual(listings(), 0, "nobody subscribes")
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* sessions.subscribe()
+        yield* sessions.logIn(yield* sessions.create(browser), "alice")
+        assert.strictEqual(listings(), 1, "somebody subscribes: newDevice needs the user's devices")
+      }))
+      const before = yield* droppedCount
+      yield* sessions.logIn(yield* sessions.create(browser), "alice")
+      assert.strictEqual(listings(), 1, "the subscription ended")
+      assert.strictEqual((yield* droppedCount) - before, 0, "nobody to miss the events")
+    }))
+})
