@@ -1,0 +1,422 @@
+/**
+ * The write path of session data (src/internal/sessions/commit.ts), as a user sees it: what each
+ * write's errors say, what a write that changes nothing costs, the access time and version a write
+ * records, the size limit against a lowered limit, and write coalescing — writers queued on one
+ * session's lock answered one by one, whatever happens to one of them (a defect, an interruption,
+ * the batch's holder interrupted) — and the touch written by `resolve` under the lock.
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Option, Queue, Redacted, Schema, TestClock } from "effect"
+import { ParseError, Type } from "effect/ParseResult"
+import * as Persistence from "../src/Persistence.js"
+import * as Session from "../src/Session.js"
+import * as SessionConfig from "../src/SessionConfig.js"
+import * as Sessions from "../src/Sessions.js"
+import * as Testing from "../src/testing.js"
+import { manualClock } from "../src/internal/testing/clock.js"
+import { serviceLayer } from "./helpers/service.js"
+
+const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
+const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
+
+/**
+ * The memory store whose next call of a method can be held: `hold(method)` arms it; the returned
+ * `entered` completes once such a call waits at the gate, `release` lets it reach the store
+ * (`hold(method, n)`: the call after the next `n`).
+ * Saves are counted.
+ */
+const holdableStore = Effect.gen(function*() {
+  const memory = yield* Persistence.makeMemory
+  const armed: Array<{
+    readonly method: Testing.StoreMethod
+    readonly skip: { n: number }
+    readonly entered: Deferred.Deferred<void>
+    readonly gate: Deferred.Deferred<void>
+  }> = []
+  let saves = 0
+  const store = Testing.intercept(memory, (method, call) =>
+    Effect.suspend(() => {
+      if (method === "save") saves++
+      const i = armed.findIndex((a) => a.method === method)
+      if (i < 0) return call
+      if (armed[i]!.skip.n-- > 0) return call
+      const [a] = armed.splice(i, 1)
+      return Deferred.succeed(a!.entered, undefined).pipe(Effect.zipRight(Deferred.await(a!.gate)), Effect.zipRight(call))
+    }))
+  const hold = (method: Testing.StoreMethod, skip = 0) =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      armed.push({ method, skip: { n: skip }, entered, gate })
+      return { entered: Deferred.await(entered), release: Deferred.succeed(gate, undefined) }
+    })
+  return { memory, store, hold, saves: () => saves }
+})
+
+/**
+ * Runs `body` against the service over a {@link holdableStore}, on a clock that moves only when
+ * told (`time.advance`) while sleeps and timeouts take real time (for `it.live`).
+ */
+const withGatedService = <A, E>(
+  config: SessionConfig.SessionConfigInput,
+  body: (
+    sessions: Sessions.SessionsShape,
+    gated: Effect.Effect.Success<typeof holdableStore>,
+    time: ReturnType<typeof manualClock>
+  ) => Effect.Effect<A, E>
+) =>
+  Effect.gen(function*() {
+    const gated = yield* holdableStore
+    const time = manualClock(1_765_000_000_000)
+    return yield* Effect.flatMap(Sessions.Sessions, (sessions) => body(sessions, gated, time)).pipe(
+      Effect.provide(serviceLayer(config, { store: gated.store })),
+      Effect.withClock(time.clock)
+    )
+  })
+
+/** Fails the test instead of hanging when an answer never comes. */
+const within = <A, E>(effect: Effect.Effect<A, E>) =>
+  effect.pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no answer within 2 seconds") }))
+
+/** Lets forked fibers run up to their next wait. */
+const settle = Effect.sleep("20 millis")
+
+const stored = (store: Persistence.PersistenceShape, h: Sessions.ActiveSession) =>
+  Effect.map(store.loadSession(h.session.key), Option.getOrThrow)
+
+describe("Sessions writes: errors name the method and the key", () => {
+  it.effect("a typed value its Schema refuses, or a stored value that does not decode, fails with SessionDataError naming the method and the key", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      yield* sessions.set(h, "n", "not a number")
+      const n = Session.key("n", Schema.Number)
+      const fields = (e: unknown) => {
+        assert.instanceOf(e, Sessions.SessionDataError)
+        const { key, method } = e as Sessions.SessionDataError
+        assert.instanceOf((e as Sessions.SessionDataError).cause, ParseError)
+        return { method, key }
+      }
+      expect(fields(yield* Effect.flip(sessions.get(h, n)))).toStrictEqual({ method: "get", key: "n" })
+      expect(fields(yield* Effect.flip(sessions.pop(h, n)))).toStrictEqual({ method: "pop", key: "n" })
+      expect(fields(yield* Effect.flip(sessions.update(h, n, () => 1)))).toStrictEqual({ method: "update", key: "n" })
+      const m = Session.key("m", Schema.Number)
+      expect(fields(yield* Effect.flip(sessions.set(h, m, "x" as unknown as number)))).toStrictEqual({ method: "set", key: "m" })
+      const refused = new ParseError({ issue: new Type(Schema.Number.ast, "x") })
+      expect(fields(yield* Effect.flip(sessions.modify(h, () => Either.left(refused))))).toStrictEqual({ method: "modify", key: "" })
+      // nothing changed
+      deepStrictEqual({ ...(yield* sessions.current(h)).data }, { n: "not a number" })
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("data that is not JSON fails with SessionDataError naming the method and the first key that is not JSON (none when every value is)", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      yield* sessions.set(h, "ok", 1)
+      const fields = (e: unknown) => {
+        assert.instanceOf(e, Sessions.SessionDataError)
+        const { key, method } = e as Sessions.SessionDataError
+        return { method, key }
+      }
+      expect(fields(yield* Effect.flip(sessions.set(h, "bad", Number.NaN)))).toStrictEqual({ method: "set", key: "bad" })
+      expect(fields(yield* Effect.flip(sessions.update(h, "worse", () => new Date(0) as unknown as Session.Json))))
+        .toStrictEqual({ method: "update", key: "worse" })
+      expect(fields(yield* Effect.flip(sessions.modify(h, (s) => Session.set(Session.set(s, "fine", 2), "inf", Number.POSITIVE_INFINITY)))))
+        .toStrictEqual({ method: "modify", key: "inf" })
+      // Each value is JSON, the whole is one level too deep: no key to name.
+      let deep: Session.Json = 0
+      for (let i = 0; i < Session.MAX_JSON_DEPTH; i++) deep = [deep]
+      expect(fields(yield* Effect.flip(sessions.set(h, "deep", deep)))).toStrictEqual({ method: "set", key: "" })
+      deepStrictEqual({ ...(yield* sessions.current(h)).data }, { ok: 1 })
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("every write through a handle whose session is gone fails with SessionGoneError naming the method", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.create(browser)
+      yield* sessions.destroy(h)
+      const method = (e: unknown) => {
+        assert.instanceOf(e, Sessions.SessionGoneError)
+        return (e as Sessions.SessionGoneError).method
+      }
+      const methods = [
+        method(yield* Effect.flip(sessions.get(h, "k"))),
+        method(yield* Effect.flip(sessions.set(h, "k", 1))),
+        method(yield* Effect.flip(sessions.remove(h, "k"))),
+        method(yield* Effect.flip(sessions.pop(h, "k"))),
+        method(yield* Effect.flip(sessions.update(h, "k", () => 1))),
+        method(yield* Effect.flip(sessions.modify(h, (s) => s)))
+      ]
+      expect(methods).toStrictEqual(["get", "set", "remove", "pop", "update", "modify"])
+    }).pipe(Effect.provide(serviceLayer())))
+})
+
+describe("Sessions writes: what a write stores", () => {
+  it.effect("a write that changes nothing (remove or pop of an absent key, modify answering the session itself) makes no save and keeps the version", () =>
+    Effect.gen(function*() {
+      const counted = Testing.counted(yield* Persistence.makeMemory)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "k", 1)
+        const before = yield* stored(counted.store, h)
+        const saves = counted.calls().save ?? 0
+        yield* sessions.remove(h, "absent")
+        assertNone(yield* sessions.pop(h, "absent"))
+        assertNone(yield* sessions.pop(h, Session.key("absent", Schema.Number)))
+        const same = yield* sessions.modify(h, (s) => s)
+        assert.strictEqual(same.version, before.version)
+        assert.strictEqual(counted.calls().save ?? 0, saves)
+        deepStrictEqual(yield* stored(counted.store, h), before)
+        // a change is saved, at the next version
+        yield* sessions.set(h, "k", 2)
+        assert.strictEqual(counted.calls().save, saves + 1)
+        assert.strictEqual((yield* stored(counted.store, h)).version, before.version + 1)
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
+    }))
+
+  it.effect("a write records the access when touchInterval has passed since the recorded one (exactly touchInterval too), keeps it otherwise, and stores each change at the next version", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        const created = yield* stored(store, h)
+        // touchInterval is 1 minute
+        yield* TestClock.adjust("59999 millis")
+        yield* sessions.set(h, "a", 1)
+        const early = yield* stored(store, h)
+        assert.strictEqual(early.lastAccessAt, created.lastAccessAt)
+        assert.strictEqual(early.version, created.version + 1)
+        yield* TestClock.adjust("1 millis")
+        yield* sessions.set(h, "b", 2)
+        const due = yield* stored(store, h)
+        assert.strictEqual(due.lastAccessAt, created.lastAccessAt + 60_000)
+        assert.strictEqual(due.version, created.version + 2)
+        yield* TestClock.adjust("30 seconds")
+        const modified = yield* sessions.modify(h, (s) => Session.set(s, "c", 3))
+        assert.strictEqual(modified.lastAccessAt, created.lastAccessAt + 60_000)
+        assert.strictEqual(modified.version, created.version + 3)
+        deepStrictEqual(yield* stored(store, h), modified)
+      }).pipe(Effect.provide(serviceLayer({ touchInterval: "1 minute" }, { store })))
+    }))
+
+  it.effect("under a lowered maxDataBytes a session above it may keep its size (a value replaced by one as long), not grow", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      const first = yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", "x".repeat(500))
+        return h
+      }).pipe(Effect.provide(serviceLayer({ maxDataBytes: 2_000 }, { store })))
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = Option.getOrThrow((yield* sessions.resolve(tok(first), browser)).session)
+        yield* sessions.set(h, "a", "y".repeat(500))
+        assertSome(yield* sessions.get(h, "a"), "y".repeat(500))
+        const e = yield* Effect.flip(sessions.set(h, "a", "z".repeat(501)))
+        assert.instanceOf(e, Sessions.SessionDataError)
+        assert.instanceOf((e as Sessions.SessionDataError).cause, Sessions.SessionDataTooLargeError)
+        assertSome(yield* sessions.get(h, "a"), "y".repeat(500))
+      }).pipe(Effect.provide(serviceLayer({ maxDataBytes: 100 }, { store })))
+    }))
+})
+
+describe("Sessions writes: a dead session takes no writes", () => {
+  it.scoped("a write through a handle to a session past its idle timeout fails with SessionGoneError, deletes the session and reports it expired", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "k", 1)
+        const events = yield* sessions.subscribe()
+        yield* TestClock.adjust("30 minutes")
+        const e = yield* Effect.flip(sessions.update(h, "k", () => 2))
+        assert.instanceOf(e, Sessions.SessionGoneError)
+        assert.strictEqual((e as Sessions.SessionGoneError).method, "update")
+        assertNone(yield* store.loadSession(h.session.key))
+        const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(events))
+        expect(seen.map((ev) => [ev._tag, "reason" in ev ? ev.reason : undefined])).toStrictEqual([["Expired", "idle"]])
+      }).pipe(Effect.provide(serviceLayer({ idleTimeout: "30 minutes" }, { store })))
+    }))
+
+  it.effect("a write through a handle after logOutEveryone fails with SessionGoneError and ends the session", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "k", 1)
+        yield* TestClock.adjust("1 second")
+        yield* sessions.logOutEveryone()
+        const e = yield* Effect.flip(sessions.set(h, "k", 2))
+        assert.instanceOf(e, Sessions.SessionGoneError)
+        assert.strictEqual((e as Sessions.SessionGoneError).method, "set")
+        assertNone(yield* store.loadSession(h.session.key))
+      }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+})
+
+describe("Sessions writes: write coalescing", () => {
+  it.live("a change that throws fails its own writer with the defect; the writers queued with it are answered and their changes saved", () =>
+    withGatedService({}, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        const held = yield* gated.hold("save")
+        const first = yield* Effect.fork(sessions.set(h, "a", 1))
+        yield* held.entered
+        const boom = new Error("boom")
+        const throwing = yield* Effect.fork(sessions.modify(h, () => {
+          throw boom
+        }))
+        yield* Effect.yieldNow()
+        const after = yield* Effect.fork(sessions.update(h, "b", () => 2))
+        yield* settle
+        yield* held.release
+        yield* within(Fiber.join(first))
+        const exit = yield* within(Fiber.await(throwing))
+        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+        deepStrictEqual(Exit.isFailure(exit) ? Cause.dieOption(exit.cause) : Option.none(), Option.some<unknown>(boom))
+        assert.strictEqual(yield* within(Fiber.join(after)), 2)
+        assert.strictEqual(gated.saves(), 2, "the held save, then one for the batch")
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(h)).data }, { a: 1, b: 2 })
+      })))
+
+  for (const which of ["first", "last"] as const) {
+    it.live(`a writer interrupted while queued (the ${which} of two) leaves the queue: its change is not made, the other's is`, () =>
+      withGatedService({}, (sessions, gated) =>
+        Effect.gen(function*() {
+          const h = yield* sessions.create(browser)
+          const held = yield* gated.hold("save")
+          const holder = yield* Effect.fork(sessions.set(h, "held", 1))
+          yield* held.entered
+          const one = yield* Effect.fork(sessions.set(h, "one", 2))
+          yield* Effect.yieldNow()
+          const two = yield* Effect.fork(sessions.set(h, "two", 3))
+          yield* settle
+          const [interrupted, kept, key] = which === "first" ? [one, two, "two"] : [two, one, "one"]
+          yield* Fiber.interrupt(interrupted)
+          yield* held.release
+          yield* within(Fiber.join(holder))
+          yield* within(Fiber.join(kept))
+          yield* sessions.clearCache
+          deepStrictEqual({ ...(yield* sessions.current(h)).data }, { held: 1, [key]: which === "first" ? 3 : 2 })
+          // and the session takes writes as before
+          yield* within(sessions.set(h, "later", 4))
+          assertSome(yield* sessions.get(h, "later"), 4)
+        })))
+  }
+
+  it.live("a holder committing the changes queued with its own finishes when interrupted: every writer queued with it is answered, every change saved", () =>
+    withGatedService({}, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        const firstSave = yield* gated.hold("save")
+        const first = yield* Effect.fork(sessions.set(h, "a", 1))
+        yield* firstSave.entered
+        const holder = yield* Effect.fork(sessions.set(h, "b", 2))
+        yield* Effect.yieldNow()
+        const other = yield* Effect.fork(sessions.update(h, "c", () => 3))
+        yield* settle
+        const batchSave = yield* gated.hold("save")
+        yield* firstSave.release
+        yield* within(Fiber.join(first))
+        // `holder` took the lock and commits its change and `other`'s in one save, held here
+        yield* within(batchSave.entered)
+        const interrupting = yield* Effect.fork(Fiber.interrupt(holder))
+        yield* settle
+        yield* batchSave.release
+        yield* within(Fiber.join(interrupting))
+        assert.strictEqual(yield* within(Fiber.join(other)), 3)
+        assert.strictEqual(gated.saves(), 2)
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(h)).data }, { a: 1, b: 2, c: 3 })
+      })))
+
+  it.live("a holder alone in its batch is interruptible inside its save: the change is not made, the lock passes on", () =>
+    withGatedService({}, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        const held = yield* gated.hold("save")
+        const holder = yield* Effect.fork(sessions.set(h, "a", 1))
+        yield* held.entered
+        // (the gate opens either way, so that a holder that cannot be interrupted ends too)
+        const interrupting = yield* Effect.fork(Fiber.interrupt(holder))
+        yield* within(Fiber.join(interrupting)).pipe(Effect.ensuring(held.release))
+        yield* within(sessions.set(h, "b", 2))
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(h)).data }, { b: 2 })
+      })))
+  it.live("writers queued together whose handles read two versions of the session (another process wrote between the reads) start over from the store, without a save bound to fail", () =>
+    withGatedService({ cache: false }, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        const firstSave = yield* gated.hold("save")
+        const first = yield* Effect.fork(sessions.set(h, "a", 1))
+        yield* firstSave.entered
+        const one = yield* Effect.fork(sessions.set(h, "b", 2))
+        yield* Effect.yieldNow()
+        const two = yield* Effect.fork(sessions.update(h, "c", () => 3))
+        yield* settle
+        // the batch of `one` and `two` reads the session once per handle: the second read waits
+        const secondRead = yield* gated.hold("load", 1)
+        yield* firstSave.release
+        yield* within(Fiber.join(first))
+        yield* within(secondRead.entered)
+        // another process writes meanwhile (the same store, not through this one's gate)
+        yield* Effect.gen(function*() {
+          const other = yield* Sessions.Sessions
+          const ho = Option.getOrThrow((yield* other.resolve(tok(h), browser)).session)
+          yield* other.set(ho, "x", 9)
+        }).pipe(Effect.provide(serviceLayer({ cache: false }, { store: gated.memory, seed: "other process" })))
+        const saves = gated.saves()
+        yield* secondRead.release
+        yield* within(Fiber.join(one))
+        assert.strictEqual(yield* within(Fiber.join(two)), 3)
+        assert.strictEqual(gated.saves() - saves, 1, "one save, from the second read on")
+        deepStrictEqual({ ...(yield* sessions.current(h)).data }, { a: 1, b: 2, c: 3, x: 9 })
+      })))
+})
+
+describe("Sessions writes: the touch written by resolve", () => {
+  it.live("two requests that both find a touch due record it once", () =>
+    withGatedService({}, (sessions, gated, time) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        yield* time.advance(120_000)
+        const saves = gated.saves()
+        const held = yield* gated.hold("save")
+        const one = yield* Effect.fork(sessions.resolve(tok(h), browser))
+        yield* held.entered
+        const two = yield* Effect.fork(sessions.resolve(tok(h), browser))
+        yield* settle
+        yield* held.release
+        const [r1, r2] = [yield* within(Fiber.join(one)), yield* within(Fiber.join(two))]
+        expect([r1.outcome, r2.outcome]).toStrictEqual(["valid", "valid"])
+        assert.strictEqual(gated.saves() - saves, 1)
+        const touched = yield* stored(gated.store, h)
+        assert.strictEqual(touched.version, h.session.version + 1)
+        assert.strictEqual(Option.getOrThrow(r2.session).session.version, touched.version)
+      })))
+
+  it.live("a request that finds a touch due while the token is being rotated follows the rotation", () =>
+    withGatedService({}, (sessions, gated, time) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        yield* time.advance(120_000)
+        const held = yield* gated.hold("rotate")
+        const rotating = yield* Effect.fork(sessions.regenerateId(h))
+        yield* held.entered
+        const request = yield* Effect.fork(sessions.resolve(tok(h), browser))
+        yield* settle
+        yield* held.release
+        const next = yield* within(Fiber.join(rotating))
+        const r = yield* within(Fiber.join(request))
+        assert.strictEqual(r.outcome, "followed")
+        assert.strictEqual(tok(Option.getOrThrow(r.session)), tok(next))
+      })))
+})
