@@ -75,6 +75,13 @@ const withGatedService = <A, E>(
     )
   })
 
+/** Runs `body` as another process would: its own instance of the service over the same store. */
+const otherProcess = <A, E>(
+  store: Persistence.PersistenceShape,
+  config: SessionConfig.SessionConfigInput,
+  body: (sessions: Sessions.SessionsShape) => Effect.Effect<A, E>
+) => Effect.flatMap(Sessions.Sessions, body).pipe(Effect.provide(serviceLayer(config, { store, seed: "other process" })))
+
 /** Fails the test instead of hanging when an answer never comes. */
 const within = <A, E>(effect: Effect.Effect<A, E>) =>
   effect.pipe(Effect.timeoutFail({ duration: "2 seconds", onTimeout: () => new Error("no answer within 2 seconds") }))
@@ -418,5 +425,81 @@ describe("Sessions writes: the touch written by resolve", () => {
         const r = yield* within(Fiber.join(request))
         assert.strictEqual(r.outcome, "followed")
         assert.strictEqual(tok(Option.getOrThrow(r.session)), tok(next))
+      })))
+})
+
+describe("Sessions writes: rotations that lose a race to another process", () => {
+  it.live("a rotation whose compare-and-set loses to another process's data write tries again from the store: both stand", () =>
+    withGatedService({}, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", 1)
+        const held = yield* gated.hold("rotate")
+        const rotating = yield* Effect.fork(sessions.regenerateId(h))
+        yield* within(held.entered)
+        yield* otherProcess(gated.memory, {}, (other) =>
+          Effect.gen(function*() {
+            const ho = Option.getOrThrow((yield* other.resolve(tok(h), browser)).session)
+            yield* other.set(ho, "b", 2)
+          }))
+        yield* held.release
+        const next = yield* within(Fiber.join(rotating))
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(next)).data }, { a: 1, b: 2 })
+        assert.strictEqual((yield* sessions.resolve(tok(next), browser)).outcome, "valid")
+      })))
+
+  for (const operation of ["regenerateId", "logOut", "destroy"] as const) {
+    it.live(`${operation} through a handle whose token another process retired meanwhile (a log-in) fails with SessionGoneError and leaves that process's session alone`, () =>
+      withGatedService({}, (sessions, gated) =>
+        Effect.gen(function*() {
+          const h = yield* sessions.create(browser)
+          yield* sessions.set(h, "a", 1)
+          const held = yield* gated.hold("rotate")
+          const run = operation === "regenerateId"
+            ? Effect.asVoid(sessions.regenerateId(h))
+            : operation === "logOut"
+            ? Effect.asVoid(sessions.logOut(h))
+            : sessions.destroy(h)
+          const attempt = yield* Effect.fork(run)
+          yield* within(held.entered)
+          const victim = yield* otherProcess(gated.memory, {}, (other) =>
+            Effect.gen(function*() {
+              const ho = Option.getOrThrow((yield* other.resolve(tok(h), browser)).session)
+              return yield* other.logIn(ho, "victim")
+            }))
+          yield* held.release
+          const e = yield* within(Effect.flip(Fiber.join(attempt)))
+          assert.instanceOf(e, Sessions.SessionGoneError)
+          assert.strictEqual((e as Sessions.SessionGoneError).method, operation)
+          const kept = Option.getOrThrow(yield* gated.memory.loadSession(h.session.key))
+          assert.strictEqual(kept.tokenKey, victim.session.tokenKey)
+          assertSome(kept.userId, "victim")
+          assert.strictEqual((yield* sessions.resolve(tok(victim), browser)).outcome, "valid")
+        })))
+  }
+
+  it.live("a rotation that finds its token rotated meanwhile by another process follows the redirect and rotates from there", () =>
+    withGatedService({ cache: false }, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", 1)
+        // regenerateId reads the token's record twice (where the handle leads, then the latest value): the second waits
+        const held = yield* gated.hold("load", 1)
+        const rotating = yield* Effect.fork(sessions.regenerateId(h))
+        yield* within(held.entered)
+        const theirs = yield* otherProcess(gated.memory, { cache: false }, (other) =>
+          Effect.gen(function*() {
+            const ho = Option.getOrThrow((yield* other.resolve(tok(h), browser)).session)
+            return yield* other.regenerateId(ho)
+          }))
+        yield* held.release
+        const next = yield* within(Fiber.join(rotating))
+        assert.notStrictEqual(tok(next), tok(theirs))
+        assert.strictEqual((yield* sessions.resolve(tok(next), browser)).outcome, "valid")
+        const followed = yield* sessions.resolve(tok(theirs), browser)
+        assert.strictEqual(followed.outcome, "followed")
+        assert.strictEqual(tok(Option.getOrThrow(followed.session)), tok(next))
+        assertSome(yield* sessions.get(next, "a"), 1)
       })))
 })
