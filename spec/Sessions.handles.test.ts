@@ -7,8 +7,9 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome } from "@effect/vitest/utils"
-import { Chunk, Effect, Option, Queue, Redacted, TestClock } from "effect"
+import { Chunk, Effect, Either, Option, Queue, Redacted, TestClock } from "effect"
 import { logHash } from "../src/internal/hash.js"
+import { MAX_HOPS } from "../src/internal/sessions/tokens.js"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
 import * as Sessions from "../src/Sessions.js"
@@ -153,3 +154,44 @@ for (const cache of [true, false]) {
       }))
   })
 }
+
+describe("Sessions handles: a store whose answers race rotations", () => {
+  /**
+   * The memory store, answering the first read of each redirect with the session as it is now
+   * (what a store that reads a token's record in two steps may answer while a rotation lands).
+   */
+  const racingStore = Effect.map(Persistence.makeMemory, (memory) => {
+    const raced = new Set<string>()
+    const state = { on: false }
+    const store = Testing.intercept(memory, (method, call) =>
+      method === "load" && state.on
+        ? Effect.flatMap(call, (record) => {
+          const r = record as Option.Option<Session.TokenRecord>
+          if (Option.isNone(r) || !Session.isRedirect(r.value) || raced.has(r.value.tokenKey)) return Effect.succeed(r)
+          raced.add(r.value.tokenKey)
+          return memory.loadSession(r.value.sessionKey)
+        }) as typeof call
+        : call)
+    return { store, state, raced }
+  })
+
+  for (const [rotations, reaches] of [[MAX_HOPS, true], [MAX_HOPS + 1, false]] as const) {
+    it.effect(`a handle ${rotations} rotations behind, each redirect first read as the session, ${reaches ? "still reaches it (a hop and a re-read per rotation)" : "is too far behind: gone"}`, () =>
+      Effect.gen(function*() {
+        const racing = yield* racingStore
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          const h0 = yield* sessions.create(browser)
+          let h = h0
+          for (let i = 0; i < rotations; i++) h = yield* sessions.regenerateId(h)
+          racing.state.on = true
+          const written = yield* Effect.either(sessions.set(h0, "k", 1))
+          assert.strictEqual(racing.raced.size, rotations)
+          assert.strictEqual(Either.isRight(written), reaches)
+          racing.state.on = false
+          if (reaches) assertSome(yield* sessions.get(h, "k"), 1)
+          else assert.instanceOf(Either.flip(written).pipe(Either.getOrThrow), Sessions.SessionGoneError)
+        }).pipe(Effect.provide(serviceLayer({ cache: false, gracePeriod: "1 minute" }, { store: racing.store })))
+      }))
+  }
+})
