@@ -7,13 +7,14 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
-import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Option, Queue, Redacted, Schema, TestClock } from "effect"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Option, Queue, Redacted, Schema, TestClock, Tracer } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import * as Testing from "../src/testing.js"
+import { logHash } from "../src/internal/hash.js"
 import { manualClock } from "../src/internal/testing/clock.js"
 import { serviceLayer } from "./helpers/service.js"
 
@@ -502,4 +503,54 @@ describe("Sessions writes: rotations that lose a race to another process", () =>
         assert.strictEqual(tok(Option.getOrThrow(followed.session)), tok(next))
         assertSome(yield* sessions.get(next, "a"), 1)
       })))
+})
+
+describe("Sessions writes: traced", () => {
+  /** Every span made while `effect` runs. */
+  const recording = <A, E, R>(effect: Effect.Effect<A, E, R>) => {
+    const spans: Array<Tracer.Span> = []
+    return Effect.map(
+      Effect.flatMap(Effect.tracer, (base) =>
+        Effect.withTracer(
+          effect,
+          Tracer.make({
+            span: (name, parent, context, links, startTime, kind, options) => {
+              const span = base.span(name, parent, context, links, startTime, kind, options)
+              spans.push(span)
+              return span
+            },
+            context: (f, fiber) => base.context(f, fiber)
+          })
+        )),
+      (a) => [a, spans] as const
+    )
+  }
+
+  it.effect("each write through a handle is a span Sessions.<method>, naming the session by its token's hash (never the token)", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h0 = yield* sessions.create(browser)
+      const steps: Array<readonly [string, (h: Sessions.ActiveSession) => Effect.Effect<Sessions.ActiveSession, unknown>]> = [
+        ["Sessions.set", (h) => Effect.as(sessions.set(h, "k", 1), h)],
+        ["Sessions.update", (h) => Effect.as(sessions.update(h, "k", () => 2), h)],
+        ["Sessions.pop", (h) => Effect.as(sessions.pop(h, "k"), h)],
+        ["Sessions.remove", (h) => Effect.as(sessions.remove(h, "k"), h)],
+        ["Sessions.modify", (h) => Effect.as(sessions.modify(h, (s) => Session.set(s, "m", 1)), h)],
+        ["Sessions.regenerateId", (h) => sessions.regenerateId(h)],
+        ["Sessions.logIn", (h) => sessions.logIn(h, "ada")],
+        ["Sessions.reauthenticated", (h) => sessions.reauthenticated(h)],
+        ["Sessions.logOutOthers", (h) => Effect.as(sessions.logOutOthers(h), h)],
+        ["Sessions.logOut", (h) => sessions.logOut(h)],
+        ["Sessions.destroy", (h) => Effect.as(sessions.destroy(h), h)]
+      ]
+      let h = h0
+      for (const [name, step] of steps) {
+        const [next, spans] = yield* recording(step(h))
+        const own = spans.filter((span) => span.name === name)
+        assert.strictEqual(own.length, 1, `one ${name} span`)
+        assert.strictEqual(own[0]!.attributes.get("session.token_hash"), logHash(tok(h)), name)
+        assert.notInclude(JSON.stringify([...own[0]!.attributes.values()]), tok(h))
+        h = next
+      }
+    }).pipe(Effect.provide(serviceLayer())))
 })
