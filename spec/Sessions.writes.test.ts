@@ -15,6 +15,7 @@ import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import * as Testing from "../src/testing.js"
 import { logHash } from "../src/internal/hash.js"
+import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { manualClock } from "../src/internal/testing/clock.js"
 import { serviceLayer } from "./helpers/service.js"
 
@@ -503,6 +504,34 @@ describe("Sessions writes: rotations that lose a race to another process", () =>
         assert.strictEqual(tok(Option.getOrThrow(followed.session)), tok(next))
         assertSome(yield* sessions.get(next, "a"), 1)
       })))
+})
+
+describe("Sessions writes: rotations against a store that keeps refusing them", () => {
+  it.live(`a rotation refused ${MAX_ATTEMPTS} times in a row starts over from the handle, and succeeds once the store lets it; each rotation stores the next version`, () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      const refusals = { left: 0, rotations: 0 }
+      const store = Testing.intercept(memory, (method, call) =>
+        method === "rotate"
+          ? Effect.suspend(() => {
+            refusals.rotations++
+            return refusals.left-- > 0 ? Effect.succeed(false as never) : call
+          })
+          : call)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", 1)
+        const before = Option.getOrThrow(yield* memory.loadSession(h.session.key))
+        refusals.left = MAX_ATTEMPTS
+        const next = yield* sessions.regenerateId(h)
+        assert.strictEqual(refusals.rotations, MAX_ATTEMPTS + 1)
+        const after = Option.getOrThrow(yield* memory.loadSession(h.session.key))
+        assert.strictEqual(after.version, before.version + 1)
+        assert.strictEqual(after.tokenKey, next.session.tokenKey)
+        assertSome(yield* sessions.get(next, "a"), 1)
+      }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
 })
 
 describe("Sessions writes: traced", () => {
