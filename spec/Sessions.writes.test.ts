@@ -7,7 +7,7 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
-import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Option, Queue, Redacted, Schema, TestClock, Tracer } from "effect"
+import { Cause, Chunk, Deferred, Effect, Either, Exit, Fiber, Logger, Option, Queue, Redacted, Schema, TestClock, Tracer } from "effect"
 import { ParseError, Type } from "effect/ParseResult"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
@@ -531,6 +531,77 @@ describe("Sessions writes: rotations against a store that keeps refusing them", 
         assert.strictEqual(after.tokenKey, next.session.tokenKey)
         assertSome(yield* sessions.get(next, "a"), 1)
       }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+})
+
+describe("Sessions writes: log-ins and log-outs", () => {
+  it.effect("a log-in reads none of the user's sessions while nobody subscribes to the events, nor under maxSessionsPerUser before any logOutEveryone (the store counts them)", () =>
+    Effect.gen(function*() {
+      for (const maxSessionsPerUser of [false, 3] as const) {
+        const counted = Testing.counted(yield* Persistence.makeMemory)
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          yield* sessions.logIn(yield* sessions.create(browser), "ada")
+          yield* sessions.logIn(yield* sessions.create(browser), "ada")
+          assert.strictEqual(counted.calls().sessionsOfUser ?? 0, 0, `maxSessionsPerUser ${maxSessionsPerUser}`)
+        }).pipe(Effect.provide(serviceLayer({ maxSessionsPerUser }, { store: counted.store })))
+      }
+    }))
+
+  it.scoped("when the user's sessions cannot be read for a log-in's event, the log-in goes on, logs a warning, and the device counts as new", () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      const failing = { on: false }
+      const store = Testing.intercept(memory, (method, call) =>
+        method === "sessionsOfUser" && failing.on
+          ? Effect.fail(new Persistence.SessionStoreError({ method: "sessionsOfUser", reason: "Unavailable" }))
+          : call)
+      const warnings: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push((Array.isArray(message) ? message : [message]).map(String).join(" "))
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const events = yield* sessions.subscribe()
+        yield* sessions.logIn(yield* sessions.create(browser), "ada")
+        failing.on = true
+        const again = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+        failing.on = false
+        assert.strictEqual((yield* sessions.resolve(tok(again), browser)).outcome, "valid")
+        const loggedIn = Chunk.toReadonlyArray(yield* Queue.takeAll(events)).flatMap((ev) => ev._tag === "LoggedIn" ? [ev.newDevice] : [])
+        expect(loggedIn).toStrictEqual([true, true])
+        expect(warnings).toStrictEqual([expect.stringContaining("could not read the user's sessions for a log-in event")])
+      }).pipe(Effect.provide(serviceLayer({}, { store })), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+    }))
+
+  it.effect("through a dead handle an exclusive log-in, logOutOthers and user fail with SessionGoneError naming the method", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const h = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+      yield* sessions.destroy(h)
+      const method = (e: unknown) => {
+        assert.instanceOf(e, Sessions.SessionGoneError)
+        return (e as Sessions.SessionGoneError).method
+      }
+      expect([
+        method(yield* Effect.flip(sessions.logIn(h, "ada", { exclusive: true }))),
+        method(yield* Effect.flip(sessions.logOutOthers(h))),
+        method(yield* Effect.flip(sessions.user(h))),
+        method(yield* Effect.flip(sessions.reauthenticated(h)))
+      ]).toStrictEqual(["logIn", "logOutOthers", "current", "reauthenticated"])
+    }).pipe(Effect.provide(serviceLayer())))
+
+  it.effect("logOutOthers through a session nobody is logged in to ends nothing and reads no user's sessions", () =>
+    Effect.gen(function*() {
+      const counted = Testing.counted(yield* Persistence.makeMemory)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const ada = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+        const anonymous = yield* sessions.create(browser)
+        assert.strictEqual(yield* sessions.logOutOthers(anonymous), 0)
+        assert.strictEqual(counted.calls().sessionsOfUser ?? 0, 0)
+        assert.strictEqual((yield* sessions.resolve(tok(ada), browser)).outcome, "valid")
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
     }))
 })
 
