@@ -14,7 +14,7 @@ import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import * as Testing from "../src/testing.js"
-import { logHash } from "../src/internal/hash.js"
+import { logHash, publicId } from "../src/internal/hash.js"
 import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { manualClock } from "../src/internal/testing/clock.js"
 import { serviceLayer } from "./helpers/service.js"
@@ -573,6 +573,35 @@ describe("Sessions writes: log-ins and log-outs", () => {
         expect(warnings).toStrictEqual([expect.stringContaining("could not read the user's sessions for a log-in event")])
       }).pipe(Effect.provide(serviceLayer({}, { store })), Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
     }))
+
+  it.scoped("after logOutEveryone a user's session list holds only the sessions logged in to since; listing deletes the ended ones and reports them", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const old = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+        yield* TestClock.adjust("1 second")
+        yield* sessions.logOutEveryone()
+        yield* TestClock.adjust("1 second")
+        const fresh = yield* sessions.logIn(yield* sessions.create(browser), "ada")
+        const events = yield* sessions.subscribe()
+        expect((yield* sessions.listSessions("ada")).map((i) => i.id)).toStrictEqual([publicId(fresh.session.key)])
+        assertNone(yield* store.loadSession(old.session.key))
+        expect(Chunk.toReadonlyArray(yield* Queue.takeAll(events)).map((ev) => ev._tag)).toStrictEqual(["Revoked"])
+        expect((yield* sessions.listSessions("ada")).map((i) => i.id)).toStrictEqual([publicId(fresh.session.key)])
+      }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+
+  it.effect("logOutEveryone never lowers the instant in force: with the clock set back it answers the later instant", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      yield* TestClock.setTime(1_800_000_000_000)
+      assert.strictEqual(yield* sessions.logOutEveryone(), 1_800_000_000_000)
+      yield* TestClock.setTime(1_700_000_000_000)
+      assert.strictEqual(yield* sessions.logOutEveryone(), 1_800_000_000_000)
+      const born = yield* sessions.create(browser)
+      assertNone((yield* sessions.resolve(tok(born), browser)).session)
+    }).pipe(Effect.provide(serviceLayer())))
 
   it.effect("through a dead handle an exclusive log-in, logOutOthers and user fail with SessionGoneError naming the method", () =>
     Effect.gen(function*() {
