@@ -548,6 +548,22 @@ describe("Sessions writes: log-ins and log-outs", () => {
       }
     }))
 
+  it.scoped("after logOutEveryone a log-in reads the user's sessions once (to meet the ended ones) under maxSessionsPerUser, with or without subscribers; never without the limit and subscribers", () =>
+    Effect.gen(function*() {
+      for (const [maxSessionsPerUser, subscribed, reads] of [[false, false, 0], [3, false, 1], [3, true, 1], [false, true, 1]] as const) {
+        const counted = Testing.counted(yield* Persistence.makeMemory)
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          if (subscribed) yield* sessions.subscribe()
+          yield* TestClock.adjust("1 second")
+          yield* sessions.logOutEveryone()
+          yield* TestClock.adjust("1 second")
+          yield* sessions.logIn(yield* sessions.create(browser), "ada")
+          assert.strictEqual(counted.calls().sessionsOfUser ?? 0, reads, `maxSessionsPerUser ${maxSessionsPerUser}, subscribed ${subscribed}`)
+        }).pipe(Effect.provide(serviceLayer({ maxSessionsPerUser }, { store: counted.store })))
+      }
+    }))
+
   it.scoped("when the user's sessions cannot be read for a log-in's event, the log-in goes on, logs a warning, and the device counts as new", () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
