@@ -451,6 +451,26 @@ describe("Sessions writes: rotations that lose a race to another process", () =>
         assert.strictEqual((yield* sessions.resolve(tok(next), browser)).outcome, "valid")
       })))
 
+  it.live("a log-in under maxSessionsPerUser whose rotation loses to another process's write tries again: logged in, both writes stand", () =>
+    withGatedService({ maxSessionsPerUser: 2 }, (sessions, gated) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", 1)
+        const held = yield* gated.hold("rotateWithinLimit")
+        const loggingIn = yield* Effect.fork(sessions.logIn(h, "ada"))
+        yield* within(held.entered)
+        yield* otherProcess(gated.memory, { maxSessionsPerUser: 2 }, (other) =>
+          Effect.gen(function*() {
+            const ho = Option.getOrThrow((yield* other.resolve(tok(h), browser)).session)
+            yield* other.set(ho, "b", 2)
+          }))
+        yield* held.release
+        const next = yield* within(Fiber.join(loggingIn))
+        assertSome(next.session.userId, "ada")
+        yield* sessions.clearCache
+        deepStrictEqual({ ...(yield* sessions.current(next)).data }, { a: 1, b: 2 })
+      })))
+
   for (const operation of ["regenerateId", "logOut", "destroy"] as const) {
     it.live(`${operation} through a handle whose token another process retired meanwhile (a log-in) fails with SessionGoneError and leaves that process's session alone`, () =>
       withGatedService({}, (sessions, gated) =>
