@@ -691,7 +691,7 @@ describe("Sessions writes: traced", () => {
     )
   }
 
-  it.effect("each write through a handle is a span Sessions.<method>, naming the session by its token's hash (never the token)", () =>
+  it.effect("each write through a handle is a span Sessions.<method>, naming the session by its token's hash (never the token); so are the log-outs of a user and of everyone", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const h0 = yield* sessions.create(browser)
@@ -716,6 +716,10 @@ describe("Sessions writes: traced", () => {
         assert.strictEqual(own[0]!.attributes.get("session.token_hash"), logHash(tok(h)), name)
         assert.notInclude(JSON.stringify([...own[0]!.attributes.values()]), tok(h))
         h = next
+      }
+      for (const [name, run] of [["Sessions.logOutEverywhere", sessions.logOutEverywhere("ada")], ["Sessions.logOutEveryone", sessions.logOutEveryone()]] as const) {
+        const [, spans] = yield* recording(run)
+        assert.strictEqual(spans.filter((span) => span.name === name).length, 1, `one ${name} span`)
       }
     }).pipe(Effect.provide(serviceLayer())))
 })
