@@ -639,7 +639,7 @@ describe("Sessions writes: log-ins and log-outs", () => {
       assertNone((yield* sessions.resolve(tok(born), browser)).session)
     }).pipe(Effect.provide(serviceLayer())))
 
-  it.effect("through a dead handle an exclusive log-in, logOutOthers and user fail with SessionGoneError naming the method", () =>
+  it.effect("through a dead handle a log-in (exclusive or not, limited or not), logOut, reauthenticated, logOutOthers and user fail with SessionGoneError naming the method", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions
       const h = yield* sessions.logIn(yield* sessions.create(browser), "ada")
@@ -652,8 +652,17 @@ describe("Sessions writes: log-ins and log-outs", () => {
         method(yield* Effect.flip(sessions.logIn(h, "ada", { exclusive: true }))),
         method(yield* Effect.flip(sessions.logOutOthers(h))),
         method(yield* Effect.flip(sessions.user(h))),
-        method(yield* Effect.flip(sessions.reauthenticated(h)))
-      ]).toStrictEqual(["logIn", "logOutOthers", "current", "reauthenticated"])
+        method(yield* Effect.flip(sessions.reauthenticated(h))),
+        method(yield* Effect.flip(sessions.logIn(h, "ada"))),
+        method(yield* Effect.flip(sessions.logOut(h)))
+      ]).toStrictEqual(["logIn", "logOutOthers", "current", "reauthenticated", "logIn", "logOut"])
+      // under maxSessionsPerUser too
+      yield* Effect.gen(function*() {
+        const limited = yield* Sessions.Sessions
+        const d = yield* limited.create(browser)
+        yield* limited.destroy(d)
+        expect(method(yield* Effect.flip(limited.logIn(d, "ada")))).toStrictEqual("logIn")
+      }).pipe(Effect.provide(serviceLayer({ maxSessionsPerUser: 2 })))
     }).pipe(Effect.provide(serviceLayer())))
 
   it.effect("logOutOthers through a session nobody is logged in to ends nothing and reads no user's sessions", () =>
