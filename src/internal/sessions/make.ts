@@ -95,7 +95,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       logOutEveryone: userOperations.logOutEveryone,
       listSessions: userOperations.listSessions,
       endSession: userOperations.endSession,
-      destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle)),
+      destroy: Effect.fn("Sessions.destroy", spanOptions)((handle: ActiveSession) => rotations.destroyHandle(handle), traceHandle),
       clearCache: cache.clear,
       user: userOperations.user,
       refreshUser: userOperations.refreshUser,
