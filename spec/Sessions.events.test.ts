@@ -58,6 +58,19 @@ const droppedCount = Effect.map(
 // ---------------------------------------------------------------------------------------------
 
 describe("Sessions events", () => {
+  it.scoped("feature: session events — logOutOthers ends the user's other sessions as \"logOutOthers\", naming the session it was called from (not as an exclusive log-in)", () =>
+    Effect.gen(function*() {
+      const sessions = yield* Sessions.Sessions
+      const q = yield* sessions.subscribe()
+      const g = yield* sessions.logIn(yield* sessions.create(browser), "bob")
+      const h = yield* sessions.logIn(yield* sessions.create(phone), "bob")
+      yield* drain(q)
+      assert.strictEqual(yield* sessions.logOutOthers(h), 1)
+      expect(briefs(yield* drain(q))).toStrictEqual([
+        { _tag: "EndedByOtherSession", sessionId: pid(g), userId: "bob", by: "logOutOthers", initiator: pid(h) }
+      ])
+    }).pipe(Effect.provide(serviceLayer())))
+
   it.scoped("feature: session events — every kind is published after its change, with public IDs (created, logged in with newDevice, rotated — by interval, on request, by a re-authentication —, followed, late use, anomaly, logged out, destroyed, ended by another session, expired, revoked by logOutEveryone)", () =>
     Effect.gen(function*() {
       const sessions = yield* Sessions.Sessions

@@ -188,8 +188,8 @@ export class Destroyed extends Schema.TaggedClass<Destroyed>("effect-sessions/Se
 /**
  * The session was ended by an operation not made through its own token: `"logOutEverywhere"`,
  * `"exclusiveLogIn"` (a log-in elsewhere ended the user's other sessions; `initiator` is the
- * public ID of the session that logged in) or `"endSession"` (the user ended it from a session
- * list).
+ * public ID of the session that logged in), `"logOutOthers"` (the user ended their other sessions
+ * from one of them, the `initiator`) or `"endSession"` (the user ended it from a session list).
  *
  * @since 0.1.0
  * @category models
@@ -199,7 +199,7 @@ export class EndedByOtherSession extends Schema.TaggedClass<EndedByOtherSession>
 )("EndedByOtherSession", {
   ...common,
   userId: Schema.String,
-  by: Schema.Literal("logOutEverywhere", "exclusiveLogIn", "endSession"),
+  by: Schema.Literal("logOutEverywhere", "exclusiveLogIn", "logOutOthers", "endSession"),
   initiator: optionalString
 }) {}
 

@@ -78,7 +78,7 @@ export const makeUserOperations = (
       }))
 
   /** Ends the user's sessions but `except`; `by` names the operation in their events. */
-  const logOutEverywhere = (userId: string, except?: string, by: Ev.EndedBy = except === undefined ? "logOutEverywhere" : "exclusiveLogIn") =>
+  const logOutEverywhere = (userId: string, except?: string, by: Ev.EndedBy = "logOutEverywhere") =>
     Effect.flatMap(liveSessionsOf(userId), (sessions) => {
       const victims = sessions.filter((s) => s.key !== except)
       return Effect.as(endSessions(victims, userId, by, Option.fromNullable(except)), victims.length)
@@ -156,7 +156,7 @@ export const makeUserOperations = (
       // A dead handle (or one without a user) ends nobody's sessions.
       const s = yield* handles.currentAs("logOutOthers")(handle)
       if (Option.isNone(s.userId)) return 0
-      return yield* logOutEverywhere(s.userId.value, s.key)
+      return yield* logOutEverywhere(s.userId.value, s.key, "logOutOthers")
     }, traceHandle),
     logOutEveryone: Effect.fn("Sessions.logOutEveryone", spanOptions)(function*() {
       // Never lower than an instant this process knows (another node's clock may run ahead).
