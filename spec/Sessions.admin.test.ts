@@ -7,8 +7,9 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { assertNone, assertSome, deepStrictEqual } from "@effect/vitest/utils"
-import { Context, Effect, FastCheck as fc, Layer, Option, PubSub, Redacted, Stream, TestClock } from "effect"
+import { Context, Effect, FastCheck as fc, Layer, Logger, Metric, Option, PubSub, Redacted, Stream, TestClock } from "effect"
 import { publicId } from "../src/internal/hash.js"
+import { metrics } from "../src/internal/sessions/metrics.js"
 import { RELOAD_MILLIS } from "../src/internal/sessions/revocation.js"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
@@ -246,4 +247,75 @@ describe("feature: admin controls (ASVS 7.4.5)", () => {
         for (const secret of [tok(a1), tok(b1), a.session.key, b1.session.key]) assert.notInclude(JSON.stringify(info), secret)
       }
     }).pipe(Effect.provide(serviceLayer())))
+
+  const revokedCount = Effect.map(Metric.value(Metric.tagged(metrics.expired, "reason", "revoked")), (c) => c.count)
+  const buildIn = (store: Persistence.PersistenceShape, seed: string) =>
+    Effect.map(Layer.build(serviceLayer({}, { store, seed })), Context.get(Sessions.Sessions))
+
+  it.scoped("feature: logOutEveryone — a process that starts after the switch reads the instant before its first decision: the older sessions it meets are ended at once (counted as expired, reason revoked), a younger one lives on", () =>
+    Effect.gen(function*() {
+      const store = yield* Persistence.makeMemory
+      const a = yield* buildIn(store, "a")
+      const old = yield* a.logIn(yield* a.create(browser), "ada")
+      const anonymous = yield* a.create(phone)
+      yield* TestClock.adjust(1)
+      yield* a.logOutEveryone()
+      yield* TestClock.adjust(1)
+      const young = yield* a.create(browser)
+      // b starts now: it has never read the instant, and its cache is empty.
+      const b = yield* buildIn(store, "b")
+      const before = yield* revokedCount
+      const r = yield* b.resolve(tok(old), browser)
+      deepStrictEqual([Option.isNone(r.session), r.cookie, r.outcome], [true, "clear", "expired"])
+      assert.strictEqual((yield* Effect.flip(b.set(anonymous, "k", 1)))._tag, "SessionGoneError")
+      assert.strictEqual((yield* revokedCount) - before, 2)
+      assertNone(yield* store.loadSession(anonymous.session.key))
+      assert.strictEqual((yield* b.resolve(tok(young), browser)).outcome, "valid")
+    }))
+
+  it.scoped("logOutEveryone — a switch announced (All) while a process is reading the instant: the older answer is used but not trusted; when reading it again then fails (logged), the next request reads it before answering, even from the cache", () =>
+    Effect.gen(function*() {
+      const shared = yield* Persistence.makeMemory
+      const channel = yield* PubSub.unbounded<Persistence.Invalidation>()
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => {
+        logs.push(String(Array.isArray(message) ? message[0] : message))
+      })
+      let down = false
+      let meanwhile: Effect.Effect<void, unknown> | undefined
+      // b's store: the shared one, its channel the test's, and a read of the instant that can run a
+      // change of the test's between reading and answering, or fail while `down`.
+      const storeB: Persistence.PersistenceShape = {
+        ...shared,
+        invalidations: Stream.fromPubSub(channel),
+        revokedUntil: Effect.suspend(() => {
+          if (down) return Effect.fail(new Persistence.SessionStoreError({ method: "revokedUntil", reason: "Unavailable", cause: new Error("ECONNRESET") }))
+          const m = meanwhile
+          meanwhile = undefined
+          return m === undefined ? shared.revokedUntil : Effect.tap(shared.revokedUntil, () => Effect.orDie(m))
+        })
+      }
+      const a = yield* buildIn(shared, "a")
+      const b = yield* buildIn(storeB, "b").pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      // b's listener starts on its own fiber: let it subscribe before anything is published.
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      const h = yield* b.create(browser)
+      yield* b.clearCache
+      yield* TestClock.adjust(1)
+      meanwhile = Effect.gen(function*() {
+        // b has read "no switch yet"; now a switches, b hears of it, and cannot read the instant again.
+        yield* a.logOutEveryone()
+        down = true
+        yield* PubSub.publish(channel, Persistence.Invalidation.All())
+        for (let i = 0; i < 20; i++) yield* Effect.yieldNow()
+      })
+      // This request's read began before the switch: it may still be served.
+      assert.strictEqual((yield* b.resolve(tok(h), browser)).outcome, "valid")
+      assert.isUndefined(meanwhile, "the read ran the switch")
+      expect(logs).toContain("could not read the revocation instant; the next request reads it")
+      down = false
+      // The next one reads the instant first, though the session sits in b's cache.
+      const r = yield* b.resolve(tok(h), browser)
+      deepStrictEqual([Option.isNone(r.session), r.outcome], [true, "expired"])
+    }))
 })

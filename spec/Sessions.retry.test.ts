@@ -8,6 +8,7 @@
  */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Data, Effect, Exit, Metric, Option, Redacted, TestClock } from "effect"
+import { logHash } from "../src/internal/hash.js"
 import { metrics } from "../src/internal/sessions/metrics.js"
 import { LostRace, lostCompareAndSet, MAX_ATTEMPTS, retryLostRaces } from "../src/internal/sessions/retry.js"
 import * as Persistence from "../src/Persistence.js"
@@ -104,6 +105,8 @@ describe("Sessions under writers that keep winning", () => {
         const error = yield* Effect.flip(sessions.set(h, "n", 2))
         assert.instanceOf(error, Sessions.SessionConflictError)
         expect(error).toMatchObject({ method: "set", attempts: MAX_ATTEMPTS })
+        // Named as every error names a session: by the short log hash of its token, never the token.
+        assert.strictEqual(error.session, logHash(Redacted.value(h.token)))
         assert.notInclude(error.message, Redacted.value(h.token))
         assert.strictEqual(state.saves, MAX_ATTEMPTS)
         assert.strictEqual((yield* conflicts) - before, MAX_ATTEMPTS)

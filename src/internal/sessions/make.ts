@@ -15,7 +15,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import { Persistence } from "../persistence.js"
 import { SecureRandom } from "../../SecureRandom.js"
-import { SessionCache } from "../../SessionCache.js"
+import { SessionCache, type SessionCacheShape } from "../../SessionCache.js"
 import { SessionConfig } from "../../SessionConfig.js"
 import { makeKeyedLock } from "../keyedLock.js"
 import { makeUserCache } from "../userCache.js"
@@ -36,12 +36,30 @@ import { makeUserOperations } from "./users.js"
 export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | SessionCache | SessionConfig | SecureRandom | Scope.Scope> = Effect
   .gen(function*() {
     const store = yield* Persistence
-    const cache = yield* SessionCache
+    const sessionCache = yield* SessionCache
     const config = yield* SessionConfig
     const random = yield* SecureRandom
     const userLoader = yield* Effect.serviceOption(UserLoader)
     // The clock in context when the service is built (a TestClock in tests): read once per call.
     const clock = yield* Effect.clock
+
+    const book = makeInvalidationBook()
+    // This process's own changes to a token key's record count for a store read of that key in
+    // flight as another process's invalidations do (`records.ts`): a read that began before a
+    // write, a rotation or a deletion here must not put the older record back into the cache.
+    const cache: SessionCacheShape = {
+      ...sessionCache,
+      set: (tokenKey, record) =>
+        Effect.suspend(() => {
+          book.noteToken(tokenKey)
+          return sessionCache.set(tokenKey, record)
+        }),
+      invalidate: (tokenKey) =>
+        Effect.suspend(() => {
+          book.noteToken(tokenKey)
+          return sessionCache.invalidate(tokenKey)
+        })
+    }
 
     const events = makeEventHub()
     const env: Env = {
@@ -54,7 +72,6 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
       events,
       revocation: makeRevocation(store, clock, events)
     }
-    const book = makeInvalidationBook()
     const records = makeRecords(env, book)
     const handles = makeHandles(env, records)
     const rotations = makeRotations(env, records, handles)
@@ -64,7 +81,7 @@ export const makeSessions: Effect.Effect<SessionsShape, never, Persistence | Ses
     const users = yield* makeUserCache(userLoader, store)
     const userOperations = makeUserOperations(env, records, handles, rotations, users)
 
-    yield* subscribe({ store, cache, users, book, revocation: env.revocation })
+    yield* subscribe({ store, cache: sessionCache, users, book, revocation: env.revocation })
 
     const service: SessionsShape = {
       config,
