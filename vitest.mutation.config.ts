@@ -34,6 +34,10 @@ const shell = [
   "spec/Sessions.retry.test.ts",
   "spec/Sessions.chains.test.ts",
   "spec/Sessions.resolve.test.ts",
+  "spec/Sessions.records.test.ts",
+  "spec/Sessions.invalidation.test.ts",
+  "spec/Sessions.writes.test.ts",
+  "spec/Sessions.handles.test.ts",
   "spec/Sessions.events.test.ts",
   "spec/Sessions.admin.test.ts",
   "spec/Sessions.model.test.ts",
@@ -47,6 +51,7 @@ const shell = [
   "spec/HttpApi.security.test.ts",
   "spec/HttpFuzz.test.ts",
   "spec/errorMessages.test.ts",
+  "spec/memoryStore.test.ts",
   "spec/mutation/*.ts"
 ]
 
