@@ -11,6 +11,7 @@ import * as Persistence from "../src/Persistence.js"
 import * as SecureRandom from "../src/SecureRandom.js"
 import * as Session from "../src/Session.js"
 import * as SessionConfig from "../src/SessionConfig.js"
+import { recordingSpans } from "./helpers/tracing.js"
 
 // ---------------------------------------------------------------------------------------------
 // capture
@@ -34,23 +35,8 @@ const collectingLogger = (into: Captured) =>
     })
   })
 
-/** Wraps the tracer in context so that every span it makes is kept. */
-const recording = <A, E, R>(into: Captured, effect: Effect.Effect<A, E, R>) =>
-  Effect.flatMap(Effect.tracer, (base) =>
-    Effect.withTracer(
-      effect,
-      Tracer.make({
-        span: (name, parent, context, links, startTime, kind, options) => {
-          const span = base.span(name, parent, context, links, startTime, kind, options)
-          into.spans.push(span)
-          return span
-        },
-        context: (f, fiber) => base.context(f, fiber)
-      })
-    ))
-
 const observe = <A, E, R>(into: Captured, effect: Effect.Effect<A, E, R>) =>
-  recording(into, effect).pipe(
+  recordingSpans(into.spans, effect).pipe(
     Effect.provide(Layer.merge(Logger.replace(Logger.defaultLogger, collectingLogger(into)), Logger.minimumLogLevel(LogLevel.All)))
   )
 

@@ -18,6 +18,7 @@ import { logHash, publicId } from "../src/internal/hash.js"
 import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { manualClock } from "../src/internal/testing/clock.js"
 import { serviceLayer } from "./helpers/service.js"
+import { recordingSpans } from "./helpers/tracing.js"
 
 const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
 const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
@@ -680,24 +681,10 @@ describe("Sessions writes: log-ins and log-outs", () => {
 })
 
 describe("Sessions writes: traced", () => {
-  /** Every span made while `effect` runs. */
+  /** Every span made while `effect` runs, with its result. */
   const recording = <A, E, R>(effect: Effect.Effect<A, E, R>) => {
     const spans: Array<Tracer.Span> = []
-    return Effect.map(
-      Effect.flatMap(Effect.tracer, (base) =>
-        Effect.withTracer(
-          effect,
-          Tracer.make({
-            span: (name, parent, context, links, startTime, kind, options) => {
-              const span = base.span(name, parent, context, links, startTime, kind, options)
-              spans.push(span)
-              return span
-            },
-            context: (f, fiber) => base.context(f, fiber)
-          })
-        )),
-      (a) => [a, spans] as const
-    )
+    return Effect.map(recordingSpans(spans, effect), (a) => [a, spans] as const)
   }
 
   it.effect("each write through a handle is a span Sessions.<method>, naming the session by its token's hash (never the token); so are the log-outs of a user and of everyone", () =>
