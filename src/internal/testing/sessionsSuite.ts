@@ -77,6 +77,14 @@ export interface SessionsSuiteOptions {
   readonly timingRuns?: number | undefined
   /** Runs of the cache-transparency property (invariant 7; default `numRuns`). */
   readonly transparencyRuns?: number | undefined
+  /**
+   * How long the store keeps a record past its deadline (default `Persistence.DEFAULT_RETENTION`,
+   * what the shipped stores keep). Invariant 8 compares the service over this store with the
+   * service over a memory store that keeps dead records as long: a store that forgets a record at
+   * its deadline (`retention: 0`) rightly answers "missing" where one that keeps it answers
+   * "expired", and the two clear the cookie differently.
+   */
+  readonly retention?: Duration.DurationInput | undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,6 +429,9 @@ export const sessionsSuite = (
   const numRuns = options.numRuns ?? 25
   const timingRuns = options.timingRuns ?? 2 * numRuns
   const transparencyRuns = options.transparencyRuns ?? numRuns
+  const referenceStore = options.retention === undefined
+    ? Persistence.makeMemory
+    : Persistence.makeMemoryWith({ retention: options.retention })
   const title = (text: string) => `${text} [${name}]`
 
   layer(persistenceLayer, { excludeTestServices: true, timeout: "60 seconds" })(`Sessions over ${name}`, (it) => {
@@ -985,7 +996,7 @@ export const sessionsSuite = (
       fc.record({ cmds: fc.array(arbCmd, { minLength: 1, maxLength: 40 }), cache: fc.constantFrom(0, 16) }),
       ({ cache, cmds }, store) =>
         Effect.gen(function*() {
-          const reference = yield* traceOf(yield* Persistence.makeMemory, cmds, 0)
+          const reference = yield* traceOf(yield* referenceStore, cmds, 0)
           const trace = yield* traceOf(store, cmds, cache)
           deepStrictEqual(trace, reference, `${name} (cache capacity ${cache}) vs memory`)
         }),
