@@ -5,9 +5,9 @@
  *   npx tsx bench/micro.ts [--smoke]        (also run by bench/run.ts)
  */
 import { createHash, randomBytes } from "node:crypto"
-import { HttpApp, HttpRouter, HttpServerResponse } from "@effect/platform"
+import { HttpApp, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { pathToFileURL } from "node:url"
-import { Duration, Effect, Either, Option, Redacted } from "effect"
+import { Context, Duration, Effect, Either, Option, Redacted, Ref } from "effect"
 import type { Layer } from "effect"
 import { ManagedRuntime } from "effect"
 import * as Codec from "../src/Codec.js"
@@ -349,6 +349,23 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
 
   // ---- the HTTP route in-process (no sockets, no load generator): what the middleware costs
   if (wanted("web handler")) {
+    // The floor: the Effect plumbing every request of Http.middleware goes through, with no
+    // session — read the request's headers, a Ref for the request's state, a pre-response handler
+    // that reads it and sets a header, the app run with a service provided and its failure caught.
+    // What Http.middleware costs over this row is the session's own work.
+    class Marker extends Context.Tag("bench/Marker")<Marker, { readonly cookie: string | undefined }>() {}
+    const passThrough = HttpMiddleware.make((app) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const cookie = request.headers.cookie
+        const state = yield* Ref.make(cookie === undefined ? "none" : "seen")
+        yield* HttpApp.appendPreResponseHandler((_request, response) =>
+          Effect.map(Ref.get(state), (s) => HttpServerResponse.setHeader(response, "vary", s === "none" ? "cookie" : "Cookie"))
+        )
+        const result = yield* Effect.either(Effect.provideService(app, Marker, { cookie }))
+        return result._tag === "Left" ? yield* Effect.fail(result.left) : result.right
+      })
+    )
     const rt = await runtimeOf(Sessions.layerMemory({ cookie: { secure: false } }))
     try {
       const runtime = await rt.runtime()
@@ -357,6 +374,10 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
       const apps = [
         ["web handler: bare route", HttpRouter.empty.pipe(
           HttpRouter.post("/count", Effect.sync(() => HttpServerResponse.unsafeJson({ count: ++counter })))
+        )],
+        ["web handler floor: a pass-through middleware of the same shape", HttpRouter.empty.pipe(
+          HttpRouter.post("/count", Effect.sync(() => HttpServerResponse.unsafeJson({ count: ++counter }))),
+          passThrough
         )],
         ["web handler: Http.middleware, no session use", HttpRouter.empty.pipe(
           HttpRouter.post("/count", Effect.sync(() => HttpServerResponse.unsafeJson({ count: ++counter }))),
@@ -378,7 +399,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
         )]
       ] as const
       const ua = "Mozilla/5.0 (X11; Linux x86_64) bench/1.0"
-      const updater = HttpApp.toWebHandlerRuntime(runtime)(apps[3][1])
+      const updater = HttpApp.toWebHandlerRuntime(runtime)(apps[4][1])
       const first = await updater(new Request("http://localhost/count", { method: "POST", headers: { "user-agent": ua } }))
       const cookie = first.headers.getSetCookie()[0]?.split(";")[0]
       if (cookie === undefined) throw new Error("web handler: no session cookie")
