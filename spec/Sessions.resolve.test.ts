@@ -1,10 +1,12 @@
 /**
  * Resolution's edges that the broader specs reach only by chance: the empty token, the hot path
- * (a cached, valid session answered without a store call) and the redirect chain's hop limit.
+ * (a cached, valid session answered without a store call), the redirect chain's hop limit, and a
+ * redirect whose successor does not open with the token that reached it.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { deepStrictEqual } from "@effect/vitest/utils"
 import { Effect, HashMap, Logger, Option, Redacted, Tracer } from "effect"
+import { intercept } from "../src/internal/testing/stores.js"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
 import * as Sessions from "../src/Sessions.js"
@@ -83,5 +85,41 @@ describe("Sessions.resolve: edges", () => {
       const [past] = yield* behind(MAX_HOPS + 1)
       deepStrictEqual([past.outcome, past.cookie, Option.isNone(past.session)], ["missing", "none", true])
       assert.include(events, "long-redirect-chain")
+    }))
+
+  it.effect("a redirect whose successor does not open with the token that reached it leads nowhere: no session, the cookie cleared, logged (for each hashIdsAtRest)", () =>
+    Effect.gen(function*() {
+      for (const hashIdsAtRest of [true, false]) {
+        const logged: Array<unknown> = []
+        const logger = Logger.make(({ annotations }) => {
+          logged.push(Option.getOrUndefined(HashMap.get(annotations, "event")))
+        })
+        const memory = yield* Persistence.makeMemory
+        // A store that answers a redirect with its successor swapped for another one (a tampered
+        // or corrupted record): the sealed text no longer matches the successor's hash.
+        let tamper = false
+        const store = intercept(memory, (method, call) =>
+          method !== "load" || !tamper ? call : Effect.map(call as Effect.Effect<Option.Option<Session.TokenRecord>>, Option.map((r) =>
+            r._tag === "Redirect" ? { ...r, sealedSuccessor: r.sealedSuccessor.slice(0, -2) + (r.sealedSuccessor.endsWith("AA") ? "BB" : "AA") } : r)))
+        yield* Effect.gen(function*() {
+          const sessions = yield* Sessions.Sessions
+          const first = yield* sessions.create(browser)
+          const next = yield* sessions.regenerateId(first)
+          // Untampered, the old token follows to its successor inside the grace period.
+          const followed = yield* sessions.resolve(tok(first), browser)
+          deepStrictEqual([followed.outcome, followed.cookie], ["followed", "set"])
+          assert.strictEqual(tok(Option.getOrThrow(followed.session)), tok(next))
+          assert.notInclude(logged, "bad-redirect")
+          tamper = true
+          const r = yield* sessions.resolve(tok(first), browser)
+          deepStrictEqual([r.outcome, r.cookie, Option.isNone(r.session)], ["missing", "clear", true], `hashIdsAtRest ${hashIdsAtRest}`)
+          assert.include(logged, "bad-redirect")
+          // The session itself is untouched: its current token still resolves.
+          deepStrictEqual((yield* sessions.resolve(tok(next), browser)).outcome, "valid")
+        }).pipe(
+          Effect.provide(serviceLayer({ gracePeriod: "1 hour", cache: false, hashIdsAtRest }, { store, seed: "bad-redirect" })),
+          Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+        )
+      }
     }))
 })
