@@ -4,7 +4,7 @@
  * orphan every stored session and break log correlation across a deploy, so the values are pinned.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { logHash, publicId, safeEqual, seal, seededBlock, sha256, sha256Hex, tokenKey, unseal, userAgentHash } from "../src/internal/hash.js"
+import { logHash, publicId, safeEqual, seal, seededBlock, sha256, sha256Hex, tokenKey, unseal, userAgentBinding, userAgentHash } from "../src/internal/hash.js"
 
 describe("hash: known answers", () => {
   it("sha256 / sha256Hex are SHA-256 in base64url / hex", () => {
@@ -51,5 +51,33 @@ describe("hash: known answers", () => {
     assert.isFalse(safeEqual("abc", "abd"))
     assert.isFalse(safeEqual("abc", "abcd"))
     assert.isFalse(safeEqual("", "a"))
+  })
+
+  // The memo is what lets the sessions of one browser share their binding value (the memory
+  // bench's "session value" figure counts on it): one object per user agent, bounded in count and
+  // in the length of what it keeps.
+  it("the user-agent binding is one shared value per user agent of up to 1,024 characters, in a memo cleared at 512 user agents", () => {
+    const a = userAgentBinding("Mozilla/5.0 (memo)")
+    assert.strictEqual(userAgentBinding("Mozilla/5.0 (memo)"), a)
+    const longest = "x".repeat(1024)
+    assert.strictEqual(userAgentBinding(longest), userAgentBinding(longest))
+    const over = "y".repeat(1025)
+    assert.notStrictEqual(userAgentBinding(over), userAgentBinding(over))
+    assert.strictEqual(userAgentBinding(over).value, userAgentHash(over))
+    // Count the new user agents it takes until `probe` is forgotten (the memo was cleared). The
+    // first count depends on what the memo held; after a clear it holds the user agent that
+    // caused it and `probe`, so the next clear comes 511 user agents later (at 512 entries).
+    let fresh = 0
+    const forgottenAfter = (probe: string): number => {
+      const held = userAgentBinding(probe)
+      for (let n = 1; n <= 2048; n++) {
+        userAgentBinding(`memo-test/${fresh++}`)
+        if (userAgentBinding(probe) !== held) return n
+      }
+      return Infinity
+    }
+    assert.isAtMost(forgottenAfter("probe"), 512)
+    assert.strictEqual(forgottenAfter("probe"), 511)
+    assert.strictEqual(forgottenAfter("probe"), 511)
   })
 })
