@@ -23,6 +23,14 @@ import { recordingSpans } from "./helpers/tracing.js"
 const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
 const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
 
+/** The store reads (`load`, `loadSession`) made between two `Testing.counted` snapshots. */
+const readsSince = (before: Record<string, number>, after: Record<string, number>) => ({
+  load: (after.load ?? 0) - (before.load ?? 0),
+  loadSession: (after.loadSession ?? 0) - (before.loadSession ?? 0)
+})
+/** What a write through a handle to a dead session reads: its token's record, once. */
+const READS_OF_A_DEAD_WRITE = { load: 1, loadSession: 0 }
+
 /**
  * The memory store whose next call of a method can be held: `hold(method)` arms it; the returned
  * `entered` completes once such a call waits at the gate, `release` lets it reach the store
@@ -235,38 +243,46 @@ describe("Sessions writes: what a write stores", () => {
 })
 
 describe("Sessions writes: a dead session takes no writes", () => {
-  it.scoped("a write through a handle to a session past its idle timeout fails with SessionGoneError, deletes the session and reports it expired", () =>
+  it.scoped("a write through a handle to a session past its idle timeout fails with SessionGoneError, deletes the session and reports it expired, in one pass (no second store read)", () =>
     Effect.gen(function*() {
       const store = yield* Persistence.makeMemory
+      const counted = Testing.counted(store)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
         yield* sessions.set(h, "k", 1)
         const events = yield* sessions.subscribe()
         yield* TestClock.adjust("30 minutes")
+        const before = counted.calls()
         const e = yield* Effect.flip(sessions.update(h, "k", () => 2))
         assert.instanceOf(e, Sessions.SessionGoneError)
         assert.strictEqual((e as Sessions.SessionGoneError).method, "update")
+        // The writer is answered by the pass that found the session dead, not queued again
+        // for a pass that would read the deleted session back to learn the same.
+        deepStrictEqual(readsSince(before, counted.calls()), READS_OF_A_DEAD_WRITE)
         assertNone(yield* store.loadSession(h.session.key))
         const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(events))
         expect(seen.map((ev) => [ev._tag, "reason" in ev ? ev.reason : undefined])).toStrictEqual([["Expired", "idle"]])
-      }).pipe(Effect.provide(serviceLayer({ idleTimeout: "30 minutes" }, { store })))
+      }).pipe(Effect.provide(serviceLayer({ idleTimeout: "30 minutes" }, { store: counted.store })))
     }))
 
-  it.effect("a write through a handle after logOutEveryone fails with SessionGoneError and ends the session", () =>
+  it.effect("a write through a handle after logOutEveryone fails with SessionGoneError and ends the session, in one pass (no second store read)", () =>
     Effect.gen(function*() {
       const store = yield* Persistence.makeMemory
+      const counted = Testing.counted(store)
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
         yield* sessions.set(h, "k", 1)
         yield* TestClock.adjust("1 second")
         yield* sessions.logOutEveryone()
+        const before = counted.calls()
         const e = yield* Effect.flip(sessions.set(h, "k", 2))
         assert.instanceOf(e, Sessions.SessionGoneError)
         assert.strictEqual((e as Sessions.SessionGoneError).method, "set")
+        deepStrictEqual(readsSince(before, counted.calls()), READS_OF_A_DEAD_WRITE)
         assertNone(yield* store.loadSession(h.session.key))
-      }).pipe(Effect.provide(serviceLayer({}, { store })))
+      }).pipe(Effect.provide(serviceLayer({}, { store: counted.store })))
     }))
 })
 
