@@ -3,6 +3,7 @@
  * hash does), the events of the timing rules (docs/how-it-works.md) are logged, and the metrics count what happens.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import { deepStrictEqual } from "@effect/vitest/utils"
 import { Cause, Duration, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Redacted, TestClock, Tracer } from "effect"
 import { createHash } from "node:crypto"
 import { metrics } from "../src/internal/sessions/metrics.js"
@@ -264,8 +265,20 @@ describe("Sessions observability", () => {
       const late = into.logs.find((l) => l.annotations["event"] === "late-token-use")!
       assert.strictEqual(late.annotations["token"], shortHash(tok(h1)))
       assert.strictEqual(late.level, "WARN")
+      // rotated at 5 minutes with a 1-minute grace period, used again at 7 minutes
+      assert.strictEqual(late.annotations["lateByMillis"], 60_000)
       const anomaly = into.logs.find((l) => l.annotations["event"] === "anomaly")!
       assert.strictEqual(anomaly.annotations["kind"], "ip")
+      // what an operator reads (and searches for) beside the event's name
+      const message = (event: string) => into.logs.find((l) => l.annotations["event"] === event)?.message
+      deepStrictEqual(
+        ["late-token-use", "anomaly", "corrupt-record"].map(message),
+        [
+          ["a rotated session token was used after its grace period"],
+          ["session destroyed: client changed"],
+          ["dropped a corrupt session record"]
+        ]
+      )
     }))
 
   for (const cache of [false, true]) {
