@@ -19,7 +19,8 @@ export type CookieRead =
 
 /** @internal */
 export const readCookie = (header: string | undefined, name: string): CookieRead => {
-  if (header === undefined || header === "") return { _tag: "Absent" }
+  // (An empty header has no part with "=": it ends Absent below.)
+  if (header === undefined) return { _tag: "Absent" }
   if (header.length > MAX_COOKIE_HEADER) return { _tag: "Rejected", reason: "oversized" }
   let found: string | undefined
   let count = 0
@@ -30,7 +31,8 @@ export const readCookie = (header: string | undefined, name: string): CookieRead
     count++
     found = part.slice(eq + 1).trim()
   }
-  if (count === 0 || found === undefined) return { _tag: "Absent" }
+  // `found` is set with every count.
+  if (found === undefined) return { _tag: "Absent" }
   if (count > 1) return { _tag: "Rejected", reason: "duplicated" }
   return { _tag: "Present", value: found }
 }
