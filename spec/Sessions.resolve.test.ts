@@ -2,12 +2,12 @@
  * Resolution's edges that the broader specs reach only by chance: the empty token, the hot path
  * (a cached, valid session answered without a store call, counted once as a cache hit), the
  * redirect chain's hop limit, a redirect whose successor does not open with the token that reached
- * it, a rotation reached through a redirect, a revoked session seen from another client, and the
- * bound on resolving a token again after lost races.
+ * it, a rotation reached through a redirect, a revoked session seen from another client, the
+ * bound on resolving a token again, and a rotation whose every compare-and-set loses.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { deepStrictEqual } from "@effect/vitest/utils"
-import { Chunk, Effect, HashMap, Logger, Metric, Option, Queue, Redacted, TestClock, Tracer } from "effect"
+import { assertSome, deepStrictEqual } from "@effect/vitest/utils"
+import { Chunk, Effect, HashMap, Logger, Metric, Option, Queue, Redacted, TestClock, TestContext, Tracer } from "effect"
 import { intercept } from "../src/internal/testing/stores.js"
 import * as Persistence from "../src/Persistence.js"
 import * as Session from "../src/Session.js"
@@ -15,6 +15,7 @@ import * as Sessions from "../src/Sessions.js"
 import * as Testing from "../src/testing.js"
 import { metrics } from "../src/internal/sessions/metrics.js"
 import { MAX_RERESOLVES } from "../src/internal/sessions/resolve.js"
+import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { MAX_HOPS } from "../src/internal/sessions/tokens.js"
 import { serviceLayer } from "./helpers/service.js"
 
@@ -208,5 +209,33 @@ describe("Sessions.resolve: edges", () => {
         flicker = false
         deepStrictEqual((yield* sessions.resolve(tok(h), browser)).outcome, "rotated")
       }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "1 minute", cache: false }, { store, seed: "flicker" })))
+    }))
+
+  it.live(`a token due for rotation whose every compare-and-set loses (${MAX_ATTEMPTS} attempts) while it stays current is served unrotated, at once, not re-resolved round after round; the next request rotates it`, () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      const refusals = { left: 0, rotations: 0 }
+      const store = intercept(memory, (method, call) =>
+        method === "rotate"
+          ? Effect.suspend(() => {
+            refusals.rotations++
+            return refusals.left-- > 0 ? Effect.succeed(false) as unknown as typeof call : call
+          })
+          : call)
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        yield* sessions.set(h, "a", 1)
+        // Due for rotation: the service's clock is the test's own (the layer below), moved on.
+        yield* TestClock.adjust("2 minutes")
+        refusals.left = MAX_ATTEMPTS
+        const r = yield* sessions.resolve(tok(h), browser)
+        deepStrictEqual([r.outcome, r.cookie, refusals.rotations], ["valid", "none", MAX_ATTEMPTS])
+        const served = Option.getOrThrow(r.session)
+        assert.strictEqual(tok(served), tok(h))
+        assertSome(yield* sessions.get(served, "a"), 1)
+        const next = yield* sessions.resolve(tok(h), browser)
+        deepStrictEqual([next.outcome, next.cookie, refusals.rotations], ["rotated", "set", MAX_ATTEMPTS + 1])
+      }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "1 minute", cache: false }, { store, seed: "lost-rotation" })), Effect.provide(TestContext.TestContext))
     }))
 })

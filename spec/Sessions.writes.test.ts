@@ -488,6 +488,21 @@ describe("Sessions writes: rotations that lose a race to another process", () =>
         deepStrictEqual({ ...(yield* sessions.current(next)).data }, { a: 1, b: 2 })
       })))
 
+  it.live("while destroy is under way (its rotation stored, the session not yet deleted), another process finds the destroyed token leading nowhere: destroy's rotation keeps no grace period", () =>
+    withGatedService({ gracePeriod: "1 minute" }, (sessions, gated, time) =>
+      Effect.gen(function*() {
+        const h = yield* sessions.create(browser)
+        const held = yield* gated.hold("delete")
+        const destroying = yield* Effect.fork(sessions.destroy(h))
+        yield* within(held.entered)
+        const seen = yield* otherProcess(gated.memory, { gracePeriod: "1 minute" }, (other) => other.resolve(tok(h), browser)).pipe(
+          Effect.withClock(time.clock)
+        )
+        yield* held.release
+        yield* within(Fiber.join(destroying))
+        deepStrictEqual([seen.outcome, Option.isNone(seen.session)], ["expired", true])
+      })))
+
   for (const operation of ["regenerateId", "logOut", "destroy"] as const) {
     it.live(`${operation} through a handle whose token another process retired meanwhile (a log-in) fails with SessionGoneError and leaves that process's session alone`, () =>
       withGatedService({}, (sessions, gated) =>
@@ -544,7 +559,7 @@ describe("Sessions writes: rotations that lose a race to another process", () =>
 })
 
 describe("Sessions writes: rotations against a store that keeps refusing them", () => {
-  it.live(`a rotation refused ${MAX_ATTEMPTS} times in a row starts over from the handle, and succeeds once the store lets it; each rotation stores the next version`, () =>
+  it.live(`a rotation whose compare-and-set loses ${MAX_ATTEMPTS} times in a row while its token stays current fails with SessionConflictError after exactly ${MAX_ATTEMPTS} attempts, the session unchanged; one loss fewer and it succeeds at the next version`, () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
       const refusals = { left: 0, rotations: 0 }
@@ -560,14 +575,48 @@ describe("Sessions writes: rotations against a store that keeps refusing them", 
         const h = yield* sessions.create(browser)
         yield* sessions.set(h, "a", 1)
         const before = Option.getOrThrow(yield* memory.loadSession(h.session.key))
+        // Every attempt loses: one round of attempts (with their backoff), then the conflict — not
+        // a round per follow of the handle (32 × 32 attempts, half a minute).
         refusals.left = MAX_ATTEMPTS
+        const e = yield* Effect.flip(sessions.regenerateId(h))
+        assert.instanceOf(e, Sessions.SessionConflictError)
+        deepStrictEqual([(e as Sessions.SessionConflictError).method, (e as Sessions.SessionConflictError).attempts], ["regenerateId", MAX_ATTEMPTS])
+        assert.strictEqual(refusals.rotations, MAX_ATTEMPTS)
+        deepStrictEqual(Option.getOrThrow(yield* memory.loadSession(h.session.key)), before)
+        // One loss fewer: the last attempt wins.
+        refusals.rotations = 0
+        refusals.left = MAX_ATTEMPTS - 1
         const next = yield* sessions.regenerateId(h)
-        assert.strictEqual(refusals.rotations, MAX_ATTEMPTS + 1)
+        assert.strictEqual(refusals.rotations, MAX_ATTEMPTS)
         const after = Option.getOrThrow(yield* memory.loadSession(h.session.key))
         assert.strictEqual(after.version, before.version + 1)
         assert.strictEqual(after.tokenKey, next.session.tokenKey)
         assertSome(yield* sessions.get(next, "a"), 1)
       }).pipe(Effect.provide(serviceLayer({}, { store })))
+    }))
+
+  it.effect(`a rotation through a handle whose token is found rotated away on every attempt (a store that flickers) follows at most ${MAX_ATTEMPTS} times, then fails with SessionConflictError`, () =>
+    Effect.gen(function*() {
+      const memory = yield* Persistence.makeMemory
+      let flicker = false
+      let loads = 0
+      // The handle's read finds the session under its token; the rotation's own read, just after,
+      // finds nothing there (a lagging replica), as if another writer had rotated in between.
+      const store = Testing.intercept(memory, (method, call) => {
+        if (method !== "load" || !flicker) return call
+        loads++
+        return loads % 2 === 1 ? call : Effect.succeed(Option.none()) as unknown as typeof call
+      })
+      yield* Effect.gen(function*() {
+        const sessions = yield* Sessions.Sessions
+        const h = yield* sessions.create(browser)
+        flicker = true
+        const e = yield* Effect.flip(sessions.regenerateId(h))
+        assert.instanceOf(e, Sessions.SessionConflictError)
+        deepStrictEqual([(e as Sessions.SessionConflictError).method, loads], ["regenerateId", 2 * MAX_ATTEMPTS])
+        flicker = false
+        assert.notStrictEqual((yield* sessions.regenerateId(h)).session.tokenKey, h.session.tokenKey)
+      }).pipe(Effect.provide(serviceLayer({ cache: false }, { store })))
     }))
 })
 

@@ -6,9 +6,10 @@
  * first decision and again when it is stale), or valid (its last access written through when
  * `touchInterval` has passed). A redirect inside
  * its grace period is followed hop by hop (at most `MAX_HOPS`, each hop opened with the token
- * before it); a rotation or a touch lost to another writer resolves the token again (at most
- * `MAX_RERESOLVES` times, counted apart from the hops: running out never forks the session, the
- * request just gets none). The hot path — a cached, valid session whose last access needs no
+ * before it); a rotation or a touch that finds its token no longer current resolves the token
+ * again (at most `MAX_RERESOLVES` times, counted apart from the hops: running out never forks the
+ * session, the request just gets none); a rotation whose every compare-and-set lost while the
+ * token stayed current serves the session unrotated. The hot path — a cached, valid session whose last access needs no
  * write — is answered without a store call, a lock, a generator or a span; everything else runs in
  * a `Sessions.resolve` span.
  *
@@ -159,6 +160,13 @@ export const makeResolver = (
             grace: true,
             onStored: (_, next, at) => events.emit(Ev.rotated(next, at, "interval", true))
           }))
+          // Every compare-and-set lost while the token stayed current (other writers kept
+          // winning): the session is valid, only its rotation is late — serve it as it is (the
+          // next request rotates) rather than hold the request or drop its session.
+          if (rotated === "lost") {
+            if (followed) yield* events.emit(Ev.followed(decision.session, now, hops))
+            return resolution(Option.some(handles.active(decision.session, token, tk)), followed ? "set" : "none", followed ? "followed" : "valid")
+          }
           if (Option.isSome(rotated)) {
             if (followed) yield* events.emit(Ev.followed(rotated.value.session, now, hops))
             return resolution(rotated, "set", "rotated")

@@ -31,6 +31,15 @@ import type { ActiveSession } from "./service.js"
  */
 export class Refused extends Data.TaggedError("effect-sessions/Refused")<{}> {}
 
+/**
+ * Every compare-and-set of one rotation lost (another writer kept winning while the token stayed
+ * current): ends the rotation. A rotation through a handle answers it with a conflict at once —
+ * its own retries are for following a token someone else rotated, and repeating 32 rounds of
+ * 32 attempts made the conflict take half a minute; a resolution serves the session unrotated.
+ */
+class Exhausted extends Data.TaggedError("effect-sessions/Exhausted")<{}> {}
+const isExhausted = (u: unknown): u is Exhausted => u instanceof Exhausted
+
 /** @internal */
 export interface RotateOptions {
   /** Whether the old token follows for the grace period. */
@@ -38,7 +47,7 @@ export interface RotateOptions {
   /** A change applied with the rotation (log in, log out), given the rotation's time. */
   readonly change?: (s: Session, now: number) => Session
   /** Runs once the rotation is stored (it publishes the rotation's event): the session before and after. */
-  readonly onStored?: (before: Session, after: Session, now: number) => Effect.Effect<void>
+  readonly onStored: (before: Session, after: Session, now: number) => Effect.Effect<void>
   /**
    * A limit on the live sessions of the rotated session's user (a log-in under
    * `maxSessionsPerUser`): checked and enforced by the store in the rotation's own atomic step.
@@ -50,14 +59,15 @@ export interface RotateOptions {
 export interface Rotations {
   /**
    * Rotates the session `sessionKey` if `token` is still its current token (the caller holds the
-   * lock); none when another writer rotated first (the caller follows the redirect) or kept
-   * winning.
+   * lock); none when another writer rotated first (the caller follows the redirect);
+   * `"lost"` when every compare-and-set lost while the token stayed current (the session is
+   * left as it is).
    */
   readonly rotateLocked: (
     sessionKey: string,
     token: string,
     options: Omit<RotateOptions, "limit">
-  ) => Effect.Effect<Option.Option<ActiveSession>, SessionStoreError>
+  ) => Effect.Effect<Option.Option<ActiveSession> | "lost", SessionStoreError>
   /** Rotates the session the handle reaches, under its lock. */
   readonly rotateHandle: (method: string, handle: ActiveSession, options: Omit<RotateOptions, "limit">) => Effect.Effect<ActiveSession, SessionWriteError>
   /** {@link rotateHandle} for a log-in under a limit (`options.limit`): a refusal is a `SessionLimitError`. */
@@ -124,13 +134,14 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
     sessionKey: string,
     token: string,
     options: RotateOptions
-  ): Effect.Effect<Option.Option<ActiveSession>, SessionStoreError | Refused> => {
+  ): Effect.Effect<Option.Option<ActiveSession>, SessionStoreError | Refused | Exhausted> => {
     const tk = tokens.keyOf(token)
     const attempt = Effect.gen(function*() {
-      // Gone, or someone else rotated first (the token is no longer current): the caller follows
-      // the redirect instead. After a lost race this reads the store again.
+      // Gone, or someone else rotated first (the token is no longer current: `latest` answers
+      // only while it is): the caller follows the redirect instead. After a lost race this reads
+      // the store again.
       const current = yield* records.latest(sessionKey, tk)
-      if (Option.isNone(current) || current.value.tokenKey !== tk) return Option.none<ActiveSession>()
+      if (Option.isNone(current)) return Option.none<ActiveSession>()
       const now = yield* Clock.currentTimeMillis
       const successor = yield* tokens.newToken(sessionKey)
       const changed = options.change ? options.change(current.value, now) : current.value
@@ -140,13 +151,14 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       yield* cache.set(redirect.tokenKey, redirect)
       yield* records.remember(next)
       yield* Metric.increment(metrics.rotated)
-      if (options.onStored) yield* options.onStored(current.value, next, now)
+      yield* options.onStored(current.value, next, now)
       return Option.some(handles.active(next, successor, next.tokenKey))
     })
-    return retryLostRaces(attempt, () => Effect.succeedNone)
+    return retryLostRaces(attempt, () => Effect.fail(new Exhausted()))
   }
 
-  const rotateLocked: Rotations["rotateLocked"] = (sessionKey, token, options) => unrefused(attemptRotation(sessionKey, token, options))
+  const rotateLocked: Rotations["rotateLocked"] = (sessionKey, token, options) =>
+    unrefused(Effect.catchIf(attemptRotation(sessionKey, token, options), isExhausted, () => Effect.succeed("lost" as const)))
 
   const rotateHandleWith = (
     method: string,
@@ -160,7 +172,8 @@ export const makeRotations = (env: Env, records: Records, handles: Handles): Rot
       handles.withReached(method, handle, (token) => attemptRotation(handle.session.key, token, options)),
       Option.match({ onNone: () => Effect.fail(new LostRace()), onSome: Effect.succeed })
     )
-    return withLock(handle.session.key)(retryLostRaces(attempt, () => Effect.fail(conflictError(method, handle)), immediately))
+    const conflict = () => Effect.fail(conflictError(method, handle))
+    return withLock(handle.session.key)(Effect.catchIf(retryLostRaces(attempt, conflict, immediately), isExhausted, conflict))
   }
 
   const rotateHandle: Rotations["rotateHandle"] = (method, handle, options) => unrefused(rotateHandleWith(method, handle, options))
