@@ -250,40 +250,46 @@ const startRequest = (
   create: boolean,
   clearSiteData: false | ReadonlyArray<ClearSiteDataType> = defaultClearSiteData,
   transports: Transports = cookieOnly
-) =>
-  Effect.gen(function*() {
+): Effect.Effect<{ readonly state: Ref.Ref<RequestState>; readonly current: CurrentSessionShape }, SessionStoreError> =>
+  // Plain steps rather than a generator: this runs on every request, and each Effect step costs
+  // (bench/README.md, "web handler").
+  Effect.suspend(() => {
     const { read, via } = readToken(transports, request.headers, config.cookie.name)
     const hadCookie = read._tag !== "Absent"
     const client: Client = {
       ip: resolveClientIp(request.remoteAddress, request.headers["x-forwarded-for"], config.trustedProxies),
       userAgent: Option.fromNullable(request.headers["user-agent"])
     }
-    const resolution = yield* sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create })
-    // A rejected header (our name twice, or too long to read) gets no session, but its cookies are
-    // left alone: a removal goes by name and attributes, so it could only hit our host-only cookie,
-    // while the one a sibling domain planted (Domain=…; Path=/api) would survive and undo every
-    // new log-in on the next request.
-    const state = yield* Ref.make<RequestState>({
-      handle: resolution.session,
-      cookie: resolution.cookie,
-      clearSite: false
-    })
-    // The cookie is written by a pre-response handler, so that it reaches the client whatever the
-    // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
-    // never reached its client would be lost once the grace period ends.
-    yield* HttpApp.appendPreResponseHandler((_request, response) =>
-      Effect.zipWith(
-        Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })),
-        Clock.currentTimeMillis,
-        (s, now) =>
-          via._tag === "Cookie"
-            ? applyCookie(varyOn(response, transports.vary), config, s, hadCookie, clearSiteData, now)
-            // A header client is no browser page: Clear-Site-Data (cookies, storage) is not its business.
-            : answerHeader(varyOn(response, transports.vary), via, s.cookie, Option.map(s.handle, (h) => h.token), hadCookie)
+    return Effect.flatMap(sessions.resolve(read._tag === "Present" ? read.value : undefined, client, { create }), (resolution) => {
+      // A rejected header (our name twice, or too long to read) gets no session, but its cookies are
+      // left alone: a removal goes by name and attributes, so it could only hit our host-only cookie,
+      // while the one a sibling domain planted (Domain=…; Path=/api) would survive and undo every
+      // new log-in on the next request.
+      const state = Ref.unsafeMake<RequestState>({
+        handle: resolution.session,
+        cookie: resolution.cookie,
+        clearSite: false
+      })
+      const answer = (s: RequestState, response: HttpServerResponse.HttpServerResponse, now: number) =>
+        via._tag === "Cookie"
+          ? applyCookie(varyOn(response, transports.vary), config, s, hadCookie, clearSiteData, now)
+          // A header client is no browser page: Clear-Site-Data (cookies, storage) is not its business.
+          : answerHeader(varyOn(response, transports.vary), via, s.cookie, Option.map(s.handle, (h) => h.token), hadCookie)
+      // The cookie is written by a pre-response handler, so that it reaches the client whatever the
+      // app answers — a 404, a typed error or a defect rendered by the server: a rotated token that
+      // never reached its client would be lost once the grace period ends.
+      const handler = HttpApp.appendPreResponseHandler((_request, response) =>
+        Effect.flatMap(
+          Ref.getAndUpdate(state, (s) => ({ ...s, cookie: "none" as CookieAction, clearSite: false })),
+          // Only a cookie being set reads the clock (for its Max-Age).
+          (s) =>
+            s.cookie === "set" && via._tag === "Cookie"
+              ? Effect.map(Clock.currentTimeMillis, (now) => answer(s, response, now))
+              : Effect.succeed(answer(s, response, 0))
+        )
       )
-    )
-    const current: CurrentSessionShape = new RequestSession(sessions, client, state)
-    return { state, current }
+      return Effect.as(handler, { state, current: new RequestSession(sessions, client, state) as CurrentSessionShape })
+    })
   })
 
 /** Nothing about the session is certain after a store failure: answer without touching the cookie. */
@@ -307,13 +313,13 @@ export const makeMiddleware = (options: MiddlewareOptions = {}, transports: Tran
     const request = yield* HttpServerRequest.HttpServerRequest
     // Vary here too: when the store fails before the pre-response handler is in place, nothing
     // else marks the answer as depending on the session's cookie or header.
-    const unavailable = varyOn(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }), transports.vary)
+    const unavailable = () => varyOn(HttpServerResponse.empty({ status: options.unavailableStatus ?? 503 }), transports.vary)
     const started = yield* Effect.either(
       startRequest(sessions, config, request, options.create === true, options.clearSiteData ?? defaultClearSiteData, transports)
     )
     if (started._tag === "Left") {
       yield* Effect.logWarning("session store unavailable", started.left)
-      return unavailable
+      return unavailable()
     }
     const { current, state } = started.right
     const result = yield* Effect.either(Effect.provideService(app, CurrentSession, current))
@@ -322,7 +328,7 @@ export const makeMiddleware = (options: MiddlewareOptions = {}, transports: Tran
       if (isUnavailable(error)) {
         yield* Effect.logWarning("session store unavailable", error)
         yield* keepCookie(state)
-        return unavailable
+        return unavailable()
       }
       if (isGone(error)) {
         yield* forgetGone(state)
