@@ -21,7 +21,7 @@ import * as S from "../../Session.js"
 import type { Env } from "./env.js"
 import { type SessionError, SessionDataError, SessionDataTooLargeError, type SessionReadError, type SessionWriteError } from "./errors.js"
 import * as Ev from "./events.js"
-import { type Handles, spanOptions, traceHandle } from "./handles.js"
+import { type Handles, tracedWrite } from "./handles.js"
 import type { Records } from "./records.js"
 import { conflictError, type LostRace, lostCompareAndSet, retryLostRaces } from "./retry.js"
 import type { ActiveSession, SessionsShape } from "./service.js"
@@ -265,34 +265,35 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
       })
     })
 
-  const set = Effect.fn("Sessions.set", spanOptions)(
+  const set = tracedWrite(
+    "Sessions.set",
     (handle: ActiveSession, k: KeyLike, value: any) =>
       Effect.asVoid(
         modifyWith("set", S.keyName(k), handle, (s) =>
           typeof k === "string" ? right([undefined, S.set(s, k, value)] as const) : Either.map(S.set(s, k, value), (c) => [undefined, c] as const))
-      ),
-    traceHandle
+      )
   )
 
   // Removing a key never makes data that is not JSON or larger: no SessionDataError is possible.
   const shrinks = <A>(e: Effect.Effect<A, SessionError>) => e as Effect.Effect<A, SessionWriteError>
-  const remove = Effect.fn("Sessions.remove", spanOptions)(
+  const remove = tracedWrite(
+    "Sessions.remove",
     (handle: ActiveSession, k: KeyLike) =>
-      shrinks(Effect.asVoid(modifyWith("remove", S.keyName(k), handle, (s) => right([undefined, S.remove(s, k)] as const)))),
-    traceHandle
+      shrinks(Effect.asVoid(modifyWith("remove", S.keyName(k), handle, (s) => right([undefined, S.remove(s, k)] as const))))
   )
 
-  const pop = Effect.fn("Sessions.pop", spanOptions)(
+  const pop = tracedWrite(
+    "Sessions.pop",
     (handle: ActiveSession, k: KeyLike) =>
       Effect.map(
         modifyWith("pop", S.keyName(k), handle, (s): Either.Either<readonly [Option.Option<unknown>, Session], ParseError> =>
           typeof k === "string" ? right(S.pop(s, k)) : S.pop(s, k)),
         ([v]) => v
-      ),
-    traceHandle
+      )
   )
 
-  const update = Effect.fn("Sessions.update", spanOptions)(
+  const update = tracedWrite(
+    "Sessions.update",
     (handle: ActiveSession, k: KeyLike, f: (old: Option.Option<any>) => any) =>
       Effect.map(
         modifyWith("update", S.keyName(k), handle, (s): Either.Either<readonly [unknown, Session], ParseError> => {
@@ -306,17 +307,16 @@ export const makeCommits = (env: Env, records: Records, handles: Handles): Commi
           })
         }),
         ([v]) => v
-      ),
-    traceHandle
+      )
   )
 
-  const modify = Effect.fn("Sessions.modify", spanOptions)(
+  const modify = tracedWrite(
+    "Sessions.modify",
     (handle: ActiveSession, f: (session: Session) => Session | Either.Either<Session, ParseError>) =>
       Effect.map(modifyWith("modify", "", handle, (s) => {
         const changed = f(s)
         return S.isSession(changed) ? Either.right([undefined, changed] as const) : Either.map(changed, (c) => [undefined, c] as const)
-      }), ([, s]) => s),
-    traceHandle
+      }), ([, s]) => s)
   )
 
   return {

@@ -74,6 +74,29 @@ export const spanOptions = { captureStackTrace: false } as const
 export const traceHandle = <A, E, R>(effect: Effect.Effect<A, E, R>, handle: ActiveSession): Effect.Effect<A, E, R> =>
   Effect.zipRight(Effect.annotateCurrentSpan("session.token_hash", tokenLogHash(handle)), effect)
 
+/**
+ * A traced data write through a handle: what `Effect.fn(name, spanOptions)(body, traceHandle)`
+ * makes — a span named `name`, the session named by its token's hash, a throw in `body` a defect —
+ * without the call-site `Error` that `Effect.fn` creates on every call for a stack trace these
+ * spans never capture (`spanOptions`). The data writes are a request's own, where that `Error` was
+ * about a tenth of an `update` to the memory store (bench/README.md, "What the profiles showed").
+ *
+ * @internal
+ */
+export const tracedWrite = <Args extends readonly [ActiveSession, ...Array<any>], A, E, R>(
+  name: string,
+  body: (...args: Args) => Effect.Effect<A, E, R>
+) =>
+(...args: Args): Effect.Effect<A, E, R> => {
+  let effect: Effect.Effect<A, E, R>
+  try {
+    effect = body(...args)
+  } catch (defect) {
+    effect = Effect.die(defect)
+  }
+  return Effect.withSpan(traceHandle(effect, args[0]), name, spanOptions)
+}
+
 /** Where a handle of this service keeps the log hash of its token, computed on first use. */
 const logHashOfHandle: unique symbol = Symbol("effect-sessions/Handle/logHash")
 
