@@ -147,7 +147,7 @@ describe("memory store: capacity", () => {
     }
   })
 
-  it.effect("each eviction is counted in effect_sessions_evicted_total and logged (a warning, at most one a minute, with the number since the last one); a sweep reports the ones not yet logged", () =>
+  it.effect("each eviction is counted in effect_sessions_evicted_total and logged (a warning, at most one a minute, with the number since the last one); a sweep or the next eviction reports the ones not yet logged, a create that evicts nothing does not", () =>
     Effect.gen(function*() {
       const lines: Array<Line> = []
       const before = yield* evictedCount
@@ -155,7 +155,10 @@ describe("memory store: capacity", () => {
         lines,
         Effect.gen(function*() {
           const store = yield* Persistence.makeMemoryWith({ capacity: 2 })
-          const create = Effect.flatMap(TestClock.currentTimeMillis, (now) => store.create(makeSession(now), now + 10 * HOUR))
+          const create = Effect.flatMap(TestClock.currentTimeMillis, (now) => {
+            const session = makeSession(now)
+            return Effect.as(store.create(session, now + 10 * HOUR), session)
+          })
           yield* create
           yield* create
           yield* store.sweep // nothing evicted: nothing logged
@@ -166,8 +169,11 @@ describe("memory store: capacity", () => {
           yield* store.sweep // within the minute: not logged either
           yield* TestClock.adjust(1)
           yield* create // a minute after the last line: 3 since it
-          yield* create // counted, not logged
+          const last = yield* create // counted, not logged
           yield* TestClock.adjust(EVICTION_LOG_INTERVAL_MILLIS)
+          yield* store.delete(last.key)
+          yield* create // room for it: evicts nothing, reports nothing
+          yield* Effect.logWarning("marker")
           yield* store.sweep // the one not yet logged
           yield* store.sweep // nothing left to log
           yield* TestClock.adjust(EVICTION_LOG_INTERVAL_MILLIS)
@@ -178,6 +184,7 @@ describe("memory store: capacity", () => {
       deepStrictEqual(lines.map((l) => [l.level, l.message, l.annotations]), [
         ["WARN", "memory session store full: evicted 1 least recently used sessions", { event: "sessions-evicted", evicted: 1, capacity: 2 }],
         ["WARN", "memory session store full: evicted 3 least recently used sessions", { event: "sessions-evicted", evicted: 3, capacity: 2 }],
+        ["WARN", "marker", {}],
         ["WARN", "memory session store full: evicted 1 least recently used sessions", { event: "sessions-evicted", evicted: 1, capacity: 2 }]
       ])
     }))
