@@ -211,7 +211,7 @@ describe("Sessions.resolve: edges", () => {
       }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "1 minute", cache: false }, { store, seed: "flicker" })))
     }))
 
-  it.live(`a token due for rotation whose every compare-and-set loses (${MAX_ATTEMPTS} attempts) while it stays current is served unrotated, at once, not re-resolved round after round; the next request rotates it`, () =>
+  it.live(`a token due for rotation whose every compare-and-set loses (${MAX_ATTEMPTS} attempts) while it stays current is served unrotated, at once, not re-resolved round after round (after a redirect: with the token it followed to); the next request rotates it`, () =>
     Effect.gen(function*() {
       const memory = yield* Persistence.makeMemory
       const refusals = { left: 0, rotations: 0 }
@@ -229,13 +229,31 @@ describe("Sessions.resolve: edges", () => {
         // Due for rotation: the service's clock is the test's own (the layer below), moved on.
         yield* TestClock.adjust("2 minutes")
         refusals.left = MAX_ATTEMPTS
+        const events = yield* sessions.subscribe()
         const r = yield* sessions.resolve(tok(h), browser)
         deepStrictEqual([r.outcome, r.cookie, refusals.rotations], ["valid", "none", MAX_ATTEMPTS])
+        deepStrictEqual(Chunk.toReadonlyArray(yield* Queue.takeAll(events)).map((e) => e._tag), [])
         const served = Option.getOrThrow(r.session)
         assert.strictEqual(tok(served), tok(h))
         assertSome(yield* sessions.get(served, "a"), 1)
         const next = yield* sessions.resolve(tok(h), browser)
         deepStrictEqual([next.outcome, next.cookie, refusals.rotations], ["rotated", "set", MAX_ATTEMPTS + 1])
-      }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "1 minute", cache: false }, { store, seed: "lost-rotation" })), Effect.provide(TestContext.TestContext))
+        // Reached through a redirect: the request still learns the token it followed to.
+        const older = Option.getOrThrow(next.session)
+        const newer = yield* sessions.regenerateId(older)
+        yield* TestClock.adjust("2 minutes")
+        yield* Queue.takeAll(events)
+        refusals.rotations = 0
+        refusals.left = MAX_ATTEMPTS
+        const followed = yield* sessions.resolve(tok(older), browser)
+        deepStrictEqual([followed.outcome, followed.cookie, refusals.rotations], ["followed", "set", MAX_ATTEMPTS])
+        assert.strictEqual(tok(Option.getOrThrow(followed.session)), tok(newer))
+        const seen = Chunk.toReadonlyArray(yield* Queue.takeAll(events))
+        expect(seen.map((e) => [e._tag, "hops" in e ? e.hops : undefined])).toStrictEqual([["FollowedAfterRotation", 1]])
+      }).pipe(
+        Effect.scoped,
+        Effect.provide(serviceLayer({ idRotationInterval: "1 minute", gracePeriod: "10 minutes", cache: false }, { store, seed: "lost-rotation" })),
+        Effect.provide(TestContext.TestContext)
+      )
     }))
 })
