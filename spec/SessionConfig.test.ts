@@ -531,6 +531,7 @@ describe("SessionConfig: the IP binding and the cache", () => {
     assert.strictEqual(message({ tokenBytes: 8 }), "invalid session option tokenBytes: must be an integer from 32 to 64, got 8")
     assert.strictEqual(message({ idleTimout: "10 minutes" }), "invalid session option idleTimout: is not an option")
     assert.strictEqual(message({ idleTimeout: true }), "invalid session option idleTimeout: not a duration: true")
+    assert.strictEqual(message({ onSessionLimit: "evict" }), "invalid session option onSessionLimit: must be \"endLeastRecentlyUsed\" or \"refuse\", got \"evict\"")
   })
 
   it("the cookie's errors say why", () => {
