@@ -17,7 +17,7 @@ import { metrics } from "../src/internal/sessions/metrics.js"
 import { MAX_RERESOLVES } from "../src/internal/sessions/resolve.js"
 import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { MAX_HOPS } from "../src/internal/sessions/tokens.js"
-import { serviceLayer } from "./helpers/service.js"
+import { flickering, serviceLayer } from "./helpers/service.js"
 
 const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
 const tok = (h: Sessions.ActiveSession): string => Redacted.value(h.token)
@@ -190,23 +190,17 @@ describe("Sessions.resolve: edges", () => {
 
   it.effect(`a token whose record flickers (read as current, then as gone, as from a lagging replica) is resolved again at most MAX_RERESOLVES (${MAX_RERESOLVES}) times, then has no session and keeps its cookie`, () =>
     Effect.gen(function*() {
-      const memory = yield* Persistence.makeMemory
-      let flicker = false
-      let loads = 0
-      const store = intercept(memory, (method, call) => {
-        if (method !== "load" || !flicker) return call
-        loads++
-        return loads % 2 === 1 ? call : Effect.succeed(Option.none()) as unknown as typeof call
-      })
+      const flicker = flickering(yield* Persistence.makeMemory)
+      const store = flicker.store
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
         yield* TestClock.adjust("2 minutes") // due for rotation
-        flicker = true
+        flicker.set(true)
         const r = yield* sessions.resolve(tok(h), browser)
         // Each round: the token's record (current, due), then the rotation's own read (gone).
-        deepStrictEqual([r.outcome, r.cookie, Option.isNone(r.session), loads], ["missing", "none", true, 2 * (MAX_RERESOLVES + 1)])
-        flicker = false
+        deepStrictEqual([r.outcome, r.cookie, Option.isNone(r.session), flicker.loads()], ["missing", "none", true, 2 * (MAX_RERESOLVES + 1)])
+        flicker.set(false)
         deepStrictEqual((yield* sessions.resolve(tok(h), browser)).outcome, "rotated")
       }).pipe(Effect.provide(serviceLayer({ idRotationInterval: "1 minute", cache: false }, { store, seed: "flicker" })))
     }))

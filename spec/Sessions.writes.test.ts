@@ -17,7 +17,7 @@ import * as Testing from "../src/testing.js"
 import { logHash, publicId } from "../src/internal/hash.js"
 import { MAX_ATTEMPTS } from "../src/internal/sessions/retry.js"
 import { manualClock } from "../src/internal/testing/clock.js"
-import { serviceLayer } from "./helpers/service.js"
+import { flickering, serviceLayer } from "./helpers/service.js"
 import { recordingSpans } from "./helpers/tracing.js"
 
 const browser = Session.client({ ip: "198.51.100.7", userAgent: "Mozilla/5.0 Firefox/128.0" })
@@ -597,24 +597,18 @@ describe("Sessions writes: rotations against a store that keeps refusing them", 
 
   it.effect(`a rotation through a handle whose token is found rotated away on every attempt (a store that flickers) follows at most ${MAX_ATTEMPTS} times, then fails with SessionConflictError`, () =>
     Effect.gen(function*() {
-      const memory = yield* Persistence.makeMemory
-      let flicker = false
-      let loads = 0
       // The handle's read finds the session under its token; the rotation's own read, just after,
-      // finds nothing there (a lagging replica), as if another writer had rotated in between.
-      const store = Testing.intercept(memory, (method, call) => {
-        if (method !== "load" || !flicker) return call
-        loads++
-        return loads % 2 === 1 ? call : Effect.succeed(Option.none()) as unknown as typeof call
-      })
+      // finds nothing there, as if another writer had rotated in between.
+      const flicker = flickering(yield* Persistence.makeMemory)
+      const store = flicker.store
       yield* Effect.gen(function*() {
         const sessions = yield* Sessions.Sessions
         const h = yield* sessions.create(browser)
-        flicker = true
+        flicker.set(true)
         const e = yield* Effect.flip(sessions.regenerateId(h))
         assert.instanceOf(e, Sessions.SessionConflictError)
-        deepStrictEqual([(e as Sessions.SessionConflictError).method, loads], ["regenerateId", 2 * MAX_ATTEMPTS])
-        flicker = false
+        deepStrictEqual([(e as Sessions.SessionConflictError).method, flicker.loads()], ["regenerateId", 2 * MAX_ATTEMPTS])
+        flicker.set(false)
         assert.notStrictEqual((yield* sessions.regenerateId(h)).session.tokenKey, h.session.tokenKey)
       }).pipe(Effect.provide(serviceLayer({ cache: false }, { store })))
     }))
