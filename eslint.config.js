@@ -36,7 +36,7 @@ const noChaiDeepEquality = ["deepStrictEqual", "deepEqual", "notDeepStrictEqual"
 }))
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "reports/**", ".stryker-tmp/**", "docs/**", "bench/results/**", "dist/**", "coverage/**", "test-results/**"] },
+  { ignores: ["node_modules/**", "reports/**", ".stryker-tmp/**", "docs/**", "bench/results/**", "dist/**", "coverage/**", "test-results/**", ".bench-build/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -18,6 +18,7 @@ import { Effect, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { type Cluster, dbsizes, haveClusterTools, startCluster } from "../spec/helpers/redisCluster.js"
 import { distinctScenario, HOT, NAMES, type Row } from "./report.js"
+import { scriptArgs } from "./compiled.js"
 
 export const PG_URL = process.env["BENCH_PG_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
 export const REDIS_URL = process.env["BENCH_REDIS_URL"] ?? "redis://127.0.0.1:6379"
@@ -92,6 +93,13 @@ const deleteRedisKeys = async (prefix: string) => {
 export const SERVERS: ReadonlyArray<ServerSpec> = [
   { name: NAMES.node, file: "bench/servers/node.ts", sessions: false, prepare: async () => none },
   { name: NAMES.platform, file: "bench/servers/platform.ts", sessions: false, prepare: async () => none },
+  // The floor of the memory row's target: what a middleware of Http.middleware()'s shape costs.
+  {
+    name: NAMES.platformFloor,
+    file: "bench/servers/platform.ts",
+    sessions: false,
+    prepare: async () => ({ args: ["--middleware", "pass-through"], cleanup: async () => {} })
+  },
   {
     name: NAMES.memory,
     file: "bench/servers/sessions.ts",
@@ -191,9 +199,8 @@ interface Running {
 
 const startServer = (file: string, args: ReadonlyArray<string>, settings: HttpSettings, timeoutMs = 30_000): Promise<Running> =>
   new Promise((resolve, reject) => {
-    const nodeArgs = ["--import", "tsx"]
-    if (settings.profileDir !== undefined) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${settings.profileDir}`)
-    const child = spawn(process.execPath, [...nodeArgs, file, ...args], {
+    const nodeArgs = settings.profileDir !== undefined ? ["--cpu-prof", `--cpu-prof-dir=${settings.profileDir}`] : []
+    const child = spawn(process.execPath, [...nodeArgs, ...scriptArgs(file), ...args], {
       cwd: process.cwd(),
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, NODE_ENV: "production" }

@@ -17,6 +17,7 @@ import { pathToFileURL } from "node:url"
 import { Effect, Option } from "effect"
 import { Lru } from "../src/internal/lru.js"
 import { makeMemoryStore } from "../src/internal/memoryStore.js"
+import { scriptArgs } from "./compiled.js"
 import * as Session from "../src/Session.js"
 import { defaults as DEFAULT_CONFIG } from "../src/SessionConfig.js"
 import { NAMES, type Row } from "./report.js"
@@ -168,7 +169,7 @@ const runChild = (n: number, timeoutMs: number): Promise<ChildResult> =>
   new Promise((resolve, reject) => {
     const proc = spawn(
       process.execPath,
-      ["--expose-gc", "--max-old-space-size=8192", "--import", "tsx", "bench/memory.ts", "--child", String(n)],
+      ["--expose-gc", "--max-old-space-size=8192", ...scriptArgs("bench/memory.ts"), "--child", String(n)],
       { cwd: process.cwd(), stdio: ["ignore", "pipe", "pipe"] }
     )
     running.add(proc)

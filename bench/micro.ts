@@ -5,9 +5,9 @@
  *   npx tsx bench/micro.ts [--smoke]        (also run by bench/run.ts)
  */
 import { createHash, randomBytes } from "node:crypto"
-import { HttpApp, HttpMiddleware, HttpRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { HttpApp, HttpRouter, HttpServerResponse } from "@effect/platform"
 import { pathToFileURL } from "node:url"
-import { Context, Duration, Effect, Either, Option, Redacted, Ref } from "effect"
+import { Duration, Effect, Either, Option, Redacted } from "effect"
 import type { Layer } from "effect"
 import { ManagedRuntime } from "effect"
 import * as Codec from "../src/Codec.js"
@@ -18,6 +18,7 @@ import * as SessionCache from "../src/SessionCache.js"
 import * as SessionConfig from "../src/SessionConfig.js"
 import * as Sessions from "../src/Sessions.js"
 import { Lru } from "../src/internal/lru.js"
+import { passThrough } from "./floorMiddleware.js"
 import { passwordSet, runPasswordBench } from "./password.js"
 import { NAMES, type Row } from "./report.js"
 
@@ -349,23 +350,7 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
 
   // ---- the HTTP route in-process (no sockets, no load generator): what the middleware costs
   if (wanted("web handler")) {
-    // The floor: the Effect plumbing every request of Http.middleware goes through, with no
-    // session — read the request's headers, a Ref for the request's state, a pre-response handler
-    // that reads it and sets a header, the app run with a service provided and its failure caught.
-    // What Http.middleware costs over this row is the session's own work.
-    class Marker extends Context.Tag("bench/Marker")<Marker, { readonly cookie: string | undefined }>() {}
-    const passThrough = HttpMiddleware.make((app) =>
-      Effect.gen(function*() {
-        const request = yield* HttpServerRequest.HttpServerRequest
-        const cookie = request.headers.cookie
-        const state = yield* Ref.make(cookie === undefined ? "none" : "seen")
-        yield* HttpApp.appendPreResponseHandler((_request, response) =>
-          Effect.map(Ref.get(state), (s) => HttpServerResponse.setHeader(response, "vary", s === "none" ? "cookie" : "Cookie"))
-        )
-        const result = yield* Effect.either(Effect.provideService(app, Marker, { cookie }))
-        return result._tag === "Left" ? yield* Effect.fail(result.left) : result.right
-      })
-    )
+    // The floor (bench/floorMiddleware.ts): a middleware of the same shape with no session work.
     const rt = await runtimeOf(Sessions.layerMemory({ cookie: { secure: false } }))
     try {
       const runtime = await rt.runtime()

@@ -121,6 +121,21 @@ describe("bench targets", () => {
     expect(lossy[2]!.target?.pass).toBe(false)
   })
 
+  it("names, in the hot memory row's target, the ratio a pass-through middleware reached in the same run", () => {
+    const rows: Array<Row> = [
+      http(NAMES.platform, "hot session", 10_000),
+      http(NAMES.platformFloor, "hot session", 7_500),
+      http(NAMES.expressMemory, "hot session", 6_000),
+      http(NAMES.memory, "hot session", 4_000, { answered: 100, lost: 0 })
+    ]
+    applyTargets(rows)
+    expect(rows[3]!.target).toStrictEqual({
+      text: "≥ 0.8× platform and ≥ 1.2× express-session req/s (hot), 0 lost (pass-through floor 0.75×)",
+      pass: false
+    })
+    expect(rows[1]!.vsPlatform).toBeCloseTo(0.75, 6)
+  })
+
   it("prints, under the table, how the Redis Cluster row's keys spread over its primaries, and nothing for other rows", () => {
     const spread = "127.0.0.1:7020 (slots 0-5460): 6614; 127.0.0.1:7021 (slots 5461-10922): 6636; 127.0.0.1:7022 (slots 10923-16383): 6754"
     const rows = [

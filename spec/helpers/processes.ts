@@ -8,14 +8,22 @@
  * test never leaves a server behind.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
 import { connect, createServer } from "node:net"
 import { tmpdir } from "node:os"
-import { dirname, join, resolve } from "node:path"
+import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 
-/** The repository root (the working directory of the scripts). */
-export const root: string = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
+/**
+ * The repository root (the working directory of the scripts): the nearest folder above this
+ * module with a `package.json` — this file, or its compiled copy under `.bench-build/` (the bench
+ * runs the compiled code, `bench/compiled.ts`).
+ */
+export const root: string = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir)
+  return dir
+})()
 
 const running = new Set<ChildProcess>()
 
