@@ -7,8 +7,7 @@
 import { createHash, randomBytes } from "node:crypto"
 import { HttpApp, HttpRouter, HttpServerResponse } from "@effect/platform"
 import { pathToFileURL } from "node:url"
-import { Duration, Effect, Either, Option, Redacted } from "effect"
-import type { Layer } from "effect"
+import { Duration, Effect, Either, Layer, Option, Redacted, RuntimeFlags, Supervisor } from "effect"
 import { ManagedRuntime } from "effect"
 import * as Codec from "../src/Codec.js"
 import * as Http from "../src/Http.js"
@@ -162,6 +161,66 @@ const sampleSession = (t: number) =>
     Session.set(Session.start({ key: base64url(32), tokenKey: sha(base64url(32)), now: t, client: CLIENT }), "count", 41),
     3
   )
+
+/** The name of the rows that count the Effect steps of a web-handler request. */
+const STEPS_ROW = "web handler: Effect steps per request"
+
+/** Counts every step the fiber run loop takes, and the fibers started, while `on`. */
+class StepCounter extends Supervisor.AbstractSupervisor<void> {
+  on = false
+  steps = 0
+  fibers = 0
+  get value() {
+    return Effect.void
+  }
+  override onStart() {
+    if (this.on) this.fibers++
+  }
+  override onEffect() {
+    if (this.on) this.steps++
+  }
+}
+
+/**
+ * The Effect steps and fibers per request of each web-handler route, on a runtime of its own
+ * with op supervision on (it slows every step, so the timed rows never run on it).
+ */
+const countSteps = async (
+  apps: ReadonlyArray<readonly [string, HttpApp.Default<any, any>]>,
+  ua: string
+): Promise<Array<{ readonly steps: number; readonly fibers: number; readonly requests: number }>> => {
+  const counter = new StepCounter()
+  const rt = ManagedRuntime.make(
+    Layer.mergeAll(Sessions.layerMemory({ cookie: { secure: false } }), Supervisor.addSupervisor(counter), RuntimeFlags.enableOpSupervision)
+  )
+  try {
+    const runtime = await rt.runtime()
+    const handlers = apps.map(([, app]) => HttpApp.toWebHandlerRuntime(runtime)(app))
+    const post = (handler: (r: Request) => Promise<Response>, headers: Record<string, string>) =>
+      handler(new Request("http://localhost/count", { method: "POST", headers })).then(async (res) => {
+        consume((await res.arrayBuffer()).byteLength)
+        return res
+      })
+    // The last route updates the session: its first request creates it.
+    const first = await post(handlers[handlers.length - 1]!, { "user-agent": ua })
+    const cookie = first.headers.getSetCookie()[0]?.split(";")[0]
+    if (cookie === undefined) throw new Error("web handler steps: no session cookie")
+    const requests = 200
+    const counts = []
+    for (const handler of handlers) {
+      for (let i = 0; i < 20; i++) await post(handler, { cookie, "user-agent": ua })
+      counter.steps = 0
+      counter.fibers = 0
+      counter.on = true
+      for (let i = 0; i < requests; i++) await post(handler, { cookie, "user-agent": ua })
+      counter.on = false
+      counts.push({ steps: counter.steps / requests, fibers: counter.fibers / requests, requests })
+    }
+    return counts
+  } finally {
+    await rt.dispose()
+  }
+}
 
 /** Builds a runtime for a layer once and runs effects on it synchronously. */
 const runtimeOf = async <R, E>(layer: Layer.Layer<R, E>) => {
@@ -403,6 +462,22 @@ export const runMicro = async (options: MicroOptions): Promise<Array<Row>> => {
       apps.forEach(([name], i) => {
         const r = results[i]!
         add(name, "memory, 1 session", r, { microsPerRequest: Math.round(1e7 / r.opsPerSecond) / 10 })
+      })
+      // The same routes, counted instead of timed: the Effect steps (operations of the fiber run
+      // loop) and fibers one request takes. Unlike the timings, the counts are exact and the same
+      // on any machine: what the session layer adds to a request, in the currency of its cost.
+      const steps = await countSteps(apps, ua)
+      apps.forEach(([name], i) => {
+        const label = name.replace(/^web handler( floor)?: /, "")
+        rows.push({
+          part: "micro",
+          name: STEPS_ROW,
+          scenario: label,
+          value: steps[i]!.steps,
+          unit: "steps/request",
+          extra: { fibers: steps[i]!.fibers, requests: steps[i]!.requests }
+        })
+        log(`  micro  ${STEPS_ROW} ${label}: ${steps[i]!.steps.toFixed(1)} (fibers ${steps[i]!.fibers.toFixed(2)})`)
       })
     } finally {
       await rt.dispose()

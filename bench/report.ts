@@ -13,9 +13,9 @@ export interface Row {
   readonly name: string
   /** e.g. "hot session", "10,000 sessions", "1M entries"; "" when the row has no scenario. */
   readonly scenario: string
-  /** The main number: ops/s (micro), requests/s (http), bytes per session (memory). */
+  /** The main number: ops/s (micro; Effect steps per request for the step counts), requests/s (http), bytes per session (memory). */
   value?: number
-  readonly unit: "ops/s" | "req/s" | "B/session"
+  readonly unit: "ops/s" | "req/s" | "B/session" | "steps/request"
   /** HTTP: latency percentiles in milliseconds. */
   p50Ms?: number
   p99Ms?: number
