@@ -4,6 +4,7 @@
  * address by writing to the header.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { assertNone, deepStrictEqual } from "@effect/vitest/utils"
 import { FastCheck as fc, Option } from "effect"
 import { resolveClientIp } from "../src/internal/clientIp.js"
 import { type IpRange, parseRange } from "../src/internal/ip.js"
@@ -145,5 +146,34 @@ describe("resolveClientIp: the edges of a hop (mutation testing)", () => {
     for (const hop of ["x[2001:db8::1]:443", "[2001:db8::1]:443x", "x203.0.113.7:80", "203.0.113.7:80x"]) {
       assert.strictEqual(resolve("127.0.0.1", `198.51.100.1, ${hop}, 10.0.0.3`, LOCAL_AND_10), "10.0.0.3", hop)
     }
+  })
+})
+
+describe("resolveClientIp: one peer, one binding", () => {
+  const some = (s: string) => Option.some(s)
+
+  it("the sessions of one address share one binding value (and a request skips parsing it again)", () => {
+    const first = resolveClientIp(some("203.0.113.7"), undefined, [])
+    const second = resolveClientIp(some("203.0.113.7"), undefined, [])
+    assert.strictEqual(first, second, "the same object")
+    deepStrictEqual(first, Option.some("203.0.113.7"))
+    const v6 = resolveClientIp(some("2001:DB8::1"), undefined, [])
+    assert.strictEqual(resolveClientIp(some("2001:DB8::1"), undefined, []), v6)
+    deepStrictEqual(Option.map(v6, canonicalIp), Option.some(canonicalIp("2001:db8::1")))
+    assertNone(resolveClientIp(some("not an address"), undefined, []))
+    assertNone(resolveClientIp(some("not an address"), undefined, []))
+  })
+
+  it("a remembered peer does not stand for the client behind it: a trusted proxy's X-Forwarded-For is still read", () => {
+    const proxy = ranges("10.0.0.0/8")
+    deepStrictEqual(resolveClientIp(some("10.0.0.9"), undefined, proxy), Option.some("10.0.0.9"))
+    deepStrictEqual(resolveClientIp(some("10.0.0.9"), "198.51.100.4", proxy), Option.some("198.51.100.4"))
+    deepStrictEqual(resolveClientIp(some("10.0.0.9"), undefined, proxy), Option.some("10.0.0.9"))
+  })
+
+  it("past the memo's bound every address still gets its own binding", () => {
+    const addresses = Array.from({ length: 1500 }, (_, i) => `198.${(i >> 8) & 255}.${i & 255}.${(i * 7) & 255}`)
+    for (const a of addresses) deepStrictEqual(resolveClientIp(some(a), undefined, []), Option.some(a))
+    for (const a of addresses.slice(0, 20)) deepStrictEqual(resolveClientIp(some(a), undefined, []), Option.some(a))
   })
 })

@@ -128,7 +128,7 @@ export const inRange = (address: IpAddress, range: IpRange): boolean => samePref
 
 /** The canonical text of an address (IPv4 dotted, IPv6 lowercase uncompressed groups). @internal */
 export const formatIp = (address: IpAddress): string => {
-  if (address.family === 4) return Array.from(address.bytes).join(".")
+  if (address.family === 4) return `${address.bytes[0]}.${address.bytes[1]}.${address.bytes[2]}.${address.bytes[3]}`
   const groups: Array<string> = []
   for (let i = 0; i < 16; i += 2) groups.push(((address.bytes[i]! << 8) | address.bytes[i + 1]!).toString(16))
   return groups.join(":")
