@@ -5,8 +5,10 @@
  */
 import type { Results, Row } from "./report.js"
 
-const WIDTH = 860
-const LABEL_WIDTH = 270
+const MIN_WIDTH = 860
+const MIN_LABEL_WIDTH = 270
+/** About the width of a character of the 12px sans-serif labels, for sizing the columns to the text. */
+const CHAR_WIDTH = 6.6
 const BAR_AREA = 440
 const BAR_HEIGHT = 18
 const ROW_GAP = 8
@@ -51,6 +53,9 @@ export const chart = (results: Results): string => {
   // others and draw its bar broken, so that the bars being compared stay readable.
   const scaled = measuredRows.filter((r) => !r.name.startsWith("(d)"))
   const max = Math.max(1, ...(scaled.length > 0 ? scaled : measuredRows).map((r) => r.value ?? 0))
+  // The label column fits the longest server name; the chart, the longest bar with its value text.
+  const LABEL_WIDTH = Math.max(MIN_LABEL_WIDTH, Math.ceil(Math.max(0, ...rows.map((r) => r.name.length)) * CHAR_WIDTH) + 16)
+  let right = LABEL_WIDTH + BAR_AREA + 20
   const parts: Array<string> = []
   let y = TOP
   for (const scenario of scenarios) {
@@ -78,6 +83,7 @@ export const chart = (results: Results): string => {
         )
       }
       parts.push(`<text x="${LABEL_WIDTH + length + 6}" y="${y + 13}" class="value">${escape(valueText(row))}</text>`)
+      right = Math.max(right, LABEL_WIDTH + length + 6 + Math.ceil(valueText(row).length * CHAR_WIDTH))
       y += BAR_HEIGHT + ROW_GAP
     }
     y += GROUP_GAP - ROW_GAP
@@ -86,6 +92,7 @@ export const chart = (results: Results): string => {
   const title = `HTTP requests per second, ${results.mode} run of ${m.date.slice(0, 10)}`
   const subtitle = `${m.cpu}, ${m.cores} cores, Node ${m.node}; ${results.settings["connections"] ?? "?"} connections; \`${results.command}\``
   const height = y + 24
+  const WIDTH = Math.max(MIN_WIDTH, Math.ceil(right + 12))
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif">`,
     `<defs><pattern id="lost" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f3c3c3"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c0392b" stroke-width="3"/></pattern></defs>`,

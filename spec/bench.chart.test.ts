@@ -83,6 +83,27 @@ describe("bench chart", () => {
     expect(svg).toContain(`class="break"`)
     expect(svg).toContain("80,000 req/s")
   })
+
+  it("widens the label column to the longest server name and the chart to the longest value text", () => {
+    const long = "(a) @effect/platform + a pass-through middleware, no sessions"
+    const svg = chart(results([
+      http("(a) @effect/platform, no sessions", "hot session", 8000),
+      http(long, "hot session", 6000),
+      http("(c) express-session, MemoryStore", "hot session", 7900, { answered: 23_045, lost: 22_127 })
+    ]))
+    const labelX = Number(/x="([0-9.]+)"[^>]*class="label"[^>]*>\(a\) @effect\/platform \+/.exec(svg)?.[1])
+    // text-anchor="end" at labelX: the name must fit left of it (≥ 6 px a character at 12 px)
+    expect(labelX).toBeGreaterThanOrEqual(long.length * 6)
+    const barX = Number(/class="bar" x="([0-9.]+)"/.exec(svg)?.[1])
+    expect(barX).toBeGreaterThan(labelX)
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(svg)?.[1])
+    const lostText = "7,900 req/s, lost 22,127 of 23,045 updates (96 %)"
+    expect(svg).toContain(lostText)
+    const valueX = Number(new RegExp(`x="([0-9.]+)"[^>]*class="value">${lostText.replace(/[()]/g, "\\$&")}`).exec(svg)?.[1])
+    expect(width).toBeGreaterThanOrEqual(valueX + lostText.length * 6)
+    // a chart of short names keeps the usual size
+    expect(/<svg[^>]* width="(\d+)"/.exec(chart(results([http("x", "hot session", 5000)])))?.[1]).toBe("860")
+  })
 })
 
 describe("bench targets", () => {
