@@ -17,7 +17,7 @@ import autocannon from "autocannon"
 import { Effect, Redacted } from "effect"
 import { Redis } from "ioredis"
 import { type Cluster, dbsizes, haveClusterTools, startCluster } from "../spec/helpers/redisCluster.js"
-import { distinctScenario, HOT, NAMES, type Row } from "./report.js"
+import { distinctScenario, HOT, mergeRounds, NAMES, type Row } from "./report.js"
 import { scriptArgs } from "./compiled.js"
 
 export const PG_URL = process.env["BENCH_PG_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
@@ -37,6 +37,11 @@ export interface HttpSettings {
   readonly connections: number
   /** Sessions of the distinct-sessions scenario. */
   readonly distinct: number
+  /**
+   * Rounds over every server (default 1). Each round starts every server afresh, in an order
+   * rotated from the last round's; a row reports its median round (`mergeRounds` in `report.ts`).
+   */
+  readonly rounds?: number
   /** Skip rows whose service is down instead of failing them. */
   readonly requireServices: boolean
   /** Only servers whose name contains this (case-insensitive). */
@@ -517,15 +522,26 @@ const benchServer = async (spec: ServerSpec, settings: HttpSettings): Promise<Ar
 }
 
 export const runHttp = async (settings: HttpSettings): Promise<Array<Row>> => {
-  const rows: Array<Row> = []
+  const specs = SERVERS.filter((spec) => settings.only === undefined || spec.name.toLowerCase().includes(settings.only.toLowerCase()))
+  const rounds = Math.max(1, Math.floor(settings.rounds ?? 1))
+  // Servers are measured one after another, and the load of the machine drifts meanwhile: over
+  // several rounds in rotated orders each server meets the drift at another time, and the median
+  // round stands for it.
+  const byRow = new Map<string, Array<Row>>()
   try {
-    for (const spec of SERVERS) {
-      if (settings.only !== undefined && !spec.name.toLowerCase().includes(settings.only.toLowerCase())) continue
-      rows.push(...(await benchServer(spec, settings)))
+    for (let round = 0; round < rounds; round++) {
+      const shift = specs.length === 0 ? 0 : (round * Math.ceil(specs.length / rounds)) % specs.length
+      if (rounds > 1) settings.log(`  http   round ${round + 1} of ${rounds}`)
+      for (const spec of [...specs.slice(shift), ...specs.slice(0, shift)]) {
+        for (const row of await benchServer(spec, settings)) {
+          const key = `${row.name}\u0000${row.scenario}`
+          byRow.set(key, [...(byRow.get(key) ?? []), row])
+        }
+      }
     }
   } finally {
     killAll()
     agent.destroy()
   }
-  return rows
+  return specs.flatMap((spec) => [...byRow.entries()].filter(([key]) => key.startsWith(`${spec.name}\u0000`)).map(([, rows]) => mergeRounds(rows)))
 }

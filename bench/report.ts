@@ -97,6 +97,8 @@ const COLUMNS: ReadonlyArray<{ readonly title: string; readonly right: boolean; 
   { title: "row", right: false, cell: (r) => r.name },
   { title: "scenario", right: false, cell: (r) => r.scenario },
   { title: "result", right: true, cell: formatValue },
+  // HTTP rows over several rounds: the req/s of each (the result is their median).
+  { title: "rounds", right: false, cell: (r) => typeof r.extra?.["rounds"] === "string" ? r.extra["rounds"] : "" },
   { title: "p50 ms", right: true, cell: (r) => ms(r.p50Ms) },
   { title: "p99 ms", right: true, cell: (r) => ms(r.p99Ms) },
   { title: "errors", right: true, cell: (r) => r.errors === undefined ? "" : grouped(r.errors) },
@@ -227,6 +229,34 @@ export const applyTargets = (rows: ReadonlyArray<Row>): void => {
     if (r.part === "memory" && r.name === NAMES.memoryStore) {
       r.target = { text: "≤ 400 B/session", pass: r.value <= 400 }
     }
+  }
+}
+
+/**
+ * One row from the same row's rounds: the round with the median req/s (the lower one of the
+ * middle two), its latencies and errors; the hot session's answers, counter growth and lost
+ * updates summed over every round (0 lost means none in any round); the req/s of every round in
+ * `extra.rounds`. A row that failed in any round fails; one skipped in every round is skipped.
+ */
+export const mergeRounds = (rounds: ReadonlyArray<Row>): Row => {
+  if (rounds.length === 1) return rounds[0]!
+  const failed = rounds.find((r) => r.failed !== undefined)
+  if (failed !== undefined) return failed
+  const measured = rounds.filter((r) => r.skipped === undefined && r.value !== undefined)
+  if (measured.length === 0) return rounds[0]!
+  const sorted = [...measured].sort((a, b) => a.value! - b.value!)
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!
+  const sum = (pick: (r: Row) => number | undefined) =>
+    measured.every((r) => pick(r) !== undefined) ? measured.reduce((n, r) => n + pick(r)!, 0) : undefined
+  const answered = sum((r) => r.answered)
+  const counterDelta = sum((r) => r.counterDelta)
+  const lost = sum((r) => r.lost)
+  return {
+    ...median,
+    ...(answered === undefined ? {} : { answered }),
+    ...(counterDelta === undefined ? {} : { counterDelta }),
+    ...(lost === undefined ? {} : { lost }),
+    extra: { ...median.extra, rounds: measured.map((r) => Math.round(r.value!)).join(" / ") }
   }
 }
 

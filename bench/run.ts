@@ -7,7 +7,8 @@
  *   npx tsx bench/run.ts --smoke         every part tiny; exits 1 unless every row has numbers
  *   options: --only-part micro|http|memory (repeatable)   --only <text> (rows/servers whose name contains it)
  *            --out <file> (results JSON; smoke default: a file in the OS temp dir)
- *            --duration <s> --warmup <s> --distinct <n> (HTTP)   --cpu-prof <dir> (profile every server)
+ *            --duration <s> --warmup <s> --distinct <n> --rounds <n> (HTTP; full run: 3 s, 2 s, 10,000, 3 rounds; smoke: 2 rounds)
+ *            --cpu-prof <dir> (profile every server)
  *            --table <results.json> (print the table of a results file and exit)
  *            --chart <results.json> (draw its chart, the .svg beside it, and exit; a run draws its own)
  *            --summarize-profile <file.cpuprofile> [--top n] [--by-file]
@@ -71,15 +72,17 @@ const main = async (): Promise<number> => {
   const requireServices = process.env["SESSIONS_REQUIRE_SERVICES"] === "1"
   const out = option("out") ?? (smoke ? join(tmpdir(), "effect-sessions-bench-smoke.json") : "bench/results/latest.json")
   const http = {
-    duration: Number(option("duration") ?? (smoke ? 0.3 : 5)),
+    duration: Number(option("duration") ?? (smoke ? 0.3 : 3)),
     warmup: Number(option("warmup") ?? (smoke ? 0.1 : 2)),
     connections: 50,
-    distinct: Number(option("distinct") ?? (smoke ? 200 : 10_000))
+    distinct: Number(option("distinct") ?? (smoke ? 200 : 10_000)),
+    rounds: Number(option("rounds") ?? (smoke ? 2 : 3))
   }
   const command = `npx tsx bench/run.ts${argv.length > 0 ? ` ${argv.join(" ")}` : ""}`
   const settings: Record<string, number | string> = {
     httpSecondsPerScenario: http.duration,
     httpWarmupSeconds: http.warmup,
+    httpRounds: http.rounds,
     connections: http.connections,
     distinctSessions: http.distinct,
     loadGenerator: "autocannon 8 (in the runner process)",

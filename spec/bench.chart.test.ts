@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { chart, lostShare } from "../bench/chart.js"
-import { applyTargets, NAMES, notes, overheadMicros, type Results, type Row } from "../bench/report.js"
+import { applyTargets, mergeRounds, NAMES, notes, overheadMicros, type Results, type Row, table } from "../bench/report.js"
 
 const results = (rows: ReadonlyArray<Row>): Results => ({
   machine: { cpu: "Test CPU", cores: 2, node: "v20.0.0", platform: "linux x64", totalMemoryGiB: 1, date: "2026-12-01T00:00:00.000Z", loadAverageAtStart: 0 },
@@ -166,5 +166,35 @@ describe("bench targets", () => {
     ]
     expect(notes(rows)).toStrictEqual([`(b) effect-sessions, Redis Cluster: keys per primary after the run (DBSIZE): ${spread}`])
     expect(notes(rows.slice(0, 2))).toStrictEqual([])
+  })
+})
+
+describe("bench rounds", () => {
+  it("a row reports its median round, the answers and lost updates of every round summed, and each round's req/s", () => {
+    const round = (value: number, answered: number, lost: number, p99Ms: number) =>
+      http(NAMES.expressMemory, "hot session", value, { answered, counterDelta: answered - lost, lost, p99Ms, extra: { amount: answered } })
+    const merged = mergeRounds([round(4000, 100, 90, 30), round(6000, 120, 110, 20), round(5000, 110, 100, 25)])
+    expect(merged.value).toBe(5000)
+    expect(merged.p99Ms).toBe(25)
+    expect([merged.answered, merged.counterDelta, merged.lost]).toStrictEqual([330, 30, 300])
+    expect(merged.extra).toStrictEqual({ amount: 110, rounds: "4000 / 6000 / 5000" })
+    expect(table([merged])).toMatch(/ 5,000 req\/s {2}4000 \/ 6000 \/ 5000 /)
+    // of two middle rounds, the lower
+    expect(mergeRounds([round(4000, 1, 0, 1), round(6000, 1, 0, 1)]).value).toBe(4000)
+    // one round: the row as it is
+    const one = round(4000, 1, 0, 1)
+    expect(mergeRounds([one])).toBe(one)
+  })
+
+  it("a row failed in any round fails, one skipped in every round is skipped, a round without a counter sums none", () => {
+    const ok = http(NAMES.memory, "10,000 sessions", 3000)
+    const failed = http(NAMES.memory, "10,000 sessions", undefined, { failed: "server: exited" })
+    expect(mergeRounds([ok, failed, ok]).failed).toBe("server: exited")
+    const skipped = http(NAMES.redis, "hot session", undefined, { skipped: "Redis unreachable" })
+    expect(mergeRounds([skipped, skipped]).skipped).toBe("Redis unreachable")
+    const merged = mergeRounds([ok, http(NAMES.memory, "10,000 sessions", 2000)])
+    expect(merged.value).toBe(2000)
+    expect(merged.answered).toBeUndefined()
+    expect(merged.lost).toBeUndefined()
   })
 })

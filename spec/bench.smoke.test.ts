@@ -71,6 +71,11 @@ describe("bench --smoke", () => {
       if (r.skipped !== undefined) continue
       expect(typeof r.value === "number" && Number.isFinite(r.value) && r.value > 0, `${r.name} / ${r.scenario}`).toBe(true)
     }
+    // every HTTP row measured in the two rounds of a smoke run, its result the median of them
+    for (const r of results.rows.filter((x) => x.part === "http" && x.skipped === undefined)) {
+      expect(String(r.extra?.["rounds"]).split(" / "), `${r.name} / ${r.scenario}`).toHaveLength(2)
+    }
+    expect(results.settings["httpRounds"]).toBe(2)
     // the servers without a store never skip
     const measured = results.rows.filter((r) => r.part === "http" && r.skipped === undefined).map((r) => r.name)
     expect(measured.some((n) => n.includes("@effect/platform"))).toBe(true)
