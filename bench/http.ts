@@ -1,8 +1,9 @@
 /**
- * HTTP benchmarks: each server runs in its own child process (`node --import tsx
- * bench/servers/*.ts`, which prints `PORT n`); autocannon drives it from this process over
- * 127.0.0.1. Two scenarios per server: one hot session (50 connections, one cookie) and many
- * distinct sessions (pre-created cookies, cycled by `setupRequest`).
+ * HTTP benchmarks: each server runs in its own child process (`bench/servers/*.ts`, compiled
+ * and run by plain `node`, or through tsx with `--source`: `compiled.ts`; it prints `PORT n`);
+ * autocannon drives it from this process over 127.0.0.1. Two scenarios per server: one hot
+ * session (50 connections, one cookie) and many distinct sessions (pre-created cookies, cycled by
+ * `setupRequest`), in as many rounds over every server as asked.
  */
 import { spawn, type ChildProcess } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"

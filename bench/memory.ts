@@ -9,7 +9,7 @@
  * `global.gc()` before and after, `process.memoryUsage().heapUsed` delta / n.
  *
  *   npx tsx bench/memory.ts [--smoke]            (parent: spawns the children)
- *   node --expose-gc --import tsx bench/memory.ts --child <n>
+ *   node --expose-gc --import tsx bench/memory.ts --child <n>   (a child; `bench/run.ts` starts the compiled file)
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
