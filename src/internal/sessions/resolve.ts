@@ -18,7 +18,7 @@
 import { Clock, Effect, Metric, Option } from "effect"
 import * as Ids from "../../Ids.js"
 import type { SessionStoreError } from "../persistence.js"
-import type { Client, Redirect, TokenRecord } from "../../Session.js"
+import type { Client, Redirect, Session, TokenRecord } from "../../Session.js"
 import * as S from "../../Session.js"
 import { logHash } from "../hash.js"
 import type { Commits } from "./commit.js"
@@ -113,6 +113,13 @@ export const makeResolver = (
         reresolves >= MAX_RERESOLVES
           ? Effect.succeed(resolution(Option.none(), "none", "missing"))
           : resolveToken(token, client, hops, followed, reresolves + 1)
+      // The session served under this token as it is; reached through a redirect, the request
+      // answers with the current token (and says it followed one).
+      const serve = (session: Session) =>
+        Effect.as(
+          followed ? events.emit(Ev.followed(session, now, hops)) : Effect.void,
+          resolution(Option.some(handles.active(session, token, tk)), followed ? "set" : "none", followed ? "followed" : "valid")
+        )
       switch (decision._tag) {
         // An unknown token, or an old one past its grace period, leaves the cookie alone: the
         // browser may already hold a newer token under the same name (a response to an older
@@ -163,10 +170,7 @@ export const makeResolver = (
           // Every compare-and-set lost while the token stayed current (other writers kept
           // winning): the session is valid, only its rotation is late — serve it as it is (the
           // next request rotates) rather than hold the request or drop its session.
-          if (rotated === "lost") {
-            if (followed) yield* events.emit(Ev.followed(decision.session, now, hops))
-            return resolution(Option.some(handles.active(decision.session, token, tk)), followed ? "set" : "none", followed ? "followed" : "valid")
-          }
+          if (rotated === "lost") return yield* serve(decision.session)
           if (Option.isSome(rotated)) {
             if (followed) yield* events.emit(Ev.followed(rotated.value.session, now, hops))
             return resolution(rotated, "set", "rotated")
@@ -181,12 +185,7 @@ export const makeResolver = (
             : yield* withLock(session.key)(commits.writeTouch(session.key, tk, now))
           // The token is no longer current (rotated or retired meanwhile, or the session was destroyed).
           if (Option.isNone(result)) return yield* again()
-          if (followed) yield* events.emit(Ev.followed(result.value, now, hops))
-          return resolution(
-            Option.some(handles.active(result.value, token, tk)),
-            followed ? "set" : "none",
-            followed ? "followed" : "valid"
-          )
+          return yield* serve(result.value)
         }
       }
     })
